@@ -1,0 +1,608 @@
+package tracer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Options configures a Pipeline. Sink and Dir are required; zero values of
+// the others take the defaults noted.
+type Options struct {
+	Sink Sink   // where events go
+	Dir  string // the outbox directory (created if missing, locked while open)
+
+	QueueSize     int           // events buffered between Record and the writer; 16384
+	OverflowSize  int           // events buffered for the overflow spiller when the queue is full; 16384
+	BatchSize     int           // events per sink write and per outbox record; 500
+	FlushInterval time.Duration // longest an event waits for its batch to fill; 200ms
+	WriteTimeout  time.Duration // deadline of one sink write; 10s
+
+	ReplayMinBackoff time.Duration // first wait after a failed replay; 500ms
+	ReplayMaxBackoff time.Duration // longest wait between replay attempts; 30s
+
+	SegmentBytes   int64 // outbox segment size before a new file is started; 64 MiB
+	MaxOutboxBytes int64 // outbox size beyond which spills fail (and are counted); 1 GiB; <0 for no limit
+	SyncEachSpill  bool  // fsync after every outbox record, not only when a segment is sealed
+
+	// Registerer receives the pipeline's metrics (nil: not registered).
+	// They are unregistered on Close.
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger // slog.Default() when nil
+}
+
+func (o *Options) defaults() error {
+	if o.Sink == nil {
+		return errors.New("tracer: pipeline needs a sink")
+	}
+	if o.Dir == "" {
+		return errors.New("tracer: pipeline needs an outbox directory")
+	}
+	setDefault(&o.QueueSize, 16384)
+	setDefault(&o.OverflowSize, 16384)
+	setDefault(&o.BatchSize, 500)
+	setDefault(&o.FlushInterval, 200*time.Millisecond)
+	setDefault(&o.WriteTimeout, 10*time.Second)
+	setDefault(&o.ReplayMinBackoff, 500*time.Millisecond)
+	setDefault(&o.ReplayMaxBackoff, 30*time.Second)
+	setDefault(&o.SegmentBytes, 64<<20)
+	setDefault(&o.MaxOutboxBytes, 1<<30)
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return nil
+}
+
+func setDefault[T int | int64 | time.Duration](v *T, d T) {
+	if *v <= 0 {
+		*v = d
+	}
+}
+
+// Stats counts what happened to recorded events. Every event given to Record
+// ends up in exactly one of: Dropped (never accepted), Written, Rejected,
+// SpillFailed, or the outbox, from which it later becomes Replayed or
+// Rejected, or is kept in a corrupt segment. So once the outbox is empty:
+//
+//	Recorded == Written + Replayed + Rejected + SpillFailed
+type Stats struct {
+	Recorded      uint64 // accepted by Record (into the queue or the overflow buffer)
+	Overflowed    uint64 // of Recorded, those that went through the overflow buffer
+	DroppedFull   uint64 // refused by Record because the queue and overflow buffer were full
+	DroppedClosed uint64 // refused by Record because the pipeline was closed
+	Written       uint64 // stored by the sink on the direct path
+	Spilled       uint64 // appended to the outbox
+	Replayed      uint64 // stored by the sink from the outbox
+	Rejected      uint64 // refused by the sink for good (e.g. Elasticsearch 400); logged
+	SpillFailed   uint64 // lost because the outbox could not take them (full, disk error); logged
+	Corrupt       uint64 // outbox records that could not be read; their segment is kept as .corrupt
+	SinkFailures  uint64 // sink writes that failed in whole or in part
+
+	QueueLen       int   // events waiting in the queue
+	OverflowLen    int   // events waiting in the overflow buffer
+	OutboxBytes    int64 // bytes waiting in the outbox
+	OutboxSegments int   // segment files waiting in the outbox
+}
+
+// Dropped is every event Record refused.
+func (s Stats) Dropped() uint64 { return s.DroppedFull + s.DroppedClosed }
+
+type counters struct {
+	recorded atomic.Uint64
+	_        [56]byte // keep the hot counter on its own cache line
+	overflowed,
+	droppedFull,
+	droppedClosed,
+	written,
+	spilled,
+	replayed,
+	rejected,
+	spillFailed,
+	corrupt,
+	sinkFailures atomic.Uint64
+}
+
+// Pipeline is the Recorder the data plane uses in production: Record puts
+// the event in a bounded queue without blocking; a writer goroutine sends
+// batches to the Sink; while the sink fails, batches go to the outbox, a
+// local directory of checksummed append-only files, and a replayer goroutine
+// writes them to the sink, in order, once it accepts writes again. When the
+// queue is full, events go to an overflow buffer whose goroutine spills them
+// straight to the outbox; only when that is full too is an event dropped,
+// and counted.
+//
+// Create with NewPipeline, then Start; Close stops it, writing or spilling
+// what is pending. A Pipeline is safe for concurrent use.
+type Pipeline struct {
+	opts Options
+	log  *slog.Logger
+	ob   *outbox
+
+	mu     sync.RWMutex // write-locked once, by Close, to stop Record
+	closed bool
+
+	queue    chan Event
+	overflow chan Event
+	wake     chan struct{} // the outbox has new data
+
+	ctx        context.Context // cancelled when Close gives up waiting
+	cancel     context.CancelFunc
+	finalCtx   context.Context // Close's context, for the writer's last flush
+	stopIngest chan struct{}
+	stopReplay chan struct{}
+	ingestWG   sync.WaitGroup
+	replayWG   sync.WaitGroup
+
+	startOnce sync.Once
+	closeOnce sync.Once
+	closeErr  error
+
+	c          counters
+	collectors []prometheus.Collector
+	resume     resumePoint // replayer only
+}
+
+// resumePoint is where the replayer stopped inside a segment.
+type resumePoint struct {
+	seq  uint64
+	off  int64   // offset of the first record not fully stored
+	left []Event // events of that record still to store; nil: all of it
+}
+
+var _ Recorder = (*Pipeline)(nil)
+
+// NewPipeline opens the outbox and registers the metrics. It does not start
+// any goroutine.
+func NewPipeline(opts Options) (*Pipeline, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	ob, err := openOutbox(opts.Dir, opts.SegmentBytes, opts.MaxOutboxBytes, opts.SyncEachSpill)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Pipeline{
+		opts:       opts,
+		log:        opts.Logger.With("component", "tracer"),
+		ob:         ob,
+		queue:      make(chan Event, opts.QueueSize),
+		overflow:   make(chan Event, opts.OverflowSize),
+		wake:       make(chan struct{}, 1),
+		ctx:        ctx,
+		cancel:     cancel,
+		finalCtx:   context.Background(),
+		stopIngest: make(chan struct{}),
+		stopReplay: make(chan struct{}),
+	}
+	if opts.Registerer != nil {
+		if err := p.register(opts.Registerer); err != nil {
+			cancel()
+			return nil, errors.Join(err, ob.close())
+		}
+	}
+	return p, nil
+}
+
+// Start launches the writer, overflow and replay goroutines. Calling it
+// again does nothing.
+func (p *Pipeline) Start() {
+	p.startOnce.Do(func() {
+		p.ingestWG.Add(2)
+		go p.runWriter()
+		go p.runOverflow()
+		p.replayWG.Add(1)
+		go p.runReplayer()
+		p.signalReplay() // segments left by an earlier run
+	})
+}
+
+// Record queues ev without blocking. A zero Time is set to now. See Recorder.
+func (p *Pipeline) Record(ev Event) {
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	p.mu.RLock()
+	if p.closed {
+		p.mu.RUnlock()
+		p.c.droppedClosed.Add(1)
+		return
+	}
+	select {
+	case p.queue <- ev:
+		p.c.recorded.Add(1)
+	default:
+		select {
+		case p.overflow <- ev:
+			p.c.recorded.Add(1)
+			p.c.overflowed.Add(1)
+		default:
+			p.c.droppedFull.Add(1)
+		}
+	}
+	p.mu.RUnlock()
+}
+
+// Stats returns a snapshot of the counters.
+func (p *Pipeline) Stats() Stats {
+	bytes, segs := p.ob.size()
+	return Stats{
+		Recorded:       p.c.recorded.Load(),
+		Overflowed:     p.c.overflowed.Load(),
+		DroppedFull:    p.c.droppedFull.Load(),
+		DroppedClosed:  p.c.droppedClosed.Load(),
+		Written:        p.c.written.Load(),
+		Spilled:        p.c.spilled.Load(),
+		Replayed:       p.c.replayed.Load(),
+		Rejected:       p.c.rejected.Load(),
+		SpillFailed:    p.c.spillFailed.Load(),
+		Corrupt:        p.c.corrupt.Load(),
+		SinkFailures:   p.c.sinkFailures.Load(),
+		QueueLen:       len(p.queue),
+		OverflowLen:    len(p.overflow),
+		OutboxBytes:    bytes,
+		OutboxSegments: segs,
+	}
+}
+
+// Close stops accepting events, writes what is queued to the sink (or to the
+// outbox when the sink fails or ctx ends), stops the goroutines and closes
+// the outbox. Events still in the outbox are replayed by the next Pipeline
+// opened on the same directory. Close is idempotent; later calls return the
+// first call's result.
+func (p *Pipeline) Close(ctx context.Context) error {
+	p.closeOnce.Do(func() {
+		p.mu.Lock()
+		p.closed = true
+		p.finalCtx = ctx
+		p.mu.Unlock()
+		p.Start() // a pipeline closed before Start still drains its queue
+
+		close(p.stopIngest)
+		done := make(chan struct{})
+		go func() {
+			p.ingestWG.Wait()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			p.cancel() // abort sink writes; the writer then spills, which is local
+			<-done
+		}
+		close(p.stopReplay)
+		p.cancel()
+		p.replayWG.Wait()
+
+		for _, c := range p.collectors {
+			p.opts.Registerer.Unregister(c)
+		}
+		p.closeErr = p.ob.close()
+		if p.closeErr == nil {
+			p.closeErr = ctx.Err()
+		}
+	})
+	return p.closeErr
+}
+
+// runWriter batches queued events and writes them to the sink, or to the
+// outbox while the outbox holds older events or the sink fails.
+func (p *Pipeline) runWriter() {
+	defer p.ingestWG.Done()
+	w := &batcher{p: p, batch: make([]Event, 0, p.opts.BatchSize)}
+	tick := time.NewTicker(p.opts.FlushInterval)
+	defer tick.Stop()
+	var loggedDrops uint64
+	for {
+		select {
+		case ev := <-p.queue:
+			w.add(p.ctx, ev)
+		case <-tick.C:
+			w.flush(p.ctx)
+			if d := p.c.droppedFull.Load(); d != loggedDrops {
+				p.log.Warn("trace events dropped: queue and overflow buffer full", "dropped", d-loggedDrops, "dropped_total", d)
+				loggedDrops = d
+			}
+		case <-p.stopIngest:
+			p.mu.RLock()
+			final := p.finalCtx
+			p.mu.RUnlock()
+			ctx, cancel := mergeCancel(final, p.ctx)
+			for {
+				select {
+				case ev := <-p.queue:
+					w.add(ctx, ev)
+					continue
+				default:
+				}
+				break
+			}
+			w.flush(ctx)
+			cancel()
+			return
+		}
+	}
+}
+
+// mergeCancel returns a context carrying a's values and deadline that is
+// also cancelled when b is.
+func mergeCancel(a, b context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(a)
+	stop := context.AfterFunc(b, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+// batcher is the writer's batch; only the writer goroutine uses it.
+type batcher struct {
+	p     *Pipeline
+	batch []Event
+	enc   []byte
+}
+
+func (w *batcher) add(ctx context.Context, ev Event) {
+	w.batch = append(w.batch, ev)
+	if len(w.batch) >= w.p.opts.BatchSize {
+		w.flush(ctx)
+	}
+}
+
+func (w *batcher) flush(ctx context.Context) {
+	if len(w.batch) == 0 {
+		return
+	}
+	p := w.p
+	for i := range w.batch {
+		ensureID(&w.batch[i])
+	}
+	if p.ob.pending() || ctx.Err() != nil {
+		// Older events wait in the outbox (so the sink is, or was just, failing):
+		// queue behind them and let the replayer deliver in order.
+		w.enc = p.spill(w.enc, w.batch)
+	} else {
+		wctx, cancel := context.WithTimeout(ctx, p.opts.WriteTimeout)
+		err := p.opts.Sink.Write(wctx, w.batch)
+		cancel()
+		if retry := p.settle(w.batch, err, &p.c.written, "write"); len(retry) > 0 {
+			w.enc = p.spill(w.enc, retry)
+		}
+	}
+	clear(w.batch) // drop references to tags and properties
+	w.batch = w.batch[:0]
+}
+
+// settle counts the outcome of a sink write of batch: stored events are
+// added to ok, permanent failures to Rejected. It returns the events to
+// retry (a new slice).
+func (p *Pipeline) settle(batch []Event, err error, ok *atomic.Uint64, op string) []Event {
+	if err == nil {
+		ok.Add(uint64(len(batch)))
+		return nil
+	}
+	p.c.sinkFailures.Add(1)
+	var be *BatchError
+	if !errors.As(err, &be) {
+		if Retriable(err) {
+			p.log.Warn("trace sink write failed; events go to the outbox", "op", op, "events", len(batch), "err", err)
+			return append([]Event(nil), batch...)
+		}
+		p.c.rejected.Add(uint64(len(batch)))
+		p.log.Error("trace sink rejected a batch for good", "op", op, "events", len(batch), "first_id", batch[0].ID, "err", err)
+		return nil
+	}
+	failed := make(map[int]bool, len(be.Items))
+	var retry []Event
+	var rejected int
+	var firstRejected *ItemError
+	for i := range be.Items {
+		it := &be.Items[i]
+		if it.Index < 0 || it.Index >= len(batch) || failed[it.Index] {
+			continue
+		}
+		failed[it.Index] = true
+		if it.Retriable {
+			retry = append(retry, batch[it.Index])
+			continue
+		}
+		rejected++
+		if firstRejected == nil {
+			firstRejected = it
+		}
+	}
+	ok.Add(uint64(len(batch) - len(failed)))
+	if rejected > 0 {
+		p.c.rejected.Add(uint64(rejected))
+		p.log.Error("trace sink rejected events for good", "op", op, "rejected", rejected,
+			"first_id", batch[firstRejected.Index].ID, "status", firstRejected.Status, "reason", firstRejected.Reason)
+	}
+	if len(retry) > 0 {
+		p.log.Warn("trace sink did not store some events; they go to the outbox", "op", op, "events", len(retry), "err", err)
+	}
+	return retry
+}
+
+// spill appends events to the outbox as one record (or more, if one would be
+// too large), counting the outcome. buf is the caller's encoding buffer; the
+// grown buffer is returned.
+func (p *Pipeline) spill(buf []byte, events []Event) []byte {
+	buf = appendRecord(buf[:0], events)
+	if len(buf)-recordHeaderLen > maxRecordLen && len(events) > 1 {
+		half := len(events) / 2
+		buf = p.spill(buf, events[:half])
+		return p.spill(buf, events[half:])
+	}
+	var err error
+	if len(buf)-recordHeaderLen > maxRecordLen {
+		err = fmt.Errorf("%w: event %s encodes to %d bytes", errRecordLength, events[0].ID, len(buf))
+	} else {
+		err = p.ob.append(buf)
+	}
+	if err != nil {
+		p.c.spillFailed.Add(uint64(len(events)))
+		p.log.Error("trace events lost: outbox write failed", "events", len(events), "first_id", events[0].ID, "err", err)
+	} else {
+		p.c.spilled.Add(uint64(len(events)))
+		p.signalReplay()
+	}
+	if cap(buf) > 4*maxRecordLen/64 { // do not keep a huge buffer around
+		buf = nil
+	}
+	return buf
+}
+
+func (p *Pipeline) signalReplay() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// runOverflow spills events that did not fit in the queue.
+func (p *Pipeline) runOverflow() {
+	defer p.ingestWG.Done()
+	batch := make([]Event, 0, p.opts.BatchSize)
+	var enc []byte
+	spill := func() {
+		for i := range batch {
+			ensureID(&batch[i])
+		}
+		enc = p.spill(enc, batch)
+		clear(batch)
+		batch = batch[:0]
+	}
+	for {
+		select {
+		case ev := <-p.overflow:
+			batch = append(batch, ev)
+		drain:
+			for len(batch) < p.opts.BatchSize {
+				select {
+				case ev := <-p.overflow:
+					batch = append(batch, ev)
+				default:
+					break drain
+				}
+			}
+			spill()
+		case <-p.stopIngest:
+			for {
+				select {
+				case ev := <-p.overflow:
+					batch = append(batch, ev)
+					if len(batch) >= p.opts.BatchSize {
+						spill()
+					}
+					continue
+				default:
+				}
+				break
+			}
+			if len(batch) > 0 {
+				spill()
+			}
+			return
+		}
+	}
+}
+
+// errSinkDown stops a replay pass when the sink does not take a record.
+var errSinkDown = errors.New("tracer: sink not accepting writes")
+
+// runReplayer delivers the outbox to the sink, oldest record first, and
+// backs off exponentially while the sink fails.
+func (p *Pipeline) runReplayer() {
+	defer p.replayWG.Done()
+	backoff := p.opts.ReplayMinBackoff
+	for {
+		select {
+		case <-p.stopReplay:
+			return
+		case <-p.wake:
+		}
+		for {
+			err := p.replayAll()
+			if err == nil {
+				backoff = p.opts.ReplayMinBackoff
+				break
+			}
+			if !errors.Is(err, errSinkDown) {
+				p.log.Error("trace outbox replay failed", "err", err)
+			}
+			t := time.NewTimer(backoff)
+			select {
+			case <-p.stopReplay:
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			backoff = min(2*backoff, p.opts.ReplayMaxBackoff)
+		}
+	}
+}
+
+// replayAll replays segments until the outbox is empty. It returns
+// errSinkDown when the sink refuses a record, or an outbox error.
+func (p *Pipeline) replayAll() error {
+	for {
+		select {
+		case <-p.stopReplay:
+			return nil
+		default:
+		}
+		seq, ok, err := p.ob.oldest()
+		if err != nil || !ok {
+			return err
+		}
+		if err := p.replaySegment(seq); err != nil {
+			return err
+		}
+	}
+}
+
+func (p *Pipeline) replaySegment(seq uint64) error {
+	if p.resume.seq != seq {
+		p.resume = resumePoint{seq: seq}
+	}
+	r, err := openSegment(p.ob.path(seq), p.resume.off)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return p.ob.done(seq, false)
+		}
+		return err
+	}
+	for {
+		start := r.off
+		evs, err := r.next()
+		if errors.Is(err, io.EOF) {
+			_ = r.close()
+			p.resume = resumePoint{}
+			return p.ob.done(seq, false)
+		}
+		if err != nil {
+			_ = r.close()
+			p.c.corrupt.Add(1)
+			p.log.Error("trace outbox segment unreadable; kept for inspection", "segment", p.ob.path(seq)+".corrupt", "offset", start, "err", err)
+			p.resume = resumePoint{}
+			return p.ob.done(seq, true)
+		}
+		if p.resume.left != nil && p.resume.off == start {
+			evs = p.resume.left
+		}
+		ctx, cancel := context.WithTimeout(p.ctx, p.opts.WriteTimeout)
+		werr := p.opts.Sink.Write(ctx, evs)
+		cancel()
+		if retry := p.settle(evs, werr, &p.c.replayed, "replay"); len(retry) > 0 {
+			_ = r.close()
+			p.resume = resumePoint{seq: seq, off: start, left: retry}
+			return errSinkDown
+		}
+		p.resume = resumePoint{seq: seq, off: r.off}
+	}
+}

@@ -1,0 +1,285 @@
+package tracer
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// SQLite is the embedded Store: one database file in WAL mode with
+// synchronous=NORMAL (a crash of the process loses nothing; a crash of the
+// machine may lose the last transactions, which the pipeline's outbox does
+// not cover either). Writes are idempotent on the event id (INSERT OR IGNORE)
+// and one Write is one transaction.
+type SQLite struct {
+	db  *sql.DB
+	wmu sync.Mutex // one writer at a time; readers go in parallel under WAL
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ Store = (*SQLite)(nil)
+
+const sqliteSchema = `
+CREATE TABLE IF NOT EXISTS events (
+	seq          INTEGER PRIMARY KEY,
+	id           TEXT    NOT NULL UNIQUE,
+	type         TEXT    NOT NULL,
+	uid          TEXT    NOT NULL,
+	message_id   TEXT    NOT NULL,
+	topic        TEXT    NOT NULL,
+	key          TEXT    NOT NULL,
+	tags         TEXT    NOT NULL, -- JSON array, '' when none
+	app          TEXT    NOT NULL,
+	client_ip    TEXT    NOT NULL,
+	node         TEXT    NOT NULL,
+	cluster      TEXT    NOT NULL,
+	subscription TEXT    NOT NULL,
+	consumer     TEXT    NOT NULL,
+	ts           INTEGER NOT NULL, -- microseconds since the Unix epoch
+	latency_ns   INTEGER NOT NULL,
+	error        TEXT    NOT NULL,
+	attempt      INTEGER NOT NULL,
+	properties   TEXT    NOT NULL  -- JSON object, '' when none
+);
+CREATE INDEX IF NOT EXISTS events_uid        ON events (uid, ts, id);
+CREATE INDEX IF NOT EXISTS events_message_id ON events (message_id, ts, id);
+CREATE INDEX IF NOT EXISTS events_key        ON events (key, ts, id);
+CREATE INDEX IF NOT EXISTS events_topic_ts   ON events (topic, ts, id);
+CREATE INDEX IF NOT EXISTS events_ts         ON events (ts);
+`
+
+const sqliteColumns = `id, type, uid, message_id, topic, key, tags, app, client_ip, node, cluster,
+	subscription, consumer, ts, latency_ns, error, attempt, properties`
+
+// OpenSQLite opens (creating if needed) the store in the file at path.
+func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("tracer: open sqlite: %w", err)
+	}
+	db.SetMaxOpenConns(4)
+	db.SetMaxIdleConns(4)
+	if _, err := db.ExecContext(ctx, sqliteSchema); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("tracer: sqlite schema: %w", err)
+	}
+	return &SQLite{db: db}, nil
+}
+
+// Close closes the database. It is idempotent.
+func (s *SQLite) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.db.Close() })
+	return s.closeErr
+}
+
+// Write stores events in one transaction. Invalid events are reported as
+// permanent items of a *BatchError; the others are stored.
+func (s *SQLite) Write(ctx context.Context, events []Event) error {
+	var bad []ItemError
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("tracer: sqlite begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	stmt, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO events (`+sqliteColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return fmt.Errorf("tracer: sqlite prepare: %w", err)
+	}
+	defer func() { _ = stmt.Close() }()
+	for i := range events {
+		ev := &events[i]
+		if err := ev.Validate(); err != nil {
+			bad = append(bad, ItemError{Index: i, Reason: err.Error()})
+			continue
+		}
+		id := ev.ID
+		if id == "" {
+			id = ComputeID(ev)
+		}
+		tags, props, err := encodeExtras(ev)
+		if err != nil {
+			bad = append(bad, ItemError{Index: i, Reason: err.Error()})
+			continue
+		}
+		if _, err := stmt.ExecContext(ctx, id, string(ev.Type), ev.UID, ev.MessageID, ev.Topic, ev.Key, tags,
+			ev.App, ev.ClientIP, ev.Node, ev.Cluster, ev.Subscription, ev.Consumer,
+			ev.Time.UnixMicro(), int64(ev.Latency), ev.Error, ev.Attempt, props); err != nil {
+			return fmt.Errorf("tracer: sqlite insert: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("tracer: sqlite commit: %w", err)
+	}
+	if bad != nil {
+		return &BatchError{Items: bad}
+	}
+	return nil
+}
+
+func encodeExtras(ev *Event) (tags, props string, err error) {
+	if len(ev.Tags) > 0 {
+		b, err := json.Marshal(ev.Tags)
+		if err != nil {
+			return "", "", err
+		}
+		tags = string(b)
+	}
+	if len(ev.Properties) > 0 {
+		b, err := json.Marshal(ev.Properties)
+		if err != nil {
+			return "", "", err
+		}
+		props = string(b)
+	}
+	return tags, props, nil
+}
+
+// ByUID implements Store.
+func (s *SQLite) ByUID(ctx context.Context, uid string, page Page) (Result, error) {
+	return s.list(ctx, "uid = ?", []any{uid}, page)
+}
+
+// ByMessageID implements Store.
+func (s *SQLite) ByMessageID(ctx context.Context, messageID string, page Page) (Result, error) {
+	return s.list(ctx, "message_id = ?", []any{messageID}, page)
+}
+
+// ByKey implements Store.
+func (s *SQLite) ByKey(ctx context.Context, key string, page Page) (Result, error) {
+	return s.list(ctx, "key = ?", []any{key}, page)
+}
+
+// ByTopic implements Store.
+func (s *SQLite) ByTopic(ctx context.Context, topic string, r TimeRange, page Page) (Result, error) {
+	if err := r.validate(); err != nil {
+		return Result{}, err
+	}
+	where := []string{"topic = ?"}
+	args := []any{topic}
+	if !r.From.IsZero() {
+		where = append(where, "ts >= ?")
+		args = append(args, r.From.UnixMicro())
+	}
+	if !r.To.IsZero() {
+		where = append(where, "ts < ?")
+		args = append(args, r.To.UnixMicro())
+	}
+	return s.list(ctx, strings.Join(where, " AND "), args, page)
+}
+
+func (s *SQLite) list(ctx context.Context, where string, args []any, page Page) (Result, error) {
+	c, ok, err := decodeCursor(page.Cursor)
+	if err != nil {
+		return Result{}, err
+	}
+	if ok {
+		where += " AND (ts, id) > (?, ?)"
+		args = append(args, c.TimeUS, c.ID)
+	}
+	limit := page.limit()
+	args = append(args, limit+1)
+	events, err := s.query(ctx, `SELECT `+sqliteColumns+` FROM events WHERE `+where+` ORDER BY ts, id LIMIT ?`, args...)
+	if err != nil {
+		return Result{}, err
+	}
+	return pageResult(events, limit), nil
+}
+
+// Consumption implements Store.
+func (s *SQLite) Consumption(ctx context.Context, uid string) ([]Consumption, error) {
+	args := []any{uid}
+	marks := make([]string, len(ConsumptionTypes))
+	for i, t := range ConsumptionTypes {
+		marks[i] = "?"
+		args = append(args, string(t))
+	}
+	args = append(args, maxConsumptionEvents)
+	events, err := s.query(ctx, `SELECT `+sqliteColumns+` FROM events
+		WHERE uid = ? AND type IN (`+strings.Join(marks, ",")+`) ORDER BY ts, id LIMIT ?`, args...)
+	if err != nil {
+		return nil, err
+	}
+	return reduceConsumption(events), nil
+}
+
+// DeleteBefore implements Store. It deletes in chunks so that writers are
+// not held up by one long transaction.
+func (s *SQLite) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
+	var total int64
+	for {
+		s.wmu.Lock()
+		res, err := s.db.ExecContext(ctx, `DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE ts < ? LIMIT 5000)`, t.UnixMicro())
+		s.wmu.Unlock()
+		if err != nil {
+			return total, fmt.Errorf("tracer: sqlite delete: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, fmt.Errorf("tracer: sqlite delete: %w", err)
+		}
+		total += n
+		if n == 0 {
+			return total, nil
+		}
+	}
+}
+
+func (s *SQLite) query(ctx context.Context, q string, args ...any) ([]Event, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		if errors.Is(err, sql.ErrConnDone) || strings.Contains(err.Error(), "database is closed") {
+			return nil, ErrClosed
+		}
+		return nil, fmt.Errorf("tracer: sqlite query: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	var out []Event
+	for rows.Next() {
+		var (
+			ev          Event
+			typ         string
+			tags, props string
+			ts, latency int64
+		)
+		if err := rows.Scan(&ev.ID, &typ, &ev.UID, &ev.MessageID, &ev.Topic, &ev.Key, &tags, &ev.App, &ev.ClientIP,
+			&ev.Node, &ev.Cluster, &ev.Subscription, &ev.Consumer, &ts, &latency, &ev.Error, &ev.Attempt, &props); err != nil {
+			return nil, fmt.Errorf("tracer: sqlite scan: %w", err)
+		}
+		ev.Type = Type(typ)
+		ev.Time = time.UnixMicro(ts).UTC()
+		ev.Latency = time.Duration(latency)
+		if tags != "" {
+			if err := json.Unmarshal([]byte(tags), &ev.Tags); err != nil {
+				return nil, fmt.Errorf("tracer: sqlite tags of %s: %w", ev.ID, err)
+			}
+		}
+		if props != "" {
+			if err := json.Unmarshal([]byte(props), &ev.Properties); err != nil {
+				return nil, fmt.Errorf("tracer: sqlite properties of %s: %w", ev.ID, err)
+			}
+		}
+		out = append(out, ev)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("tracer: sqlite rows: %w", err)
+	}
+	return out, nil
+}
