@@ -1,0 +1,50 @@
+package minipulsar_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/apache/pulsar-client-go/pulsar"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pulsar-sidecar/pulsar-sidecar/minipulsar"
+)
+
+func newClient(t *testing.T, url string) pulsar.Client {
+	t.Helper()
+	c, err := pulsar.NewClient(pulsar.ClientOptions{URL: url, OperationTimeout: 5 * time.Second, ConnectionTimeout: 5 * time.Second})
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	return c
+}
+
+func TestSmokeRoundTrip(t *testing.T) {
+	s := minipulsar.RunT(t)
+	c := newClient(t, s.ServiceURL())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	cons, err := c.Subscribe(pulsar.ConsumerOptions{Topic: "smoke", SubscriptionName: "s", Type: pulsar.Shared})
+	require.NoError(t, err)
+	defer cons.Close()
+	prod, err := c.CreateProducer(pulsar.ProducerOptions{Topic: "smoke"})
+	require.NoError(t, err)
+	defer prod.Close()
+
+	const n = 2000
+	for i := 0; i < n; i++ {
+		prod.SendAsync(ctx, &pulsar.ProducerMessage{Payload: []byte(fmt.Sprint(i)), Key: fmt.Sprint(i % 7), Properties: map[string]string{"i": fmt.Sprint(i)}}, func(_ pulsar.MessageID, _ *pulsar.ProducerMessage, err error) {
+			require.NoError(t, err)
+		})
+	}
+	require.NoError(t, prod.Flush())
+	for i := 0; i < n; i++ {
+		m, err := cons.Receive(ctx)
+		require.NoError(t, err)
+		require.Equal(t, fmt.Sprint(i), string(m.Payload()))
+		require.Equal(t, fmt.Sprint(i), m.Properties()["i"])
+		require.NoError(t, cons.Ack(m))
+	}
+}

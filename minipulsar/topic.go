@@ -1,0 +1,428 @@
+package minipulsar
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	pb "github.com/pulsar-sidecar/pulsar-sidecar/minipulsar/internal/wirepb"
+)
+
+// Topic errors.
+var (
+	ErrTopicNotFound  = errors.New("minipulsar: topic not found")
+	ErrTopicExists    = errors.New("minipulsar: topic already exists")
+	ErrTopicInUse     = errors.New("minipulsar: topic has connected producers or consumers")
+	ErrSubNotFound    = errors.New("minipulsar: subscription not found")
+	ErrNotPartitioned = errors.New("minipulsar: topic is not partitioned")
+)
+
+// entry is one stored ledger entry: a single message or a batch, kept as the
+// bytes received from the producer (from the 0x0e01 magic on). Its fields
+// beyond data are what dispatch needs without decoding metadata again.
+type entry struct {
+	data        []byte
+	publishTime int64 // ms since epoch
+	deliverAt   int64 // ms since epoch; 0 when not delayed
+	numMsgs     int32
+	keyHash     uint32 // murmur3 of the ordering or partition key
+}
+
+// topic is one non-partitioned topic or one partition.
+type topic struct {
+	s      *Server
+	name   topicName
+	full   string
+	ledger uint64
+	part   int // partition index, -1 when not a partition
+
+	mu        sync.Mutex
+	entries   []entry
+	first     uint64 // entry id of entries[0]
+	next      uint64 // id the next entry gets
+	visible   uint64 // entries below this id are durable and may be dispatched
+	producers map[*producer]struct{}
+	names     map[string]*producer // producer name -> producer
+	exclusive *producer
+	subs      map[string]*subscription
+	lastSeq   map[string]int64 // producer name -> highest persisted sequence id
+	deleted   bool
+
+	msgIn, bytesIn uint64
+}
+
+func (t *topic) lastID() (uint64, bool) {
+	if t.visible == 0 || t.visible <= t.first {
+		return 0, false
+	}
+	return t.visible - 1, true
+}
+
+// entryAt returns the entry with id, or nil.
+func (t *topic) entryAt(id uint64) *entry {
+	if id < t.first || id >= t.next {
+		return nil
+	}
+	return &t.entries[id-t.first]
+}
+
+// loadState prepares broker state: from the data directory on first start.
+func (s *Server) loadState() error {
+	s.stateMu.Lock()
+	defer s.stateMu.Unlock()
+	if s.topics != nil {
+		return nil
+	}
+	s.topics = map[string]*topic{}
+	s.partitioned = map[string]int{}
+	s.dedupNS = map[string]bool{}
+	s.nextLedger = 1
+	if s.opts.DataDir == "" {
+		s.store = memStore{}
+		return nil
+	}
+	st, snap, err := openFileStore(s.opts.DataDir, s.log)
+	if err != nil {
+		return err
+	}
+	s.store = st
+	s.nextLedger = snap.nextLedger
+	for name, n := range snap.partitioned {
+		s.partitioned[name] = n
+	}
+	for _, pt := range snap.topics {
+		name, err := parseTopic(pt.name)
+		if err != nil {
+			return fmt.Errorf("minipulsar: stored topic %q: %w", pt.name, err)
+		}
+		t := s.newTopic(name, pt.ledger)
+		t.first = pt.first
+		t.entries = make([]entry, 0, len(pt.entries))
+		for _, data := range pt.entries {
+			md, _, err := parsePayload(data)
+			if err != nil {
+				return fmt.Errorf("minipulsar: stored entry of %s: %w", pt.name, err)
+			}
+			t.entries = append(t.entries, newEntry(data, md))
+		}
+		t.next = t.first + uint64(len(t.entries))
+		t.visible = t.next
+		for _, e := range t.entries {
+			t.msgIn += uint64(e.numMsgs)
+		}
+		for subName, cur := range pt.cursors {
+			sub := newSubscription(t, subName, true, pb.CommandSubscribe_SubType(cur.Type))
+			sub.restore(cur)
+			t.subs[subName] = sub
+		}
+		for name, seq := range pt.lastSeq {
+			t.lastSeq[name] = seq
+		}
+		s.topics[t.full] = t
+	}
+	return nil
+}
+
+func (s *Server) closeState() error {
+	s.stateMu.Lock()
+	topics := make([]*topic, 0, len(s.topics))
+	for _, t := range s.topics {
+		topics = append(topics, t)
+	}
+	s.stateMu.Unlock()
+	for _, t := range topics {
+		t.mu.Lock()
+		for _, sub := range t.subs {
+			sub.stopTimers()
+			if sub.durable {
+				t.s.store.putCursor(t.full, sub.name, sub.state())
+			}
+		}
+		t.mu.Unlock()
+	}
+	return s.store.sync()
+}
+
+func newEntry(data []byte, md *pb.MessageMetadata) entry {
+	key := md.GetOrderingKey()
+	if len(key) == 0 {
+		key = []byte(md.GetPartitionKey())
+	}
+	n := md.GetNumMessagesInBatch()
+	if n < 1 {
+		n = 1
+	}
+	return entry{
+		data:        data,
+		publishTime: int64(md.GetPublishTime()),
+		deliverAt:   md.GetDeliverAtTime(),
+		numMsgs:     n,
+		keyHash:     murmur3(key),
+	}
+}
+
+func (s *Server) newTopic(name topicName, ledger uint64) *topic {
+	_, part := name.base()
+	return &topic{
+		s:         s,
+		name:      name,
+		full:      name.String(),
+		ledger:    ledger,
+		part:      part,
+		producers: map[*producer]struct{}{},
+		names:     map[string]*producer{},
+		subs:      map[string]*subscription{},
+		lastSeq:   map[string]int64{},
+	}
+}
+
+// partitionsOf is the partition count of a partitioned topic, else 0.
+func (s *Server) partitionsOf(name topicName) int {
+	s.stateMu.Lock()
+	defer s.stateMu.Unlock()
+	return s.partitioned[name.String()]
+}
+
+// getTopic returns the topic (a partition or a non-partitioned topic),
+// creating it when create is true.
+func (s *Server) getTopic(name topicName, create bool) (*topic, error) {
+	full := name.String()
+	s.stateMu.Lock()
+	defer s.stateMu.Unlock()
+	if t, ok := s.topics[full]; ok {
+		return t, nil
+	}
+	if !create {
+		return nil, fmt.Errorf("%w: %s", ErrTopicNotFound, full)
+	}
+	if _, ok := s.partitioned[full]; ok {
+		return nil, fmt.Errorf("%w: %s", ErrNotPartitioned, full)
+	}
+	return s.createTopicLocked(name)
+}
+
+func (s *Server) createTopicLocked(name topicName) (*topic, error) {
+	ledger := s.nextLedger
+	s.nextLedger++
+	t := s.newTopic(name, ledger)
+	if err := s.store.putTopic(t.full, ledger, s.nextLedger); err != nil {
+		return nil, err
+	}
+	s.topics[t.full] = t
+	return t, nil
+}
+
+// CreateTopic creates a non-partitioned topic.
+func (s *Server) CreateTopic(name string) error {
+	n, err := parseTopic(name)
+	if err != nil {
+		return err
+	}
+	s.stateMu.Lock()
+	defer s.stateMu.Unlock()
+	if _, ok := s.topics[n.String()]; ok {
+		return fmt.Errorf("%w: %s", ErrTopicExists, n)
+	}
+	if _, ok := s.partitioned[n.String()]; ok {
+		return fmt.Errorf("%w: %s", ErrTopicExists, n)
+	}
+	_, err = s.createTopicLocked(n)
+	return err
+}
+
+// CreatePartitionedTopic creates a partitioned topic with n partitions.
+func (s *Server) CreatePartitionedTopic(name string, n int) error {
+	tn, err := parseTopic(name)
+	if err != nil {
+		return err
+	}
+	if n <= 0 {
+		return fmt.Errorf("minipulsar: partitions must be positive, got %d", n)
+	}
+	s.stateMu.Lock()
+	defer s.stateMu.Unlock()
+	full := tn.String()
+	if _, ok := s.partitioned[full]; ok {
+		return fmt.Errorf("%w: %s", ErrTopicExists, full)
+	}
+	if _, ok := s.topics[full]; ok {
+		return fmt.Errorf("%w: %s", ErrTopicExists, full)
+	}
+	if err := s.store.putPartitioned(full, n); err != nil {
+		return err
+	}
+	s.partitioned[full] = n
+	for i := 0; i < n; i++ {
+		if _, ok := s.topics[tn.partition(i).String()]; !ok {
+			if _, err := s.createTopicLocked(tn.partition(i)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// UpdatePartitionedTopic raises the partition count of a partitioned topic.
+func (s *Server) UpdatePartitionedTopic(name string, n int) error {
+	tn, err := parseTopic(name)
+	if err != nil {
+		return err
+	}
+	s.stateMu.Lock()
+	defer s.stateMu.Unlock()
+	full := tn.String()
+	old, ok := s.partitioned[full]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrTopicNotFound, full)
+	}
+	if n < old {
+		return fmt.Errorf("minipulsar: cannot shrink %s from %d to %d partitions", full, old, n)
+	}
+	if err := s.store.putPartitioned(full, n); err != nil {
+		return err
+	}
+	s.partitioned[full] = n
+	for i := old; i < n; i++ {
+		if _, ok := s.topics[tn.partition(i).String()]; !ok {
+			if _, err := s.createTopicLocked(tn.partition(i)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// DeleteTopic deletes a non-partitioned topic or a partitioned topic with
+// its partitions. Without force it fails while clients are attached; with
+// force they are disconnected.
+func (s *Server) DeleteTopic(name string, force bool) error {
+	tn, err := parseTopic(name)
+	if err != nil {
+		return err
+	}
+	full := tn.String()
+	s.stateMu.Lock()
+	var victims []*topic
+	n, isPart := s.partitioned[full]
+	if isPart {
+		for i := 0; i < n; i++ {
+			if t, ok := s.topics[tn.partition(i).String()]; ok {
+				victims = append(victims, t)
+			}
+		}
+	} else if t, ok := s.topics[full]; ok {
+		victims = append(victims, t)
+	} else {
+		s.stateMu.Unlock()
+		return fmt.Errorf("%w: %s", ErrTopicNotFound, full)
+	}
+	if !force {
+		for _, t := range victims {
+			if t.inUse() {
+				s.stateMu.Unlock()
+				return fmt.Errorf("%w: %s", ErrTopicInUse, t.full)
+			}
+		}
+	}
+	for _, t := range victims {
+		delete(s.topics, t.full)
+	}
+	if isPart {
+		delete(s.partitioned, full)
+		_ = s.store.deletePartitioned(full)
+	}
+	s.stateMu.Unlock()
+	for _, t := range victims {
+		t.markDeleted()
+		if err := s.store.deleteTopic(t.full); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *topic) inUse() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.producers) > 0 {
+		return true
+	}
+	for _, sub := range t.subs {
+		if len(sub.consumers) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// markDeleted disconnects everyone attached to a deleted topic.
+func (t *topic) markDeleted() {
+	t.mu.Lock()
+	t.deleted = true
+	prods := make([]*producer, 0, len(t.producers))
+	for p := range t.producers {
+		prods = append(prods, p)
+	}
+	var cons []*consumer
+	for _, sub := range t.subs {
+		sub.stopTimers()
+		cons = append(cons, sub.consumers...)
+	}
+	t.mu.Unlock()
+	for _, p := range prods {
+		p.closeByBroker()
+	}
+	for _, c := range cons {
+		c.closeByBroker()
+	}
+}
+
+// topicsOfNamespace lists the persistent (or non-persistent) topics of a
+// namespace, partitions included, sorted.
+func (s *Server) topicsOfNamespace(ns string, persistent bool) []string {
+	domain := "persistent"
+	if !persistent {
+		domain = "non-persistent"
+	}
+	prefix := domain + "://" + strings.TrimSuffix(ns, "/") + "/"
+	s.stateMu.Lock()
+	defer s.stateMu.Unlock()
+	var out []string
+	for full := range s.topics {
+		if strings.HasPrefix(full, prefix) {
+			out = append(out, full)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// dedupEnabled tells whether deduplication applies to a topic.
+func (s *Server) dedupEnabled(name topicName) bool {
+	s.stateMu.Lock()
+	defer s.stateMu.Unlock()
+	if v, ok := s.dedupNS[name.ns()]; ok {
+		return v
+	}
+	return s.opts.Deduplication
+}
+
+// SetDeduplication turns broker deduplication on or off for a namespace
+// ("tenant/namespace"), overriding Options.Deduplication.
+func (s *Server) SetDeduplication(namespace string, on bool) {
+	s.stateMu.Lock()
+	defer s.stateMu.Unlock()
+	if s.dedupNS == nil {
+		s.dedupNS = map[string]bool{}
+	}
+	s.dedupNS[strings.Trim(namespace, "/")] = on
+}
+
+// notifyAll wakes every subscription's dispatcher; caller holds t.mu.
+func (t *topic) notifyAll() {
+	for _, sub := range t.subs {
+		sub.notify()
+	}
+}
