@@ -27,9 +27,13 @@ import (
 
 func TestMain(m *testing.M) {
 	// Every client, producer, consumer and broker is closed by t.Cleanup, so
-	// nothing may outlive the tests. No goroutine of the client is ignored:
-	// pulsar.Client.Close stops all of them.
-	goleak.VerifyTestMain(m)
+	// nothing may outlive the tests, except these known client goroutines:
+	goleak.VerifyTestMain(m,
+		// A producer's send-timeout watcher notices that its producer is
+		// closed only when its timer fires, up to SendTimeout after Close
+		// (pulsar/producer_partition.go, failTimeoutMessages).
+		goleak.IgnoreAnyFunction("github.com/apache/pulsar-client-go/pulsar.(*partitionProducer).failTimeoutMessages"),
+	)
 }
 
 // Environment variables that point the suite at a real Pulsar.
