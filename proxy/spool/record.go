@@ -54,12 +54,12 @@ type Record struct {
 //	uvarint  tag count, then str per tag
 //	uvarint  property count, then str key, str value per property, keys strictly ascending
 //	uvarint  payload length, payload bytes
-func (r *Record) MarshalBinary() ([]byte, error) {
+func (r Record) MarshalBinary() ([]byte, error) {
 	return r.AppendBinary(make([]byte, 0, r.sizeHint()))
 }
 
 // AppendBinary appends the encoding described at MarshalBinary to b.
-func (r *Record) AppendBinary(b []byte) ([]byte, error) {
+func (r Record) AppendBinary(b []byte) ([]byte, error) {
 	var flags byte
 	if !r.EventTime.IsZero() {
 		if err := checkTime(r.EventTime); err != nil {
@@ -158,7 +158,7 @@ func (r *Record) UnmarshalBinary(data []byte) error {
 	return nil
 }
 
-func (r *Record) sizeHint() int {
+func (r Record) sizeHint() int {
 	n := 2 + 4*binary.MaxVarintLen64 + len(r.UID) + len(r.App) + len(r.Topic) + len(r.Key) +
 		4*binary.MaxVarintLen64 + 3*binary.MaxVarintLen64 + len(r.Payload)
 	for _, t := range r.Tags {

@@ -639,7 +639,7 @@ func (s *Spool) Stats() Stats {
 	for _, g := range s.segs {
 		if g.low < len(g.entries) {
 			if at := g.entries[g.low].at; at != 0 {
-				st.Oldest = time.Unix(0, at)
+				st.Oldest = time.Unix(0, at).UTC()
 			}
 			break
 		}
