@@ -32,7 +32,7 @@ if ARGV[6] ~= '' then redis.call('SADD', p..'k:'..ARGV[5]..'\n'..ARGV[6], m) end
 return {1, m}
 `)
 
-// claimScript: ARGV prefix, lease seconds, now (” for Redis's clock), members...
+// claimScript: ARGV prefix, lease seconds, now (empty for Redis's clock), members...
 // Times are whole Unix seconds: scores are whole seconds, so "score <= now"
 // is exact with now rounded down, and Lua's doubles lose nothing.
 // Redis's own clock decides what is due, so replicas with skewed clocks
@@ -68,7 +68,7 @@ end
 return out
 `)
 
-// removeScript: ARGV prefix, uid, member (” for any).
+// removeScript: ARGV prefix, uid, member (empty for any).
 // Deletes the message. Returns 0 when there was none, 1 when it was
 // removed, 2 when it was removed after having been claimed (so it may have
 // been forwarded).
@@ -113,7 +113,7 @@ redis.call('DEL', set)
 return out
 `)
 
-// rescheduleScript: ARGV prefix, uid, member, due, body, now (” for Redis's clock).
+// rescheduleScript: ARGV prefix, uid, member, due, body, now (empty for Redis's clock).
 // Returns 0 when the message is gone, -1 when a claim holds it, 1 when done.
 var rescheduleScript = redis.NewScript(`
 local p = ARGV[1]
