@@ -12,10 +12,16 @@ import (
 )
 
 // fakeClock is controlled time shared by wheels, indexes and schedulers in
-// tests.
+// tests. It implements Clock: After fires when Set or Add reach its time.
 type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
+	mu      sync.Mutex
+	now     time.Time
+	waiters []waiter
+}
+
+type waiter struct {
+	at time.Time
+	ch chan time.Time
 }
 
 func newFakeClock(t time.Time) *fakeClock { return &fakeClock{now: t} }
@@ -26,17 +32,47 @@ func (c *fakeClock) Now() time.Time {
 	return c.now
 }
 
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := make(chan time.Time, 1)
+	c.waiters = append(c.waiters, waiter{at: c.now.Add(d), ch: ch})
+	c.wake()
+	return ch
+}
+
+// Waiting is the number of pending After calls.
+func (c *fakeClock) Waiting() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.waiters)
+}
+
 func (c *fakeClock) Set(t time.Time) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.now = t
-	c.mu.Unlock()
+	c.wake()
 }
 
 func (c *fakeClock) Add(d time.Duration) time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
+	c.wake()
 	return c.now
+}
+
+func (c *fakeClock) wake() {
+	keep := c.waiters[:0]
+	for _, w := range c.waiters {
+		if w.at.After(c.now) {
+			keep = append(keep, w)
+		} else {
+			w.ch <- c.now
+		}
+	}
+	c.waiters = keep
 }
 
 func newIndex(t testing.TB, rdb *redis.Client, clock *fakeClock, cfg IndexConfig) *Index {
