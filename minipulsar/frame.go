@@ -27,6 +27,8 @@ const (
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
+func crc32c(b []byte) uint32 { return crc32.Checksum(b, crcTable) }
+
 // Frame errors. Each closes only the connection that sent the frame.
 var (
 	ErrFrameTooLarge   = errors.New("minipulsar: frame larger than the maximum frame size")
@@ -130,7 +132,7 @@ func parsePayload(p []byte) (*pb.MessageMetadata, []byte, error) {
 		return nil, nil, fmt.Errorf("%w: got %#04x", ErrBadMagic, binary.BigEndian.Uint16(p))
 	}
 	want := binary.BigEndian.Uint32(p[2:])
-	if got := crc32.Checksum(p[6:], crcTable); got != want {
+	if got := crc32c(p[6:]); got != want {
 		return nil, nil, fmt.Errorf("%w: computed %#08x, frame says %#08x", ErrBadChecksum, got, want)
 	}
 	mdSize := int(binary.BigEndian.Uint32(p[6:]))
@@ -171,6 +173,6 @@ func encodePayload(md *pb.MessageMetadata, body []byte) ([]byte, error) {
 	binary.BigEndian.PutUint32(out[6:], uint32(len(mdBytes)))
 	out = append(out, mdBytes...)
 	out = append(out, body...)
-	binary.BigEndian.PutUint32(out[2:], crc32.Checksum(out[6:], crcTable))
+	binary.BigEndian.PutUint32(out[2:], crc32c(out[6:]))
 	return out, nil
 }

@@ -1,0 +1,52 @@
+// Command minipulsar runs the in-process test broker standalone, so any
+// Pulsar client or tool can point at it. It is a test and development
+// broker, not a production one.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/pulsar-sidecar/pulsar-sidecar/minipulsar"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:6650", "binary protocol listen address")
+	adminAddr := flag.String("admin-addr", "127.0.0.1:8080", "HTTP admin and lookup listen address")
+	dataDir := flag.String("data-dir", "", "directory that keeps topics, messages and cursors across restarts (empty: in memory)")
+	dedup := flag.Bool("dedup", false, "enable broker deduplication by producer name and sequence id")
+	level := flag.String("log-level", "info", "log level: debug, info, warn, error")
+	flag.Parse()
+
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
+		fmt.Fprintf(os.Stderr, "minipulsar: bad --log-level %q: %v\n", *level, err)
+		os.Exit(2)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	s := minipulsar.NewServer(minipulsar.Options{
+		Addr:          *addr,
+		AdminAddr:     *adminAddr,
+		DataDir:       *dataDir,
+		Deduplication: *dedup,
+		Logger:        log,
+	})
+	if err := s.Start(); err != nil {
+		log.Error("start failed", "err", err)
+		os.Exit(1)
+	}
+	log.Info("minipulsar is a test and development broker, not a production one",
+		"serviceURL", s.ServiceURL(), "adminURL", s.AdminURL())
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	<-sig
+	log.Info("stopping")
+	if err := s.Close(); err != nil {
+		log.Error("close failed", "err", err)
+		os.Exit(1)
+	}
+}
