@@ -73,6 +73,11 @@ func (s *Server) loadState() error {
 	s.stateMu.Lock()
 	defer s.stateMu.Unlock()
 	if s.topics != nil {
+		// Start after Close: the file store released its files and
+		// goroutines in closeState's sync; take them back.
+		if r, ok := s.store.(interface{ reopen() error }); ok {
+			return r.reopen()
+		}
 		return nil
 	}
 	s.topics = map[string]*topic{}
