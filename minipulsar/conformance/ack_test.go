@@ -178,15 +178,16 @@ func TestNegativeAck(t *testing.T) {
 	serviceURL, _ := target(t)
 	c := newClient(t, serviceURL)
 	for _, tc := range []struct {
+		name     string
 		typ      pulsar.SubscriptionType
 		counting bool
 	}{
-		{pulsar.Shared, true},
-		{pulsar.KeyShared, true},
-		{pulsar.Exclusive, false},
-		{pulsar.Failover, false},
+		{"shared", pulsar.Shared, true},
+		{"key_shared", pulsar.KeyShared, true},
+		{"exclusive", pulsar.Exclusive, false},
+		{"failover", pulsar.Failover, false},
 	} {
-		t.Run(fmt.Sprint(tc.typ), func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			topic := newTopic(t)
 			// Acks with receipts, so every ack is at the broker before the
 			// nack's redelivery request.

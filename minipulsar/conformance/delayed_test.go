@@ -1,7 +1,6 @@
 package conformance
 
 import (
-	"fmt"
 	"testing"
 	"time"
 
@@ -30,7 +29,7 @@ func TestDelayedDelivery(t *testing.T) {
 	}
 
 	for _, typ := range []pulsar.SubscriptionType{pulsar.Shared, pulsar.KeyShared} {
-		t.Run(fmt.Sprintf("%v is held", typ), func(t *testing.T) {
+		t.Run(subTypeName(typ)+" is held", func(t *testing.T) {
 			t.Parallel()
 			topic := newTopic(t)
 			cons := subscribe(t, c, pulsar.ConsumerOptions{Topic: topic, SubscriptionName: "sub", Type: typ})
@@ -68,7 +67,7 @@ func TestDelayedDelivery(t *testing.T) {
 	}
 
 	for _, typ := range []pulsar.SubscriptionType{pulsar.Exclusive, pulsar.Failover} {
-		t.Run(fmt.Sprintf("%v is not held", typ), func(t *testing.T) {
+		t.Run(subTypeName(typ)+" is not held", func(t *testing.T) {
 			t.Parallel()
 			topic := newTopic(t)
 			cons := subscribe(t, c, pulsar.ConsumerOptions{Topic: topic, SubscriptionName: "sub", Type: typ})
@@ -100,4 +99,19 @@ func TestDelayedDelivery(t *testing.T) {
 		receive(t, shared)
 		require.GreaterOrEqual(t, time.Since(sentAt), delay-early)
 	})
+}
+
+// subTypeName names a subscription type as Pulsar does.
+func subTypeName(typ pulsar.SubscriptionType) string {
+	switch typ {
+	case pulsar.Exclusive:
+		return "Exclusive"
+	case pulsar.Shared:
+		return "Shared"
+	case pulsar.Failover:
+		return "Failover"
+	case pulsar.KeyShared:
+		return "Key_Shared"
+	}
+	return "unknown"
 }
