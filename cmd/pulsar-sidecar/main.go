@@ -1,0 +1,86 @@
+// Command pulsar-sidecar is the HTTP proxy and sidecar in front of Apache
+// Pulsar. With no configuration it runs the embedded mode: an in-process
+// broker and Redis, HTTP on 127.0.0.1:8088. See the README.
+//
+//	pulsar-sidecar [flags]              run (pulsar-sidecar --help lists the flags)
+//	pulsar-sidecar hash-token [token]   print the SHA-256 to put in apps[].tokenSHA256
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/app"
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/config"
+	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	if len(args) > 0 && args[0] == "hash-token" {
+		return hashToken(args[1:])
+	}
+	cfg, err := config.Load(args, os.LookupEnv, os.Stderr)
+	if errors.Is(err, config.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pulsar-sidecar:", err)
+		return 2
+	}
+	log := newLogger(cfg.Log)
+	slog.SetDefault(log)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := app.Run(ctx, cfg, app.WithLogger(log)); err != nil {
+		log.Error("pulsar-sidecar failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(c config.Log) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.Level)) // validated by config
+	o := &slog.HandlerOptions{Level: lvl}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, o))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, o))
+}
+
+// hashToken prints the hex SHA-256 of a token given as argument or, better
+// (it stays out of the shell history), on standard input.
+func hashToken(args []string) int {
+	var token string
+	switch len(args) {
+	case 0:
+		line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+		if err != nil && line == "" {
+			fmt.Fprintln(os.Stderr, "pulsar-sidecar hash-token: give the token as argument or on standard input")
+			return 2
+		}
+		token = strings.TrimRight(line, "\r\n")
+	case 1:
+		token = args[0]
+	default:
+		fmt.Fprintln(os.Stderr, "usage: pulsar-sidecar hash-token [token]")
+		return 2
+	}
+	if token == "" {
+		fmt.Fprintln(os.Stderr, "pulsar-sidecar hash-token: empty token")
+		return 2
+	}
+	fmt.Println(proxy.HashToken(token))
+	return 0
+}

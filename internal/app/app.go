@@ -1,0 +1,371 @@
+// Package app wires the sidecar together: configuration in, a running
+// HTTP data plane out. cmd/pulsar-sidecar is a thin main over Run; tests
+// embed the whole product with New, Start on 127.0.0.1:0, and Stop.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/apache/pulsar-client-go/pulsar"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/config"
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/metrics"
+	"github.com/pulsar-sidecar/pulsar-sidecar/minipulsar"
+	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
+	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
+)
+
+// Option adjusts how an App is built, for embedding and tests.
+type Option func(*App)
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(a *App) { a.log = l } }
+
+// WithRecorder sends lifecycle events to r instead of the log. The caller
+// owns r (starts and closes it).
+func WithRecorder(r tracer.Recorder) Option { return func(a *App) { a.rec = r } }
+
+// App is one sidecar: HTTP data plane, producer pool, Pulsar and Redis
+// clients, and in embedded mode the in-process broker and Redis.
+type App struct {
+	cfg config.Config
+	log *slog.Logger
+	rec tracer.Recorder
+	reg *prometheus.Registry
+
+	broker  *minipulsar.Server   // embedded mode only
+	mredis  *miniredis.Miniredis // embedded Redis only
+	client  pulsar.Client
+	rdb     *redis.Client
+	pool    *proxy.Pool
+	proxy   *proxy.Server
+	httpSrv *http.Server
+	ln      net.Listener
+
+	pulsarURL, redisAddr string
+	serveErr             chan error
+
+	startOnce sync.Once
+	started   bool
+	stopOnce  sync.Once
+	stopErr   error
+}
+
+// New validates cfg and returns an App that is not started.
+func New(cfg config.Config, opts ...Option) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	a := &App{cfg: cfg, serveErr: make(chan error, 1)}
+	for _, o := range opts {
+		o(a)
+	}
+	if a.log == nil {
+		a.log = slog.Default()
+	}
+	if a.rec == nil {
+		a.rec = logRecorder(cfg.Trace.LogLevel, a.log)
+	}
+	return a, nil
+}
+
+func logRecorder(level string, log *slog.Logger) tracer.Recorder {
+	var l slog.Level
+	if level == "off" || l.UnmarshalText([]byte(level)) != nil {
+		return tracer.Nop{}
+	}
+	return tracer.LogRecorder{Logger: log.With("component", "trace"), Level: l}
+}
+
+// Start brings everything up: the embedded broker and Redis when no URL is
+// configured, the clients, the producer pool, and the HTTP listener. On
+// error, whatever started is stopped again. Start may be called once.
+func (a *App) Start(ctx context.Context) error {
+	err := errors.New("app: Start called twice")
+	a.startOnce.Do(func() {
+		a.started = true
+		err = a.start(ctx)
+		if err != nil {
+			stopCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+			defer cancel()
+			_ = a.Stop(stopCtx)
+		}
+	})
+	return err
+}
+
+func (a *App) start(ctx context.Context) error {
+	cfg := &a.cfg
+	if err := a.startEmbedded(); err != nil {
+		return err
+	}
+	if !cfg.EmbeddedPulsar() {
+		a.pulsarURL = cfg.Pulsar.URL
+	}
+	if !cfg.EmbeddedRedis() {
+		a.redisAddr = cfg.Redis.Addr
+	}
+
+	a.reg = metrics.NewRegistry()
+	copts := pulsar.ClientOptions{
+		URL:               a.pulsarURL,
+		OperationTimeout:  cfg.Pulsar.OperationTimeout,
+		ConnectionTimeout: cfg.Pulsar.ConnectionTimeout,
+		Logger:            pulsarLogger(a.log),
+		MetricsRegisterer: a.reg,
+	}
+	if cfg.Pulsar.AuthToken != "" {
+		copts.Authentication = pulsar.NewAuthenticationToken(cfg.Pulsar.AuthToken)
+	}
+	client, err := pulsar.NewClient(copts)
+	if err != nil {
+		return fmt.Errorf("app: pulsar client for %s: %w", a.pulsarURL, err)
+	}
+	a.client = client
+
+	a.rdb = redis.NewClient(&redis.Options{
+		Addr:            a.redisAddr,
+		Username:        cfg.Redis.Username,
+		Password:        cfg.Redis.Password,
+		DB:              cfg.Redis.DB,
+		DialTimeout:     cfg.Redis.Timeout,
+		ReadTimeout:     cfg.Redis.Timeout,
+		WriteTimeout:    cfg.Redis.Timeout,
+		DisableIdentity: true, // CLIENT SETINFO needs Redis 7.2
+	})
+
+	pm := proxy.NewMetrics(a.reg)
+	a.pool = proxy.NewPool(client, proxy.PoolOptions{
+		MaxProducers:            cfg.Producer.MaxProducers,
+		IdleTimeout:             cfg.Producer.IdleTimeout,
+		BatchingMaxPublishDelay: cfg.Producer.BatchingMaxPublishDelay,
+		BatchingMaxMessages:     uint(cfg.Producer.BatchingMaxMessages),
+		BatchingMaxBytes:        uint(cfg.Producer.BatchingMaxBytes),
+		MaxPendingMessages:      cfg.Producer.MaxPendingMessages,
+		SendTimeout:             cfg.HTTP.RequestTimeout,
+		Metrics:                 pm,
+		Logger:                  a.log,
+	})
+	a.pool.Start()
+
+	apps := make([]proxy.App, len(cfg.Apps))
+	for i, ca := range cfg.Apps {
+		apps[i] = proxy.App{Name: ca.Name, TokenSHA256: ca.TokenSHA256, Produce: ca.Produce,
+			RatePerSecond: ca.RateLimit.MessagesPerSecond, Burst: ca.RateLimit.Burst}
+	}
+	a.proxy, err = proxy.New(proxy.Options{
+		Sender:      &proxy.PulsarSender{Pool: a.pool, Cluster: cfg.ClusterName()},
+		Idempotency: proxy.NewRedisIdempotency(a.rdb, cfg.Idempotency.TTL, cfg.Idempotency.InFlightTTL, cfg.Redis.Timeout),
+		Recorder:    a.rec,
+		Apps:        apps,
+		DevMode:     len(apps) == 0,
+		Limits: proxy.Limits{
+			MaxPayloadBytes:        int64(cfg.Limits.MaxPayloadBytes),
+			MaxRequestBytes:        int64(cfg.Limits.MaxRequestBytes),
+			MaxMessages:            cfg.Limits.MaxMessagesPerRequest,
+			MaxKeyBytes:            cfg.Limits.MaxKeyBytes,
+			MaxTags:                cfg.Limits.MaxTags,
+			MaxProperties:          cfg.Limits.MaxProperties,
+			MaxPropertyKeyBytes:    cfg.Limits.MaxPropertyKeyBytes,
+			MaxPropertyValueBytes:  cfg.Limits.MaxPropertyValueBytes,
+			MaxIdempotencyKeyBytes: cfg.Limits.MaxIdempotencyKeyBytes,
+			MaxDelay:               cfg.Limits.MaxDelay,
+		},
+		RequestTimeout: cfg.HTTP.RequestTimeout,
+		PollInterval:   cfg.Idempotency.PollInterval,
+		Node:           cfg.Node,
+		ReadyChecks: map[string]proxy.Check{
+			"pulsar": func(ctx context.Context) error { return dialAny(ctx, a.pulsarURL) },
+			"redis":  func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() },
+		},
+		Metrics:     pm,
+		HTTPMetrics: metrics.NewHTTP(a.reg),
+		Gatherer:    metrics.Handler(a.reg),
+		Logger:      a.log,
+	})
+	if err != nil {
+		return err
+	}
+
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("app: listen %s: %w", cfg.Listen, err)
+	}
+	a.ln = ln
+	a.httpSrv = &http.Server{
+		Handler:           a.proxy,
+		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
+		ReadTimeout:       cfg.HTTP.ReadTimeout,
+		WriteTimeout:      cfg.HTTP.ReadTimeout + cfg.HTTP.RequestTimeout + 5*time.Second,
+		IdleTimeout:       cfg.HTTP.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(a.log.With("component", "http").Handler(), slog.LevelWarn),
+	}
+	go func() {
+		err := a.httpSrv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		a.serveErr <- err
+	}()
+	a.logStarted()
+	return nil
+}
+
+// startEmbedded starts minipulsar and miniredis when no URL is configured.
+func (a *App) startEmbedded() error {
+	cfg := &a.cfg
+	if cfg.EmbeddedPulsar() {
+		b, err := startBroker(cfg, a.log)
+		if err != nil {
+			return err
+		}
+		a.broker = b
+		a.pulsarURL = b.ServiceURL()
+	}
+	if cfg.EmbeddedRedis() {
+		m := miniredis.NewMiniRedis()
+		if err := m.StartAddr("127.0.0.1:0"); err != nil {
+			return fmt.Errorf("app: start embedded redis: %w", err)
+		}
+		a.mredis = m
+		a.redisAddr = m.Addr()
+	}
+	return nil
+}
+
+func (a *App) logStarted() {
+	mode := "production"
+	if a.broker != nil {
+		mode = "embedded"
+	}
+	auth := fmt.Sprintf("%d apps, bearer tokens required", len(a.cfg.Apps))
+	authHeader := ` -H "Authorization: Bearer $TOKEN"`
+	if len(a.cfg.Apps) == 0 {
+		auth = `protected mode: loopback only, every request is app "dev", no token`
+		authHeader = ""
+	}
+	a.log.Info("pulsar-sidecar started",
+		"mode", mode, "listen", "http://"+a.Addr(), "pulsar", a.pulsarURL, "redis", a.redisAddr,
+		"embeddedRedis", a.mredis != nil, "cluster", a.cfg.ClusterName(), "auth", auth, "node", a.cfg.Node)
+	a.log.Info("try it: curl -sS -X POST http://" + a.Addr() + "/v1/topics/public/default/demo/messages" + authHeader +
+		` -H "Content-Type: application/json" -d '{"messages":[{"payload":"hello","tags":["PAY_1001"]}]}'`)
+}
+
+// Addr is the HTTP listener's address (host:port), useful with port 0.
+func (a *App) Addr() string {
+	if a.ln == nil {
+		return ""
+	}
+	return a.ln.Addr().String()
+}
+
+// PulsarURL is the broker the sidecar produces to: the configured one or
+// the embedded broker's.
+func (a *App) PulsarURL() string { return a.pulsarURL }
+
+// RedisAddr is the Redis the sidecar uses.
+func (a *App) RedisAddr() string { return a.redisAddr }
+
+// Done reports the HTTP server's unexpected end (nil after Stop).
+func (a *App) Done() <-chan error { return a.serveErr }
+
+// Stop shuts down in a fixed order under ctx's deadline, capped by
+// shutdownTimeout: readiness goes red, the listener stops and in-flight
+// requests finish, producers flush and close, late outcomes are recorded,
+// then the Pulsar and Redis clients close, then the embedded Redis and
+// broker. A step that runs out of time is logged and the rest still run.
+// Stop is idempotent: later calls return the first call's result.
+func (a *App) Stop(ctx context.Context) error {
+	a.stopOnce.Do(func() { a.stopErr = a.stop(ctx) })
+	return a.stopErr
+}
+
+func (a *App) stop(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.ShutdownTimeout)
+	defer cancel()
+	start := time.Now()
+	var errs []error
+	step := func(name string, f func() error) {
+		if err := f(); err != nil {
+			a.log.Warn("shutdown step failed", "step", name, "err", err)
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+	}
+	if a.proxy != nil {
+		a.proxy.SetDraining()
+	}
+	if a.httpSrv != nil {
+		step("http", func() error {
+			err := a.httpSrv.Shutdown(ctx)
+			if err != nil {
+				_ = a.httpSrv.Close()
+			}
+			return err
+		})
+	}
+	if a.pool != nil {
+		step("producers", func() error { return a.pool.Close(ctx) })
+	}
+	if a.proxy != nil {
+		step("outcomes", func() error { return a.proxy.Close(ctx) })
+	}
+	if a.client != nil {
+		step("pulsar client", func() error { return withDeadline(ctx, a.client.Close) })
+	}
+	if a.rdb != nil {
+		step("redis client", a.rdb.Close)
+	}
+	if a.mredis != nil {
+		step("embedded redis", func() error { a.mredis.Close(); return nil })
+	}
+	if a.broker != nil {
+		step("embedded broker", a.broker.Close)
+	}
+	a.log.Info("pulsar-sidecar stopped", "took", time.Since(start).Round(time.Millisecond), "errors", len(errs))
+	return errors.Join(errs...)
+}
+
+// withDeadline runs f, giving up waiting when ctx ends.
+func withDeadline(ctx context.Context, f func()) error {
+	done := make(chan struct{})
+	go func() {
+		f()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Run starts an App and stops it when ctx ends, with cfg.ShutdownTimeout
+// for the shutdown. It returns early if the HTTP server fails.
+func Run(ctx context.Context, cfg config.Config, opts ...Option) error {
+	a, err := New(cfg, opts...)
+	if err != nil {
+		return err
+	}
+	if err := a.Start(ctx); err != nil {
+		return err
+	}
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-a.Done():
+	}
+	stopErr := a.Stop(context.Background())
+	return errors.Join(serveErr, stopErr)
+}

@@ -1,0 +1,83 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	pulsarlog "github.com/apache/pulsar-client-go/pulsar/log"
+
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/config"
+	"github.com/pulsar-sidecar/pulsar-sidecar/minipulsar"
+)
+
+// startBroker starts the embedded minipulsar, persistent in
+// <dataDir>/minipulsar unless embedded.persist is off.
+func startBroker(cfg *config.Config, log *slog.Logger) (*minipulsar.Server, error) {
+	opts := minipulsar.Options{
+		Addr:      cfg.Embedded.PulsarListen,
+		AdminAddr: cfg.Embedded.PulsarAdminListen,
+		Logger:    log,
+	}
+	if cfg.Embedded.Persist {
+		opts.DataDir = filepath.Join(cfg.DataDir, "minipulsar")
+		if err := os.MkdirAll(opts.DataDir, 0o750); err != nil {
+			return nil, fmt.Errorf("app: embedded broker data dir: %w", err)
+		}
+	}
+	b := minipulsar.NewServer(opts)
+	err := b.Start()
+	if err != nil {
+		return nil, fmt.Errorf("app: start embedded broker: %w", err)
+	}
+	return b, nil
+}
+
+// pulsarLogger gives the client a logger that only speaks up from Warn: at
+// Info it logs every producer creation and reconnection.
+func pulsarLogger(log *slog.Logger) pulsarlog.Logger {
+	h := log.With("component", "pulsar-client").Handler()
+	return pulsarlog.NewLoggerWithSlog(slog.New(minLevel{h, slog.LevelWarn}))
+}
+
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (m minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= m.min && m.Handler.Enabled(ctx, l)
+}
+
+func (m minLevel) WithAttrs(as []slog.Attr) slog.Handler {
+	return minLevel{m.Handler.WithAttrs(as), m.min}
+}
+
+func (m minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{m.Handler.WithGroup(name), m.min}
+}
+
+// dialAny reports whether any broker of a pulsar:// or pulsar+ssl:// URL
+// ("pulsar://h1:6650,h2:6650") accepts a TCP connection.
+func dialAny(ctx context.Context, url string) error {
+	rest := url
+	if i := strings.Index(rest, "://"); i >= 0 {
+		rest = rest[i+3:]
+	}
+	rest = strings.TrimSuffix(rest, "/")
+	var d net.Dialer
+	var last error
+	for _, hp := range strings.Split(rest, ",") {
+		c, err := d.DialContext(ctx, "tcp", hp)
+		if err == nil {
+			_ = c.Close()
+			return nil
+		}
+		last = err
+	}
+	return last
+}

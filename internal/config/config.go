@@ -1,0 +1,327 @@
+// Package config holds the sidecar's configuration: the Config struct, its
+// defaults, loading from a YAML file, environment variables (PSC_*) and
+// command-line flags, and validation.
+//
+// Precedence, lowest first: defaults, the YAML file (--config or
+// PSC_CONFIG), environment variables, flags. Every scalar key has all three
+// spellings, derived from its YAML path: "producer.idleTimeout" is the YAML
+// key producer: {idleTimeout: ...}, the flag --producer-idle-timeout and the
+// variable PSC_PRODUCER_IDLE_TIMEOUT. Apps (a list of structs) are YAML only.
+// Settings lists every key with its default and help text; the README's
+// configuration reference is checked against it by a test.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+)
+
+// ErrInvalid wraps every validation error.
+var ErrInvalid = errors.New("config: invalid")
+
+// Config is the whole configuration of one sidecar process.
+type Config struct {
+	// Listen is the HTTP data-plane address.
+	Listen string `yaml:"listen"`
+	// DataDir holds local state (the embedded broker's data; later the
+	// spool and the embedded trace store).
+	DataDir string `yaml:"dataDir"`
+	// Node names this sidecar instance in trace events; the hostname by default.
+	Node string `yaml:"node"`
+	// ShutdownTimeout caps the whole graceful shutdown.
+	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
+
+	Log         Log         `yaml:"log"`
+	Pulsar      Pulsar      `yaml:"pulsar"`
+	Embedded    Embedded    `yaml:"embedded"`
+	Redis       Redis       `yaml:"redis"`
+	HTTP        HTTP        `yaml:"http"`
+	Producer    Producer    `yaml:"producer"`
+	Limits      Limits      `yaml:"limits"`
+	Idempotency Idempotency `yaml:"idempotency"`
+	Trace       Trace       `yaml:"trace"`
+
+	// Apps are the producer groups allowed to call the data plane. With
+	// none, a loopback listener serves everyone as app "dev" and any other
+	// listener refuses to start.
+	Apps []App `yaml:"apps"`
+}
+
+// Log configures the process logger.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+// Pulsar configures the primary cluster. An empty URL selects the embedded mode.
+type Pulsar struct {
+	URL               string        `yaml:"url"`
+	Cluster           string        `yaml:"cluster"`
+	AuthToken         string        `yaml:"authToken"`
+	OperationTimeout  time.Duration `yaml:"operationTimeout"`
+	ConnectionTimeout time.Duration `yaml:"connectionTimeout"`
+}
+
+// Embedded configures the in-process broker and Redis of the embedded mode.
+type Embedded struct {
+	PulsarListen      string `yaml:"pulsarListen"`
+	PulsarAdminListen string `yaml:"pulsarAdminListen"`
+	Persist           bool   `yaml:"persist"`
+}
+
+// Redis configures the Redis used for idempotency keys. An empty Addr starts
+// an in-process Redis (data lost on exit).
+type Redis struct {
+	Addr     string        `yaml:"addr"`
+	Username string        `yaml:"username"`
+	Password string        `yaml:"password"`
+	DB       int           `yaml:"db"`
+	Timeout  time.Duration `yaml:"timeout"`
+}
+
+// HTTP configures the data-plane server.
+type HTTP struct {
+	RequestTimeout    time.Duration `yaml:"requestTimeout"`
+	ReadHeaderTimeout time.Duration `yaml:"readHeaderTimeout"`
+	ReadTimeout       time.Duration `yaml:"readTimeout"`
+	IdleTimeout       time.Duration `yaml:"idleTimeout"`
+}
+
+// Producer configures the producer pool.
+type Producer struct {
+	MaxProducers            int           `yaml:"maxProducers"`
+	IdleTimeout             time.Duration `yaml:"idleTimeout"`
+	BatchingMaxPublishDelay time.Duration `yaml:"batchingMaxPublishDelay"`
+	BatchingMaxMessages     int           `yaml:"batchingMaxMessages"`
+	BatchingMaxBytes        ByteSize      `yaml:"batchingMaxBytes"`
+	MaxPendingMessages      int           `yaml:"maxPendingMessages"`
+}
+
+// Limits bound what one request may carry.
+type Limits struct {
+	MaxPayloadBytes        ByteSize      `yaml:"maxPayloadBytes"`
+	MaxRequestBytes        ByteSize      `yaml:"maxRequestBytes"`
+	MaxMessagesPerRequest  int           `yaml:"maxMessagesPerRequest"`
+	MaxKeyBytes            int           `yaml:"maxKeyBytes"`
+	MaxTags                int           `yaml:"maxTags"`
+	MaxProperties          int           `yaml:"maxProperties"`
+	MaxPropertyKeyBytes    int           `yaml:"maxPropertyKeyBytes"`
+	MaxPropertyValueBytes  int           `yaml:"maxPropertyValueBytes"`
+	MaxIdempotencyKeyBytes int           `yaml:"maxIdempotencyKeyBytes"`
+	MaxDelay               time.Duration `yaml:"maxDelay"`
+}
+
+// Idempotency configures the idempotency-key store.
+type Idempotency struct {
+	TTL          time.Duration `yaml:"ttl"`
+	InFlightTTL  time.Duration `yaml:"inFlightTTL"`
+	PollInterval time.Duration `yaml:"pollInterval"`
+}
+
+// Trace configures where lifecycle events go until the tracer pipeline is wired.
+type Trace struct {
+	LogLevel string `yaml:"logLevel"` // level of the per-event log lines, or "off"
+}
+
+// App is one producer group.
+type App struct {
+	Name string `yaml:"name"`
+	// TokenSHA256 is the hex SHA-256 of the app's bearer token (see
+	// `pulsar-sidecar hash-token`). The token itself is never stored.
+	TokenSHA256 string `yaml:"tokenSHA256"`
+	// Produce lists topic patterns: "tenant/ns/topic", "tenant/ns/*",
+	// "tenant/*" or "*".
+	Produce   []string  `yaml:"produce"`
+	RateLimit RateLimit `yaml:"rateLimit"`
+}
+
+// RateLimit is a token bucket in messages. Zero MessagesPerSecond means no limit.
+type RateLimit struct {
+	MessagesPerSecond float64 `yaml:"messagesPerSecond"`
+	Burst             int     `yaml:"burst"`
+}
+
+// Default returns the configuration used when nothing is set: the embedded
+// mode on 127.0.0.1:8088.
+func Default() Config {
+	node, _ := os.Hostname()
+	if node == "" {
+		node = "sidecar"
+	}
+	return Config{
+		Listen:          "127.0.0.1:8088",
+		DataDir:         "./data",
+		Node:            node,
+		ShutdownTimeout: 20 * time.Second,
+		Log:             Log{Level: "info", Format: "text"},
+		Pulsar: Pulsar{
+			OperationTimeout:  10 * time.Second,
+			ConnectionTimeout: 5 * time.Second,
+		},
+		Embedded: Embedded{
+			PulsarListen:      "127.0.0.1:0",
+			PulsarAdminListen: "127.0.0.1:0",
+			Persist:           true,
+		},
+		Redis: Redis{Timeout: 500 * time.Millisecond},
+		HTTP: HTTP{
+			RequestTimeout:    10 * time.Second,
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+		},
+		Producer: Producer{
+			MaxProducers:            1000,
+			IdleTimeout:             10 * time.Minute,
+			BatchingMaxPublishDelay: time.Millisecond,
+			BatchingMaxMessages:     1000,
+			BatchingMaxBytes:        128 * KiB,
+			MaxPendingMessages:      10000,
+		},
+		Limits: Limits{
+			MaxPayloadBytes:        1 * MiB,
+			MaxRequestBytes:        5 * MiB,
+			MaxMessagesPerRequest:  100,
+			MaxKeyBytes:            256,
+			MaxTags:                16,
+			MaxProperties:          32,
+			MaxPropertyKeyBytes:    128,
+			MaxPropertyValueBytes:  4096,
+			MaxIdempotencyKeyBytes: 255,
+			MaxDelay:               30 * 24 * time.Hour,
+		},
+		Idempotency: Idempotency{
+			TTL:          24 * time.Hour,
+			InFlightTTL:  time.Minute,
+			PollInterval: 20 * time.Millisecond,
+		},
+		Trace: Trace{LogLevel: "debug"},
+	}
+}
+
+// Embedded reports whether the configuration selects the embedded broker.
+func (c *Config) EmbeddedPulsar() bool { return c.Pulsar.URL == "" }
+
+// EmbeddedRedis reports whether the configuration selects the in-process Redis.
+func (c *Config) EmbeddedRedis() bool { return c.Redis.Addr == "" }
+
+// ClusterName is the name reported in produce results and trace events.
+func (c *Config) ClusterName() string {
+	switch {
+	case c.Pulsar.Cluster != "":
+		return c.Pulsar.Cluster
+	case c.EmbeddedPulsar():
+		return "embedded"
+	default:
+		return "primary"
+	}
+}
+
+// Validate reports every problem at once, each wrapped in ErrInvalid.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...))
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen %q: %v", c.Listen, err)
+	} else if len(c.Apps) == 0 && !IsLoopback(c.Listen) {
+		bad("listen %q is not a loopback address and no apps are configured: "+
+			"anyone who can reach it could produce. Configure apps (YAML key apps, see README \"Apps and tokens\") "+
+			"or listen on 127.0.0.1", c.Listen)
+	}
+	if c.DataDir == "" {
+		bad("dataDir is empty")
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level %q: want debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format %q: want text or json", c.Log.Format)
+	}
+	switch strings.ToLower(c.Trace.LogLevel) {
+	case "debug", "info", "warn", "error", "off":
+	default:
+		bad("trace.logLevel %q: want debug, info, warn, error or off", c.Trace.LogLevel)
+	}
+	if u := c.Pulsar.URL; u != "" && !strings.HasPrefix(u, "pulsar://") && !strings.HasPrefix(u, "pulsar+ssl://") {
+		bad("pulsar.url %q: want pulsar://host:port or pulsar+ssl://host:port", u)
+	}
+	positive := func(name string, d time.Duration) {
+		if d <= 0 {
+			bad("%s must be positive, got %s", name, d)
+		}
+	}
+	positive("shutdownTimeout", c.ShutdownTimeout)
+	positive("pulsar.operationTimeout", c.Pulsar.OperationTimeout)
+	positive("pulsar.connectionTimeout", c.Pulsar.ConnectionTimeout)
+	positive("redis.timeout", c.Redis.Timeout)
+	positive("http.requestTimeout", c.HTTP.RequestTimeout)
+	positive("http.readHeaderTimeout", c.HTTP.ReadHeaderTimeout)
+	positive("http.readTimeout", c.HTTP.ReadTimeout)
+	positive("http.idleTimeout", c.HTTP.IdleTimeout)
+	positive("producer.idleTimeout", c.Producer.IdleTimeout)
+	positive("producer.batchingMaxPublishDelay", c.Producer.BatchingMaxPublishDelay)
+	positive("limits.maxDelay", c.Limits.MaxDelay)
+	positive("idempotency.ttl", c.Idempotency.TTL)
+	positive("idempotency.pollInterval", c.Idempotency.PollInterval)
+	if c.Idempotency.InFlightTTL <= c.HTTP.RequestTimeout {
+		bad("idempotency.inFlightTTL (%s) must be longer than http.requestTimeout (%s), "+
+			"or a slow first attempt could be overtaken by its retry", c.Idempotency.InFlightTTL, c.HTTP.RequestTimeout)
+	}
+	if c.Idempotency.InFlightTTL > c.Idempotency.TTL {
+		bad("idempotency.inFlightTTL (%s) must not exceed idempotency.ttl (%s)", c.Idempotency.InFlightTTL, c.Idempotency.TTL)
+	}
+	atLeast := func(name string, v, min int) {
+		if v < min {
+			bad("%s must be at least %d, got %d", name, min, v)
+		}
+	}
+	atLeast("redis.db", c.Redis.DB, 0)
+	atLeast("producer.maxProducers", c.Producer.MaxProducers, 1)
+	atLeast("producer.batchingMaxMessages", c.Producer.BatchingMaxMessages, 1)
+	atLeast("producer.maxPendingMessages", c.Producer.MaxPendingMessages, 1)
+	atLeast("limits.maxMessagesPerRequest", c.Limits.MaxMessagesPerRequest, 1)
+	atLeast("limits.maxKeyBytes", c.Limits.MaxKeyBytes, 1)
+	atLeast("limits.maxTags", c.Limits.MaxTags, 0)
+	atLeast("limits.maxProperties", c.Limits.MaxProperties, 0)
+	atLeast("limits.maxPropertyKeyBytes", c.Limits.MaxPropertyKeyBytes, 1)
+	atLeast("limits.maxPropertyValueBytes", c.Limits.MaxPropertyValueBytes, 0)
+	atLeast("limits.maxIdempotencyKeyBytes", c.Limits.MaxIdempotencyKeyBytes, 1)
+	if c.Producer.BatchingMaxBytes < 1*KiB {
+		bad("producer.batchingMaxBytes must be at least 1KiB, got %s", c.Producer.BatchingMaxBytes)
+	}
+	// Pulsar's default maximum message size is 5 MiB; a payload plus its
+	// metadata must fit.
+	if c.Limits.MaxPayloadBytes < 1 || c.Limits.MaxPayloadBytes > 5*MiB-64*KiB {
+		bad("limits.maxPayloadBytes must be between 1 and 4.9375MiB (Pulsar's 5 MiB frame minus room for metadata), got %s", c.Limits.MaxPayloadBytes)
+	}
+	if c.Limits.MaxRequestBytes < c.Limits.MaxPayloadBytes {
+		bad("limits.maxRequestBytes (%s) must be at least limits.maxPayloadBytes (%s)", c.Limits.MaxRequestBytes, c.Limits.MaxPayloadBytes)
+	}
+	errs = append(errs, validateApps(c.Apps)...)
+	return errors.Join(errs...)
+}
+
+// IsLoopback reports whether a listen address only accepts local
+// connections: 127.0.0.0/8, ::1 or "localhost". An empty host (all
+// interfaces) is not loopback.
+func IsLoopback(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

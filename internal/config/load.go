@@ -1,0 +1,286 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"gopkg.in/yaml.v3"
+)
+
+// EnvPrefix starts every environment variable the sidecar reads.
+const EnvPrefix = "PSC_"
+
+// Names of the settings that are not Config keys.
+const (
+	configFlag = "config"
+	configEnv  = EnvPrefix + "CONFIG"
+)
+
+// Setting describes one scalar key in its three spellings.
+type Setting struct {
+	Key     string // YAML path, e.g. "producer.idleTimeout"
+	Flag    string // e.g. "producer-idle-timeout" (used as --producer-idle-timeout)
+	Env     string // e.g. "PSC_PRODUCER_IDLE_TIMEOUT"
+	Default string // the default value, formatted
+	Help    string
+
+	set    func(string) error
+	get    func() string
+	isBool bool
+}
+
+// Settings lists every scalar key with its default and help text, in
+// documentation order.
+func Settings() []Setting {
+	c := Default()
+	return bind(&c)
+}
+
+func bind(c *Config) []Setting {
+	var out []Setting
+	add := func(key, help string, ptr any) {
+		s := Setting{Key: key, Flag: kebab(key), Env: EnvPrefix + strings.ToUpper(strings.ReplaceAll(kebab(key), "-", "_")), Help: help}
+		switch p := ptr.(type) {
+		case *string:
+			s.get = func() string { return *p }
+			s.set = func(v string) error { *p = v; return nil }
+		case *int:
+			s.get = func() string { return strconv.Itoa(*p) }
+			s.set = func(v string) error {
+				n, err := strconv.Atoi(strings.TrimSpace(v))
+				if err != nil {
+					return fmt.Errorf("want an integer, got %q", v)
+				}
+				*p = n
+				return nil
+			}
+		case *float64:
+			s.get = func() string { return strconv.FormatFloat(*p, 'g', -1, 64) }
+			s.set = func(v string) error {
+				f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				if err != nil {
+					return fmt.Errorf("want a number, got %q", v)
+				}
+				*p = f
+				return nil
+			}
+		case *bool:
+			s.isBool = true
+			s.get = func() string { return strconv.FormatBool(*p) }
+			s.set = func(v string) error {
+				b, err := strconv.ParseBool(strings.TrimSpace(v))
+				if err != nil {
+					return fmt.Errorf("want true or false, got %q", v)
+				}
+				*p = b
+				return nil
+			}
+		case *time.Duration:
+			s.get = func() string { return p.String() }
+			s.set = func(v string) error {
+				d, err := time.ParseDuration(strings.TrimSpace(v))
+				if err != nil {
+					return fmt.Errorf("want a Go duration such as 500ms, 10s or 24h, got %q", v)
+				}
+				*p = d
+				return nil
+			}
+		case *ByteSize:
+			s.get = func() string { return p.String() }
+			s.set = func(v string) error {
+				b, err := ParseByteSize(v)
+				if err != nil {
+					return err
+				}
+				*p = b
+				return nil
+			}
+		default:
+			panic(fmt.Sprintf("config: unsupported type %T for %s", ptr, key))
+		}
+		s.Default = s.get()
+		out = append(out, s)
+	}
+	add("listen", "HTTP data-plane listen address; a non-loopback address requires apps", &c.Listen)
+	add("dataDir", "directory for local state (embedded broker data)", &c.DataDir)
+	add("node", "name of this sidecar instance in trace events (default: the hostname)", &c.Node)
+	add("shutdownTimeout", "cap on the whole graceful shutdown (drain HTTP, flush producers, close clients)", &c.ShutdownTimeout)
+	add("log.level", "log level: debug, info, warn, error", &c.Log.Level)
+	add("log.format", "log format: text or json", &c.Log.Format)
+	add("pulsar.url", "primary Pulsar service URL (pulsar://host:6650); empty runs the embedded broker", &c.Pulsar.URL)
+	add("pulsar.cluster", "cluster name reported in results (default: primary, or embedded)", &c.Pulsar.Cluster)
+	add("pulsar.authToken", "Pulsar JWT for the sidecar's own connection (prefer the environment variable)", &c.Pulsar.AuthToken)
+	add("pulsar.operationTimeout", "timeout of Pulsar lookups and producer creation", &c.Pulsar.OperationTimeout)
+	add("pulsar.connectionTimeout", "timeout of a TCP connection to a broker", &c.Pulsar.ConnectionTimeout)
+	add("embedded.pulsarListen", "embedded broker's binary-protocol address (port 0: any free port)", &c.Embedded.PulsarListen)
+	add("embedded.pulsarAdminListen", "embedded broker's admin REST address (\"-\" disables it)", &c.Embedded.PulsarAdminListen)
+	add("embedded.persist", "keep the embedded broker's messages in <dataDir>/minipulsar", &c.Embedded.Persist)
+	add("redis.addr", "Redis host:port for idempotency keys; empty runs an in-process Redis", &c.Redis.Addr)
+	add("redis.username", "Redis ACL user name", &c.Redis.Username)
+	add("redis.password", "Redis password (prefer the environment variable)", &c.Redis.Password)
+	add("redis.db", "Redis database number", &c.Redis.DB)
+	add("redis.timeout", "deadline of each Redis call on the produce path; beyond it Redis counts as unreachable", &c.Redis.Timeout)
+	add("http.requestTimeout", "deadline of one produce request, idempotency wait and broker acknowledgement included", &c.HTTP.RequestTimeout)
+	add("http.readHeaderTimeout", "time allowed to read request headers", &c.HTTP.ReadHeaderTimeout)
+	add("http.readTimeout", "time allowed to read a whole request", &c.HTTP.ReadTimeout)
+	add("http.idleTimeout", "keep-alive connections idle longer than this are closed", &c.HTTP.IdleTimeout)
+	add("producer.maxProducers", "most producers kept open; the least recently used is closed beyond it", &c.Producer.MaxProducers)
+	add("producer.idleTimeout", "a producer unused for this long is closed", &c.Producer.IdleTimeout)
+	add("producer.batchingMaxPublishDelay", "longest a message waits for its batch; concurrent requests share a broker round trip", &c.Producer.BatchingMaxPublishDelay)
+	add("producer.batchingMaxMessages", "most messages in one batch", &c.Producer.BatchingMaxMessages)
+	add("producer.batchingMaxBytes", "largest batch (B, KiB, MiB)", &c.Producer.BatchingMaxBytes)
+	add("producer.maxPendingMessages", "messages a producer may have awaiting acknowledgement; beyond it sends wait", &c.Producer.MaxPendingMessages)
+	add("limits.maxPayloadBytes", "largest payload of one message (413 PAYLOAD_TOO_LARGE)", &c.Limits.MaxPayloadBytes)
+	add("limits.maxRequestBytes", "largest request body (413 REQUEST_TOO_LARGE)", &c.Limits.MaxRequestBytes)
+	add("limits.maxMessagesPerRequest", "most messages in one JSON batch", &c.Limits.MaxMessagesPerRequest)
+	add("limits.maxKeyBytes", "longest message key", &c.Limits.MaxKeyBytes)
+	add("limits.maxTags", "most tags on one message", &c.Limits.MaxTags)
+	add("limits.maxProperties", "most user properties on one message", &c.Limits.MaxProperties)
+	add("limits.maxPropertyKeyBytes", "longest property name", &c.Limits.MaxPropertyKeyBytes)
+	add("limits.maxPropertyValueBytes", "longest property value", &c.Limits.MaxPropertyValueBytes)
+	add("limits.maxIdempotencyKeyBytes", "longest idempotency key", &c.Limits.MaxIdempotencyKeyBytes)
+	add("limits.maxDelay", "longest deliverAfter, and furthest deliverAt", &c.Limits.MaxDelay)
+	add("idempotency.ttl", "how long the first result for an idempotency key is kept", &c.Idempotency.TTL)
+	add("idempotency.inFlightTTL", "how long an in-flight marker blocks retries if its sidecar dies mid-request; > http.requestTimeout", &c.Idempotency.InFlightTTL)
+	add("idempotency.pollInterval", "how often a retry that found its key in flight checks again", &c.Idempotency.PollInterval)
+	add("trace.logLevel", "level of the per-message lifecycle log lines (debug, info, warn, error, off)", &c.Trace.LogLevel)
+	return out
+}
+
+// kebab turns a YAML path into a flag name: "producer.idleTimeout" ->
+// "producer-idle-timeout", "idempotency.inFlightTTL" -> "idempotency-in-flight-ttl".
+func kebab(key string) string {
+	var b strings.Builder
+	rs := []rune(key)
+	for i, r := range rs {
+		switch {
+		case r == '.':
+			b.WriteByte('-')
+			continue
+		case unicode.IsUpper(r) && i > 0 && rs[i-1] != '.':
+			prevLower := unicode.IsLower(rs[i-1]) || unicode.IsDigit(rs[i-1])
+			nextLower := i+1 < len(rs) && unicode.IsLower(rs[i+1])
+			if prevLower || (unicode.IsUpper(rs[i-1]) && nextLower) {
+				b.WriteByte('-')
+			}
+		}
+		b.WriteRune(unicode.ToLower(r))
+	}
+	return b.String()
+}
+
+// ErrHelp is returned by Load when -h or --help was given; the usage has
+// been written to the output.
+var ErrHelp = flag.ErrHelp
+
+// Load builds the configuration from defaults, the YAML file named by
+// --config or PSC_CONFIG, environment variables and flags (in that order of
+// precedence, lowest first), and validates it. getenv is os.LookupEnv in
+// production; usage goes to out.
+func Load(args []string, getenv func(string) (string, bool), out io.Writer) (Config, error) {
+	c := Default()
+	settings := bind(&c)
+
+	// Flags are parsed first but applied last, so they win.
+	type flagVal struct {
+		s *Setting
+		v string
+	}
+	var given []flagVal
+	var configPath string
+	fs := flag.NewFlagSet("pulsar-sidecar", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&configPath, configFlag, "", "YAML configuration file (also "+configEnv+")")
+	for i := range settings {
+		s := &settings[i]
+		fs.Var(&recorder{isBool: s.isBool, def: s.Default, rec: func(v string) error {
+			given = append(given, flagVal{s, v})
+			return nil
+		}}, s.Flag, s.Help+" (env "+s.Env+")")
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: pulsar-sidecar [flags]\n       pulsar-sidecar hash-token [token]\n\n"+
+			"With no flags, runs the embedded mode (in-process broker and Redis) on 127.0.0.1:8088.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("%w: unexpected argument %q (see --help)", ErrInvalid, fs.Arg(0))
+	}
+
+	if configPath == "" {
+		configPath, _ = getenv(configEnv)
+	}
+	if configPath != "" {
+		data, err := os.ReadFile(configPath)
+		if err != nil {
+			return c, fmt.Errorf("config: read %s: %w", configPath, err)
+		}
+		if err := decodeYAML(data, &c); err != nil {
+			return c, fmt.Errorf("config: %s: %w", configPath, err)
+		}
+	}
+	for i := range settings {
+		s := &settings[i]
+		if v, ok := getenv(s.Env); ok {
+			if err := s.set(v); err != nil {
+				return c, fmt.Errorf("%w: %s: %v", ErrInvalid, s.Env, err)
+			}
+		}
+	}
+	for _, g := range given {
+		if err := g.s.set(g.v); err != nil {
+			return c, fmt.Errorf("%w: --%s: %v", ErrInvalid, g.s.Flag, err)
+		}
+	}
+	if err := c.Validate(); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// decodeYAML reads a YAML document into c, rejecting unknown keys.
+func decodeYAML(data []byte, c *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+// Parse reads a YAML document over the defaults and validates the result.
+// It is for tests and tools; the binary uses Load.
+func Parse(data []byte) (Config, error) {
+	c := Default()
+	if err := decodeYAML(data, &c); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}
+
+// recorder is a flag.Value that records what was given.
+type recorder struct {
+	isBool bool
+	def    string
+	rec    func(string) error
+}
+
+func (r *recorder) String() string {
+	if r == nil {
+		return ""
+	}
+	return r.def
+}
+func (r *recorder) Set(v string) error { return r.rec(v) }
+func (r *recorder) IsBoolFlag() bool   { return r.isBool }

@@ -1,0 +1,183 @@
+package proxy
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Names of the message properties the sidecar sets on every Pulsar message,
+// so that native consumers see them too. User properties may not start with
+// ReservedPrefix.
+const (
+	ReservedPrefix = "psc-"
+
+	PropUID            = "psc-uid"             // the sidecar's message id
+	PropApp            = "psc-app"             // the producing app
+	PropTags           = "psc-tags"            // tags, sorted, deduplicated, comma-joined; absent without tags
+	PropAcceptedAt     = "psc-accepted-at"     // RFC 3339 UTC with milliseconds, when the sidecar accepted the request
+	PropIdempotencyKey = "psc-idempotency-key" // the caller's idempotency key, when given
+	PropDuplicateRisk  = "psc-duplicate-risk"  // "true" when the idempotency store was unreachable (see ADR 030)
+)
+
+// AcceptedAtLayout formats PropAcceptedAt.
+const AcceptedAtLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// Status says where a message is. It is part of the API.
+type Status string
+
+// Message statuses. PRODUCT.md also names failover and spooled, which
+// later layers (retry, disaster recovery, spool) will report.
+const (
+	StatusPersisted Status = "persisted" // a broker holds it
+	StatusScheduled Status = "scheduled" // a broker holds it for delayed delivery
+	StatusFailover  Status = "failover"  // the disaster-recovery cluster holds it
+	StatusSpooled   Status = "spooled"   // the local spool holds it
+	StatusFailed    Status = "failed"    // not durable; only in non-2xx answers
+)
+
+// Durable reports whether the status means the message is safe.
+func (s Status) Durable() bool {
+	return s == StatusPersisted || s == StatusScheduled || s == StatusFailover || s == StatusSpooled
+}
+
+// Message is one accepted message on its way to a broker. Decoders fill it
+// from a request; the produce path adds UID, App and AcceptedAt.
+type Message struct {
+	UID        string
+	App        string
+	Topic      string // full name: persistent://tenant/namespace/topic
+	Key        string
+	Tags       []string // sorted and deduplicated
+	Properties map[string]string
+	EventTime  time.Time // zero: none; Pulsar keeps milliseconds
+	Payload    []byte
+
+	// Delay, as given: at most one is set (see DueAt).
+	DeliverAfter time.Duration
+	DeliverAt    time.Time
+	DelayLevel   string
+
+	IdempotencyKey string
+	AcceptedAt     time.Time
+	// DuplicateRisk is set when the idempotency store could not be asked:
+	// the message is produced anyway and flagged (ADR 030).
+	DuplicateRisk bool
+}
+
+// Delayed reports whether the message asks for delayed delivery.
+func (m *Message) Delayed() bool {
+	return m.DeliverAfter > 0 || !m.DeliverAt.IsZero() || m.DelayLevel != ""
+}
+
+// DueAt is when a delayed message becomes visible: DeliverAt, or
+// AcceptedAt plus DeliverAfter; zero when the message is not delayed by time.
+func (m *Message) DueAt() time.Time {
+	switch {
+	case !m.DeliverAt.IsZero():
+		return m.DeliverAt
+	case m.DeliverAfter > 0:
+		return m.AcceptedAt.Add(m.DeliverAfter)
+	}
+	return time.Time{}
+}
+
+// PulsarProperties returns the user properties plus the psc-* ones.
+func (m *Message) PulsarProperties() map[string]string {
+	p := make(map[string]string, len(m.Properties)+6)
+	maps.Copy(p, m.Properties)
+	p[PropUID] = m.UID
+	p[PropApp] = m.App
+	p[PropAcceptedAt] = m.AcceptedAt.UTC().Format(AcceptedAtLayout)
+	if len(m.Tags) > 0 {
+		p[PropTags] = strings.Join(m.Tags, ",")
+	}
+	if m.IdempotencyKey != "" {
+		p[PropIdempotencyKey] = m.IdempotencyKey
+	}
+	if m.DuplicateRisk {
+		p[PropDuplicateRisk] = "true"
+	}
+	return p
+}
+
+// ParseTags splits a psc-tags property value back into tags.
+func ParseTags(v string) []string {
+	if v == "" {
+		return nil
+	}
+	return strings.Split(v, ",")
+}
+
+// normalizeTags sorts and deduplicates tags in place.
+func normalizeTags(tags []string) []string {
+	if len(tags) == 0 {
+		return nil
+	}
+	slices.Sort(tags)
+	return slices.Compact(tags)
+}
+
+// Fingerprint is the SHA-256, in hex, of everything that makes two
+// messages the same request: topic, key, tags, properties, event time,
+// delay as given, and payload. An idempotency key reused with another
+// fingerprint is a conflict. A relative delay counts as given, so the retry
+// of a request with deliverAfter matches.
+func (m *Message) Fingerprint() string {
+	h := sha256.New()
+	var n [binary.MaxVarintLen64]byte
+	str := func(s string) {
+		h.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))])
+		h.Write([]byte(s))
+	}
+	num := func(v int64) { h.Write(n[:binary.PutVarint(n[:], v)]) }
+	str("psc-fingerprint-v1")
+	str(m.Topic)
+	str(m.Key)
+	num(int64(len(m.Tags)))
+	for _, t := range m.Tags {
+		str(t)
+	}
+	keys := slices.Sorted(maps.Keys(m.Properties))
+	num(int64(len(keys)))
+	for _, k := range keys {
+		str(k)
+		str(m.Properties[k])
+	}
+	num(timeMillis(m.EventTime))
+	num(int64(m.DeliverAfter))
+	num(timeMillis(m.DeliverAt))
+	str(m.DelayLevel)
+	num(int64(len(m.Payload)))
+	h.Write(m.Payload)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func timeMillis(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+// Result is the answer for one message. It is part of the API.
+type Result struct {
+	UID       string `json:"uid"`
+	MessageID string `json:"messageId,omitempty"`
+	Status    Status `json:"status"`
+	Cluster   string `json:"cluster,omitempty"`
+	// DeliverAt is when a scheduled message becomes visible (RFC 3339).
+	DeliverAt string `json:"deliverAt,omitempty"`
+	// Duplicate is true when the result comes from the idempotency store:
+	// an earlier request with the same key produced the message.
+	Duplicate bool `json:"duplicate,omitempty"`
+	// DuplicateRisk is true when the idempotency store was unreachable and
+	// the message was produced without the check (ADR 030).
+	DuplicateRisk bool `json:"duplicateRisk,omitempty"`
+	// Error says why a message is not durable (status failed).
+	Error *ErrorBody `json:"error,omitempty"`
+}

@@ -1,0 +1,124 @@
+package proxy
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/metrics"
+)
+
+// Metrics are the data plane's Prometheus collectors. A nil *Metrics
+// records nothing, which keeps tests that do not care short.
+type Metrics struct {
+	produced       *prometheus.CounterVec
+	errors         *prometheus.CounterVec
+	ackLatency     prometheus.Histogram
+	poolSize       prometheus.Gauge
+	poolEvictions  *prometheus.CounterVec
+	createErrors   prometheus.Counter
+	idemHits       prometheus.Counter
+	idemConflicts  *prometheus.CounterVec
+	idemUnavail    prometheus.Counter
+	idemCompleteEr prometheus.Counter
+	rateLimited    *prometheus.CounterVec
+}
+
+// NewMetrics registers the data plane's metrics on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	ns := metrics.Namespace
+	m := &Metrics{
+		produced: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "produce_messages_total",
+			Help: "Messages by produce result: persisted, scheduled, failed, or duplicate (answered from the idempotency store)."},
+			[]string{"status"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "http_errors_total",
+			Help: "Error answers by stable error code."}, []string{"code"}),
+		ackLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "broker_ack_seconds",
+			Help:    "Time from handing a message to the producer to the broker's acknowledgement.",
+			Buckets: []float64{.0005, .001, .002, .003, .005, .0075, .01, .015, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}}),
+		poolSize: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "producer_pool_size",
+			Help: "Open producers in the pool."}),
+		poolEvictions: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "producer_pool_evictions_total",
+			Help: "Producers closed by the pool: idle, lru (over producer.maxProducers) or broken."}, []string{"reason"}),
+		createErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "producer_create_errors_total",
+			Help: "Producers that could not be created."}),
+		idemHits: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "idempotency_hits_total",
+			Help: "Messages answered from the idempotency store instead of being produced again."}),
+		idemConflicts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "idempotency_conflicts_total",
+			Help: "Idempotency keys refused: reused (another payload) or in_progress (still in flight at the deadline)."},
+			[]string{"reason"}),
+		idemUnavail: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "idempotency_unavailable_total",
+			Help: "Messages produced without the idempotency check because the store was unreachable (duplicateRisk)."}),
+		idemCompleteEr: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "idempotency_record_errors_total",
+			Help: "Results that could not be written to the idempotency store after the broker acknowledged."}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "rate_limited_total",
+			Help: "Requests refused by an app's rate limit."}, []string{"app"}),
+	}
+	reg.MustRegister(m.produced, m.errors, m.ackLatency, m.poolSize, m.poolEvictions, m.createErrors,
+		m.idemHits, m.idemConflicts, m.idemUnavail, m.idemCompleteEr, m.rateLimited)
+	return m
+}
+
+func (m *Metrics) addProduced(s string) {
+	if m != nil {
+		m.produced.WithLabelValues(s).Inc()
+	}
+}
+
+func (m *Metrics) addError(code string) {
+	if m != nil {
+		m.errors.WithLabelValues(code).Inc()
+	}
+}
+
+func (m *Metrics) observeAck(seconds float64) {
+	if m != nil {
+		m.ackLatency.Observe(seconds)
+	}
+}
+
+func (m *Metrics) setPoolSize(n int) {
+	if m != nil {
+		m.poolSize.Set(float64(n))
+	}
+}
+
+func (m *Metrics) addEviction(reason string) {
+	if m != nil {
+		m.poolEvictions.WithLabelValues(reason).Inc()
+	}
+}
+
+func (m *Metrics) addCreateError() {
+	if m != nil {
+		m.createErrors.Inc()
+	}
+}
+
+func (m *Metrics) addIdemHit() {
+	if m != nil {
+		m.idemHits.Inc()
+	}
+}
+
+func (m *Metrics) addIdemConflict(reason string) {
+	if m != nil {
+		m.idemConflicts.WithLabelValues(reason).Inc()
+	}
+}
+
+func (m *Metrics) addIdemUnavailable() {
+	if m != nil {
+		m.idemUnavail.Inc()
+	}
+}
+
+func (m *Metrics) addIdemRecordError() {
+	if m != nil {
+		m.idemCompleteEr.Inc()
+	}
+}
+
+func (m *Metrics) addRateLimited(app string) {
+	if m != nil {
+		m.rateLimited.WithLabelValues(app).Inc()
+	}
+}

@@ -1,0 +1,233 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/metrics"
+	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
+)
+
+// Check is a readiness probe of one dependency; nil means reachable.
+type Check func(ctx context.Context) error
+
+// Options configure a Server. Sender is required; the others default as noted.
+type Options struct {
+	// Sender makes messages durable (a *PulsarSender, later wrapped by
+	// retry, failover and spool).
+	Sender Sender
+	// Scheduler handles delayLevel; nil answers 501 DELAY_LEVEL_UNAVAILABLE.
+	Scheduler Scheduler
+	// Idempotency stores results by idempotency key; nil means every keyed
+	// message is produced with duplicateRisk, as when Redis is down.
+	Idempotency IdempotencyStore
+	// Recorder receives lifecycle events; tracer.Nop{} when nil.
+	Recorder tracer.Recorder
+
+	// Apps that may call the data plane. DevMode serves every request as
+	// app "dev" without a token and requires Apps to be empty.
+	Apps    []App
+	DevMode bool
+
+	Limits         Limits        // DefaultLimits() when zero
+	RequestTimeout time.Duration // deadline of one produce request; 10s
+	// IdempotencyWait caps how long a retry waits for its key's first
+	// attempt to finish; RequestTimeout/2 when 0.
+	IdempotencyWait time.Duration
+	PollInterval    time.Duration // how often a waiting retry checks its key; 20ms
+
+	Node string // this sidecar in trace events
+
+	// ReadyChecks are run by /readyz, by name.
+	ReadyChecks map[string]Check
+	// Metrics records data-plane metrics; HTTPMetrics request counts and
+	// latency. Either may be nil. Gatherer serves /metrics when set.
+	Metrics     *Metrics
+	HTTPMetrics *metrics.HTTP
+	Gatherer    http.Handler
+
+	Logger *slog.Logger     // slog.Default() when nil
+	Now    func() time.Time // time.Now when nil
+}
+
+// Server is the HTTP data plane. It is an http.Handler; the caller runs the
+// http.Server. Close waits for work that outlives requests.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	now     func() time.Time
+	auth    *authenticator
+	engine  *gin.Engine
+	rec     tracer.Recorder
+	metrics *Metrics
+
+	draining atomic.Bool
+	wg       sync.WaitGroup // stragglers: callbacks that arrive after their request answered
+}
+
+var _ http.Handler = (*Server)(nil)
+
+// New builds a Server. It fails on an invalid app configuration.
+func New(opts Options) (*Server, error) {
+	if opts.Sender == nil {
+		return nil, errors.New("proxy: Options.Sender is required")
+	}
+	if opts.Limits == (Limits{}) {
+		opts.Limits = DefaultLimits()
+	}
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = 10 * time.Second
+	}
+	if opts.IdempotencyWait <= 0 {
+		opts.IdempotencyWait = opts.RequestTimeout / 2
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = 20 * time.Millisecond
+	}
+	s := &Server{opts: opts, log: opts.Logger, now: opts.Now, rec: opts.Recorder, metrics: opts.Metrics}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.log = s.log.With("component", "proxy")
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.rec == nil {
+		s.rec = tracer.Nop{}
+	}
+	auth, err := newAuthenticator(opts.Apps, opts.DevMode, s.now)
+	if err != nil {
+		return nil, err
+	}
+	s.auth = auth
+	s.engine = s.routes()
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.ServeHTTP(w, r) }
+
+// SetDraining makes /readyz fail, so load balancers stop sending traffic
+// while the listener drains. Requests are still served.
+func (s *Server) SetDraining() { s.draining.Store(true) }
+
+// Close waits until every message handed to the Sender has its outcome
+// recorded (idempotency store, trace, metrics), or ctx ends. Call it after
+// the HTTP server has stopped and the Sender has flushed. Idempotent.
+func (s *Server) Close(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("proxy: waiting for in-flight outcomes: %w", ctx.Err())
+	}
+}
+
+func init() { gin.SetMode(gin.ReleaseMode) }
+
+// Route patterns, also the route label of the HTTP metrics.
+const (
+	RouteProduce = "/v1/topics/:tenant/:namespace/:topic/messages"
+	RouteHealthz = "/healthz"
+	RouteReadyz  = "/readyz"
+	RouteMetrics = "/metrics"
+)
+
+func (s *Server) routes() *gin.Engine {
+	e := gin.New()
+	e.HandleMethodNotAllowed = true
+	e.ContextWithFallback = true
+	_ = e.SetTrustedProxies(nil) // client IP is the peer address; X-Forwarded-For is not trusted
+	if s.opts.HTTPMetrics != nil {
+		e.Use(s.opts.HTTPMetrics.Middleware())
+	}
+	e.Use(gin.CustomRecoveryWithWriter(nil, func(c *gin.Context, rec any) {
+		s.fail(c, &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error",
+			Err: fmt.Errorf("panic: %v", rec)}, nil)
+	}))
+	e.NoRoute(func(c *gin.Context) {
+		s.fail(c, errorf(http.StatusNotFound, CodeNotFound, "no route %s %s; produce with POST /v1/topics/{tenant}/{namespace}/{topic}/messages",
+			c.Request.Method, truncate(c.Request.URL.Path, 200)), nil)
+	})
+	e.NoMethod(func(c *gin.Context) {
+		s.fail(c, errorf(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "method %s is not allowed here", c.Request.Method), nil)
+	})
+	e.GET(RouteHealthz, s.healthz)
+	e.GET(RouteReadyz, s.readyz)
+	if s.opts.Gatherer != nil {
+		e.GET(RouteMetrics, gin.WrapH(s.opts.Gatherer))
+	}
+	v1 := e.Group("/v1", s.authenticate)
+	v1.POST("/topics/:tenant/:namespace/:topic/messages", s.handleProduce)
+	return e
+}
+
+// fail is the one place that turns an error into an HTTP answer.
+func (s *Server) fail(c *gin.Context, err error, results []Result) {
+	e := toError(err)
+	s.metrics.addError(e.Code)
+	writeError(c, s.log, e, results)
+}
+
+const principalKey = "psc.principal"
+
+func (s *Server) authenticate(c *gin.Context) {
+	p, err := s.auth.authenticate(c.Request)
+	if err != nil {
+		s.fail(c, err, nil)
+		return
+	}
+	c.Set(principalKey, p)
+	c.Next()
+}
+
+func (s *Server) healthz(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+}
+
+// readyz runs every check concurrently with a 2 s cap and answers 200 only
+// when all pass and the server is not draining.
+func (s *Server) readyz(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	type res struct {
+		name string
+		err  error
+	}
+	ch := make(chan res, len(s.opts.ReadyChecks))
+	for name, check := range s.opts.ReadyChecks {
+		go func() { ch <- res{name, check(ctx)} }()
+	}
+	checks := make(map[string]string, len(s.opts.ReadyChecks))
+	ok := true
+	for range s.opts.ReadyChecks {
+		r := <-ch
+		if r.err != nil {
+			ok = false
+			checks[r.name] = "unreachable: " + r.err.Error()
+		} else {
+			checks[r.name] = "ok"
+		}
+	}
+	status, code := "ready", http.StatusOK
+	if s.draining.Load() {
+		status, code, ok = "draining", http.StatusServiceUnavailable, false
+	}
+	if !ok && code == http.StatusOK {
+		status, code = "not ready", http.StatusServiceUnavailable
+	}
+	c.JSON(code, gin.H{"status": status, "checks": checks})
+}
