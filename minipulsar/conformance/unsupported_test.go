@@ -53,6 +53,8 @@ func TestTransactionsRefusedFast(t *testing.T) {
 		})
 		if err == nil {
 			c.Close()
+		} else {
+			failedClients.Add(1) // see idleChecker in main_test.go
 		}
 		return err
 	})
