@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
+	"github.com/apache/pulsar-client-go/pulsaradmin"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -20,6 +21,34 @@ func TestConnect(t *testing.T) {
 	parts, err := c.TopicPartitions(topic)
 	require.NoError(t, err)
 	require.Equal(t, []string{topic}, parts, "a non-partitioned topic is its own only partition")
+}
+
+// TestKeepAlive: an idle connection stays up: the broker answers the
+// client's PINGs, so the client does not give up on it after two silent
+// keep-alive intervals. A reconnection would show as a new client address
+// in the producer's stats.
+func TestKeepAlive(t *testing.T) {
+	serviceURL, adminURL := target(t)
+	admin := newAdmin(t, adminURL)
+	c := newClient(t, serviceURL, func(o *pulsar.ClientOptions) { o.KeepAliveInterval = 100 * time.Millisecond })
+	topic := newTopic(t)
+	p := newProducer(t, c, pulsar.ProducerOptions{Topic: topic})
+	cons := subscribe(t, c, pulsar.ConsumerOptions{Topic: topic, SubscriptionName: "sub"})
+	address := func() (string, string) {
+		st, err := admin.Topics().GetStats(adminTopic(t, topic))
+		require.NoError(t, err)
+		require.Len(t, st.Publishers, 1)
+		require.Len(t, st.Subscriptions["sub"].Consumers, 1)
+		return st.Publishers[0].Address, st.Subscriptions["sub"].Consumers[0].Address
+	}
+	p1, c1 := address()
+	require.NotEmpty(t, p1, "producer address in stats")
+	time.Sleep(time.Second) // ten keep-alive intervals of silence
+	sendN(t, p, 0, 1)
+	require.Equal(t, "msg-0000", string(receive(t, cons).Payload()))
+	p2, c2 := address()
+	require.Equal(t, p1, p2, "the producer reconnected: the idle connection was dropped")
+	require.Equal(t, c1, c2, "the consumer reconnected: the idle connection was dropped")
 }
 
 // TestRoundTrip: everything a producer sets on a message comes back to the
@@ -363,6 +392,8 @@ func TestDeduplication(t *testing.T) {
 		require.Equal(t, int64(0), p2.LastSequenceID())
 	})
 
+	// Deduplication is enabled either on the topic (a topic policy) or on
+	// a namespace of its own, so a shared cluster is not affected.
 	t.Run("enabled on the topic", func(t *testing.T) {
 		topic := newTopic(t)
 		tn := adminTopic(t, topic)
@@ -375,48 +406,67 @@ func TestDeduplication(t *testing.T) {
 			}
 			return err
 		})
-		// A real broker applies topic policies asynchronously; wait until
-		// the topic reports it (a broker that leaves the field empty is
-		// taken at its word).
-		eventually(t, 10*time.Second, func() error {
-			st, err := admin.Topics().GetStats(tn)
-			if err == nil && st.DeDuplicationStatus != "" && st.DeDuplicationStatus != "Enabled" {
-				err = fmt.Errorf("deduplicationStatus %q", st.DeDuplicationStatus)
-			}
-			return err
-		})
-
-		name := uniqueName(t)
-		cons := subscribe(t, c, pulsar.ConsumerOptions{
-			Topic:                       topic,
-			SubscriptionName:            "sub",
-			SubscriptionInitialPosition: pulsar.SubscriptionPositionEarliest,
-		})
-		p := newProducer(t, c, pulsar.ProducerOptions{Topic: topic, Name: name, DisableBatching: true})
-		for _, s := range []int64{0, 1, 2, 1, 2, 5, 3} {
-			_, err := p.Send(timeout(t, opTimeout), &pulsar.ProducerMessage{Payload: fmt.Appendf(nil, "seq-%d", s), SequenceID: seq(s)})
-			require.NoError(t, err, "a duplicate is acknowledged, not refused")
-		}
-		require.Equal(t, int64(3), p.LastSequenceID(), "the client's view of the last receipt")
-		p.Close()
-
-		// The reopened producer continues after the highest sequence id
-		// the broker stored (5), so its first automatic id is 6.
-		p2 := newProducer(t, c, pulsar.ProducerOptions{Topic: topic, Name: name, DisableBatching: true})
-		_, err := p2.Send(timeout(t, opTimeout), &pulsar.ProducerMessage{Payload: []byte("seq-6")})
-		require.NoError(t, err)
-		require.Equal(t, int64(6), p2.LastSequenceID())
-		_, err = p2.Send(timeout(t, opTimeout), &pulsar.ProducerMessage{Payload: []byte("dup-4"), SequenceID: seq(4)})
-		require.NoError(t, err)
-
-		// Another producer name has its own sequence.
-		other := newProducer(t, c, pulsar.ProducerOptions{Topic: topic, Name: name + "-other", DisableBatching: true})
-		_, err = other.Send(timeout(t, opTimeout), &pulsar.ProducerMessage{Payload: []byte("other-0"), SequenceID: seq(0)})
-		require.NoError(t, err)
-
-		got := payloads(receiveN(t, cons, 6))
-		require.Equal(t, []string{"seq-0", "seq-1", "seq-2", "seq-5", "seq-6", "other-0"}, got,
-			"duplicates (sequence id at or below the producer's highest) must be dropped")
-		expectNothing(t, cons)
+		checkDeduplication(t, c, admin, topic)
 	})
+
+	t.Run("enabled on the namespace", func(t *testing.T) {
+		ns := "public/" + uniqueName(t)
+		require.NoError(t, admin.Namespaces().CreateNamespace(ns))
+		t.Cleanup(func() { _ = admin.Namespaces().DeleteNamespace(ns) })
+		require.NoError(t, admin.Namespaces().SetDeduplicationStatus(ns, true))
+		topic := "persistent://" + ns + "/" + uniqueName(t)
+		t.Cleanup(func() { _ = admin.Topics().Delete(adminTopic(t, topic), true, true) })
+		require.NoError(t, admin.Topics().Create(adminTopic(t, topic), 0))
+		checkDeduplication(t, c, admin, topic)
+	})
+}
+
+// checkDeduplication checks a topic on which deduplication is enabled: the
+// broker drops a producer's sequence ids at or below the highest it stored,
+// and a producer reopened under the same name continues after it.
+func checkDeduplication(t *testing.T, c pulsar.Client, admin pulsaradmin.Client, topic string) {
+	t.Helper()
+	seq := func(i int64) *int64 { return &i }
+	// A real broker applies policies asynchronously; wait until the topic
+	// reports it (a broker that leaves the field empty is taken at its
+	// word).
+	eventually(t, 10*time.Second, func() error {
+		st, err := admin.Topics().GetStats(adminTopic(t, topic))
+		if err == nil && st.DeDuplicationStatus != "" && st.DeDuplicationStatus != "Enabled" {
+			err = fmt.Errorf("deduplicationStatus %q", st.DeDuplicationStatus)
+		}
+		return err
+	})
+
+	name := uniqueName(t)
+	cons := subscribe(t, c, pulsar.ConsumerOptions{
+		Topic:                       topic,
+		SubscriptionName:            "sub",
+		SubscriptionInitialPosition: pulsar.SubscriptionPositionEarliest,
+	})
+	p := newProducer(t, c, pulsar.ProducerOptions{Topic: topic, Name: name, DisableBatching: true})
+	for _, s := range []int64{0, 1, 2, 1, 2, 5, 3} {
+		_, err := p.Send(timeout(t, opTimeout), &pulsar.ProducerMessage{Payload: fmt.Appendf(nil, "seq-%d", s), SequenceID: seq(s)})
+		require.NoError(t, err, "a duplicate is acknowledged, not refused")
+	}
+	p.Close()
+
+	// The reopened producer continues after the highest sequence id the
+	// broker stored (5), so its first automatic id is 6.
+	p2 := newProducer(t, c, pulsar.ProducerOptions{Topic: topic, Name: name, DisableBatching: true})
+	_, err := p2.Send(timeout(t, opTimeout), &pulsar.ProducerMessage{Payload: []byte("seq-6")})
+	require.NoError(t, err)
+	require.Equal(t, int64(6), p2.LastSequenceID(), "PRODUCER_SUCCESS.last_sequence_id of a known producer name")
+	_, err = p2.Send(timeout(t, opTimeout), &pulsar.ProducerMessage{Payload: []byte("dup-4"), SequenceID: seq(4)})
+	require.NoError(t, err)
+
+	// Another producer name has its own sequence.
+	other := newProducer(t, c, pulsar.ProducerOptions{Topic: topic, Name: name + "-other", DisableBatching: true})
+	_, err = other.Send(timeout(t, opTimeout), &pulsar.ProducerMessage{Payload: []byte("other-0"), SequenceID: seq(0)})
+	require.NoError(t, err)
+
+	got := payloads(receiveN(t, cons, 6))
+	require.Equal(t, []string{"seq-0", "seq-1", "seq-2", "seq-5", "seq-6", "other-0"}, got,
+		"duplicates (sequence id at or below the producer's highest) must be dropped")
+	expectNothing(t, cons)
 }
