@@ -593,9 +593,10 @@ func (s *Spool) checkpointLoop() {
 	}
 }
 
-// Checkpoint persists acknowledgements made so far (Open does this every
-// Options.CheckpointInterval and Close does it last). After a crash, records
-// acknowledged after the last checkpoint are replayed again.
+// Checkpoint persists acknowledgements made so far. A goroutine started by
+// Open calls it every Options.CheckpointInterval, and Close calls it last.
+// After a crash, records acknowledged since the last checkpoint are replayed
+// again.
 func (s *Spool) Checkpoint() error {
 	s.ckMu.Lock()
 	defer s.ckMu.Unlock()

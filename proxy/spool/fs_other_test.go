@@ -1,0 +1,5 @@
+//go:build !linux
+
+package spool
+
+func onTmpfs(string) bool { return false }
