@@ -1,0 +1,28 @@
+# Common loops. `make run` starts the embedded mode; `make test` is what CI runs.
+GO ?= go
+TEST_TIMEOUT ?= 20m
+
+.PHONY: run test lint bench fuzz minipulsar build
+
+run:
+	$(GO) run ./cmd/pulsar-sidecar
+
+minipulsar:
+	$(GO) run ./cmd/minipulsar
+
+build:
+	$(GO) build ./...
+
+test:
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+lint:
+	gofmt -l $$(git ls-files '*.go')
+	$(GO) vet ./...
+	golangci-lint run ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./minipulsar/
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecodeFrame -fuzztime 60s ./minipulsar/
