@@ -89,9 +89,13 @@ func parseCursorTarget(b []byte, def cursorTarget) (cursorTarget, error) {
 func (ct cursorTarget) resolve(t *topic) uint64 {
 	var id uint64
 	switch {
-	case ct.earliest || uint64(ct.ledger) < t.ledger:
+	case ct.earliest:
 		id = t.first
-	case ct.latest || uint64(ct.ledger) > t.ledger:
+	case ct.latest:
+		id = t.next
+	case uint64(ct.ledger) < t.ledger:
+		id = t.first
+	case uint64(ct.ledger) > t.ledger:
 		id = t.next
 	default:
 		id = uint64(ct.entry)
@@ -239,6 +243,12 @@ func resetTo(sub *subscription, pos func(t *topic) uint64, batchIndex int32) {
 		sub.skipInBatch(id, batchIndex)
 		sub.persist()
 	}
+	// As Pulsar fences the subscription while it resets, nothing may be
+	// dispatched to the consumers about to be closed: they would get the
+	// new position's first messages twice (now, and after reconnecting).
+	for _, c := range sub.consumers {
+		c.permits = 0
+	}
 	consumers := append([]*consumer(nil), sub.consumers...)
 	t.mu.Unlock()
 	for _, c := range consumers {
@@ -342,7 +352,7 @@ func (sub *subscription) skip(n int64) {
 		if set == nil {
 			set = fullAckSet(e.numMsgs)
 		}
-		for i := int32(0); i < e.numMsgs && n > 0; i++ {
+		for i := int32(0); i < e.numMsgs && int(i/64) < len(set) && n > 0; i++ {
 			if bit := int64(1) << (i % 64); set[i/64]&bit != 0 {
 				set[i/64] &^= bit
 				n--

@@ -79,8 +79,9 @@ func (s *Server) physicalTopics(name string) ([]*topic, error) {
 
 // Messages returns every message stored on a topic (every partition, in
 // partition order, for a partitioned topic), acknowledged or not, with
-// batches split and payloads decompressed. A chunked message is returned as
-// its separate chunks.
+// batches split and payloads decompressed. The chunks of a chunked message
+// are joined into one message, with the id of its last chunk, as the client
+// reports it; a chunked message missing chunks is left out.
 func (s *Server) Messages(topicName string) ([]Message, error) {
 	ts, err := s.physicalTopics(topicName)
 	if err != nil {
@@ -100,23 +101,54 @@ func (s *Server) Messages(topicName string) ([]Message, error) {
 			}
 		}
 		t.mu.Unlock()
+		chunks := map[string][][]byte{} // uuid -> chunk bodies so far
 		for _, st := range snap {
-			msgs, err := t.decodeMessages(st.id, st.data)
+			d, err := decodeStoredEntry(st.data)
+			if err == nil && d.md.GetNumChunksFromMsg() > 1 {
+				d, err = joinChunk(chunks, d)
+				if d == nil && err == nil {
+					continue // more chunks to come
+				}
+			}
 			if err != nil {
 				return nil, fmt.Errorf("minipulsar: %s entry %d: %w", t.full, st.id, err)
 			}
-			out = append(out, msgs...)
+			out = append(out, t.messagesOf(st.id, d)...)
 		}
 	}
 	return out, nil
 }
 
-// decodeMessages turns one stored entry into its messages.
-func (t *topic) decodeMessages(id uint64, data []byte) ([]Message, error) {
-	d, err := decodeStoredEntry(data)
+// joinChunk adds a chunk to those gathered so far; with the last one it
+// returns the whole message, decompressed. A chunk out of order starts over,
+// as the client drops an incomplete chunked message.
+func joinChunk(chunks map[string][][]byte, d *decodedEntry) (*decodedEntry, error) {
+	md := d.md
+	uuid, id, n := md.GetUuid(), int(md.GetChunkId()), int(md.GetNumChunksFromMsg())
+	if id != len(chunks[uuid]) {
+		delete(chunks, uuid)
+		if id != 0 {
+			return nil, nil
+		}
+	}
+	chunks[uuid] = append(chunks[uuid], d.body)
+	if id < n-1 {
+		return nil, nil
+	}
+	var whole []byte
+	for _, c := range chunks[uuid] {
+		whole = append(whole, c...)
+	}
+	delete(chunks, uuid)
+	body, err := decompress(md.GetCompression(), whole, md.GetUncompressedSize())
 	if err != nil {
 		return nil, err
 	}
+	return &decodedEntry{md: md, body: body, storedBody: len(whole)}, nil
+}
+
+// messagesOf turns one decoded entry into its messages.
+func (t *topic) messagesOf(id uint64, d *decodedEntry) []Message {
 	md := d.md
 	base := Message{
 		ID:           MessageID{Ledger: t.ledger, Entry: id, BatchIndex: -1, Partition: int32(t.part)},
@@ -137,7 +169,7 @@ func (t *topic) decodeMessages(id uint64, data []byte) ([]Message, error) {
 		if et := md.GetEventTime(); et > 0 {
 			m.EventTime = time.UnixMilli(int64(et))
 		}
-		return []Message{m}, nil
+		return []Message{m}
 	}
 	out := make([]Message, len(d.msgs))
 	for i, bm := range d.msgs {
@@ -157,7 +189,7 @@ func (t *topic) decodeMessages(id uint64, data []byte) ([]Message, error) {
 		}
 		out[i] = m
 	}
-	return out, nil
+	return out
 }
 
 func properties(kvs []*pb.KeyValue) map[string]string {
