@@ -112,6 +112,7 @@ func (t *topic) addConsumer(cons *consumer, m *pb.CommandSubscribe) (*pb.ServerE
 	} else {
 		sub.typ = m.GetSubType()
 	}
+	sub.keepWhenEmpty = false
 	cons.sub = sub
 	sub.consumers = append(sub.consumers, cons)
 	sub.startDispatcher()
@@ -148,6 +149,20 @@ func (t *topic) startPosition(m *pb.CommandSubscribe) uint64 {
 func (t *topic) firstAtOrAfter(ms int64) uint64 {
 	i := sort.Search(len(t.entries), func(i int) bool { return t.entries[i].publishTime >= ms })
 	return t.first + uint64(i)
+}
+
+// ensureSubscription creates a durable Shared subscription at the earliest
+// position unless it exists.
+func (t *topic) ensureSubscription(name string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.subs[name]; ok || t.deleted {
+		return
+	}
+	sub := newSubscription(t, name, true, pb.CommandSubscribe_Shared)
+	sub.resetCursorQuiet(t.first)
+	t.subs[name] = sub
+	sub.persist()
 }
 
 func (sub *subscription) resetCursorQuiet(id uint64) {
@@ -239,7 +254,7 @@ func (t *topic) removeConsumer(cons *consumer) {
 	changes = sub.activeChanges(changes)
 	if len(sub.consumers) == 0 {
 		sub.stopDispatcher()
-		if !sub.durable {
+		if !sub.durable && !sub.keepWhenEmpty {
 			sub.stopTimers()
 			if t.subs[sub.name] == sub {
 				delete(t.subs, sub.name)
@@ -378,6 +393,9 @@ func (c *conn) handleSeek(m *pb.CommandSeek) {
 		return
 	}
 	sub.resetCursor(pos)
+	// The consumers reconnect to the reset cursor: a non-durable one must
+	// outlive the moment it has no consumer (Pulsar keeps a reset cursor).
+	sub.keepWhenEmpty = true
 	consumers := append([]*consumer(nil), sub.consumers...)
 	t.mu.Unlock()
 	c.sendSuccess(m.GetRequestId())

@@ -67,6 +67,11 @@ func (c *conn) handleProducer(m *pb.CommandProducer) {
 	for _, old := range fenced {
 		old.closeByBroker()
 	}
+	if sub := m.GetInitialSubscriptionName(); sub != "" {
+		// A dead-letter producer asks for the subscription that will read
+		// the topic, so nothing sent before a consumer arrives is missed.
+		t.ensureSubscription(sub)
+	}
 	c.mu.Lock()
 	c.producers[p.id] = p
 	c.mu.Unlock()
@@ -183,8 +188,10 @@ func (c *conn) handleSend(m *pb.CommandSend, f frame) error {
 	p, ok := c.producers[m.GetProducerId()]
 	c.mu.Unlock()
 	if !ok {
-		c.sendSendError(m, pb.ServerError_NotAllowedError, errProducerNotFound)
-		return nil
+		// As Pulsar does: a SEND can cross a broker-initiated CLOSE_PRODUCER
+		// on the wire; closing the connection makes the client reconnect and
+		// re-send, where a SEND_ERROR would unregister its new producer.
+		return fmt.Errorf("%s: producer id %d", errProducerNotFound, m.GetProducerId())
 	}
 	if f.metadata == nil {
 		return errors.New("SEND without a message payload")
@@ -194,7 +201,10 @@ func (c *conn) handleSend(m *pb.CommandSend, f frame) error {
 	}
 	switch act, d := c.s.faults.nextSend(); act {
 	case faultFail:
-		c.sendSendError(m, pb.ServerError_NotAllowedError, errInjected)
+		// A failed write to storage: the client closes the connection,
+		// reconnects and re-sends, so the application sees a delay, or a
+		// send timeout when failures outlast its SendTimeout.
+		c.sendSendError(m, pb.ServerError_PersistenceError, errInjected)
 		return nil
 	case faultDelay:
 		time.Sleep(d)

@@ -65,8 +65,11 @@ func (s *Server) RefuseLookups(on bool) {
 	s.faults.mu.Unlock()
 }
 
-// FailNextSends makes the next n SEND commands fail with NotAllowedError:
-// nothing is stored and the client reports the error to the application.
+// FailNextSends makes the next n SEND commands fail with PersistenceError,
+// as when the broker cannot write to storage: nothing is stored; the client
+// closes the connection, reconnects and re-sends (each re-send counts against
+// n). The application sees a delay, or a send timeout when the failures
+// outlast its SendTimeout.
 func (s *Server) FailNextSends(n int) {
 	s.faults.mu.Lock()
 	s.faults.failSends = n

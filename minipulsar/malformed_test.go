@@ -41,7 +41,7 @@ func u32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
 
 // connectFrame is a valid CONNECT: BaseCommand{type=CONNECT, connect{client_version="x"}}.
 var connectFrame = func() []byte {
-	connect := []byte{0x0a, 0x01, 'x'}                                  // client_version = "x"
+	connect := []byte{0x0a, 0x01, 'x'}                                      // client_version = "x"
 	cmd := append([]byte{0x08, 0x02, 0x12, byte(len(connect))}, connect...) // type=2, field 2
 	return append(append(u32(uint32(4+len(cmd))), u32(uint32(len(cmd)))...), cmd...)
 }()

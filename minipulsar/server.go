@@ -69,6 +69,7 @@ type Server struct {
 	topics      map[string]*topic // by full name, partitions included
 	partitioned map[string]int    // partitioned topic full name -> partitions
 	dedupNS     map[string]bool   // namespace -> deduplication override
+	dedupTopic  map[string]bool   // topic -> deduplication override
 	nextLedger  uint64
 	store       store
 

@@ -50,6 +50,10 @@ type subscription struct {
 	wake chan struct{}
 	quit chan struct{} // non-nil while a dispatcher runs
 
+	// keepWhenEmpty keeps a non-durable subscription while its consumers
+	// reconnect after a seek.
+	keepWhenEmpty bool
+
 	msgOut, bytesOut uint64
 }
 
@@ -495,7 +499,11 @@ func (sub *subscription) redeliver(c *consumer, ids []uint64) {
 		}
 		delete(sub.pending, id)
 		c.unacked--
-		sub.redeliveries[id]++
+		if sub.holdsDelayed() {
+			// Like Pulsar, only Shared and Key_Shared dispatchers track
+			// redelivery counts (and so dead-letter topics).
+			sub.redeliveries[id]++
+		}
 		sub.addReplay(id)
 	}
 	sub.notify()

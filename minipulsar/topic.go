@@ -404,14 +404,56 @@ func (s *Server) topicsOfNamespace(ns string, persistent bool) []string {
 	return out
 }
 
-// dedupEnabled tells whether deduplication applies to a topic.
+// dedupEnabled tells whether deduplication applies to a topic: a topic
+// policy (on the partitioned topic for a partition) wins over a namespace
+// policy, which wins over Options.Deduplication.
 func (s *Server) dedupEnabled(name topicName) bool {
 	s.stateMu.Lock()
 	defer s.stateMu.Unlock()
+	if v, ok := s.dedupTopic[name.String()]; ok {
+		return v
+	}
+	if b, part := name.base(); part >= 0 {
+		if v, ok := s.dedupTopic[b.String()]; ok {
+			return v
+		}
+	}
 	if v, ok := s.dedupNS[name.ns()]; ok {
 		return v
 	}
 	return s.opts.Deduplication
+}
+
+// SetTopicDeduplication sets a topic's deduplication policy; nil removes
+// it so the namespace policy applies again.
+func (s *Server) SetTopicDeduplication(topic string, on *bool) error {
+	n, err := parseTopic(topic)
+	if err != nil {
+		return err
+	}
+	s.stateMu.Lock()
+	defer s.stateMu.Unlock()
+	if s.dedupTopic == nil {
+		s.dedupTopic = map[string]bool{}
+	}
+	if on == nil {
+		delete(s.dedupTopic, n.String())
+	} else {
+		s.dedupTopic[n.String()] = *on
+	}
+	return nil
+}
+
+// TopicDeduplication returns a topic's own deduplication policy, if set.
+func (s *Server) TopicDeduplication(topic string) (on, set bool, err error) {
+	n, err := parseTopic(topic)
+	if err != nil {
+		return false, false, err
+	}
+	s.stateMu.Lock()
+	defer s.stateMu.Unlock()
+	on, set = s.dedupTopic[n.String()]
+	return on, set, nil
 }
 
 // SetDeduplication turns broker deduplication on or off for a namespace

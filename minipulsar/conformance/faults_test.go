@@ -157,34 +157,40 @@ func TestFaultRefuseConnections(t *testing.T) {
 	checkAtLeastOnce(t, msgs, wantPayloads(1, 3), nil)
 }
 
-// TestFaultFailNextSends: a send the broker refuses is reported to the
-// application as failed and is not stored.
-//
-// pulsar-client-go reacts to SEND_ERROR(NotAllowedError) by unregistering
-// the producer from its connection without failing the pending send
-// (internal/connection.go handleSendError): the application sees the send
-// time out, and that producer object gets no receipt and no reconnection
-// any more. The test therefore goes on with a new producer.
+// TestFaultFailNextSends: a storage failure (SEND_ERROR PersistenceError)
+// stores nothing; the client closes the connection, reconnects and re-sends,
+// so a short run of failures only delays the send and the message is stored
+// once, while failures that outlast SendTimeout reach the application.
 func TestFaultFailNextSends(t *testing.T) {
 	s := faultyBroker(t)
 	c := newClient(t, s.ServiceURL())
 	topic := newTopic(t)
-	cons := subscribe(t, c, pulsar.ConsumerOptions{Topic: topic, SubscriptionName: "sub"})
-	p := newProducer(t, c, pulsar.ProducerOptions{Topic: topic, SendTimeout: time.Second, DisableBatching: true})
+	p := newProducer(t, c, pulsar.ProducerOptions{Topic: topic, SendTimeout: time.Second, DisableBatching: true, BackOffPolicyFunc: steady})
 	sendN(t, p, 0, 1)
 
-	s.FailNextSends(1)
+	s.FailNextSends(2)
+	sendN(t, p, 1, 1)
+
+	s.FailNextSends(1 << 30)
 	start := time.Now()
 	_, err := p.Send(timeout(t, opTimeout), &pulsar.ProducerMessage{Payload: []byte("refused")})
-	require.Error(t, err, "the refused send must fail")
+	require.Error(t, err, "failures that outlast SendTimeout must reach the application")
 	require.Less(t, time.Since(start), 5*time.Second)
-	p.Close()
+	s.FailNextSends(0)
+	sendN(t, p, 2, 2)
 
-	p2 := newProducer(t, c, pulsar.ProducerOptions{Topic: topic, DisableBatching: true})
-	sendN(t, p2, 1, 2)
-	got := payloads(receiveN(t, cons, 3))
-	require.Equal(t, wantPayloads(0, 3), got, "the refused message must not be stored")
-	expectNothing(t, cons)
+	// What the topic holds, read from the start: each message exactly once,
+	// the refused one not at all.
+	r, err := c.CreateReader(pulsar.ReaderOptions{Topic: topic, StartMessageID: pulsar.EarliestMessageID()})
+	require.NoError(t, err)
+	defer r.Close()
+	var got []string
+	for r.HasNext() {
+		m, err := r.Next(timeout(t, opTimeout))
+		require.NoError(t, err)
+		got = append(got, string(m.Payload()))
+	}
+	require.Equal(t, wantPayloads(0, 4), got)
 }
 
 // TestFaultDelayNextSends: slow sends complete late but in order; a send
