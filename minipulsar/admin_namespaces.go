@@ -2,6 +2,7 @@ package minipulsar
 
 import (
 	"bytes"
+	"errors"
 	"net/http"
 	"sort"
 	"strconv"
@@ -21,6 +22,7 @@ func (a *admin) routeNamespaces(mux *http.ServeMux) {
 	mux.HandleFunc("GET /admin/v2/namespaces/{tenant}", a.handle(a.listNamespaces))
 	mux.HandleFunc("PUT /admin/v2/namespaces/{tenant}/{ns}", a.handle(a.createNamespace))
 	mux.HandleFunc("GET /admin/v2/namespaces/{tenant}/{ns}", a.handle(a.namespacePolicies))
+	mux.HandleFunc("DELETE /admin/v2/namespaces/{tenant}/{ns}", a.handle(a.deleteNamespace))
 	mux.HandleFunc("GET /admin/v2/namespaces/{tenant}/{ns}/topics", a.handle(a.namespaceTopics))
 	mux.HandleFunc("GET /admin/v2/namespaces/{tenant}/{ns}/deduplication", a.handle(a.getDeduplication))
 	mux.HandleFunc("POST /admin/v2/namespaces/{tenant}/{ns}/deduplication", a.handle(a.setDeduplication))
@@ -141,6 +143,49 @@ func (a *admin) createNamespace(w http.ResponseWriter, r *http.Request) error {
 	}
 	a.nsMu.Lock()
 	a.namespaces[ns] = struct{}{}
+	a.nsMu.Unlock()
+	noContent(w)
+	return nil
+}
+
+// deleteNamespace removes a namespace and its settings. One that still holds
+// topics is deleted only with force, which deletes them too (disconnecting
+// their clients). A default namespace stays listed.
+func (a *admin) deleteNamespace(w http.ResponseWriter, r *http.Request) error {
+	ns := r.PathValue("tenant") + "/" + r.PathValue("ns")
+	if _, ok := a.knownNamespaces()[ns]; !ok {
+		return httpErr(http.StatusNotFound, "Namespace does not exist")
+	}
+	var names []string // partitioned topics, and topics not partitions of one
+	a.s.stateMu.Lock()
+	for name := range a.s.partitioned {
+		names = append(names, name)
+	}
+	for name, t := range a.s.topics {
+		if base, part := t.name.base(); part < 0 || a.s.partitioned[base.String()] == 0 {
+			names = append(names, name)
+		}
+	}
+	a.s.stateMu.Unlock()
+	var victims []string
+	for _, name := range names {
+		if tn, err := parseTopic(name); err == nil && tn.ns() == ns {
+			victims = append(victims, name)
+		}
+	}
+	if len(victims) > 0 && !boolQuery(r, "force") {
+		return httpErr(http.StatusConflict, "Cannot delete non empty namespace")
+	}
+	for _, name := range victims {
+		if err := a.s.DeleteTopic(name, true); err != nil && !errors.Is(err, ErrTopicNotFound) {
+			return err
+		}
+	}
+	a.s.stateMu.Lock()
+	delete(a.s.dedupNS, ns)
+	a.s.stateMu.Unlock()
+	a.nsMu.Lock()
+	delete(a.namespaces, ns)
 	a.nsMu.Unlock()
 	noContent(w)
 	return nil

@@ -757,6 +757,26 @@ func TestAdminNamespaces(t *testing.T) {
 	require.Equal(t, "Enabled", st.DeDuplicationStatus)
 	require.NoError(t, adm.Namespaces().SetDeduplicationStatus("public/default", false))
 	require.False(t, getDedup())
+
+	// Deleting a namespace: refused while it holds topics, unless forced.
+	require.NoError(t, adm.Namespaces().SetDeduplicationStatus("public/extra", true))
+	require.NoError(t, adm.Topics().Create(tname(t, "persistent://public/extra/a"), 0))
+	require.NoError(t, adm.Topics().Create(tname(t, "persistent://public/extra/b"), 2))
+	require.Equal(t, http.StatusConflict, adminStatus(adm.Namespaces().DeleteNamespace("public/extra")))
+	status, _ := rawCall(t, http.MethodDelete, s.AdminURL()+"/admin/v2/namespaces/public/extra?force=true", "")
+	require.Equal(t, http.StatusNoContent, status)
+	require.Empty(t, filter(s.Topics(), "public/extra"))
+	nss, err = adm.Namespaces().GetNamespaces("public")
+	require.NoError(t, err)
+	require.NotContains(t, nss, "public/extra")
+	require.Equal(t, http.StatusNotFound, adminStatus(adm.Namespaces().DeleteNamespace("public/extra")))
+	require.NoError(t, adm.Namespaces().CreateNamespace("public/extra"))
+	require.NoError(t, adm.Topics().Create(tname(t, "persistent://public/extra/c"), 0))
+	st, err = adm.Topics().GetStats(tname(t, "persistent://public/extra/c"))
+	require.NoError(t, err)
+	require.Equal(t, "Disabled", st.DeDuplicationStatus, "a deleted namespace's settings go with it")
+	require.NoError(t, adm.Topics().Delete(tname(t, "persistent://public/extra/c"), false, true))
+	require.NoError(t, adm.Namespaces().DeleteNamespace("public/extra"))
 }
 
 func TestHTTPLookup(t *testing.T) {
