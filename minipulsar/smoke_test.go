@@ -48,3 +48,31 @@ func TestSmokeRoundTrip(t *testing.T) {
 		require.NoError(t, cons.Ack(m))
 	}
 }
+
+// TestChunkedMessages: a payload split into chunks by the client is stored
+// as several entries and reassembled by the consumer.
+func TestChunkedMessages(t *testing.T) {
+	s := minipulsar.RunT(t)
+	c := newClient(t, s.ServiceURL())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cons, err := c.Subscribe(pulsar.ConsumerOptions{Topic: "chunks", SubscriptionName: "s"})
+	require.NoError(t, err)
+	defer cons.Close()
+	prod, err := c.CreateProducer(pulsar.ProducerOptions{Topic: "chunks", DisableBatching: true, EnableChunking: true, ChunkMaxMessageSize: 1000})
+	require.NoError(t, err)
+	defer prod.Close()
+	big := make([]byte, 10_500)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	_, err = prod.Send(ctx, &pulsar.ProducerMessage{Payload: big, Key: "k"})
+	require.NoError(t, err)
+	m, err := cons.Receive(ctx)
+	require.NoError(t, err)
+	require.Equal(t, big, m.Payload())
+	require.NoError(t, cons.Ack(m))
+	msgs, err := s.Messages("chunks")
+	require.NoError(t, err)
+	require.Len(t, msgs, 1, "inspection joins the chunks into one message")
+}
