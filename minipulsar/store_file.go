@@ -59,6 +59,8 @@ type fileStore struct {
 	metaMu sync.Mutex // serialises metadata changes and meta.json writes
 	meta   metaFile
 
+	flushMu sync.Mutex // one cursor flush at a time, so a newer state is never overwritten by an older
+
 	mu     sync.Mutex
 	closed bool
 	lock   *os.File
@@ -544,6 +546,8 @@ func (fs *fileStore) flushCursors() error {
 		tl      *topicLog
 		cursors map[string]cursorState
 	}
+	fs.flushMu.Lock()
+	defer fs.flushMu.Unlock()
 	fs.mu.Lock()
 	todo := make([]work, 0, len(fs.dirty))
 	for tl := range fs.dirty {

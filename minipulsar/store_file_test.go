@@ -389,6 +389,30 @@ func TestFileStoreDeleteTopic(t *testing.T) {
 	require.Contains(t, logs.String(), "removing the files of a deleted topic")
 }
 
+func TestFileStoreWriteErrorIsSticky(t *testing.T) {
+	dir := t.TempDir()
+	fs, _, logs := openTestStore(t, dir, defaultFileStoreConfig)
+	require.NoError(t, fs.putTopic(topicA, 1, 2))
+	require.NoError(t, fs.putTopic(topicB, 2, 3))
+	require.NoError(t, appendWait(fs, topicA, 0, []byte("ok"), "p", 0))
+	require.NoError(t, appendWait(fs, topicB, 0, []byte("ok"), "p", 0))
+
+	// The disk goes away under topic a: its segment file stops working.
+	tl := fs.topics[topicA]
+	tl.mu.Lock()
+	require.NoError(t, tl.file.Close())
+	tl.mu.Unlock()
+	require.Error(t, appendWait(fs, topicA, 1, []byte("lost"), "p", 1))
+	require.Contains(t, logs.String(), "level=ERROR msg=\"cannot write a topic's segment")
+	require.Error(t, appendWait(fs, topicA, 2, []byte("lost too"), "p", 2), "nothing more is written after an error")
+	require.NoError(t, appendWait(fs, topicB, 1, []byte("fine"), "p", 1), "other topics go on")
+	_ = fs.sync()
+
+	_, snap, _ := openTestStore(t, dir, defaultFileStoreConfig)
+	require.Equal(t, [][]byte{[]byte("ok")}, findTopic(t, snap, topicA).entries)
+	require.Equal(t, [][]byte{[]byte("ok"), []byte("fine")}, findTopic(t, snap, topicB).entries)
+}
+
 func TestFileStoreNonPersistentTopicsAreNotWritten(t *testing.T) {
 	dir := t.TempDir()
 	fs, _, _ := openTestStore(t, dir, defaultFileStoreConfig)
