@@ -961,3 +961,56 @@ func TestInspectChunked(t *testing.T) {
 	require.Equal(t, ids[1].EntryID(), int64(stored[1].ID.Entry))
 	require.GreaterOrEqual(t, stored[0].ID.Entry, uint64(9), "stored as ten chunks or more")
 }
+
+func TestAdminTopicDeduplication(t *testing.T) {
+	s := minipulsar.RunT(t)
+	adm := adminOf(t, s)
+	c := clientOf(t, s.ServiceURL())
+	tn := tname(t, "dedup")
+	require.NoError(t, adm.Topics().Create(tn, 0))
+	policy := func(applied bool) string {
+		t.Helper()
+		resp, err := http.Get(fmt.Sprintf("%s/admin/v2/persistent/public/default/dedup/deduplicationEnabled?applied=%v", s.AdminURL(), applied))
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return string(b)
+	}
+	require.Equal(t, "null", policy(false), "no topic policy yet")
+	require.Equal(t, "false", policy(true))
+	on, err := adm.Topics().GetDeduplicationStatus(tn)
+	require.NoError(t, err)
+	require.False(t, on)
+
+	require.NoError(t, adm.Topics().SetDeduplicationStatus(tn, true))
+	on, err = adm.Topics().GetDeduplicationStatus(tn)
+	require.NoError(t, err)
+	require.True(t, on)
+	st, err := adm.Topics().GetStats(tn)
+	require.NoError(t, err)
+	require.Equal(t, "Enabled", st.DeDuplicationStatus)
+
+	// In force: a re-sent sequence id is dropped.
+	seq := func(i int64) *int64 { return &i }
+	p := producerOf(t, c, "dedup", false, pulsar.ProducerOptions{Name: "dd"})
+	for _, i := range []int64{0, 1, 1, 0, 2} {
+		_, err := p.Send(ctxOf(t), &pulsar.ProducerMessage{Payload: []byte(strconv.FormatInt(i, 10)), SequenceID: seq(i)})
+		require.NoError(t, err)
+	}
+	stored, err := s.Messages("dedup")
+	require.NoError(t, err)
+	require.Len(t, stored, 3)
+
+	require.NoError(t, adm.Namespaces().SetDeduplicationStatus("public/default", true))
+	require.NoError(t, adm.Topics().RemoveDeduplicationStatus(tn))
+	require.Equal(t, "null", policy(false))
+	require.Equal(t, "true", policy(true), "the namespace policy applies once the topic's is removed")
+
+	status, _ := rawCall(t, http.MethodPost, s.AdminURL()+"/admin/v2/persistent/public/default/dedup/deduplicationEnabled", "yes")
+	require.Equal(t, http.StatusBadRequest, status)
+	require.Equal(t, http.StatusNotFound, adminStatus(adm.Topics().SetDeduplicationStatus(tname(t, "nope"), true)))
+	_, err = adm.Topics().GetDeduplicationStatus(tname(t, "nope"))
+	require.Equal(t, http.StatusNotFound, adminStatus(err))
+}

@@ -34,6 +34,9 @@ func (a *admin) routeTopics(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+topic+"/stats", a.handle(a.topicStats))
 	mux.HandleFunc("GET "+topic+"/partitioned-stats", a.handle(a.partitionedStats))
 	mux.HandleFunc("GET "+topic+"/internalStats", a.handle(a.internalStats))
+	mux.HandleFunc("GET "+topic+"/deduplicationEnabled", a.handle(a.getTopicDeduplication))
+	mux.HandleFunc("POST "+topic+"/deduplicationEnabled", a.handle(a.setTopicDeduplication))
+	mux.HandleFunc("DELETE "+topic+"/deduplicationEnabled", a.handle(a.setTopicDeduplication))
 }
 
 func (a *admin) listTopics(w http.ResponseWriter, r *http.Request) error {
@@ -93,6 +96,7 @@ func (a *admin) deleteTopic(w http.ResponseWriter, r *http.Request) error {
 	if err := a.s.DeleteTopic(tn.String(), boolQuery(r, "force")); err != nil {
 		return err
 	}
+	_ = a.s.SetTopicDeduplication(tn.String(), nil) // policies go with the topic, as on Pulsar
 	noContent(w)
 	return nil
 }
@@ -108,6 +112,7 @@ func (a *admin) deletePartitioned(w http.ResponseWriter, r *http.Request) error 
 	if err := a.s.DeleteTopic(tn.String(), boolQuery(r, "force")); err != nil {
 		return err
 	}
+	_ = a.s.SetTopicDeduplication(tn.String(), nil) // policies go with the topic, as on Pulsar
 	noContent(w)
 	return nil
 }
@@ -465,10 +470,75 @@ func (agg *topicStats) add(st *topicStats) {
 }
 
 func (a *admin) dedupStatus(tn topicName) string {
-	if base, _ := tn.base(); a.s.dedupEnabled(base) {
+	if a.s.dedupEnabled(tn) {
 		return "Enabled"
 	}
 	return "Disabled"
+}
+
+// existing fails with 404 unless the topic exists, partitioned or not.
+func (a *admin) existing(tn topicName) error {
+	if a.s.partitionsOf(tn) > 0 {
+		return nil
+	}
+	_, err := a.s.getTopic(tn, false)
+	return err
+}
+
+// getTopicDeduplication answers the topic's own deduplication policy (null
+// when unset), or with applied=true the one in force (topic, else
+// namespace, else broker).
+func (a *admin) getTopicDeduplication(w http.ResponseWriter, r *http.Request) error {
+	tn, err := topicFromPath(r)
+	if err != nil {
+		return err
+	}
+	if err := a.existing(tn); err != nil {
+		return err
+	}
+	if boolQuery(r, "applied") {
+		writeJSON(w, http.StatusOK, a.s.dedupEnabled(tn))
+		return nil
+	}
+	on, set, err := a.s.TopicDeduplication(tn.String())
+	if err != nil {
+		return err
+	}
+	if !set {
+		writeJSON(w, http.StatusOK, nil)
+		return nil
+	}
+	writeJSON(w, http.StatusOK, on)
+	return nil
+}
+
+// setTopicDeduplication sets (POST, body true or false) or removes (DELETE)
+// the topic's deduplication policy.
+func (a *admin) setTopicDeduplication(w http.ResponseWriter, r *http.Request) error {
+	tn, err := topicFromPath(r)
+	if err != nil {
+		return err
+	}
+	var on *bool
+	if r.Method == http.MethodPost {
+		b, err := readBody(r)
+		if err != nil {
+			return err
+		}
+		v, err := strconv.ParseBool(string(bytes.TrimSpace(b)))
+		if err != nil {
+			return httpErrf(http.StatusBadRequest, "deduplication body %q: want true or false", bytes.TrimSpace(b))
+		}
+		on = &v
+	}
+	if err := a.existing(tn); err != nil {
+		return err
+	}
+	if err := a.s.SetTopicDeduplication(tn.String(), on); err != nil {
+		return err
+	}
+	noContent(w)
+	return nil
 }
 
 // collectStats snapshots one stored topic's stats. Counters are exact;
