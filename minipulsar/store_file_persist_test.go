@@ -333,6 +333,24 @@ func TestPersistCorruptDataDirStillServes(t *testing.T) {
 	require.Contains(t, logs.String(), "corrupt segment")
 }
 
+func TestPersistStartWhileDirectoryInUse(t *testing.T) {
+	dir := t.TempDir()
+	first := startPersist(t, Options{DataDir: dir})
+	s := NewServer(Options{DataDir: dir})
+	require.ErrorIs(t, s.Start(), ErrDataDirLocked)
+	require.ErrorIs(t, s.Start(), ErrDataDirLocked, "a failed Start leaves nothing half loaded")
+	require.NoError(t, first.Close())
+
+	require.NoError(t, s.Start())
+	t.Cleanup(func() { _ = s.Close() })
+	c := persistClient(t, s.ServiceURL())
+	p, err := c.CreateProducer(pulsar.ProducerOptions{Topic: "after-lock"})
+	require.NoError(t, err)
+	_, err = p.Send(context.Background(), &pulsar.ProducerMessage{Payload: []byte("x")})
+	require.NoError(t, err)
+	require.ErrorIs(t, first.Start(), ErrDataDirLocked, "the first Server cannot take the directory back")
+}
+
 // crashChildEnv switches the test binary into the child of
 // TestPersistCrashKeepsAcknowledgedMessages.
 const crashChildEnv = "MINIPULSAR_CRASH_CHILD_DIR"

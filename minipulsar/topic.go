@@ -69,7 +69,7 @@ func (t *topic) entryAt(id uint64) *entry {
 }
 
 // loadState prepares broker state: from the data directory on first start.
-func (s *Server) loadState() error {
+func (s *Server) loadState() (err error) {
 	s.stateMu.Lock()
 	defer s.stateMu.Unlock()
 	if s.topics != nil {
@@ -80,6 +80,14 @@ func (s *Server) loadState() error {
 		}
 		return nil
 	}
+	defer func() {
+		if err != nil { // leave nothing half loaded: a later Start loads again
+			if s.store != nil {
+				_ = s.store.sync()
+			}
+			s.topics, s.store = nil, nil
+		}
+	}()
 	s.topics = map[string]*topic{}
 	s.partitioned = map[string]int{}
 	s.dedupNS = map[string]bool{}
