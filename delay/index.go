@@ -333,64 +333,6 @@ func (x *Index) Len(ctx context.Context) (int64, error) {
 	return x.rdb.ZCard(ctx, x.dueKey).Result()
 }
 
-// LoadRange calls fn, in due order, with the number and due time of every
-// message due in [from, to] (claimed messages count as due at their lease
-// deadline). It reads pages of PageSize entries, each in one round trip, and
-// is meant for filling a Wheel on start. Entries that move while it runs may
-// be reported twice or, if moved forward past the cursor, not at all; the
-// claim in Redis makes duplicates harmless.
-func (x *Index) LoadRange(ctx context.Context, from, to time.Time, fn func(seq uint64, due time.Time)) (int, error) {
-	lo, hi := from.Unix(), dueSeconds(to)
-	if from.Before(time.Unix(0, 0)) {
-		lo = math.MinInt64
-	}
-	var (
-		n         int
-		lastM     string
-		lastScore float64
-		fromArg   = strconv.FormatInt(lo, 10)
-	)
-	if lo == math.MinInt64 {
-		fromArg = "-inf"
-	}
-	for {
-		pctx, cancel := x.ctx(ctx)
-		res, err := pageScript.Run(pctx, x.rdb, []string{x.dueKey},
-			fromArg, x.page, lastM, strconv.FormatFloat(lastScore, 'f', -1, 64)).StringSlice()
-		cancel()
-		if err != nil {
-			return n, fmt.Errorf("delay: load range: %w", err)
-		}
-		if len(res)%2 != 0 {
-			return n, fmt.Errorf("%w: odd page reply", ErrCorrupt)
-		}
-		for i := 0; i < len(res); i += 2 {
-			m := res[i]
-			score, err := strconv.ParseFloat(res[i+1], 64)
-			if err != nil {
-				return n, fmt.Errorf("%w: score %q", ErrCorrupt, res[i+1])
-			}
-			if lastM != "" && (score < lastScore || score == lastScore && m <= lastM) {
-				continue // seen before the cursor restarted
-			}
-			if score > float64(hi) {
-				return n, nil
-			}
-			seq, err := parseMember(m)
-			if err != nil {
-				return n, err
-			}
-			fn(seq, time.Unix(int64(math.Ceil(score)), 0))
-			n++
-			lastM, lastScore = m, score
-		}
-		if len(res)/2 < x.page {
-			return n, nil
-		}
-		fromArg = strconv.FormatFloat(lastScore, 'f', -1, 64)
-	}
-}
-
 // Due returns the numbers of up to limit messages due at now (by the
 // caller's clock), earliest first: those that no wheel has taken, such as
 // messages scheduled by another replica or whose lease ran out.

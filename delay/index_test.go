@@ -2,6 +2,7 @@ package delay
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -382,21 +383,76 @@ func TestIndexLoadRange(t *testing.T) {
 		})
 	}
 
-	t.Run("cursor entry moves between pages", func(t *testing.T) {
-		// After each page, the last entry seen moves to the end of the set
-		// (as a claim does). The next page must neither skip nor repeat.
-		var got []uint64
-		seen := 0
-		_, err := x.LoadRange(ctx, base.Add(-time.Hour), base.Add(time.Minute), func(seq uint64, due time.Time) {
-			got = append(got, seq)
-			seen++
-			if seen%4 == 0 {
-				require.NoError(t, rdb.ZAdd(ctx, "psc:delay:due", redis.Z{Score: float64(base.Add(time.Hour).Unix()), Member: member(seq)}).Err())
+	for _, pageSize := range []int{1, 2, 3, 7, 100} {
+		t.Run(fmt.Sprintf("entries move while loading, page size %d", pageSize), func(t *testing.T) {
+			// The rank-page reader (used for the overdue backlog): after
+			// every fourth entry seen, that entry moves to the end of the set
+			// (as a claim does), so the ranks of all later entries shift.
+			// Nothing may be skipped or repeated.
+			x := newIndex(t, rdb, nil, IndexConfig{PageSize: pageSize, Prefix: fmt.Sprintf("moving%d:", pageSize)})
+			var all []uint64
+			for i := range 30 {
+				seq, err := x.Schedule(ctx, msg(fmt.Sprintf("u-%02d", i), t0.Add(time.Duration(i/2)*time.Second)))
+				require.NoError(t, err)
+				all = append(all, seq)
+			}
+			fallbacks := cursorFallbacks.Load()
+			var got []uint64
+			l := loader{x: x, hi: float64(base.Add(time.Minute).Unix()), fn: func(seq uint64, due time.Time) {
+				got = append(got, seq)
+				if len(got)%4 == 0 {
+					require.NoError(t, rdb.ZAdd(ctx, x.dueKey, redis.Z{Score: float64(base.Add(time.Hour).Unix()), Member: member(seq)}).Err())
+				}
+			}}
+			require.NoError(t, x.loadScored(ctx, &l, "-inf"))
+			require.Equal(t, all, got)
+			if pageSize*pagesInFlight < 30 {
+				require.Greater(t, cursorFallbacks.Load(), fallbacks, "the cursor path ran")
 			}
 		})
+	}
+}
+
+func TestIndexLoadRangeBothPaths(t *testing.T) {
+	// The last bySecondSpan seconds of a range are read second by second,
+	// anything older by rank pages; the seam must neither drop nor repeat.
+	ctx := t.Context()
+	x := newIndex(t, testredis.Start(t).Client(), nil, IndexConfig{PageSize: 2})
+	const span = bySecondSpan * time.Second
+	end := base.Add(48 * time.Hour)
+	cut := end.Add(-span + time.Second) // first second read by second
+	offsets := []time.Duration{-40 * time.Hour, -span, -span, -time.Second, 0, 0, time.Second, span - 2*time.Second, span - time.Second, span}
+	var want []uint64
+	for i, off := range offsets {
+		seq, err := x.Schedule(ctx, msg(fmt.Sprintf("u-%d", i), cut.Add(off)))
 		require.NoError(t, err)
-		require.Equal(t, all, got)
-	})
+		if off < span {
+			want = append(want, seq)
+		}
+	}
+	tests := []struct {
+		name     string
+		from, to time.Time
+		want     []uint64
+	}{
+		{name: "from the beginning", from: time.Unix(-1, 0), to: end, want: want},
+		{name: "by second only", from: cut, to: end, want: want[4:]},
+		{name: "rank pages then seconds", from: cut.Add(-span), to: end, want: want[1:]},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []uint64
+			var dues []time.Time
+			n, err := x.LoadRange(ctx, tt.from, tt.to, func(seq uint64, due time.Time) {
+				got = append(got, seq)
+				dues = append(dues, due)
+			})
+			require.NoError(t, err)
+			require.Equal(t, len(tt.want), n)
+			require.Equal(t, tt.want, got)
+			require.True(t, slices.IsSortedFunc(dues, time.Time.Compare))
+		})
+	}
 }
 
 func TestIndexClaimExactlyOnceAcrossReplicas(t *testing.T) {

@@ -132,21 +132,31 @@ return 1
 `)
 
 // pageScript: KEYS due set; ARGV from, count, last member, last score.
-// Returns up to count {member, score, ...} pairs with score >= from in
-// index order, continuing after (last member, last score) by rank when that
-// member is still in place, so paging costs O(log N + count) and never
-// skips an entry that stayed put. When the last member has moved, it
-// restarts at the last score; the caller drops what it has already seen.
+// Returns up to count {member, score, ...} pairs in index order: from the
+// first entry with score >= from when no last member is given, else from
+// the first entry after (last score, last member). That position is found by
+// rank when the last member is still in place, O(log N), else by a binary
+// search among the entries with the last score (equal scores are ordered by
+// member bytes; members are hex digits, so Lua's string order agrees),
+// O(log^2 N). Each page thus starts strictly after the previous one.
 var pageScript = redis.NewScript(`
+local z, last, lastScore = KEYS[1], ARGV[3], ARGV[4]
 local start
-if ARGV[3] ~= '' then
-  local s = redis.call('ZSCORE', KEYS[1], ARGV[3])
-  if s and tonumber(s) == tonumber(ARGV[4]) then
-    start = redis.call('ZRANK', KEYS[1], ARGV[3]) + 1
+if last == '' then
+  start = redis.call('ZCOUNT', z, '-inf', '(' .. ARGV[1])
+else
+  local s = redis.call('ZSCORE', z, last)
+  if s and tonumber(s) == tonumber(lastScore) then
+    start = redis.call('ZRANK', z, last) + 1
+  else
+    local a = redis.call('ZCOUNT', z, '-inf', '(' .. lastScore)
+    local b = redis.call('ZCOUNT', z, '-inf', lastScore)
+    while a < b do
+      local mid = math.floor((a + b) / 2)
+      if redis.call('ZRANGE', z, mid, mid)[1] <= last then a = mid + 1 else b = mid end
+    end
+    start = a
   end
 end
-if not start then
-  start = redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. ARGV[1])
-end
-return redis.call('ZRANGE', KEYS[1], start, start + tonumber(ARGV[2]) - 1, 'WITHSCORES')
+return redis.call('ZRANGE', z, start, start + tonumber(ARGV[2]) - 1, 'WITHSCORES')
 `)

@@ -297,6 +297,16 @@ func (w *Wheel) floorTick(t time.Time) int64 {
 
 // ceilTick is the first tick boundary at or after t.
 func (w *Wheel) ceilTick(t time.Time) int64 {
+	if w.tick == int64(time.Second) { // the common case, without a 64-bit division
+		s := t.Unix()
+		if s < 0 {
+			return 0
+		}
+		if t.Nanosecond() > 0 {
+			s++
+		}
+		return s
+	}
 	ns := t.UnixNano()
 	if ns <= 0 {
 		return 0
