@@ -63,25 +63,54 @@ func (x *Index) LoadRange(ctx context.Context, from, to time.Time, fn func(seq u
 	return l.n, err
 }
 
-// loadBySecond reads the entries with scores lo, lo+1, ..., hi.
+// loadBySecond reads the entries with scores lo, lo+1, ..., hi. One
+// goroutine fetches windows of secondsInFlight seconds while the caller's
+// goroutine hands the previous window to fn, so Redis and the wheel work at
+// the same time.
 func (x *Index) loadBySecond(ctx context.Context, l *loader, lo, hi int64) error {
-	for s := lo; s <= hi; {
-		end := min(hi, s+secondsInFlight-1)
-		cctx, cancel := x.ctx(ctx)
-		cmds := make([]*redis.StringSliceCmd, 0, end-s+1)
-		_, err := x.rdb.Pipelined(cctx, func(p redis.Pipeliner) error {
-			for t := s; t <= end; t++ {
-				v := strconv.FormatInt(t, 10)
-				cmds = append(cmds, p.ZRangeByScore(cctx, x.dueKey, &redis.ZRangeBy{Min: v, Max: v}))
+	type window struct {
+		start int64
+		cmds  []*redis.StringSliceCmd
+		err   error
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	windows := make(chan window, 1)
+	go func() {
+		defer close(windows)
+		for s := lo; s <= hi; {
+			end := min(hi, s+secondsInFlight-1)
+			w := window{start: s, cmds: make([]*redis.StringSliceCmd, 0, end-s+1)}
+			cctx, cancelCall := x.ctx(ctx)
+			_, w.err = x.rdb.Pipelined(cctx, func(p redis.Pipeliner) error {
+				for t := s; t <= end; t++ {
+					v := strconv.FormatInt(t, 10)
+					w.cmds = append(w.cmds, p.ZRangeByScore(cctx, x.dueKey, &redis.ZRangeBy{Min: v, Max: v}))
+				}
+				return nil
+			})
+			cancelCall()
+			select {
+			case windows <- w:
+			case <-ctx.Done():
+				return
 			}
-			return nil
-		})
-		cancel()
-		if err != nil {
-			return fmt.Errorf("delay: load range: %w", err)
+			if w.err != nil {
+				return
+			}
+			s = end + 1
 		}
-		for i, c := range cmds {
-			due := time.Unix(s+int64(i), 0)
+	}()
+	defer func() {
+		cancel()
+		for range windows { // let the fetcher finish
+		}
+	}()
+	for w := range windows {
+		if w.err != nil {
+			return fmt.Errorf("delay: load range: %w", w.err)
+		}
+		for i, c := range w.cmds {
+			due := time.Unix(w.start+int64(i), 0)
 			for _, m := range c.Val() {
 				seq, err := parseMember(m)
 				if err != nil {
@@ -91,7 +120,6 @@ func (x *Index) loadBySecond(ctx context.Context, l *loader, lo, hi int64) error
 				l.n++
 			}
 		}
-		s = end + 1
 	}
 	return nil
 }
