@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 )
 
@@ -18,9 +17,10 @@ import (
 // {"error":{...}} shape of our own product APIs).
 //
 // Files: admin.go (routing, errors, names), admin_topics.go (topics,
-// partitions, stats), admin_subscriptions.go (subscriptions, cursors),
-// admin_messages.go (message by id, peek, last id), admin_namespaces.go
-// (tenants, namespaces, lookup).
+// partitions, topic policies), admin_stats.go (stats, internal stats),
+// admin_subscriptions.go (subscriptions, cursors), admin_messages.go
+// (message by id, peek, last id), admin_namespaces.go (tenants, namespaces,
+// lookup).
 
 // Reasons sent in error bodies.
 const (
@@ -276,15 +276,4 @@ func (a *admin) single(tn topicName) (*topic, error) {
 		return nil, httpErr(http.StatusMethodNotAllowed, reasonNotOnPartitioned)
 	}
 	return ts[0], nil
-}
-
-// domainTopics filters full topic names to one domain.
-func domainTopics(names []string, domain string) []string {
-	out := []string{}
-	for _, n := range names {
-		if strings.HasPrefix(n, domain+"://") {
-			out = append(out, n)
-		}
-	}
-	return out
 }

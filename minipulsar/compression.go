@@ -61,38 +61,38 @@ func decompress(codec pb.CompressionType, src []byte, size uint32) ([]byte, erro
 		out = make([]byte, size)
 		n, err := lz4.UncompressBlock(src, out)
 		if err != nil {
-			return nil, fmt.Errorf("%w: LZ4: %v", ErrDecompress, err)
+			return nil, fmt.Errorf("%w: LZ4: %w", ErrDecompress, err)
 		}
 		out = out[:n]
 	case pb.CompressionType_ZLIB:
 		r, err := zlib.NewReader(bytes.NewReader(src))
 		if err != nil {
-			return nil, fmt.Errorf("%w: ZLIB: %v", ErrDecompress, err)
+			return nil, fmt.Errorf("%w: ZLIB: %w", ErrDecompress, err)
 		}
 		out, err = io.ReadAll(io.LimitReader(r, int64(size)+1))
 		if err != nil {
-			return nil, fmt.Errorf("%w: ZLIB: %v", ErrDecompress, err)
+			return nil, fmt.Errorf("%w: ZLIB: %w", ErrDecompress, err)
 		}
 	case pb.CompressionType_ZSTD:
 		dec, err := zstdDecoder()
 		if err != nil {
-			return nil, fmt.Errorf("%w: ZSTD: %v", ErrDecompress, err)
+			return nil, fmt.Errorf("%w: ZSTD: %w", ErrDecompress, err)
 		}
 		out, err = dec.DecodeAll(src, make([]byte, 0, size))
 		if err != nil {
-			return nil, fmt.Errorf("%w: ZSTD: %v", ErrDecompress, err)
+			return nil, fmt.Errorf("%w: ZSTD: %w", ErrDecompress, err)
 		}
 	case pb.CompressionType_SNAPPY:
 		n, err := snappy.DecodedLen(src)
 		if err != nil {
-			return nil, fmt.Errorf("%w: SNAPPY: %v", ErrDecompress, err)
+			return nil, fmt.Errorf("%w: SNAPPY: %w", ErrDecompress, err)
 		}
 		if n != int(size) {
 			return nil, fmt.Errorf("%w: SNAPPY: block holds %d bytes, metadata says %d", ErrDecompress, n, size)
 		}
 		out, err = snappy.Decode(make([]byte, n), src)
 		if err != nil {
-			return nil, fmt.Errorf("%w: SNAPPY: %v", ErrDecompress, err)
+			return nil, fmt.Errorf("%w: SNAPPY: %w", ErrDecompress, err)
 		}
 	default:
 		return nil, fmt.Errorf("%w: unknown codec %d", ErrDecompress, int32(codec))
@@ -134,7 +134,7 @@ func decodeBatch(body []byte, n int32) ([]batchMsg, error) {
 		}
 		md := &pb.SingleMessageMetadata{}
 		if err := proto.Unmarshal(rest[4:4+mdSize], md); err != nil {
-			return nil, fmt.Errorf("%w: message %d: metadata: %v", ErrCorruptBatch, i, err)
+			return nil, fmt.Errorf("%w: message %d: metadata: %w", ErrCorruptBatch, i, err)
 		}
 		rest = rest[4+mdSize:]
 		ps := md.GetPayloadSize()

@@ -5,7 +5,6 @@ import (
 	"compress/zlib"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"testing"
 
 	"github.com/golang/snappy"
@@ -263,7 +262,7 @@ func FuzzDecompress(f *testing.F) {
 			return
 		}
 		if pb.CompressionType(codec) != pb.CompressionType_NONE && len(out) != int(size) {
-			t.Fatal(fmt.Sprintf("got %d bytes, declared %d", len(out), size))
+			t.Fatalf("got %d bytes, declared %d", len(out), size)
 		}
 	})
 }
