@@ -282,6 +282,13 @@ func (x *Index) List(ctx context.Context, q Query) ([]Scheduled, error) {
 	var err error
 	if q.Key != "" {
 		members, err = x.rdb.SMembers(ctx, x.prefix+"k:"+q.Topic+"\n"+q.Key).Result()
+		for i, n := range members {
+			seq, perr := strconv.ParseUint(n, 10, 64)
+			if perr != nil {
+				return nil, fmt.Errorf("%w: key set member %q", ErrCorrupt, n)
+			}
+			members[i] = member(seq)
+		}
 	} else {
 		members, err = x.rdb.ZRange(ctx, x.dueKey, 0, int64(q.Limit)-1).Result()
 	}

@@ -16,7 +16,8 @@ import "github.com/redis/go-redis/v9"
 //	P uid            hash: uid -> member
 //	P m:<member>     string: the message as JSON (see record)
 //	P claims         hash: member -> claims so far, for claimed messages only
-//	P k:<topic>\n<key> set of members with that topic and key
+//	P k:<topic>\n<key> set of the numbers (decimal, so that Redis 7.0 keeps a
+//	                 small set as a compact intset) with that topic and key
 
 // scheduleScript: ARGV prefix, uid, due, body, topic, key.
 // Returns {1, member} when stored, {0, member} when the uid was already there.
@@ -24,11 +25,12 @@ var scheduleScript = redis.NewScript(`
 local p = ARGV[1]
 local old = redis.call('HGET', p..'uid', ARGV[2])
 if old then return {0, old} end
-local m = string.format('%016x', redis.call('INCR', p..'seq'))
+local seq = redis.call('INCR', p..'seq')
+local m = string.format('%016x', seq)
 redis.call('HSET', p..'uid', ARGV[2], m)
 redis.call('SET', p..'m:'..m, ARGV[4])
 redis.call('ZADD', p..'due', ARGV[3], m)
-if ARGV[6] ~= '' then redis.call('SADD', p..'k:'..ARGV[5]..'\n'..ARGV[6], m) end
+if ARGV[6] ~= '' then redis.call('SADD', p..'k:'..ARGV[5]..'\n'..ARGV[6], seq) end
 return {1, m}
 `)
 
@@ -80,7 +82,7 @@ local body = redis.call('GET', p..'m:'..m)
 if body then
   local ok, r = pcall(cjson.decode, body)
   if ok and type(r.k) == 'string' and r.k ~= '' then
-    redis.call('SREM', p..'k:'..r.t..'\n'..r.k, m)
+    redis.call('SREM', p..'k:'..r.t..'\n'..r.k, string.format('%d', tonumber(m, 16)))
   end
 end
 local claimed = redis.call('HDEL', p..'claims', m)
@@ -96,7 +98,8 @@ var cancelKeyScript = redis.NewScript(`
 local p = ARGV[1]
 local set = p..'k:'..ARGV[2]..'\n'..ARGV[3]
 local out = {}
-for _, m in ipairs(redis.call('SMEMBERS', set)) do
+for _, n in ipairs(redis.call('SMEMBERS', set)) do
+  local m = string.format('%016x', tonumber(n))
   local body = redis.call('GET', p..'m:'..m)
   if body then
     local ok, r = pcall(cjson.decode, body)
