@@ -50,10 +50,14 @@ func appendRecord(dst []byte, events []Event) []byte {
 	start := len(dst)
 	dst = append(dst, make([]byte, recordHeaderLen)...)
 	dst = appendPayload(dst, events)
-	payload := dst[start+recordHeaderLen:]
-	binary.LittleEndian.PutUint32(dst[start:], uint32(len(payload)))
-	binary.LittleEndian.PutUint32(dst[start+4:], crc32.Checksum(payload, castagnoli))
+	putHeader(dst[start:], dst[start+recordHeaderLen:])
 	return dst
+}
+
+// putHeader writes the header of payload into h.
+func putHeader(h, payload []byte) {
+	binary.LittleEndian.PutUint32(h, uint32(len(payload)))
+	binary.LittleEndian.PutUint32(h[4:], crc32.Checksum(payload, castagnoli))
 }
 
 func appendPayload(dst []byte, events []Event) []byte {

@@ -148,7 +148,7 @@ func (o *outbox) sealLocked() error {
 		return nil
 	}
 	f, seq, size := o.active, o.activeSeq, o.activeLen
-	o.active = nil
+	o.active, o.activeLen = nil, 0
 	serr := f.Sync()
 	cerr := f.Close()
 	if size == 0 {

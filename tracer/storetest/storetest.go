@@ -417,10 +417,10 @@ func deleteBefore(t *testing.T, s tracer.Store) {
 func invalidEvents(t *testing.T, s tracer.Store) {
 	good := tracer.Event{Type: tracer.Accepted, UID: "u-valid", Time: Base}
 	batch := []tracer.Event{
-		{Type: tracer.Accepted, Time: Base},              // no uid
-		good,                                             //
+		{Type: tracer.Accepted, Time: Base}, // no uid
+		good,                                //
 		{Type: "exploded", UID: "u-bad-type", Time: Base}, // unknown type
-		{Type: tracer.Accepted, UID: "u-no-time"},        // no time
+		{Type: tracer.Accepted, UID: "u-no-time"},         // no time
 	}
 	err := s.Write(ctx(t), batch)
 	var be *tracer.BatchError
