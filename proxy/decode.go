@@ -18,14 +18,14 @@ import (
 // The raw single-message form carries everything but the payload in headers.
 const (
 	HeaderKey            = "X-Key"
-	HeaderTags           = "X-Tags"           // comma-separated
-	HeaderProperties     = "X-Properties"     // a JSON object of strings
-	HeaderPropertyPrefix = "X-Property-"      // X-Property-<name>: value; the name is lower-cased
-	HeaderDeliverAfter   = "X-Deliver-After"  // Go duration
-	HeaderDeliverAt      = "X-Deliver-At"     // RFC 3339
-	HeaderDelayLevel     = "X-Delay-Level"    // a configured level
-	HeaderIdempotencyKey = "Idempotency-Key"  // as in the IETF draft and Stripe's API
-	HeaderEventTime      = "X-Event-Time"     // RFC 3339
+	HeaderTags           = "X-Tags"          // comma-separated
+	HeaderProperties     = "X-Properties"    // a JSON object of strings
+	HeaderPropertyPrefix = "X-Property-"     // X-Property-<name>: value; the name is lower-cased
+	HeaderDeliverAfter   = "X-Deliver-After" // Go duration
+	HeaderDeliverAt      = "X-Deliver-At"    // RFC 3339
+	HeaderDelayLevel     = "X-Delay-Level"   // a configured level
+	HeaderIdempotencyKey = "Idempotency-Key" // as in the IETF draft and Stripe's API
+	HeaderEventTime      = "X-Event-Time"    // RFC 3339
 )
 
 // IsBatchRequest tells the two produce forms apart: the JSON batch form is

@@ -211,22 +211,34 @@ func (p *Pool) create(e *poolEntry) {
 		// Close ran while we were creating; it waits on ready and closes us.
 		return
 	}
-	p.log.Debug("producer created", "topic", e.topic, "name", prod.Name())
+	// Not prod.Name(): in pulsar-client-go v0.19 it races with reconnection.
+	p.log.Debug("producer created", "topic", e.topic)
 }
 
 // release lowers e's in-flight count. A producer that reports itself
-// closed (the client gave up on it) leaves the pool.
+// closed, or whose send timed out, leaves the pool and the next request
+// gets a fresh one: with pulsar-client-go v0.19 a producer that received
+// SEND_ERROR NotAllowedError is dropped from its connection and would time
+// out on every later send.
 func (p *Pool) release(e *poolEntry, sendErr error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	e.inflight--
 	e.lastUsed = p.opts.Now()
-	var pe *pulsar.Error
-	if sendErr != nil && errors.As(sendErr, &pe) && pe.Result() == pulsar.ProducerClosed && p.entries[e.topic] == e && !p.closed {
+	if brokenProducer(sendErr) && p.entries[e.topic] == e && !p.closed {
 		p.removeLocked(e)
 		p.opts.Metrics.addEviction("broken")
+		p.log.Warn("producer recycled after a failed send", "topic", e.topic, "err", sendErr)
 		p.closeAsyncLocked(e)
 	}
+}
+
+func brokenProducer(err error) bool {
+	var pe *pulsar.Error
+	if err == nil || !errors.As(err, &pe) {
+		return false
+	}
+	return pe.Result() == pulsar.ProducerClosed || pe.Result() == pulsar.TimeoutError
 }
 
 func (p *Pool) removeLocked(e *poolEntry) {

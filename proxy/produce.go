@@ -272,13 +272,11 @@ collect:
 		// outcome still matters: a late success must reach the idempotency
 		// store so a retry does not produce twice.
 		n := remaining
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
+		s.goStraggler(func() {
 			for range n {
 				_, _ = s.finish(app, clientIP, <-ch)
 			}
-		}()
+		})
 		e := toError(context.DeadlineExceeded)
 		for i := range results {
 			if !done[i] {

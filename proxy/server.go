@@ -70,7 +70,10 @@ type Server struct {
 	metrics *Metrics
 
 	draining atomic.Bool
-	wg       sync.WaitGroup // stragglers: callbacks that arrive after their request answered
+
+	mu      sync.Mutex
+	closing bool
+	wg      sync.WaitGroup // stragglers: outcomes that arrive after their request answered
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -123,6 +126,9 @@ func (s *Server) SetDraining() { s.draining.Store(true) }
 // recorded (idempotency store, trace, metrics), or ctx ends. Call it after
 // the HTTP server has stopped and the Sender has flushed. Idempotent.
 func (s *Server) Close(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
 		s.wg.Wait()
@@ -134,6 +140,24 @@ func (s *Server) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("proxy: waiting for in-flight outcomes: %w", ctx.Err())
 	}
+}
+
+// goStraggler runs f on a goroutine that Close waits for. After Close has
+// begun (a request outlived the HTTP drain), f still runs but is not
+// waited for: WaitGroup.Add may not race with Wait.
+func (s *Server) goStraggler(f func()) {
+	s.mu.Lock()
+	tracked := !s.closing
+	if tracked {
+		s.wg.Add(1)
+	}
+	s.mu.Unlock()
+	go func() {
+		if tracked {
+			defer s.wg.Done()
+		}
+		f()
+	}()
 }
 
 func init() { gin.SetMode(gin.ReleaseMode) }

@@ -39,7 +39,7 @@ func FormatMessageID(id pulsar.MessageID) string {
 
 // MessageIDParts is a parsed message id string.
 type MessageIDParts struct {
-	LedgerID, EntryID    int64
+	LedgerID, EntryID   int64
 	Partition, BatchIdx int32
 }
 

@@ -105,6 +105,7 @@ func (a *App) Start(ctx context.Context) error {
 }
 
 func (a *App) start(ctx context.Context) error {
+	redisLogOnce.Do(func() { redis.SetLogger(redisLogger{}) })
 	cfg := &a.cfg
 	if err := a.startEmbedded(); err != nil {
 		return err
@@ -142,6 +143,9 @@ func (a *App) start(ctx context.Context) error {
 		ReadTimeout:     cfg.Redis.Timeout,
 		WriteTimeout:    cfg.Redis.Timeout,
 		DisableIdentity: true, // CLIENT SETINFO needs Redis 7.2
+		// One dial attempt: while Redis is down every produce call would
+		// otherwise spend redis.timeout on dial retries (ADR 030).
+		DialerRetries: 1,
 	})
 
 	pm := proxy.NewMetrics(a.reg)
@@ -368,4 +372,14 @@ func Run(ctx context.Context, cfg config.Config, opts ...Option) error {
 	}
 	stopErr := a.Stop(context.Background())
 	return errors.Join(serveErr, stopErr)
+}
+
+var redisLogOnce sync.Once
+
+// redisLogger sends go-redis's own log lines (a process-wide setting) to
+// the default slog logger instead of the standard log package.
+type redisLogger struct{}
+
+func (redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	slog.Default().WarnContext(ctx, fmt.Sprintf(format, v...), "component", "redis-client")
 }

@@ -1,0 +1,190 @@
+package app
+
+import (
+	"encoding/base64"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/config"
+	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
+	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
+)
+
+// TestProduceJSONRoundTrip: what the JSON batch form carries reaches a
+// native consumer unchanged, with the psc-* properties beside the user's.
+func TestProduceJSONRoundTrip(t *testing.T) {
+	h := start(t, nil)
+	p, full := newTopic(t)
+	cons := h.subscribe(full)
+
+	binary := []byte{0, 1, 2, 0xff, 0xfe, '\n'}
+	res := h.produceJSON(p, `{"messages":[
+		{"payload":"héllo {\"amount\":42}","key":"order-42","tags":["PAY_1002","PAY_1001","PAY_1001"],
+		 "properties":{"orderId":"42","Currency":"EUR","empty":""},"eventTime":"2025-03-01T12:00:00.123+01:00",
+		 "idempotencyKey":"order-42-charge"},
+		{"payloadBase64":"`+base64.StdEncoding.EncodeToString(binary)+`"}
+	]}`)
+	require.Equal(t, http.StatusOK, res.Status, res.Raw)
+	require.Len(t, res.Results, 2)
+	for _, r := range res.Results {
+		assert.Equal(t, proxy.StatusPersisted, r.Status)
+		assert.Equal(t, "primary", r.Cluster)
+		assert.NotEmpty(t, r.UID)
+		assert.NotEmpty(t, r.MessageID)
+		assert.False(t, r.Duplicate)
+		assert.False(t, r.DuplicateRisk)
+	}
+	assert.Less(t, res.Results[0].UID, res.Results[1].UID, "uids sort by acceptance")
+
+	m := receive(t, cons)
+	assert.Equal(t, "héllo {\"amount\":42}", string(m.Payload()))
+	assert.Equal(t, "order-42", m.Key())
+	assert.True(t, m.EventTime().Equal(time.Date(2025, 3, 1, 11, 0, 0, 123e6, time.UTC)), "event time %v (%d)", m.EventTime(), m.EventTime().UnixMilli())
+	props := m.Properties()
+	acceptedAt, err := time.Parse(proxy.AcceptedAtLayout, props[proxy.PropAcceptedAt])
+	require.NoError(t, err, "psc-accepted-at %q", props[proxy.PropAcceptedAt])
+	assert.WithinDuration(t, time.Now(), acceptedAt, time.Minute)
+	delete(props, proxy.PropAcceptedAt)
+	assert.Equal(t, map[string]string{
+		"orderId": "42", "Currency": "EUR", "empty": "",
+		proxy.PropUID:            res.Results[0].UID,
+		proxy.PropApp:            "dev",
+		proxy.PropTags:           "PAY_1001,PAY_1002",
+		proxy.PropIdempotencyKey: "order-42-charge",
+	}, props)
+	assert.Equal(t, []string{"PAY_1001", "PAY_1002"}, proxy.ParseTags(m.Properties()[proxy.PropTags]))
+	assert.Equal(t, res.Results[0].MessageID, proxy.FormatMessageID(m.ID()), "messageId names the stored message")
+
+	m = receive(t, cons)
+	assert.Equal(t, binary, m.Payload())
+	assert.Empty(t, m.Key())
+	assert.Zero(t, m.EventTime().UnixMilli(), "no event time: pulsar-client-go reports the Unix epoch")
+	assert.Equal(t, res.Results[1].UID, m.Properties()[proxy.PropUID])
+	assert.NotContains(t, m.Properties(), proxy.PropTags)
+	assert.Equal(t, res.Results[1].MessageID, proxy.FormatMessageID(m.ID()))
+
+	assert.Equal(t, []tracer.Type{tracer.Accepted, tracer.Persisted}, h.rec.types(res.Results[0].UID))
+}
+
+// TestProduceRawRoundTrip: the raw form, body as payload and the rest in
+// headers, reaches a native consumer unchanged.
+func TestProduceRawRoundTrip(t *testing.T) {
+	h := start(t, nil)
+	p, full := newTopic(t)
+	cons := h.subscribe(full)
+
+	payload := []byte("\x00raw bytes \xff, not UTF-8")
+	hdr := http.Header{
+		"Content-Type":          {"application/octet-stream"},
+		proxy.HeaderKey:         {"order-7"},
+		proxy.HeaderTags:        {"PAY_1001, REFUND", "PAY_1001"},
+		"X-Property-Order-Id":   {"7"},
+		proxy.HeaderProperties:  {`{"CaseSensitive":"yes"}`},
+		proxy.HeaderEventTime:   {"2025-03-01T12:00:00.5Z"},
+		proxy.HeaderIdempotencyKey: {"raw-7"},
+	}
+	res := h.do(http.MethodPost, "/v1/topics/"+p+"/messages", hdr, payload)
+	require.Equal(t, http.StatusOK, res.Status, res.Raw)
+	require.Len(t, res.Results, 1)
+
+	m := receive(t, cons)
+	assert.Equal(t, payload, m.Payload())
+	assert.Equal(t, "order-7", m.Key())
+	assert.True(t, m.EventTime().Equal(time.Date(2025, 3, 1, 12, 0, 0, 5e8, time.UTC)), "event time %v", m.EventTime())
+	props := m.Properties()
+	assert.Equal(t, "7", props["order-id"])
+	assert.Equal(t, "yes", props["CaseSensitive"])
+	assert.Equal(t, "PAY_1001,REFUND", props[proxy.PropTags])
+	assert.Equal(t, "raw-7", props[proxy.PropIdempotencyKey])
+	assert.Equal(t, res.Results[0].UID, props[proxy.PropUID])
+	assert.Equal(t, res.Results[0].MessageID, proxy.FormatMessageID(m.ID()))
+
+	// A JSON document as a raw payload: ?raw=1 overrides the content type.
+	res = h.do(http.MethodPost, "/v1/topics/"+p+"/messages?raw=1", jsonHeader(), []byte(`{"messages":"not a batch"}`))
+	require.Equal(t, http.StatusOK, res.Status, res.Raw)
+	assert.Equal(t, `{"messages":"not a batch"}`, string(receive(t, cons).Payload()))
+
+	// Without Content-Type (curl --data-binary, PHP's default form type) it is raw too.
+	res = h.do(http.MethodPost, "/v1/topics/"+p+"/messages", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, []byte("a=b"))
+	require.Equal(t, http.StatusOK, res.Status, res.Raw)
+	assert.Equal(t, "a=b", string(receive(t, cons).Payload()))
+}
+
+// TestProduceBatchKeepsOrder: a batch's messages reach the topic in request order.
+func TestProduceBatchKeepsOrder(t *testing.T) {
+	h := start(t, nil)
+	p, full := newTopic(t)
+	body := `{"messages":[`
+	for i := range 50 {
+		if i > 0 {
+			body += ","
+		}
+		body += `{"payload":"m` + string(rune('A'+i%26)) + string(rune('a'+i/26)) + `","key":"same"}`
+	}
+	body += `]}`
+	res := h.produceJSON(p, body)
+	require.Equal(t, http.StatusOK, res.Status, res.Raw)
+	msgs := h.readAll(full)
+	require.Len(t, msgs, 50)
+	for i, m := range msgs {
+		assert.Equal(t, res.Results[i].UID, m.Properties()[proxy.PropUID], "message %d", i)
+	}
+}
+
+// TestNativeDelay: deliverAfter goes to Pulsar's native delayed delivery;
+// the answer says scheduled, and a Shared consumer gets it when due.
+func TestNativeDelay(t *testing.T) {
+	h := start(t, nil)
+	p, full := newTopic(t)
+	cons := h.subscribe(full)
+	before := time.Now()
+	res := h.produceJSON(p, `{"messages":[{"payload":"later","deliverAfter":"300ms"}]}`)
+	require.Equal(t, http.StatusOK, res.Status, res.Raw)
+	r := res.Results[0]
+	assert.Equal(t, proxy.StatusScheduled, r.Status)
+	due, err := time.Parse(time.RFC3339Nano, r.DeliverAt)
+	require.NoError(t, err)
+	assert.WithinDuration(t, before.Add(300*time.Millisecond), due, 250*time.Millisecond)
+	m := receive(t, cons)
+	assert.Equal(t, "later", string(m.Payload()))
+	assert.False(t, time.Now().Before(due.Add(-10*time.Millisecond)), "delivered before it was due")
+	assert.Equal(t, []tracer.Type{tracer.Accepted, tracer.Persisted, tracer.Scheduled}, h.rec.types(r.UID))
+}
+
+// TestBrokerFailure: while the broker refuses every send, the request
+// ends at its deadline with 504 and names the failed message; once the
+// broker is back, the retry with the same idempotency key succeeds and
+// keeps the uid, and the topic holds the message once.
+func TestBrokerFailure(t *testing.T) {
+	h := start(t, func(c *config.Config) {
+		c.HTTP.RequestTimeout = time.Second
+		c.Idempotency.InFlightTTL = 2 * time.Second
+	})
+	p, full := newTopic(t)
+	// Create the producer first, so the fault hits the message.
+	require.Equal(t, http.StatusOK, h.produceJSON(p, `{"messages":[{"payload":"warm-up"}]}`).Status)
+
+	h.broker.FailNextSends(1 << 30)
+	body := `{"messages":[{"payload":"charge","idempotencyKey":"k-fail"}]}`
+	res := h.produceJSON(p, body)
+	require.Equal(t, http.StatusGatewayTimeout, res.Status, res.Raw)
+	assert.Equal(t, proxy.CodeProduceTimeout, res.code())
+	require.Len(t, res.Results, 1)
+	assert.Equal(t, proxy.StatusFailed, res.Results[0].Status)
+	assert.Equal(t, proxy.CodeProduceTimeout, res.Results[0].Error.Code)
+	failedUID := res.Results[0].UID
+
+	h.broker.FailNextSends(0)
+	res = h.produceJSON(p, body)
+	require.Equal(t, http.StatusOK, res.Status, res.Raw)
+	assert.Equal(t, failedUID, res.Results[0].UID, "the retry keeps the uid of the failed attempt")
+	assert.False(t, res.Results[0].Duplicate)
+
+	msgs := h.readAll(full)
+	require.Len(t, msgs, 2)
+	assert.Equal(t, failedUID, msgs[1].Properties()[proxy.PropUID])
+}
