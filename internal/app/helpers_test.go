@@ -115,8 +115,8 @@ func newTopic(t testing.TB) (path, full string) {
 
 // response is a decoded produce answer, 2xx or not.
 type response struct {
-	Status     int    `json:"-"`
-	RetryAfter string `json:"-"`
+	Status     int            `json:"-"`
+	RetryAfter string         `json:"-"`
 	Results    []proxy.Result `json:"results"`
 	Error      *struct {
 		Code    string `json:"code"`

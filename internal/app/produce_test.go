@@ -79,12 +79,12 @@ func TestProduceRawRoundTrip(t *testing.T) {
 
 	payload := []byte("\x00raw bytes \xff, not UTF-8")
 	hdr := http.Header{
-		"Content-Type":          {"application/octet-stream"},
-		proxy.HeaderKey:         {"order-7"},
-		proxy.HeaderTags:        {"PAY_1001, REFUND", "PAY_1001"},
-		"X-Property-Order-Id":   {"7"},
-		proxy.HeaderProperties:  {`{"CaseSensitive":"yes"}`},
-		proxy.HeaderEventTime:   {"2025-03-01T12:00:00.5Z"},
+		"Content-Type":             {"application/octet-stream"},
+		proxy.HeaderKey:            {"order-7"},
+		proxy.HeaderTags:           {"PAY_1001, REFUND", "PAY_1001"},
+		"X-Property-Order-Id":      {"7"},
+		proxy.HeaderProperties:     {`{"CaseSensitive":"yes"}`},
+		proxy.HeaderEventTime:      {"2025-03-01T12:00:00.5Z"},
 		proxy.HeaderIdempotencyKey: {"raw-7"},
 	}
 	res := h.do(http.MethodPost, "/v1/topics/"+p+"/messages", hdr, payload)
