@@ -63,11 +63,10 @@ type Server struct {
 	requests  []Request
 	seen      map[string]int // bulk item id -> times received
 
-	failNext   map[string][]int // op -> statuses to answer to the next requests
-	itemFault  ItemFault
-	delay      time.Duration
-	noProduct  bool
-	hangBodies bool
+	failNext  map[string][]int // op -> statuses to answer to the next requests
+	itemFault ItemFault
+	delay     time.Duration
+	noProduct bool
 }
 
 type index struct {
@@ -132,10 +131,14 @@ func (s *Server) Close() { s.srv.Close() }
 
 // FailNext answers the next len(statuses) requests of op ("bulk", "search",
 // "template", "cat", "delete_by_query", "delete_index") with those statuses,
-// without acting on them.
+// without acting on them. With no statuses it forgets the pending ones.
 func (s *Server) FailNext(op string, statuses ...int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if len(statuses) == 0 {
+		delete(s.failNext, op)
+		return
+	}
 	s.failNext[op] = append(s.failNext[op], statuses...)
 }
 
@@ -144,6 +147,24 @@ func (s *Server) SetItemFault(f ItemFault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.itemFault = f
+}
+
+// ItemFault returns the installed per-item fault, or nil.
+func (s *Server) ItemFault() ItemFault {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.itemFault
+}
+
+// ClearFaults removes every injected fault: pending FailNext statuses, the
+// item fault and the delay, and turns the product header back on.
+func (s *Server) ClearFaults() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failNext = map[string][]int{}
+	s.itemFault = nil
+	s.delay = 0
+	s.noProduct = false
 }
 
 // SetDelay delays every answer by d (after acting on the request).
