@@ -233,6 +233,12 @@ func sendActiveChanges(changes []activeChange) {
 // redelivery. A non-durable subscription disappears with its last consumer.
 func (t *topic) removeConsumer(cons *consumer) {
 	t.mu.Lock()
+	changes := t.removeConsumerLocked(cons)
+	t.mu.Unlock()
+	sendActiveChanges(changes)
+}
+
+func (t *topic) removeConsumerLocked(cons *consumer) []activeChange {
 	sub := cons.sub
 	idx := -1
 	for i, c := range sub.consumers {
@@ -242,16 +248,14 @@ func (t *topic) removeConsumer(cons *consumer) {
 		}
 	}
 	if idx < 0 {
-		t.mu.Unlock()
-		return
+		return nil
 	}
 	sub.consumers = append(sub.consumers[:idx], sub.consumers[idx+1:]...)
 	sub.releasePending(cons)
-	var changes []activeChange
 	if sub.active == cons {
 		sub.active = nil
 	}
-	changes = sub.activeChanges(changes)
+	changes := sub.activeChanges(nil)
 	if len(sub.consumers) == 0 {
 		sub.stopDispatcher()
 		if !sub.durable && !sub.keepWhenEmpty {
@@ -263,13 +267,18 @@ func (t *topic) removeConsumer(cons *consumer) {
 	} else {
 		sub.notify()
 	}
-	t.mu.Unlock()
-	sendActiveChanges(changes)
+	return changes
 }
 
 // closeByBroker tells the client its consumer is closed; it re-subscribes.
 func (cons *consumer) closeByBroker() {
 	cons.sub.t.removeConsumer(cons)
+	cons.sendClose()
+}
+
+// sendClose unregisters a detached consumer from its connection and sends
+// CLOSE_CONSUMER.
+func (cons *consumer) sendClose() {
 	cons.c.mu.Lock()
 	if cons.c.consumers[cons.id] == cons {
 		delete(cons.c.consumers, cons.id)
@@ -372,6 +381,8 @@ func (c *conn) handleSeek(m *pb.CommandSeek) {
 	}
 	sub := cons.sub
 	t := sub.t
+	sub.sendMu.Lock()
+	defer sub.sendMu.Unlock()
 	t.mu.Lock()
 	var pos uint64
 	switch {
@@ -392,17 +403,21 @@ func (c *conn) handleSeek(m *pb.CommandSeek) {
 		c.sendError(m.GetRequestId(), pb.ServerError_NotAllowedError, "seek needs a message id or a publish time")
 		return
 	}
-	sub.resetCursor(pos)
-	// The consumers reconnect to the reset cursor: a non-durable one must
-	// outlive the moment it has no consumer (Pulsar keeps a reset cursor).
+	// As Pulsar does, every consumer of the subscription is disconnected
+	// (detached here, under the same lock as the reset, so nothing from the
+	// old position is dispatched after it) and reconnects to the new
+	// position. A non-durable subscription outlives the moment it has no
+	// consumer, as Pulsar keeps a reset cursor.
 	sub.keepWhenEmpty = true
 	consumers := append([]*consumer(nil), sub.consumers...)
+	for _, cs := range consumers {
+		t.removeConsumerLocked(cs)
+	}
+	sub.resetCursor(pos)
 	t.mu.Unlock()
 	c.sendSuccess(m.GetRequestId())
-	// As Pulsar does, every consumer of the subscription is disconnected and
-	// reconnects from the new position.
 	for _, cs := range consumers {
-		cs.closeByBroker()
+		cs.sendClose()
 	}
 }
 

@@ -247,6 +247,10 @@ func (c *conn) sendSendError(m *pb.CommandSend, code pb.ServerError, msg string)
 // durable. dup reports a duplicate dropped by deduplication.
 func (t *topic) publish(p *producer, seq, highest uint64, f frame, done func(id uint64, dup bool, err error)) {
 	dedup := t.s.dedupEnabled(t.name)
+	// appendMu keeps entry ids and the store's append order the same, so
+	// receipts and visibility follow id order whatever the store.
+	t.appendMu.Lock()
+	defer t.appendMu.Unlock()
 	t.mu.Lock()
 	if dedup {
 		if last, ok := t.lastSeq[p.name]; ok && int64(highest) <= last {
@@ -275,6 +279,14 @@ func (t *topic) publish(p *producer, seq, highest uint64, f frame, done func(id 
 			if e := t.entryAt(id); e != nil {
 				*e = entry{} // never dispatched; the client re-sends
 			}
+			// The re-send must not be taken for a duplicate.
+			if v, ok := t.persisted[p.name]; ok {
+				t.lastSeq[p.name] = v
+			} else {
+				delete(t.lastSeq, p.name)
+			}
+		} else if v, ok := t.persisted[p.name]; !ok || int64(highest) > v {
+			t.persisted[p.name] = int64(highest)
 		}
 		if id+1 > t.visible {
 			t.visible = id + 1

@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"math/bits"
 	"sort"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -49,6 +50,10 @@ type subscription struct {
 
 	wake chan struct{}
 	quit chan struct{} // non-nil while a dispatcher runs
+	// sendMu is held by the dispatcher from picking entries to writing
+	// them, so a seek (which takes it before t.mu) never lets a message
+	// from the old position follow its reply. Order: sendMu, then t.mu.
+	sendMu sync.Mutex
 
 	// keepWhenEmpty keeps a non-durable subscription while its consumers
 	// reconnect after a seek.
@@ -124,10 +129,12 @@ func (sub *subscription) dispatchLoop(quit chan struct{}) {
 			return
 		}
 		for {
+			sub.sendMu.Lock()
 			sub.t.mu.Lock()
 			batch = sub.collect(batch[:0], dispatchBatch)
 			sub.t.mu.Unlock()
 			if len(batch) == 0 {
+				sub.sendMu.Unlock()
 				break
 			}
 			for _, d := range batch {
@@ -138,6 +145,7 @@ func (sub *subscription) dispatchLoop(quit chan struct{}) {
 					AckSet:          d.ackSet,
 				}}, d.data)
 			}
+			sub.sendMu.Unlock()
 			clear(batch)
 		}
 	}

@@ -47,7 +47,9 @@ type topic struct {
 	names     map[string]*producer // producer name -> producer
 	exclusive *producer
 	subs      map[string]*subscription
-	lastSeq   map[string]int64 // producer name -> highest persisted sequence id
+	lastSeq   map[string]int64 // producer name -> highest sequence id accepted
+	persisted map[string]int64 // producer name -> highest sequence id durable
+	appendMu  sync.Mutex       // orders id assignment with the store's append queue
 	deleted   bool
 
 	msgIn, bytesIn uint64
@@ -90,7 +92,9 @@ func (s *Server) loadState() (err error) {
 	}()
 	s.topics = map[string]*topic{}
 	s.partitioned = map[string]int{}
-	s.dedupNS = map[string]bool{}
+	if s.dedupNS == nil {
+		s.dedupNS = map[string]bool{}
+	}
 	s.nextLedger = 1
 	if s.opts.DataDir == "" {
 		s.store = memStore{}
@@ -132,6 +136,7 @@ func (s *Server) loadState() (err error) {
 		}
 		for name, seq := range pt.lastSeq {
 			t.lastSeq[name] = seq
+			t.persisted[name] = seq
 		}
 		s.topics[t.full] = t
 	}
@@ -188,6 +193,7 @@ func (s *Server) newTopic(name topicName, ledger uint64) *topic {
 		names:     map[string]*producer{},
 		subs:      map[string]*subscription{},
 		lastSeq:   map[string]int64{},
+		persisted: map[string]int64{},
 	}
 }
 
@@ -339,21 +345,22 @@ func (s *Server) DeleteTopic(name string, force bool) error {
 			}
 		}
 	}
+	// The store forgets the topics under stateMu, so a topic of the same
+	// name created right after is not deleted with them.
+	var errs []error
 	for _, t := range victims {
 		delete(s.topics, t.full)
+		errs = append(errs, s.store.deleteTopic(t.full))
 	}
 	if isPart {
 		delete(s.partitioned, full)
-		_ = s.store.deletePartitioned(full)
+		errs = append(errs, s.store.deletePartitioned(full))
 	}
 	s.stateMu.Unlock()
 	for _, t := range victims {
 		t.markDeleted()
-		if err := s.store.deleteTopic(t.full); err != nil {
-			return err
-		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func (t *topic) inUse() bool {
