@@ -18,8 +18,9 @@ package tagfilter
 //   - indexed: look each message tag up once in a map from the filter's
 //     distinct tag names to small ids, set a bit per id, and test bits. The
 //     lookups cost about as much as 10 linear tests, so this is used for
-//     expressions with more than linearMax tag operands, such as a long
-//     "A || B || C || ..." of business codes.
+//     expressions with more than linearMax tag operands. When the expression
+//     is a plain "A || B || C || ..." of tags (a consumer of many business
+//     codes), a hit in the map decides and there is no graph to walk.
 const linearMax = 10
 
 // maxIDs bounds the distinct tag names of a filter (one per operand at most).
@@ -42,13 +43,20 @@ type prog struct {
 	code  []instr // code[0] is unused so that 0 can mean accept
 	entry int32
 	index map[string]uint16 // tag name to id; nil when matching linearly
+	// anyOf is set when the expression is a plain "A || B || ..." of
+	// tags, the common case of a consumer of several business codes:
+	// indexed matching then needs no graph walk, only one hit in index.
+	anyOf bool
 }
 
 // compileProg compiles tree; tags are its distinct tag names.
 func compileProg(tree *node, tags []string) prog {
 	c := &compiler{code: make([]instr, 1, 1+countTerms(tree))}
 	entry := c.gen(tree, accept, reject)
-	p := prog{code: c.code, entry: entry}
+	p := prog{code: c.code, entry: entry, anyOf: tree.kind == nodeOr}
+	for _, a := range tree.args {
+		p.anyOf = p.anyOf && a.kind == nodeTag
+	}
 	if len(p.code)-1 > linearMax {
 		p.buildIndex(tags)
 	}
@@ -139,6 +147,14 @@ func (p *prog) matchLinear(tags []string) bool {
 }
 
 func (p *prog) matchIndexed(tags []string) bool {
+	if p.anyOf {
+		for _, t := range tags {
+			if _, ok := p.index[t]; ok {
+				return true
+			}
+		}
+		return false
+	}
 	var seen [maxIDs / 64]uint64
 	for _, t := range tags {
 		if id, ok := p.index[t]; ok {
