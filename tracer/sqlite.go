@@ -20,8 +20,10 @@ import (
 // not cover either). Writes are idempotent on the event id (INSERT OR IGNORE)
 // and one Write is one transaction.
 type SQLite struct {
-	db  *sql.DB
-	wmu sync.Mutex // one writer at a time; readers go in parallel under WAL
+	db      *sql.DB
+	wmu     sync.Mutex // guards the write connection; readers go in parallel under WAL
+	wconn   *sql.Conn  // the one connection writes use, so the prepared INSERT stays valid
+	insertN *sql.Stmt  // the sqliteInsertRows-row INSERT, prepared on wconn
 
 	closeOnce sync.Once
 	closeErr  error
@@ -51,9 +53,9 @@ CREATE TABLE IF NOT EXISTS events (
 	attempt      INTEGER NOT NULL,
 	properties   TEXT    NOT NULL  -- JSON object, '' when none
 );
-CREATE INDEX IF NOT EXISTS events_uid        ON events (uid, ts, id);
-CREATE INDEX IF NOT EXISTS events_message_id ON events (message_id, ts, id);
-CREATE INDEX IF NOT EXISTS events_key        ON events (key, ts, id);
+CREATE INDEX IF NOT EXISTS events_uid        ON events (uid, ts);
+CREATE INDEX IF NOT EXISTS events_message_id ON events (message_id, ts);
+CREATE INDEX IF NOT EXISTS events_key        ON events (key, ts);
 CREATE INDEX IF NOT EXISTS events_topic_ts   ON events (topic, ts, id);
 CREATE INDEX IF NOT EXISTS events_ts         ON events (ts);
 `
@@ -67,6 +69,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_pragma", "cache_size(-32768)") // 32 MiB per connection: the id index takes random inserts
 	q.Add("_txlock", "immediate")
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {
@@ -78,12 +81,27 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("tracer: sqlite schema: %w", err)
 	}
-	return &SQLite{db: db}, nil
+	wconn, err := db.Conn(ctx)
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("tracer: sqlite connection: %w", err)
+	}
+	stmt, err := wconn.PrepareContext(ctx, insertSQL(sqliteInsertRows))
+	if err != nil {
+		_ = wconn.Close()
+		_ = db.Close()
+		return nil, fmt.Errorf("tracer: sqlite prepare: %w", err)
+	}
+	return &SQLite{db: db, wconn: wconn, insertN: stmt}, nil
 }
 
 // Close closes the database. It is idempotent.
 func (s *SQLite) Close() error {
-	s.closeOnce.Do(func() { s.closeErr = s.db.Close() })
+	s.closeOnce.Do(func() {
+		s.wmu.Lock()
+		defer s.wmu.Unlock()
+		s.closeErr = errors.Join(s.insertN.Close(), s.wconn.Close(), s.db.Close())
+	})
 	return s.closeErr
 }
 
@@ -93,17 +111,29 @@ func (s *SQLite) Write(ctx context.Context, events []Event) error {
 	var bad []ItemError
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.wconn.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("tracer: sqlite begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	stmt, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO events (`+sqliteColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		return fmt.Errorf("tracer: sqlite prepare: %w", err)
+	args := make([]any, 0, sqliteInsertRows*sqliteColumnCount)
+	rows := 0
+	flush := func() error {
+		if rows == 0 {
+			return nil
+		}
+		var err error
+		if rows == sqliteInsertRows {
+			_, err = tx.StmtContext(ctx, s.insertN).ExecContext(ctx, args...)
+		} else {
+			_, err = tx.ExecContext(ctx, insertSQL(rows), args...)
+		}
+		if err != nil {
+			return fmt.Errorf("tracer: sqlite insert: %w", err)
+		}
+		args, rows = args[:0], 0
+		return nil
 	}
-	defer func() { _ = stmt.Close() }()
 	for i := range events {
 		ev := &events[i]
 		if err := ev.Validate(); err != nil {
@@ -119,11 +149,18 @@ func (s *SQLite) Write(ctx context.Context, events []Event) error {
 			bad = append(bad, ItemError{Index: i, Reason: err.Error()})
 			continue
 		}
-		if _, err := stmt.ExecContext(ctx, id, string(ev.Type), ev.UID, ev.MessageID, ev.Topic, ev.Key, tags,
+		args = append(args, id, string(ev.Type), ev.UID, ev.MessageID, ev.Topic, ev.Key, tags,
 			ev.App, ev.ClientIP, ev.Node, ev.Cluster, ev.Subscription, ev.Consumer,
-			ev.Time.UnixMicro(), int64(ev.Latency), ev.Error, ev.Attempt, props); err != nil {
-			return fmt.Errorf("tracer: sqlite insert: %w", err)
+			ev.Time.UnixMicro(), int64(ev.Latency), ev.Error, ev.Attempt, props)
+		rows++
+		if rows == sqliteInsertRows {
+			if err := flush(); err != nil {
+				return err
+			}
 		}
+	}
+	if err := flush(); err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("tracer: sqlite commit: %w", err)
@@ -133,6 +170,25 @@ func (s *SQLite) Write(ctx context.Context, events []Event) error {
 	}
 	return nil
 }
+
+// Rows per INSERT statement: one statement for many rows costs far less than
+// one per row in the pure-Go driver. 64 rows use 1152 parameters.
+const (
+	sqliteInsertRows  = 64
+	sqliteColumnCount = 18
+)
+
+var insertSQLs [sqliteInsertRows + 1]string
+
+func init() {
+	row := "(" + strings.TrimSuffix(strings.Repeat("?,", sqliteColumnCount), ",") + ")"
+	for n := 1; n <= sqliteInsertRows; n++ {
+		insertSQLs[n] = "INSERT OR IGNORE INTO events (" + sqliteColumns + ") VALUES " +
+			strings.TrimSuffix(strings.Repeat(row+",", n), ",")
+	}
+}
+
+func insertSQL(rows int) string { return insertSQLs[rows] }
 
 func encodeExtras(ev *Event) (tags, props string, err error) {
 	if len(ev.Tags) > 0 {
@@ -226,7 +282,7 @@ func (s *SQLite) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
 	var total int64
 	for {
 		s.wmu.Lock()
-		res, err := s.db.ExecContext(ctx, `DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE ts < ? LIMIT 5000)`, t.UnixMicro())
+		res, err := s.wconn.ExecContext(ctx, `DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE ts < ? LIMIT 5000)`, t.UnixMicro())
 		s.wmu.Unlock()
 		if err != nil {
 			return total, fmt.Errorf("tracer: sqlite delete: %w", err)

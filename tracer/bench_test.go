@@ -1,0 +1,268 @@
+package tracer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// benchEvent is a ~300-byte delivered event, the common shape on a busy
+// consume path.
+func benchEvent(i int) Event {
+	return Event{
+		Type:         Delivered,
+		UID:          "01J" + strconv.Itoa(1_000_000_000+i),
+		MessageID:    "CAEQ" + strconv.Itoa(i) + ":0:-1",
+		Topic:        "persistent://billing/pay/orders",
+		Key:          "order-" + strconv.Itoa(i%100_000),
+		Tags:         []string{"PAY_" + strconv.Itoa(1000+i%1000)},
+		App:          "settlement",
+		ClientIP:     "10.12.3.45",
+		Node:         "sidecar-7d9f-2",
+		Cluster:      "primary",
+		Subscription: "settlement-" + strconv.Itoa(i%4),
+		Consumer:     "settlement-worker-17",
+		Time:         time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Microsecond),
+		Latency:      1500 * time.Microsecond,
+		Attempt:      i % 3,
+	}
+}
+
+type nopSink struct{}
+
+func (nopSink) Write(context.Context, []Event) error { return nil }
+
+// BenchmarkPipelineRecord measures the data plane's cost of Record. The
+// writer keeps draining into a sink that does nothing, so the queue stays
+// mostly empty; drops are reported.
+func BenchmarkPipelineRecord(b *testing.B) {
+	p, err := NewPipeline(Options{Sink: nopSink{}, Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	p.Start()
+	ev := benchEvent(1)
+	b.ReportAllocs()
+	for b.Loop() {
+		p.Record(ev)
+	}
+	b.StopTimer()
+	if err := p.Close(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	st := p.Stats()
+	b.ReportMetric(float64(st.Dropped())/float64(st.Recorded+st.Dropped()), "dropped/op")
+}
+
+// BenchmarkPipelineRecordParallel is Record from every core at once.
+func BenchmarkPipelineRecordParallel(b *testing.B) {
+	p, err := NewPipeline(Options{Sink: nopSink{}, Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	p.Start()
+	ev := benchEvent(1)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			p.Record(ev)
+		}
+	})
+	b.StopTimer()
+	if err := p.Close(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	st := p.Stats()
+	b.ReportMetric(float64(st.Dropped())/float64(st.Recorded+st.Dropped()), "dropped/op")
+}
+
+// BenchmarkSQLiteWrite is the embedded store's ingest rate in batches, each
+// batch one transaction of new events (ids computed as the pipeline does).
+func BenchmarkSQLiteWrite(b *testing.B) {
+	for _, size := range []int{500, 1000} {
+		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
+			dir := b.TempDir()
+			s, err := OpenSQLite(context.Background(), filepath.Join(dir, "trace.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer func() { _ = s.Close() }()
+			batch := make([]Event, size)
+			n := 0
+			start := time.Now()
+			for b.Loop() {
+				for i := range batch {
+					batch[i] = benchEvent(n)
+					batch[i].ID = ComputeID(&batch[i])
+					n++
+				}
+				if err := s.Write(context.Background(), batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			elapsed := time.Since(start)
+			b.ReportMetric(float64(n)/elapsed.Seconds(), "events/s")
+			b.ReportMetric(float64(dirSize(b, dir))/float64(n), "disk-B/event")
+		})
+	}
+}
+
+// BenchmarkSQLiteByUID is a timeline lookup in a store of 200k events.
+func BenchmarkSQLiteByUID(b *testing.B) {
+	s, err := OpenSQLite(context.Background(), filepath.Join(b.TempDir(), "trace.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+	const total = 200_000
+	batch := make([]Event, 1000)
+	for n := 0; n < total; {
+		for i := range batch {
+			batch[i] = benchEvent(n)
+			n++
+		}
+		if err := s.Write(context.Background(), batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	i := 0
+	for b.Loop() {
+		res, err := s.ByUID(context.Background(), benchEvent(i*7919%total).UID, Page{})
+		if err != nil || len(res.Events) != 1 {
+			b.Fatal(err, len(res.Events))
+		}
+		i++
+	}
+}
+
+func dirSize(b *testing.B, dir string) int64 {
+	var total int64
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil {
+			total += info.Size()
+		}
+	}
+	return total
+}
+
+// BenchmarkOutboxSpill appends records of 500 events to the outbox, as the
+// pipeline does while the sink is down: encode, checksum, write.
+func BenchmarkOutboxSpill(b *testing.B) {
+	for _, syncEach := range []bool{false, true} {
+		b.Run(fmt.Sprintf("fsync-each=%v", syncEach), func(b *testing.B) {
+			ob, err := openOutbox(b.TempDir(), 64<<20, -1, syncEach)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer func() { _ = ob.close() }()
+			batch := make([]Event, 500)
+			for i := range batch {
+				batch[i] = benchEvent(i)
+				batch[i].ID = ComputeID(&batch[i])
+			}
+			var buf []byte
+			var bytes int64
+			start := time.Now()
+			n := 0
+			for b.Loop() {
+				buf = appendRecord(buf[:0], batch)
+				if err := ob.append(buf); err != nil {
+					b.Fatal(err)
+				}
+				bytes += int64(len(buf))
+				n += len(batch)
+			}
+			elapsed := time.Since(start)
+			b.ReportMetric(float64(n)/elapsed.Seconds(), "events/s")
+			b.ReportMetric(float64(bytes)/float64(n), "B/event")
+			b.SetBytes(int64(len(buf)))
+		})
+	}
+}
+
+// BenchmarkOutboxReplay reads records of 500 events back from a segment
+// file: read, verify the checksum, decode. The sink is left out.
+func BenchmarkOutboxReplay(b *testing.B) {
+	dir := b.TempDir()
+	path := filepath.Join(dir, "1.seg")
+	batch := make([]Event, 500)
+	for i := range batch {
+		batch[i] = benchEvent(i)
+		batch[i].ID = ComputeID(&batch[i])
+	}
+	var file []byte
+	for range 100 {
+		file = appendRecord(file, batch)
+	}
+	if err := os.WriteFile(path, file, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	r, err := openSegment(path, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	n := 0
+	start := time.Now()
+	b.SetBytes(int64(len(file) / 100))
+	for b.Loop() {
+		evs, err := r.next()
+		if errors.Is(err, io.EOF) {
+			_ = r.close()
+			if r, err = openSegment(path, 0); err != nil {
+				b.Fatal(err)
+			}
+			evs, err = r.next()
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		n += len(evs)
+	}
+	_ = r.close()
+	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "events/s")
+}
+
+// BenchmarkPipelineReplayIntoSQLite is the outbox drained into the embedded
+// store by the pipeline's replayer, end to end.
+func BenchmarkPipelineReplayIntoSQLite(b *testing.B) {
+	s, err := OpenSQLite(context.Background(), filepath.Join(b.TempDir(), "trace.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+	p, err := NewPipeline(Options{Sink: s, Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = p.Close(context.Background()) }()
+	batch := make([]Event, 500)
+	n := 0
+	var buf []byte
+	var elapsed time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		for i := range batch {
+			batch[i] = benchEvent(n)
+			batch[i].ID = ComputeID(&batch[i])
+			n++
+		}
+		buf = p.spill(buf, batch)
+		b.StartTimer()
+		t0 := time.Now()
+		if err := p.replayAll(); err != nil {
+			b.Fatal(err)
+		}
+		elapsed += time.Since(t0)
+	}
+	b.ReportMetric(float64(n)/elapsed.Seconds(), "events/s")
+}
