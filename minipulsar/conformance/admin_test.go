@@ -298,6 +298,7 @@ func TestUnsubscribe(t *testing.T) {
 	receiveN(t, keep, 5)
 
 	require.NoError(t, gone.Unsubscribe())
+	unsubscribed.Add(1)
 	gone.Close()
 	list, err := admin.Subscriptions().List(tn)
 	require.NoError(t, err)

@@ -46,7 +46,18 @@ const (
 	// (pulsar/client_impl.go): the pool's idle-connection checker runs
 	// forever. TestTransactionsRefusedFast provokes exactly that.
 	idleChecker = "github.com/apache/pulsar-client-go/pulsar/internal.(*connectionPool).checkAndCleanIdleConnections"
+	// After Unsubscribe the client marks its consumer closed without
+	// stopping it, so Close returns early (pulsar/consumer_partition.go,
+	// internalUnsubscribe and Close): each unsubscribed consumer leaves its
+	// dispatcher, events loop and ack-grouping ticker running.
+	unsubDispatcher = "github.com/apache/pulsar-client-go/pulsar.(*partitionConsumer).dispatcher"
+	unsubEvents     = "github.com/apache/pulsar-client-go/pulsar.(*partitionConsumer).runEventsLoop"
+	unsubAckTicker  = "github.com/apache/pulsar-client-go/pulsar.newAckGroupingTracker.func1"
 )
+
+// unsubscribed counts consumers closed through Unsubscribe, each leaking
+// the three goroutines above.
+var unsubscribed atomic.Int64
 
 // failedClients counts pulsar.NewClient calls that failed after building a
 // connection pool, each leaking one idleChecker.
@@ -57,12 +68,19 @@ var failedClients atomic.Int64
 // exceptions are the send-timeout watchers and one idle checker per failed
 // client, counted exactly.
 func checkLeaks() int {
-	if err := goleak.Find(goleak.IgnoreAnyFunction(sendTimeoutWatcher), goleak.IgnoreAnyFunction(idleChecker)); err != nil {
+	if err := goleak.Find(goleak.IgnoreAnyFunction(sendTimeoutWatcher), goleak.IgnoreAnyFunction(idleChecker),
+		goleak.IgnoreTopFunction(unsubDispatcher), goleak.IgnoreTopFunction(unsubEvents), goleak.IgnoreTopFunction(unsubAckTicker)); err != nil {
 		fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
 		return 1
 	}
 	buf := make([]byte, 1<<22)
 	stacks := string(buf[:runtime.Stack(buf, true)])
+	for _, f := range []string{unsubDispatcher, unsubEvents, unsubAckTicker} {
+		if n := int64(strings.Count(stacks, f+"(")); n > unsubscribed.Load() {
+			fmt.Fprintf(os.Stderr, "goleak: %d goroutines in %s, %d explained by unsubscribed consumers: a consumer was not closed\n", n, f, unsubscribed.Load())
+			return 1
+		}
+	}
 	if n := int64(strings.Count(stacks, idleChecker+"(")); n > failedClients.Load() {
 		fmt.Fprintf(os.Stderr, "goleak: %d connection pools left open, %d explained by failed NewClient calls: a client was not closed\n", n, failedClients.Load())
 		return 1
