@@ -118,8 +118,7 @@ func toError(err error) *Error {
 func writeError(c *gin.Context, log *slog.Logger, err error, results []Result) {
 	e := toError(err)
 	if e.Status >= 500 {
-		log.LogAttrs(c.Request.Context(), slog.LevelError, "request failed",
-			slog.String("route", c.FullPath()), slog.String("code", e.Code), slog.Any("err", err))
+		log.ErrorContext(c.Request.Context(), "request failed", "route", c.FullPath(), "code", e.Code, "err", err)
 	}
 	if e.RetryAfter > 0 {
 		c.Header("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))

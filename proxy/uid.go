@@ -18,10 +18,11 @@ func NewUID() string {
 }
 
 // FormatMessageID renders a Pulsar message id as
-// "ledgerId:entryId:partition:batchIndex", e.g. "12:3:-1:0". The partition
-// is -1 for a non-partitioned topic; batchIndex is the message's position in
-// its batch (0 when not batched). The form is stable and ParseMessageID
-// reads it back.
+// "ledgerId:entryId:partition:batchIndex", e.g. "12:3:0:0". The partition
+// is the client's partition index (0 for a non-partitioned topic, where
+// Pulsar's admin tools print -1); batchIndex is the message's position in
+// its batch. A consumer's msg.ID() formats to the same string as the
+// producer's. The form is stable and ParseMessageID reads it back.
 func FormatMessageID(id pulsar.MessageID) string {
 	if id == nil {
 		return ""

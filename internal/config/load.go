@@ -207,7 +207,7 @@ func Load(args []string, getenv func(string) (string, bool), out io.Writer) (Con
 		}}, s.Flag, s.Help+" (env "+s.Env+")")
 	}
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: pulsar-sidecar [flags]\n       pulsar-sidecar hash-token [token]\n\n"+
+		_, _ = fmt.Fprintf(fs.Output(), "Usage: pulsar-sidecar [flags]\n       pulsar-sidecar hash-token [token]\n\n"+
 			"With no flags, runs the embedded mode (in-process broker and Redis) on 127.0.0.1:8088.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
@@ -234,13 +234,13 @@ func Load(args []string, getenv func(string) (string, bool), out io.Writer) (Con
 		s := &settings[i]
 		if v, ok := getenv(s.Env); ok {
 			if err := s.set(v); err != nil {
-				return c, fmt.Errorf("%w: %s: %v", ErrInvalid, s.Env, err)
+				return c, fmt.Errorf("%w: %s: %w", ErrInvalid, s.Env, err)
 			}
 		}
 	}
 	for _, g := range given {
 		if err := g.s.set(g.v); err != nil {
-			return c, fmt.Errorf("%w: --%s: %v", ErrInvalid, g.s.Flag, err)
+			return c, fmt.Errorf("%w: --%s: %w", ErrInvalid, g.s.Flag, err)
 		}
 	}
 	if err := c.Validate(); err != nil {

@@ -1,0 +1,178 @@
+package proxy
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+var testNow = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+
+const testTopic = "persistent://pay/settle/orders"
+
+func TestDecodeBatch(t *testing.T) {
+	lim := DefaultLimits()
+	for _, tc := range []struct {
+		name string
+		body string
+		want []*Message
+	}{
+		{
+			name: "everything",
+			body: `{"messages":[{"payload":"p","key":"k","tags":["B","A","B"],"properties":{"x":"1"},
+				"eventTime":"2025-03-01T13:00:00.250+01:00","deliverAfter":"15m","idempotencyKey":"id-1"}]}`,
+			want: []*Message{{Topic: testTopic, Payload: []byte("p"), Key: "k", Tags: []string{"A", "B"},
+				Properties: map[string]string{"x": "1"}, EventTime: time.Date(2025, 3, 1, 12, 0, 0, 250e6, time.UTC),
+				DeliverAfter: 15 * time.Minute, IdempotencyKey: "id-1"}},
+		},
+		{
+			name: "base64 and empty payload",
+			body: `{"messages":[{"payloadBase64":"AP8="},{"payload":""}]}`,
+			want: []*Message{{Topic: testTopic, Payload: []byte{0, 0xff}}, {Topic: testTopic, Payload: []byte{}}},
+		},
+		{
+			name: "deliverAt slightly in the past is accepted",
+			body: `{"messages":[{"payload":"p","deliverAt":"2025-03-01T11:59:30Z"}]}`,
+			want: []*Message{{Topic: testTopic, Payload: []byte("p"), DeliverAt: testNow.Add(-30 * time.Second)}},
+		},
+		{
+			name: "nulls are absent",
+			body: `{"messages":[{"payload":"p","key":null,"tags":null,"properties":null}]}`,
+			want: []*Message{{Topic: testTopic, Payload: []byte("p")}},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := DecodeBatch([]byte(tc.body), testTopic, &lim, testNow)
+			require.NoError(t, err)
+			require.Len(t, got, len(tc.want))
+			for i := range got {
+				assert.True(t, tc.want[i].EventTime.Equal(got[i].EventTime))
+				assert.True(t, tc.want[i].DeliverAt.Equal(got[i].DeliverAt))
+				got[i].EventTime, got[i].DeliverAt = tc.want[i].EventTime, tc.want[i].DeliverAt
+			}
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}
+
+func TestDecodeRaw(t *testing.T) {
+	lim := DefaultLimits()
+	h := http.Header{}
+	h.Set(HeaderKey, "k")
+	h.Add(HeaderTags, " B , A")
+	h.Add(HeaderTags, "C")
+	h.Set("X-Property-Order-ID", "42")
+	h.Set(HeaderProperties, `{"Mixed":"case"}`)
+	h.Set(HeaderDeliverAt, "2025-03-01T12:15:00Z")
+	h.Set(HeaderIdempotencyKey, "id")
+	h.Set(HeaderEventTime, "2025-03-01T11:00:00Z")
+	m, err := DecodeRaw(h, []byte("body"), testTopic, &lim, testNow)
+	require.NoError(t, err)
+	assert.Equal(t, &Message{Topic: testTopic, Payload: []byte("body"), Key: "k", Tags: []string{"A", "B", "C"},
+		Properties: map[string]string{"order-id": "42", "Mixed": "case"}, EventTime: m.EventTime,
+		DeliverAt: m.DeliverAt, IdempotencyKey: "id"}, m)
+	assert.True(t, m.EventTime.Equal(testNow.Add(-time.Hour)))
+	assert.True(t, m.DeliverAt.Equal(testNow.Add(15*time.Minute)))
+
+	m, err = DecodeRaw(http.Header{}, nil, testTopic, &lim, testNow)
+	require.NoError(t, err)
+	assert.Equal(t, []byte{}, m.Payload, "an empty body is an empty payload")
+}
+
+func TestIsBatchRequest(t *testing.T) {
+	for _, tc := range []struct {
+		target, contentType string
+		want                bool
+	}{
+		{"/x", "application/json", true},
+		{"/x", "application/json; charset=utf-8", true},
+		{"/x", "Application/JSON", true},
+		{"/x?raw=1", "application/json", false},
+		{"/x?raw=true", "application/json", false},
+		{"/x?raw=0", "application/json", true},
+		{"/x", "", false},
+		{"/x", "text/plain", false},
+		{"/x", "application/octet-stream", false},
+		{"/x", "application/x-www-form-urlencoded", false},
+		{"/x", "application/jsonx", false},
+	} {
+		r := httptest.NewRequest(http.MethodPost, tc.target, nil)
+		if tc.contentType != "" {
+			r.Header.Set("Content-Type", tc.contentType)
+		}
+		assert.Equal(t, tc.want, IsBatchRequest(r), "%s %q", tc.target, tc.contentType)
+	}
+}
+
+// TestDecodeErrorsSayWhere: error messages name the message and field.
+func TestDecodeErrorsSayWhere(t *testing.T) {
+	lim := DefaultLimits()
+	for body, want := range map[string]string{
+		`{"messages":[{"payload":"a"},{"payload":"b","tags":["ok","not ok"]}]}`: `messages[1].tags[1]: "not ok"`,
+		`{"messages":[{"payload":"a","properties":{"psc-x":"1"}}]}`:             `messages[0].properties["psc-x"]`,
+		`{"messages":[{"payload":1}]}`:                                          `messages.payload`,
+		`{"messages":[{"payload":"a","foo":1}]}`:                                `unknown field "foo"`,
+		`{"messages":[{"payload":"a","deliverAfter":"1m","deliverAt":"x"}]}`:    `messages[0].deliverAfter, messages[0].deliverAt`,
+	} {
+		_, err := DecodeBatch([]byte(body), testTopic, &lim, testNow)
+		var e *Error
+		require.True(t, errors.As(err, &e), body)
+		assert.Contains(t, e.Message, want, body)
+	}
+}
+
+func TestTopicName(t *testing.T) {
+	full, err := TopicName("pay", "settle-eu", "orders.v2_a=b:c")
+	require.NoError(t, err)
+	assert.Equal(t, "persistent://pay/settle-eu/orders.v2_a=b:c", full)
+	for _, bad := range [][3]string{{"", "n", "t"}, {"t", "n s", "t"}, {"t", "n", "a/b"}, {"t", "n", ".."}, {"t", "n", "é"},
+		{"t", "n", string(make([]byte, 81))}} {
+		_, err := TopicName(bad[0], bad[1], bad[2])
+		var e *Error
+		require.True(t, errors.As(err, &e), "%q", bad)
+		assert.Equal(t, CodeInvalidTopic, e.Code)
+	}
+}
+
+// encodeBatch writes messages back in the JSON batch form, for the fuzz
+// tests' round-trip invariant.
+func encodeBatch(t testing.TB, msgs []*Message) []byte {
+	type jm struct {
+		PayloadBase64  string            `json:"payloadBase64"`
+		Key            string            `json:"key,omitempty"`
+		Tags           []string          `json:"tags,omitempty"`
+		Properties     map[string]string `json:"properties,omitempty"`
+		EventTime      string            `json:"eventTime,omitempty"`
+		DeliverAfter   string            `json:"deliverAfter,omitempty"`
+		DeliverAt      string            `json:"deliverAt,omitempty"`
+		DelayLevel     string            `json:"delayLevel,omitempty"`
+		IdempotencyKey string            `json:"idempotencyKey,omitempty"`
+	}
+	var req struct {
+		Messages []jm `json:"messages"`
+	}
+	for _, m := range msgs {
+		j := jm{PayloadBase64: base64.StdEncoding.EncodeToString(m.Payload), Key: m.Key, Tags: m.Tags,
+			Properties: m.Properties, DelayLevel: m.DelayLevel, IdempotencyKey: m.IdempotencyKey}
+		if !m.EventTime.IsZero() {
+			j.EventTime = m.EventTime.Format(time.RFC3339Nano)
+		}
+		if m.DeliverAfter != 0 {
+			j.DeliverAfter = m.DeliverAfter.String()
+		}
+		if !m.DeliverAt.IsZero() {
+			j.DeliverAt = m.DeliverAt.Format(time.RFC3339Nano)
+		}
+		req.Messages = append(req.Messages, j)
+	}
+	b, err := json.Marshal(req)
+	require.NoError(t, err)
+	return b
+}
