@@ -233,26 +233,31 @@ func (a *admin) subsFor(r *http.Request) ([]*subscription, bool, error) {
 }
 
 // resetTo moves a subscription's cursor and disconnects its consumers, who
-// reconnect and resume from the new position, as Pulsar does.
+// reconnect and resume from the new position, as Pulsar does. As in
+// handleSeek, the dispatcher's send lock is held and the consumers are
+// detached under the same lock as the reset, so nothing from either position
+// reaches them in between.
 func resetTo(sub *subscription, pos func(t *topic) uint64, batchIndex int32) {
 	t := sub.t
+	sub.sendMu.Lock()
+	defer sub.sendMu.Unlock()
 	t.mu.Lock()
+	sub.keepWhenEmpty = true
+	consumers := append([]*consumer(nil), sub.consumers...)
+	var changes []activeChange
+	for _, c := range consumers {
+		changes = append(changes, t.removeConsumerLocked(c)...)
+	}
 	id := pos(t)
 	sub.resetCursor(id)
 	if batchIndex > 0 {
 		sub.skipInBatch(id, batchIndex)
 		sub.persist()
 	}
-	// As Pulsar fences the subscription while it resets, nothing may be
-	// dispatched to the consumers about to be closed: they would get the
-	// new position's first messages twice (now, and after reconnecting).
-	for _, c := range sub.consumers {
-		c.permits = 0
-	}
-	consumers := append([]*consumer(nil), sub.consumers...)
 	t.mu.Unlock()
+	sendActiveChanges(changes)
 	for _, c := range consumers {
-		c.closeByBroker()
+		c.sendClose()
 	}
 }
 
