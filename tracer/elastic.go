@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -326,6 +327,9 @@ type bulkItemResponse struct {
 // ErrCircuitOpen.
 func (e *Elastic) Write(ctx context.Context, events []Event) error {
 	var failed []ItemError
+	if slices.ContainsFunc(events, func(ev Event) bool { return ev.ID == "" }) {
+		events = slices.Clone(events) // fill ids without touching the caller's slice
+	}
 	pending := make([]int, 0, len(events)) // indexes into events still to store
 	for i := range events {
 		if err := events[i].Validate(); err != nil {

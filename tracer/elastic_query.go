@@ -78,7 +78,7 @@ func (e *Elastic) Consumption(ctx context.Context, uid string) ([]Consumption, e
 	events, err := e.search(ctx, []string{e.indexPattern()}, searchBody{
 		Size:  maxConsumptionEvents,
 		Query: boolFilter([]any{term("uid", uid), map[string]any{"terms": map[string]any{"type": types}}}),
-		Sort:  sortTSID,
+		Sort:  sortTSIDDesc, // the latest events, should there be more than the cap
 	})
 	if err != nil {
 		return nil, err
@@ -151,7 +151,10 @@ type searchBody struct {
 	TrackTotalHits bool             `json:"track_total_hits"`
 }
 
-var sortTSID = []map[string]any{{"ts": "asc"}, {"id": "asc"}}
+var (
+	sortTSID     = []map[string]any{{"ts": "asc"}, {"id": "asc"}}
+	sortTSIDDesc = []map[string]any{{"ts": "desc"}, {"id": "desc"}}
+)
 
 func term(field, value string) map[string]any {
 	return map[string]any{"term": map[string]any{field: value}}

@@ -54,7 +54,9 @@ func (o *Options) defaults() error {
 	setDefault(&o.ReplayMinBackoff, 500*time.Millisecond)
 	setDefault(&o.ReplayMaxBackoff, 30*time.Second)
 	setDefault(&o.SegmentBytes, 64<<20)
-	setDefault(&o.MaxOutboxBytes, 1<<30)
+	if o.MaxOutboxBytes == 0 {
+		o.MaxOutboxBytes = 1 << 30
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}

@@ -554,7 +554,9 @@ func TestPipelineConcurrentRecordIntoSQLite(t *testing.T) {
 	p2.Start()
 	require.Eventually(t, func() bool { return p2.Stats().OutboxBytes == 0 }, time.Minute, 10*time.Millisecond) // minutes under -race: modernc SQLite is slow there
 	require.NoError(t, p2.Close(t.Context()))
-	require.Equal(t, st.Written+st.Spilled, st.Written+p2.Stats().Replayed+st.Replayed)
+	// A segment the first pipeline had partly replayed is sent again whole
+	// (its progress is kept in memory only); the store keeps one copy.
+	require.GreaterOrEqual(t, st.Replayed+p2.Stats().Replayed, st.Spilled)
 	require.EqualValues(t, st.Recorded, countTopic(t, store, "t-conc"))
 }
 

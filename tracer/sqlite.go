@@ -269,7 +269,7 @@ func (s *SQLite) Consumption(ctx context.Context, uid string) ([]Consumption, er
 	}
 	args = append(args, maxConsumptionEvents)
 	events, err := s.query(ctx, `SELECT `+sqliteColumns+` FROM events
-		WHERE uid = ? AND type IN (`+strings.Join(marks, ",")+`) ORDER BY ts, id LIMIT ?`, args...)
+		WHERE uid = ? AND type IN (`+strings.Join(marks, ",")+`) ORDER BY ts DESC, id DESC LIMIT ?`, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -219,5 +219,5 @@ func later(a, b Event) bool {
 }
 
 // maxConsumptionEvents caps how many consumption events of one message a
-// store reads to compute Consumption.
+// store reads, latest first, to compute Consumption.
 const maxConsumptionEvents = 10000
