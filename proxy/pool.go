@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
@@ -16,12 +17,15 @@ var ErrPoolClosed = errors.New("proxy: producer pool closed")
 
 // PoolOptions configure a Pool. Zero values take the defaults noted.
 type PoolOptions struct {
-	MaxProducers            int           // 1000
-	IdleTimeout             time.Duration // 10m
-	BatchingMaxPublishDelay time.Duration // 1ms
-	BatchingMaxMessages     uint          // 1000
-	BatchingMaxBytes        uint          // 128 KiB
-	MaxPendingMessages      int           // 10000
+	MaxProducers int           // 1000
+	IdleTimeout  time.Duration // 10m
+	// BatchingMaxPublishDelay is the client's batch timer. Batches are
+	// normally sent sooner, when a producer has nothing more queued (see
+	// Pool); the timer is the backstop. 5ms.
+	BatchingMaxPublishDelay time.Duration
+	BatchingMaxMessages     uint // 1000
+	BatchingMaxBytes        uint // 128 KiB
+	MaxPendingMessages      int  // 10000
 	// SendTimeout bounds how long the client keeps an unacknowledged
 	// message before it reports failure; the produce path sets it to the
 	// request deadline so every callback comes by then. 10s.
@@ -36,8 +40,14 @@ type PoolOptions struct {
 // beyond that the least recently used idle one is closed. A producer with
 // messages in flight is never closed by the pool until Close.
 //
-// Batching is on: concurrent single-message requests to one topic share a
-// broker round trip, at the cost of waiting up to BatchingMaxPublishDelay.
+// Batching is group commit: a message is added to its producer's batch,
+// and when no other message is being handed over at that moment the batch
+// is flushed at once (by a per-producer flusher goroutine, one flush in
+// flight at a time). A lone request therefore waits for one broker round
+// trip, not for the batch timer, and requests that arrive while a flush is
+// in flight share the next one. pulsar-client-go offers no such mode for
+// SendAsync (only the synchronous Send flushes immediately, and then
+// batches hold one message).
 //
 // A Pool is safe for concurrent use. It owns its producers (and closes
 // them); the caller owns the client and closes it after the pool.
@@ -52,7 +62,7 @@ type Pool struct {
 	closed  bool
 
 	quit chan struct{}
-	wg   sync.WaitGroup // creators, closers and the reaper
+	wg   sync.WaitGroup // creators, flushers, closers and the reaper
 }
 
 type poolEntry struct {
@@ -60,9 +70,18 @@ type poolEntry struct {
 	ready    chan struct{} // closed once producer or err is set
 	producer pulsar.Producer
 	err      error
-	inflight int       // guarded by Pool.mu
-	lastUsed time.Time // guarded by Pool.mu
+
+	// guarded by Pool.mu
+	inflight int  // references: senders and unacknowledged messages
+	retired  bool // out of the map; closed when inflight drops to 0
+	closing  bool
+	lastUsed time.Time
 	elem     *list.Element
+
+	handing  atomic.Int64  // SendAsync calls handing a message over right now
+	flushReq chan struct{} // capacity 1: "flush when you can"
+	stop     chan struct{} // closed to stop the flusher
+	stopped  chan struct{} // closed when the flusher has returned
 }
 
 // NewPool returns a pool over client. Call Start to run idle eviction.
@@ -74,7 +93,7 @@ func NewPool(client pulsar.Client, opts PoolOptions) *Pool {
 		opts.IdleTimeout = 10 * time.Minute
 	}
 	if opts.BatchingMaxPublishDelay <= 0 {
-		opts.BatchingMaxPublishDelay = time.Millisecond
+		opts.BatchingMaxPublishDelay = 5 * time.Millisecond
 	}
 	if opts.BatchingMaxMessages == 0 {
 		opts.BatchingMaxMessages = 1000
@@ -133,19 +152,29 @@ func (p *Pool) Len() int {
 // broker's message id or an error. done may run on the caller's goroutine
 // or on the client's; it must not block. ctx bounds only the hand-over:
 // once the producer has the message, the outcome comes within SendTimeout.
+// Messages handed over by one goroutine keep their order.
 func (p *Pool) SendAsync(ctx context.Context, topic string, msg *pulsar.ProducerMessage, done func(pulsar.MessageID, error)) {
-	e, err := p.acquire(ctx, topic)
+	e, err := p.acquire(ctx, topic) // one reference for the hand-over
 	if err != nil {
 		done(nil, err)
 		return
 	}
+	p.ref(e) // and one for the message until its callback
+	e.handing.Add(1)
 	e.producer.SendAsync(ctx, msg, func(id pulsar.MessageID, _ *pulsar.ProducerMessage, err error) {
 		p.release(e, err)
 		done(id, err)
 	})
+	if e.handing.Add(-1) == 0 {
+		select {
+		case e.flushReq <- struct{}{}:
+		default: // a flush is already requested; it will include this message
+		}
+	}
+	p.release(e, nil)
 }
 
-// acquire returns topic's ready producer with its in-flight count raised.
+// acquire returns topic's ready producer with one reference taken.
 func (p *Pool) acquire(ctx context.Context, topic string) (*poolEntry, error) {
 	p.mu.Lock()
 	if p.closed {
@@ -154,7 +183,8 @@ func (p *Pool) acquire(ctx context.Context, topic string) (*poolEntry, error) {
 	}
 	e := p.entries[topic]
 	if e == nil {
-		e = &poolEntry{topic: topic, ready: make(chan struct{})}
+		e = &poolEntry{topic: topic, ready: make(chan struct{}), flushReq: make(chan struct{}, 1),
+			stop: make(chan struct{}), stopped: make(chan struct{})}
 		p.entries[topic] = e
 		e.elem = p.lru.PushFront(e)
 		p.wg.Add(1)
@@ -179,8 +209,14 @@ func (p *Pool) acquire(ctx context.Context, topic string) (*poolEntry, error) {
 	return e, nil
 }
 
-// create makes e's producer; on failure the entry leaves the pool so the
-// next request tries again.
+func (p *Pool) ref(e *poolEntry) {
+	p.mu.Lock()
+	e.inflight++
+	p.mu.Unlock()
+}
+
+// create makes e's producer and starts its flusher; on failure the entry
+// leaves the pool so the next request tries again.
 func (p *Pool) create(e *poolEntry) {
 	defer p.wg.Done()
 	prod, err := p.client.CreateProducer(pulsar.ProducerOptions{
@@ -192,43 +228,61 @@ func (p *Pool) create(e *poolEntry) {
 		BatchingMaxSize:         p.opts.BatchingMaxBytes,
 	})
 	p.mu.Lock()
+	defer close(e.ready)
+	defer p.mu.Unlock()
 	if err != nil {
 		p.opts.Metrics.addCreateError()
 		p.log.Warn("create producer failed", "topic", e.topic, "err", err)
 		e.err = err
+		close(e.stopped)
 		p.removeLocked(e)
-		p.mu.Unlock()
-		close(e.ready)
 		return
 	}
 	e.producer = prod
 	e.lastUsed = p.opts.Now()
-	closed := p.closed
-	p.evictOverflowLocked()
-	p.mu.Unlock()
-	close(e.ready)
-	if closed {
-		// Close ran while we were creating; it waits on ready and closes us.
-		return
+	p.wg.Add(1)
+	go p.flusher(e)
+	if !p.closed {
+		p.evictOverflowLocked()
 	}
 	// Not prod.Name(): in pulsar-client-go v0.19 it races with reconnection.
 	p.log.Debug("producer created", "topic", e.topic)
 }
 
-// release lowers e's in-flight count. A producer that reports itself
-// closed, or whose send timed out, leaves the pool and the next request
-// gets a fresh one: with pulsar-client-go v0.19 a producer that received
-// SEND_ERROR NotAllowedError is dropped from its connection and would time
-// out on every later send.
+// flusher flushes e's batch whenever asked, one flush at a time. A flush
+// waits for the broker's acknowledgement; requests that come meanwhile
+// are served by the next flush.
+func (p *Pool) flusher(e *poolEntry) {
+	defer p.wg.Done()
+	defer close(e.stopped)
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-e.flushReq:
+			ctx, cancel := context.WithTimeout(context.Background(), p.opts.SendTimeout)
+			_ = e.producer.FlushWithCtx(ctx) // failures reach the messages' callbacks
+			cancel()
+		}
+	}
+}
+
+// release drops a reference. A producer that reports itself closed, or
+// whose send timed out, leaves the pool and the next request gets a fresh
+// one: with pulsar-client-go v0.19 a producer that received SEND_ERROR
+// NotAllowedError is dropped from its connection and would time out on
+// every later send. A retired producer is closed once unreferenced.
 func (p *Pool) release(e *poolEntry, sendErr error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	e.inflight--
 	e.lastUsed = p.opts.Now()
-	if brokenProducer(sendErr) && p.entries[e.topic] == e && !p.closed {
+	if brokenProducer(sendErr) && !e.retired && !p.closed {
 		p.removeLocked(e)
 		p.opts.Metrics.addEviction("broken")
 		p.log.Warn("producer recycled after a failed send", "topic", e.topic, "err", sendErr)
+	}
+	if e.retired && e.inflight == 0 {
 		p.closeAsyncLocked(e)
 	}
 }
@@ -241,29 +295,35 @@ func brokenProducer(err error) bool {
 	return pe.Result() == pulsar.ProducerClosed || pe.Result() == pulsar.TimeoutError
 }
 
+// removeLocked takes e out of the map; it is closed when unreferenced.
 func (p *Pool) removeLocked(e *poolEntry) {
-	if p.entries[e.topic] == e {
-		delete(p.entries, e.topic)
-		p.lru.Remove(e.elem)
-		p.opts.Metrics.setPoolSize(len(p.entries))
-	}
-}
-
-// closeAsyncLocked closes e's producer on another goroutine: Close waits
-// for pending messages, which must not hold the pool's lock.
-func (p *Pool) closeAsyncLocked(e *poolEntry) {
-	if e.producer == nil {
+	if e.retired {
 		return
 	}
-	prod := e.producer
+	e.retired = true
+	delete(p.entries, e.topic)
+	p.lru.Remove(e.elem)
+	p.opts.Metrics.setPoolSize(len(p.entries))
+}
+
+// closeAsyncLocked stops e's flusher and closes its producer on another
+// goroutine: Close waits for pending messages, which must not hold the
+// pool's lock. The flusher stops first, so no flush races the close.
+func (p *Pool) closeAsyncLocked(e *poolEntry) {
+	if e.producer == nil || e.closing {
+		return
+	}
+	e.closing = true
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		prod.Close()
+		close(e.stop)
+		<-e.stopped
+		e.producer.Close()
 	}()
 }
 
-// evictOverflowLocked closes least recently used idle producers while the
+// evictOverflowLocked retires least recently used idle producers while the
 // pool is over MaxProducers. When every producer is busy the pool stays
 // over the bound until some finish.
 func (p *Pool) evictOverflowLocked() {
@@ -302,7 +362,8 @@ func (p *Pool) EvictIdle() {
 }
 
 // Close flushes and closes every producer, waiting for pending messages
-// to be acknowledged (or fail), until ctx is done. It is idempotent.
+// to be acknowledged (or fail), until ctx is done. It is idempotent. Call
+// it when no more SendAsync calls can come (after the HTTP server stopped).
 func (p *Pool) Close(ctx context.Context) error {
 	p.mu.Lock()
 	if p.closed {
@@ -314,6 +375,7 @@ func (p *Pool) Close(ctx context.Context) error {
 	entries := make([]*poolEntry, 0, len(p.entries))
 	for _, e := range p.entries {
 		entries = append(entries, e)
+		e.retired, e.closing = true, true
 	}
 	p.entries = map[string]*poolEntry{}
 	p.lru.Init()
@@ -325,12 +387,15 @@ func (p *Pool) Close(ctx context.Context) error {
 		go func() {
 			defer p.wg.Done()
 			<-e.ready
-			if e.producer != nil {
-				if err := e.producer.FlushWithCtx(ctx); err != nil {
-					p.log.Warn("flush on close failed", "topic", e.topic, "err", err)
-				}
-				e.producer.Close()
+			if e.producer == nil {
+				return
 			}
+			close(e.stop)
+			<-e.stopped
+			if err := e.producer.FlushWithCtx(ctx); err != nil {
+				p.log.Warn("flush on close failed", "topic", e.topic, "err", err)
+			}
+			e.producer.Close()
 		}()
 	}
 	return p.wait(ctx)

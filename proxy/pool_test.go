@@ -170,3 +170,33 @@ func TestPoolCreateFailure(t *testing.T) {
 		return err == nil
 	}, 20*time.Second, 100*time.Millisecond)
 }
+
+// TestPoolGroupCommit: with the batch timer out of the way (one minute), a
+// lone message still goes at once, and messages that arrive while a flush
+// is in flight share the next one: 32 concurrent sends take two entries.
+func TestPoolGroupCommit(t *testing.T) {
+	p, broker, _ := newTestPool(t, PoolOptions{BatchingMaxPublishDelay: time.Minute})
+	topic := "persistent://a/b/group"
+	start := time.Now()
+	_, err := send(t, p, topic, "alone")
+	require.NoError(t, err)
+	require.Less(t, time.Since(start), 5*time.Second, "a lone message does not wait for the batch timer")
+
+	broker.DelayNextSends(1, 300*time.Millisecond) // hold the first flush, the others queue behind it
+	ids := make([]pulsar.MessageID, 32)
+	var wg sync.WaitGroup
+	for i := range ids {
+		wg.Go(func() {
+			id, err := send(t, p, topic, "x")
+			assert.NoError(t, err)
+			ids[i] = id
+		})
+	}
+	wg.Wait()
+	entries := map[[2]int64]int{}
+	for _, id := range ids {
+		require.NotNil(t, id)
+		entries[[2]int64{id.LedgerID(), id.EntryID()}]++
+	}
+	assert.LessOrEqual(t, len(entries), 3, "32 messages in %d broker entries: %v", len(entries), entries)
+}

@@ -79,9 +79,12 @@ func New(cfg config.Config, opts ...Option) (*App, error) {
 	return a, nil
 }
 
+// logRecorder logs lifecycle events at level, or discards them when the
+// logger would drop that level anyway (LogRecorder builds its attributes
+// before the handler decides, which costs on every message).
 func logRecorder(level string, log *slog.Logger) tracer.Recorder {
 	var l slog.Level
-	if level == "off" || l.UnmarshalText([]byte(level)) != nil {
+	if level == "off" || l.UnmarshalText([]byte(level)) != nil || !log.Enabled(context.Background(), l) {
 		return tracer.Nop{}
 	}
 	return tracer.LogRecorder{Logger: log.With("component", "trace"), Level: l}

@@ -177,7 +177,7 @@ func Default() Config {
 		Producer: Producer{
 			MaxProducers:            1000,
 			IdleTimeout:             10 * time.Minute,
-			BatchingMaxPublishDelay: time.Millisecond,
+			BatchingMaxPublishDelay: 5 * time.Millisecond,
 			BatchingMaxMessages:     1000,
 			BatchingMaxBytes:        128 * KiB,
 			MaxPendingMessages:      10000,

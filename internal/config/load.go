@@ -134,7 +134,7 @@ func bind(c *Config) []Setting {
 	add("http.idleTimeout", "keep-alive connections idle longer than this are closed", &c.HTTP.IdleTimeout)
 	add("producer.maxProducers", "most producers kept open; the least recently used is closed beyond it", &c.Producer.MaxProducers)
 	add("producer.idleTimeout", "a producer unused for this long is closed", &c.Producer.IdleTimeout)
-	add("producer.batchingMaxPublishDelay", "longest a message waits for its batch; concurrent requests share a broker round trip", &c.Producer.BatchingMaxPublishDelay)
+	add("producer.batchingMaxPublishDelay", "batch timer backstop; batches normally go as soon as nothing else is being handed over (group commit)", &c.Producer.BatchingMaxPublishDelay)
 	add("producer.batchingMaxMessages", "most messages in one batch", &c.Producer.BatchingMaxMessages)
 	add("producer.batchingMaxBytes", "largest batch (B, KiB, MiB)", &c.Producer.BatchingMaxBytes)
 	add("producer.maxPendingMessages", "messages a producer may have awaiting acknowledgement; beyond it sends wait", &c.Producer.MaxPendingMessages)
