@@ -352,7 +352,7 @@ func (a *admin) subStats(sub *subscription, now time.Time) subStats {
 		if ss.EarliestMsgPublishTimeInBacklog == 0 {
 			ss.EarliestMsgPublishTimeInBacklog = e.publishTime
 		}
-		if e.deliverAt > nowMs && sub.holdsDelayed() {
+		if t.deliverAt(id, e) > nowMs && sub.holdsDelayed() {
 			ss.MsgDelayed += n
 		}
 	}

@@ -49,7 +49,7 @@ func produceAll(b *testing.B, c pulsar.Client, topic string, n int) {
 			}
 		})
 	}
-	if err := p.Flush(); err != nil {
+	if err := p.FlushWithCtx(context.Background()); err != nil {
 		b.Fatal(err)
 	}
 	if f := failed.Load(); f > 0 {
@@ -153,7 +153,7 @@ func BenchmarkHeapPerMessage(b *testing.B) {
 				for i := 0; i < n; i++ {
 					p.SendAsync(context.Background(), &pulsar.ProducerMessage{Payload: payload}, nil)
 				}
-				if err := p.Flush(); err != nil {
+				if err := p.FlushWithCtx(context.Background()); err != nil {
 					b.Fatal(err)
 				}
 				p.Close()

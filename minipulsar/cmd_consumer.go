@@ -509,8 +509,8 @@ func (t *topic) lastMessageID() *pb.MessageIdData {
 	}
 	if id, ok := t.lastID(); ok {
 		mid.EntryId = proto.Uint64(id)
-		if n := t.entries[id-t.first].numMsgs; n > 1 {
-			mid.BatchIndex = proto.Int32(n - 1)
+		if e := t.entryAt(id); e.batched() {
+			mid.BatchIndex = proto.Int32(e.numMsgs - 1)
 		}
 	}
 	return mid

@@ -264,8 +264,7 @@ func (t *topic) publish(p *producer, seq, highest uint64, f frame, done func(id 
 	}
 	id := t.next
 	t.next++
-	e := newEntry(f.payload, f.metadata)
-	t.entries = append(t.entries, e)
+	e := t.addEntry(f.payload, f.metadata)
 	t.msgIn += uint64(e.numMsgs)
 	t.bytesIn += uint64(len(f.payload))
 	p.msgIn += uint64(e.numMsgs)
@@ -278,6 +277,7 @@ func (t *topic) publish(p *producer, seq, highest uint64, f frame, done func(id 
 		if err != nil {
 			if e := t.entryAt(id); e != nil {
 				*e = entry{} // never dispatched; the client re-sends
+				delete(t.delays, id)
 			}
 			// The re-send must not be taken for a duplicate.
 			if v, ok := t.persisted[p.name]; ok {

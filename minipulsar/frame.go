@@ -95,7 +95,7 @@ func decodeFrame(buf []byte) (frame, error) {
 	}
 	cmd := &pb.BaseCommand{}
 	if err := proto.Unmarshal(buf[4:4+cmdSize], cmd); err != nil {
-		return frame{}, fmt.Errorf("%w: %v", ErrBadCommand, err)
+		return frame{}, fmt.Errorf("%w: %w", ErrBadCommand, err)
 	}
 	f := frame{cmd: cmd}
 	rest := buf[4+cmdSize:]
@@ -141,7 +141,7 @@ func parsePayload(p []byte) (*pb.MessageMetadata, []byte, error) {
 	}
 	md := &pb.MessageMetadata{}
 	if err := proto.Unmarshal(p[10:10+mdSize], md); err != nil {
-		return nil, nil, fmt.Errorf("%w: metadata: %v", ErrBadCommand, err)
+		return nil, nil, fmt.Errorf("%w: metadata: %w", ErrBadCommand, err)
 	}
 	return md, p[10+mdSize:], nil
 }

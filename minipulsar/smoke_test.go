@@ -39,7 +39,7 @@ func TestSmokeRoundTrip(t *testing.T) {
 			require.NoError(t, err)
 		})
 	}
-	require.NoError(t, prod.Flush())
+	require.NoError(t, prod.FlushWithCtx(ctx))
 	for i := 0; i < n; i++ {
 		m, err := cons.Receive(ctx)
 		require.NoError(t, err)

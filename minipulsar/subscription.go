@@ -203,8 +203,8 @@ func (sub *subscription) collect(out []delivery, limit int) []delivery {
 			sub.readPos++
 			continue
 		}
-		if e.deliverAt > now && sub.holdsDelayed() {
-			sub.pushDelayed(id, e.deliverAt, now)
+		if at := t.deliverAt(id, e); at > now && sub.holdsDelayed() {
+			sub.pushDelayed(id, at, now)
 			sub.readPos++
 			continue
 		}
@@ -272,8 +272,8 @@ func (sub *subscription) pick(e *entry) *consumer {
 // keyOwner maps a key hash to a consumer: sticky consumers by their hash
 // ranges over 0..65535, auto-split ones by rendezvous hashing, so a key
 // stays with its consumer while the consumer set does not change.
-func (sub *subscription) keyOwner(h uint32) *consumer {
-	slot := int32(h % 65536)
+func (sub *subscription) keyOwner(h uint16) *consumer {
+	slot := int32(h)
 	var best *consumer
 	var bestScore uint32
 	for _, c := range sub.consumers {
@@ -285,7 +285,7 @@ func (sub *subscription) keyOwner(h uint32) *consumer {
 			}
 			continue
 		}
-		score := mix32(h ^ c.hashSeed)
+		score := mix32(uint32(h) ^ c.hashSeed)
 		if best == nil || score > bestScore {
 			best, bestScore = c, score
 		}
@@ -576,7 +576,7 @@ func (sub *subscription) backlog() (msgs, delayedMsgs int64) {
 			}
 		}
 		msgs += n
-		if e.deliverAt > now && sub.holdsDelayed() {
+		if t.deliverAt(id, e) > now && sub.holdsDelayed() {
 			delayedMsgs += n
 		}
 	}

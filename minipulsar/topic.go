@@ -22,13 +22,24 @@ var (
 // entry is one stored ledger entry: a single message or a batch, kept as the
 // bytes received from the producer (from the 0x0e01 magic on). Its fields
 // beyond data are what dispatch needs without decoding metadata again.
+//
+// It is 40 bytes: the few delayed entries keep their delivery time in
+// topic.delays rather than in every entry.
 type entry struct {
 	data        []byte
 	publishTime int64 // ms since epoch
-	deliverAt   int64 // ms since epoch; 0 when not delayed
 	numMsgs     int32
-	keyHash     uint32 // murmur3 of the ordering or partition key
+	keyHash     uint16 // murmur3 of the ordering or partition key, mod 65536
+	flags       uint16
 }
+
+const (
+	entryBatched uint16 = 1 << iota // metadata carries num_messages_in_batch
+	entryDelayed                    // topic.delays holds its delivery time
+)
+
+// batched tells whether the entry is a batch (even of one message).
+func (e *entry) batched() bool { return e.flags&entryBatched != 0 }
 
 // topic is one non-partitioned topic or one partition.
 type topic struct {
@@ -47,6 +58,7 @@ type topic struct {
 	names     map[string]*producer // producer name -> producer
 	exclusive *producer
 	subs      map[string]*subscription
+	delays    map[uint64]int64 // entry id -> deliver_at_time (ms) of delayed entries
 	lastSeq   map[string]int64 // producer name -> highest sequence id accepted
 	persisted map[string]int64 // producer name -> highest sequence id durable
 	appendMu  sync.Mutex       // orders id assignment with the store's append queue
@@ -122,12 +134,13 @@ func (s *Server) loadState() (err error) {
 			if err != nil {
 				return fmt.Errorf("minipulsar: stored entry of %s: %w", pt.name, err)
 			}
-			t.entries = append(t.entries, newEntry(data, md))
+			t.addEntry(data, md)
 		}
 		t.next = t.first + uint64(len(t.entries))
 		t.visible = t.next
 		for _, e := range t.entries {
 			t.msgIn += uint64(e.numMsgs)
+			t.bytesIn += uint64(len(e.data))
 		}
 		for subName, cur := range pt.cursors {
 			sub := newSubscription(t, subName, true, pb.CommandSubscribe_SubType(cur.Type))
@@ -163,22 +176,34 @@ func (s *Server) closeState() error {
 	return s.store.sync()
 }
 
-func newEntry(data []byte, md *pb.MessageMetadata) entry {
+// addEntry appends an entry with the next id; caller holds t.mu (or owns
+// t during loading).
+func (t *topic) addEntry(data []byte, md *pb.MessageMetadata) *entry {
 	key := md.GetOrderingKey()
 	if len(key) == 0 {
 		key = []byte(md.GetPartitionKey())
 	}
 	n := md.GetNumMessagesInBatch()
-	if n < 1 {
-		n = 1
+	e := entry{data: data, publishTime: int64(md.GetPublishTime()), numMsgs: max(n, 1), keyHash: uint16(murmur3(key))}
+	if md.NumMessagesInBatch != nil {
+		e.flags |= entryBatched
 	}
-	return entry{
-		data:        data,
-		publishTime: int64(md.GetPublishTime()),
-		deliverAt:   md.GetDeliverAtTime(),
-		numMsgs:     n,
-		keyHash:     murmur3(key),
+	id := t.first + uint64(len(t.entries))
+	if at := md.GetDeliverAtTime(); at > 0 {
+		e.flags |= entryDelayed
+		t.delays[id] = at
 	}
+	t.entries = append(t.entries, e)
+	return &t.entries[len(t.entries)-1]
+}
+
+// deliverAt is an entry's delivery time in ms, 0 when it is not delayed;
+// caller holds t.mu.
+func (t *topic) deliverAt(id uint64, e *entry) int64 {
+	if e.flags&entryDelayed == 0 {
+		return 0
+	}
+	return t.delays[id]
 }
 
 func (s *Server) newTopic(name topicName, ledger uint64) *topic {
@@ -194,6 +219,7 @@ func (s *Server) newTopic(name topicName, ledger uint64) *topic {
 		subs:      map[string]*subscription{},
 		lastSeq:   map[string]int64{},
 		persisted: map[string]int64{},
+		delays:    map[uint64]int64{},
 	}
 }
 
@@ -296,8 +322,8 @@ func (s *Server) UpdatePartitionedTopic(name string, n int) error {
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrTopicNotFound, full)
 	}
-	if n < old {
-		return fmt.Errorf("minipulsar: cannot shrink %s from %d to %d partitions", full, old, n)
+	if n <= old {
+		return fmt.Errorf("%w: %s has %d partitions; the count can only grow (asked %d)", ErrTopicExists, full, old, n)
 	}
 	if err := s.store.putPartitioned(full, n); err != nil {
 		return err
@@ -350,8 +376,10 @@ func (s *Server) DeleteTopic(name string, force bool) error {
 	var errs []error
 	for _, t := range victims {
 		delete(s.topics, t.full)
+		delete(s.dedupTopic, t.full) // topic policies go with the topic
 		errs = append(errs, s.store.deleteTopic(t.full))
 	}
+	delete(s.dedupTopic, full)
 	if isPart {
 		delete(s.partitioned, full)
 		errs = append(errs, s.store.deletePartitioned(full))

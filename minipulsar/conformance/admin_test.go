@@ -257,6 +257,7 @@ func TestAdminMessages(t *testing.T) {
 	require.Equal(t, id.LedgerID(), last.LedgerID)
 	require.Equal(t, id.EntryID(), last.EntryID)
 
+	//nolint:staticcheck // the single-message call older tools still use
 	m, err := admin.Subscriptions().GetMessageByID(tn, id.LedgerID(), id.EntryID())
 	require.NoError(t, err)
 	require.Equal(t, "single", string(m.Payload))
@@ -278,6 +279,7 @@ func TestAdminMessages(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, ids[2].EntryID(), last.EntryID)
 
+	//nolint:staticcheck // the single-message call older tools still use
 	_, err = admin.Subscriptions().GetMessageByID(tn, ids[2].LedgerID(), ids[2].EntryID()+100)
 	require.Error(t, err, "a message that does not exist")
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"regexp"
@@ -136,7 +135,7 @@ func clientLogger() pulsarlog.Logger {
 	case "error":
 		level = slog.LevelError
 	default:
-		return pulsarlog.NewLoggerWithSlog(slog.New(slog.NewTextHandler(io.Discard, nil)))
+		return pulsarlog.NewLoggerWithSlog(slog.New(slog.DiscardHandler))
 	}
 	return pulsarlog.NewLoggerWithSlog(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
 }

@@ -30,7 +30,7 @@ func TestConnect(t *testing.T) {
 func TestKeepAlive(t *testing.T) {
 	serviceURL, adminURL := target(t)
 	admin := newAdmin(t, adminURL)
-	c := newClient(t, serviceURL, func(o *pulsar.ClientOptions) { o.KeepAliveInterval = 100 * time.Millisecond })
+	c := newClient(t, serviceURL, func(o *pulsar.ClientOptions) { o.KeepAliveInterval = 500 * time.Millisecond })
 	topic := newTopic(t)
 	p := newProducer(t, c, pulsar.ProducerOptions{Topic: topic})
 	cons := subscribe(t, c, pulsar.ConsumerOptions{Topic: topic, SubscriptionName: "sub"})
@@ -43,7 +43,7 @@ func TestKeepAlive(t *testing.T) {
 	}
 	p1, c1 := address()
 	require.NotEmpty(t, p1, "producer address in stats")
-	time.Sleep(time.Second) // ten keep-alive intervals of silence
+	time.Sleep(2500 * time.Millisecond) // five keep-alive intervals of silence
 	sendN(t, p, 0, 1)
 	require.Equal(t, "msg-0000", string(receive(t, cons).Payload()))
 	p2, c2 := address()

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -80,7 +79,7 @@ func (s *Spool) recover() error {
 		// Replaying acknowledged records again is safe; skipping an
 		// unacknowledged one is not. Keep the bad file for inspection.
 		rep.CheckpointProblem = err.Error()
-		s.log.Error("spool: checkpoint unusable, replaying every record", slog.Any("error", err))
+		s.log.Error("spool: checkpoint unusable, replaying every record", "error", err)
 		if rerr := os.Rename(filepath.Join(s.dir, checkpointName), filepath.Join(s.dir, checkpointName+corruptSuffix)); rerr != nil {
 			return fmt.Errorf("spool: set checkpoint aside: %w", rerr)
 		}
@@ -128,9 +127,9 @@ func (s *Spool) recover() error {
 		}
 	}
 	s.log.Info("spool: recovered",
-		slog.Int("segments", rep.Segments), slog.Int("records", rep.Records), slog.Int("acked", rep.Acked),
-		slog.Int("unacked", s.depth), slog.Int("removed", rep.Removed), slog.Int("corrupt_tails", len(rep.Corrupt)),
-		slog.Int("corrupt_files", rep.CorruptFiles))
+		"segments", rep.Segments, "records", rep.Records, "acked", rep.Acked,
+		"unacked", s.depth, "removed", rep.Removed, "corrupt_tails", len(rep.Corrupt),
+		"corrupt_files", rep.CorruptFiles)
 	return nil
 }
 
@@ -142,7 +141,7 @@ func (s *Spool) recoverSegment(id uint64, rep *Recovery) (*segment, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
@@ -165,8 +164,8 @@ func (s *Spool) recoverSegment(id uint64, rep *Recovery) (*segment, error) {
 		ct := CorruptTail{Segment: id, Offset: res.end, Bytes: size - res.end, Reason: res.reason, File: tail}
 		rep.Corrupt = append(rep.Corrupt, ct)
 		s.log.Error("spool: corrupt segment tail set aside",
-			slog.Uint64("segment", id), slog.Int64("offset", ct.Offset), slog.Int64("bytes", ct.Bytes),
-			slog.String("reason", ct.Reason), slog.String("file", ct.File), slog.Int("records_kept", len(res.entries)))
+			"segment", id, "offset", ct.Offset, "bytes", ct.Bytes,
+			"reason", ct.Reason, "file", ct.File, "records_kept", len(res.entries))
 	}
 	if len(res.entries) == 0 {
 		if res.end > 0 { // only the header is left
