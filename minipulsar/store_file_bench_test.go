@@ -120,7 +120,7 @@ func benchProduce(b *testing.B, dataDir string) {
 	for b.Loop() {
 		p.SendAsync(ctx, &pulsar.ProducerMessage{Payload: payload}, cb)
 	}
-	if err := p.Flush(); err != nil {
+	if err := p.FlushWithCtx(context.Background()); err != nil {
 		b.Fatal(err)
 	}
 	elapsed := time.Since(start).Seconds()

@@ -102,7 +102,7 @@ func TestPersistRestart(t *testing.T) {
 				mu.Unlock()
 			})
 	}
-	require.NoError(t, batched.Flush())
+	require.NoError(t, batched.FlushWithCtx(context.Background()))
 	for i := range ns {
 		p := fmt.Sprintf("s-%04d", i)
 		id, err := single.Send(ctx, &pulsar.ProducerMessage{Payload: []byte(p), Key: fmt.Sprint(i)})

@@ -143,7 +143,7 @@ func (s *Server) launch() error {
 
 	if err := waitPing(s.Addr(), exited); err != nil {
 		_ = cmd.Process.Kill()
-		<-exited
+		<-exited //nolint:errcheck // a killed server exits with "signal: killed"
 		_ = logf.Close()
 		out, _ := os.ReadFile(logPath)
 		return fmt.Errorf("%w; log:\n%s", err, out)
@@ -159,7 +159,7 @@ func (s *Server) stop() {
 		return
 	}
 	_ = s.cmd.Process.Kill()
-	<-s.exited // reaps the process and ends the waiting goroutine
+	<-s.exited //nolint:errcheck // reaps the process; a killed server exits with "signal: killed"
 	_ = s.log.Close()
 	s.cmd, s.log, s.exited = nil, nil, nil
 }

@@ -212,7 +212,7 @@ func Open(dir string, opts Options) (*Spool, error) {
 	s := &Spool{
 		dir:        dir,
 		opts:       opts,
-		log:        opts.Logger.With(slog.String("component", "spool"), slog.String("dir", dir)),
+		log:        opts.Logger.With("component", "spool", "dir", dir),
 		lock:       lock,
 		reqs:       make(chan *appendReq, max(opts.MaxBatchRecords, 1024)),
 		closing:    make(chan struct{}),
@@ -383,7 +383,7 @@ func (s *Spool) commit(batch []*appendReq) {
 			if err := s.roll(); err != nil {
 				s.writeErrs.Add(1)
 				err = fmt.Errorf("%w: new segment: %w", ErrWrite, err)
-				s.log.Error("spool: cannot start a segment", slog.Any("error", err))
+				s.log.Error("spool: cannot start a segment", "error", err)
 				for _, r := range batch[i:] {
 					r.reply(Pos{}, err)
 				}
@@ -450,7 +450,7 @@ func (s *Spool) flush(group []*appendReq, buf []byte) {
 	if err != nil {
 		s.writeErrs.Add(1)
 		err = fmt.Errorf("%w: segment %d: %w", ErrWrite, seg.id, err)
-		s.log.Warn("spool: append failed", slog.Int("records", len(group)), slog.Any("error", err))
+		s.log.Warn("spool: append failed", "records", len(group), "error", err)
 		s.undo(syncFailed)
 		for _, r := range group {
 			r.reply(Pos{}, err)
@@ -488,7 +488,7 @@ func (s *Spool) undo(syncFailed bool) {
 	}
 	if err != nil || syncFailed {
 		s.log.Warn("spool: sealing segment after a failed write",
-			slog.Uint64("segment", s.active.id), slog.Int64("durable_bytes", s.wEnd), slog.Any("truncate_error", err))
+			"segment", s.active.id, "durable_bytes", s.wEnd, "truncate_error", err)
 		s.sealActive()
 	}
 }
@@ -498,7 +498,7 @@ func (s *Spool) undo(syncFailed bool) {
 func (s *Spool) sealActive() {
 	seg := s.active
 	if err := s.activeFile.Close(); err != nil {
-		s.log.Warn("spool: closing segment", slog.Uint64("segment", seg.id), slog.Any("error", err))
+		s.log.Warn("spool: closing segment", "segment", seg.id, "error", err)
 	}
 	s.active, s.activeFile, s.wEnd = nil, nil, 0
 	s.mu.Lock()
@@ -570,11 +570,11 @@ func (s *Spool) removeFiles(segs []*segment) {
 	}
 	for _, g := range segs {
 		if err := os.Remove(g.path); err != nil {
-			s.log.Error("spool: removing acknowledged segment", slog.Uint64("segment", g.id), slog.Any("error", err))
+			s.log.Error("spool: removing acknowledged segment", "segment", g.id, "error", err)
 		}
 	}
 	if err := syncDir(s.dir); err != nil {
-		s.log.Warn("spool: fsync directory", slog.Any("error", err))
+		s.log.Warn("spool: fsync directory", "error", err)
 	}
 }
 
@@ -587,7 +587,7 @@ func (s *Spool) checkpointLoop() {
 			return
 		case <-t.C:
 			if err := s.Checkpoint(); err != nil {
-				s.log.Warn("spool: checkpoint", slog.Any("error", err))
+				s.log.Warn("spool: checkpoint", "error", err)
 			}
 		}
 	}
