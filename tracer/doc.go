@@ -19,8 +19,10 @@
 //     sink for good, lost to a full outbox, or dropped because both buffers
 //     were full. None is lost silently.
 //   - Store: writes plus the queries (ByUID, ByMessageID, ByKey, ByTopic
-//     over a time range, Consumption per subscription, DeleteBefore for
-//     retention), paginated with opaque cursors. SQLite is the embedded
+//     over a time range, Search by any combination of topic, time range,
+//     uid, message id, key, tag, app, client IP, subscription and event
+//     types, Consumption per subscription, DeleteBefore for retention),
+//     paginated with opaque cursors. SQLite is the embedded
 //     store (one file, WAL); Elastic is the Elasticsearch one (daily
 //     indices behind a composable template, _bulk create with the event id,
 //     per-item retry, a circuit breaker). Both pass the same contract suite

@@ -39,6 +39,41 @@ func (e *Elastic) ByTopic(ctx context.Context, topic string, r TimeRange, page P
 		return Result{}, err
 	}
 	filters := []any{term("topic", topic)}
+	if rng := tsRange(r); rng != nil {
+		filters = append(filters, rng)
+	}
+	return e.list(ctx, e.indicesFor(r), filters, page)
+}
+
+// Search implements Store: a bool filter of term queries (a term on the
+// tags keyword array matches any element), a terms query on type and a
+// range on ts, over the daily indices of the range as ByTopic does.
+func (e *Elastic) Search(ctx context.Context, q Query, page Page) (Result, error) {
+	if err := q.validate(); err != nil {
+		return Result{}, err
+	}
+	filters := []any{}
+	for _, f := range q.terms() {
+		filters = append(filters, term(f[0], f[1]))
+	}
+	if q.Tag != "" {
+		filters = append(filters, term("tags", q.Tag))
+	}
+	if len(q.Types) > 0 {
+		types := make([]string, len(q.Types))
+		for i, t := range q.Types {
+			types[i] = string(t)
+		}
+		filters = append(filters, map[string]any{"terms": map[string]any{"type": types}})
+	}
+	if rng := tsRange(q.Range); rng != nil {
+		filters = append(filters, rng)
+	}
+	return e.list(ctx, e.indicesFor(q.Range), filters, page)
+}
+
+// tsRange is the range filter of r on ts, or nil when r is open.
+func tsRange(r TimeRange) map[string]any {
 	rng := map[string]any{}
 	if !r.From.IsZero() {
 		rng["gte"] = r.From.UnixMicro()
@@ -46,10 +81,10 @@ func (e *Elastic) ByTopic(ctx context.Context, topic string, r TimeRange, page P
 	if !r.To.IsZero() {
 		rng["lt"] = r.To.UnixMicro()
 	}
-	if len(rng) > 0 {
-		filters = append(filters, map[string]any{"range": map[string]any{"ts": rng}})
+	if len(rng) == 0 {
+		return nil
 	}
-	return e.list(ctx, e.indicesFor(r), filters, page)
+	return map[string]any{"range": map[string]any{"ts": rng}}
 }
 
 // indicesFor lists the daily indices that can hold events of r.

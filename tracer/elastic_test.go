@@ -59,6 +59,13 @@ func TestElasticGoldenRequests(t *testing.T) {
 	require.NoError(t, err)
 	_, err = e.ByTopic(ctx, "persistent://billing/pay/orders", tracer.TimeRange{From: storetest.Base}, tracer.Page{})
 	require.NoError(t, err)
+	_, err = e.Search(ctx, tracer.Query{Topic: "persistent://billing/pay/orders", Key: "order-1", Tag: "PAY_1001", App: "checkout",
+		ClientIP: "10.0.0.7", Subscription: "settlement", UID: "u-1", MessageID: "1:2:0",
+		Types: []tracer.Type{tracer.Acked, tracer.DeadLettered}, Range: tracer.TimeRange{From: storetest.Base, To: storetest.Base.Add(time.Hour)}},
+		tracer.Page{Limit: 10})
+	require.NoError(t, err)
+	_, err = e.Search(ctx, tracer.Query{Tag: "VIP"}, tracer.Page{})
+	require.NoError(t, err)
 	_, err = e.Consumption(ctx, "u-1")
 	require.NoError(t, err)
 	_, err = e.DeleteBefore(ctx, storetest.Base.Add(time.Second))

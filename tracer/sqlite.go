@@ -241,6 +241,44 @@ func (s *SQLite) ByTopic(ctx context.Context, topic string, r TimeRange, page Pa
 	return s.list(ctx, strings.Join(where, " AND "), args, page)
 }
 
+// Search implements Store. Exact fields use the table's indexes where one
+// fits (uid, message id, key, topic and time); tag, app, client IP,
+// subscription and type are checked on the rows those select, so a query
+// with only those fields reads the whole table in time order.
+func (s *SQLite) Search(ctx context.Context, q Query, page Page) (Result, error) {
+	if err := q.validate(); err != nil {
+		return Result{}, err
+	}
+	where := []string{"1 = 1"}
+	var args []any
+	for _, f := range q.terms() {
+		where = append(where, f[0]+" = ?") // f[0] is one of our column names, never input
+		args = append(args, f[1])
+	}
+	if !q.Range.From.IsZero() {
+		where = append(where, "ts >= ?")
+		args = append(args, q.Range.From.UnixMicro())
+	}
+	if !q.Range.To.IsZero() {
+		where = append(where, "ts < ?")
+		args = append(args, q.Range.To.UnixMicro())
+	}
+	if q.Tag != "" {
+		// tags is '' or a JSON array; json_each(NULL) is empty.
+		where = append(where, "EXISTS (SELECT 1 FROM json_each(nullif(events.tags, '')) WHERE json_each.value = ?)")
+		args = append(args, q.Tag)
+	}
+	if len(q.Types) > 0 {
+		marks := make([]string, len(q.Types))
+		for i, t := range q.Types {
+			marks[i] = "?"
+			args = append(args, string(t))
+		}
+		where = append(where, "type IN ("+strings.Join(marks, ",")+")")
+	}
+	return s.list(ctx, strings.Join(where, " AND "), args, page)
+}
+
 func (s *SQLite) list(ctx context.Context, where string, args []any, page Page) (Result, error) {
 	c, ok, err := decodeCursor(page.Cursor)
 	if err != nil {

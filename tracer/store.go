@@ -30,6 +30,10 @@ type Store interface {
 	ByKey(ctx context.Context, key string, page Page) (Result, error)
 	// ByTopic returns the events of a topic within a time range.
 	ByTopic(ctx context.Context, topic string, r TimeRange, page Page) (Result, error)
+	// Search returns the events that match every field set in q (see
+	// Query). It fails with ErrBadQuery for an unknown event type and with
+	// ErrBadRange for an empty or inverted time range.
+	Search(ctx context.Context, q Query, page Page) (Result, error)
 	// Consumption returns, for one message, the latest consumption state per
 	// subscription, ordered by subscription name.
 	Consumption(ctx context.Context, uid string) ([]Consumption, error)
@@ -45,6 +49,7 @@ var (
 	ErrBadCursor = errors.New("tracer: invalid cursor")
 	ErrBadRange  = errors.New("tracer: invalid time range")
 	ErrClosed    = errors.New("tracer: closed")
+	ErrBadQuery  = errors.New("tracer: invalid query")
 )
 
 // Page limits.
@@ -109,7 +114,7 @@ func decodeCursor(s string) (c cursor, ok bool, err error) {
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
-		return cursor{}, false, fmt.Errorf("%w: %v", ErrBadCursor, err)
+		return cursor{}, false, fmt.Errorf("%w: %w", ErrBadCursor, err)
 	}
 	ver, rest, found := strings.Cut(string(raw), ":")
 	if !found || ver != cursorVersion {
@@ -145,6 +150,8 @@ type Consumption struct {
 	Time         time.Time
 	Attempt      int // redelivery count of the latest event
 	EventID      string
+	ClientIP     string // of the latest event, when the data plane knew it
+	App          string // the consuming app of the latest event, when known
 }
 
 // ConsumptionTypes are the event types that change a subscription's state.
@@ -201,6 +208,8 @@ func reduceConsumption(events []Event) []Consumption {
 			Time:         ev.Time,
 			Attempt:      ev.Attempt,
 			EventID:      ev.ID,
+			ClientIP:     ev.ClientIP,
+			App:          ev.App,
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Subscription < out[j].Subscription })

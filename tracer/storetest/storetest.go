@@ -42,6 +42,9 @@ func Run(t *testing.T, open Open) {
 		{"PageSizeCap", pageSizeCap},
 		{"BadCursor", badCursor},
 		{"Consumption", consumption},
+		{"SearchFilters", searchFilters},
+		{"SearchPagination", searchPagination},
+		{"SearchBadInput", searchBadInput},
 		{"DeleteBefore", deleteBefore},
 		{"InvalidEventsArePermanentItemErrors", invalidEvents},
 		{"EmptyResults", emptyResults},
@@ -340,7 +343,8 @@ func badCursor(t *testing.T, s tracer.Store) {
 func consumption(t *testing.T, s tracer.Store) {
 	at := func(sec int) time.Time { return Base.Add(time.Duration(sec) * time.Second) }
 	ev := func(typ tracer.Type, sub, consumer string, sec, attempt int) tracer.Event {
-		return tracer.Event{Type: typ, UID: "u-cons", Subscription: sub, Consumer: consumer, Time: at(sec), Attempt: attempt}
+		return tracer.Event{Type: typ, UID: "u-cons", Subscription: sub, Consumer: consumer, Time: at(sec), Attempt: attempt,
+			ClientIP: "10.0.0." + consumer, App: "app-" + consumer}
 	}
 	evs := []tracer.Event{
 		{Type: tracer.Accepted, UID: "u-cons", Time: at(0)},
@@ -373,6 +377,9 @@ func consumption(t *testing.T, s tracer.Store) {
 	var rows []row
 	for _, c := range got {
 		require.NotEmpty(t, c.EventID)
+		// The latest event's client IP and app come along.
+		require.Equal(t, "10.0.0."+c.Consumer, c.ClientIP, c.Subscription)
+		require.Equal(t, "app-"+c.Consumer, c.App, c.Subscription)
 		rows = append(rows, row{c.Subscription, c.State, c.Consumer, int(c.Time.Sub(Base) / time.Second), c.Attempt})
 	}
 	require.Equal(t, []row{
@@ -449,4 +456,117 @@ func emptyResults(t *testing.T, s tracer.Store) {
 		require.Empty(t, res.Events, name)
 		require.Empty(t, res.Next, name)
 	}
+}
+
+// searchEvents is the data set of the search scenarios: two messages on one
+// topic, one on another, with tags, apps, client IPs and subscriptions.
+func searchEvents() (a, b, c []tracer.Event) {
+	at := func(ms int) time.Time { return Base.Add(time.Duration(ms) * time.Millisecond) }
+	mk := func(typ tracer.Type, uid, topic, key, app, ip, sub string, tags []string, ms int) tracer.Event {
+		return tracer.Event{Type: typ, UID: uid, MessageID: "m-" + uid, Topic: topic, Key: key, App: app, ClientIP: ip,
+			Subscription: sub, Tags: tags, Time: at(ms)}
+	}
+	pay := []string{"PAY_1001", "VIP"}
+	a = []tracer.Event{
+		mk(tracer.Accepted, "s-a", "t-orders", "order-1", "checkout", "10.0.0.1", "", pay, 0),
+		mk(tracer.Persisted, "s-a", "t-orders", "order-1", "checkout", "10.0.0.1", "", pay, 1),
+		mk(tracer.Delivered, "s-a", "t-orders", "order-1", "settle", "10.0.0.9", "settlement", pay, 600), // after midnight
+		mk(tracer.Acked, "s-a", "t-orders", "order-1", "settle", "10.0.0.9", "settlement", pay, 700),
+	}
+	b = []tracer.Event{
+		mk(tracer.Accepted, "s-b", "t-orders", "order-2", "checkout", "10.0.0.2", "", []string{"PAY_1002"}, 10),
+		mk(tracer.Persisted, "s-b", "t-orders", "order-2", "checkout", "10.0.0.2", "", []string{"PAY_1002"}, 11),
+		mk(tracer.Filtered, "s-b", "t-orders", "order-2", "settle", "", "settlement", []string{"PAY_1002"}, 650),
+	}
+	c = []tracer.Event{
+		mk(tracer.Accepted, "s-c", "t-refunds", "order-1", "refunds", "10.0.0.1", "", nil, 20),
+		mk(tracer.DeadLettered, "s-c", "t-refunds", "order-1", "refunds", "10.0.0.1", "audit", nil, 900),
+	}
+	return a, b, c
+}
+
+func searchFilters(t *testing.T, s tracer.Store) {
+	a, b, c := searchEvents()
+	write(t, s, slices.Concat(c, a)...)
+	write(t, s, b...)
+	everything := slices.Concat(a, b, c)
+	cases := []struct {
+		name string
+		q    tracer.Query
+		want []tracer.Event
+	}{
+		{"zero query matches all", tracer.Query{}, everything},
+		{"topic", tracer.Query{Topic: "t-orders"}, slices.Concat(a, b)},
+		{"key across topics", tracer.Query{Key: "order-1"}, slices.Concat(a, c)},
+		{"tag is any element", tracer.Query{Tag: "VIP"}, a},
+		{"tag no partial match", tracer.Query{Tag: "PAY_100"}, nil},
+		{"tag on events without tags", tracer.Query{Tag: "PAY_1002", Topic: "t-refunds"}, nil},
+		{"app", tracer.Query{App: "settle"}, []tracer.Event{a[2], a[3], b[2]}},
+		{"client ip", tracer.Query{ClientIP: "10.0.0.1"}, []tracer.Event{a[0], a[1], c[0], c[1]}},
+		{"subscription", tracer.Query{Subscription: "settlement"}, []tracer.Event{a[2], a[3], b[2]}},
+		{"one status", tracer.Query{Types: []tracer.Type{tracer.Acked}}, []tracer.Event{a[3]}},
+		{"statuses", tracer.Query{Types: []tracer.Type{tracer.Filtered, tracer.DeadLettered}}, []tracer.Event{b[2], c[1]}},
+		{"uid", tracer.Query{UID: "s-b"}, b},
+		{"message id", tracer.Query{MessageID: "m-s-c"}, c},
+		{"time range across midnight", tracer.Query{Range: tracer.TimeRange{From: Base.Add(11 * time.Millisecond), To: Base.Add(701 * time.Millisecond)}},
+			[]tracer.Event{b[1], c[0], a[2], b[2], a[3]}},
+		{"from only", tracer.Query{Range: tracer.TimeRange{From: Base.Add(650 * time.Millisecond)}}, []tracer.Event{b[2], a[3], c[1]}},
+		{"everything at once", tracer.Query{Topic: "t-orders", Key: "order-1", Tag: "PAY_1001", App: "settle",
+			Subscription: "settlement", ClientIP: "10.0.0.9", Types: []tracer.Type{tracer.Acked, tracer.Delivered},
+			Range: tracer.TimeRange{From: Base, To: Base.Add(time.Hour)}}, []tracer.Event{a[2], a[3]}},
+		{"contradiction", tracer.Query{Tag: "VIP", App: "refunds"}, nil},
+		{"unknown value", tracer.Query{App: "nobody"}, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := all(t, 100, func(p tracer.Page) (tracer.Result, error) { return s.Search(ctx(t), tc.q, p) })
+			require.Equal(t, sorted(tc.want), ids(got))
+		})
+	}
+}
+
+func searchPagination(t *testing.T, s tracer.Store) {
+	var evs, noise []tracer.Event
+	for i := range 23 {
+		// Groups of four share a microsecond, so pages split ties; every
+		// other event is of another app or tag and must be skipped.
+		at := Base.Add(time.Duration(i/4) * time.Microsecond)
+		evs = append(evs, tracer.Event{Type: tracer.Delivered, UID: fmt.Sprintf("sp-%02d", i), Topic: "t-sp", App: "a1",
+			Tags: []string{"T1", fmt.Sprintf("X%d", i)}, Subscription: "s", Time: at})
+		noise = append(noise, tracer.Event{Type: tracer.Delivered, UID: fmt.Sprintf("sn-%02d", i), Topic: "t-sp", App: "a2",
+			Tags: []string{"T2"}, Subscription: "s", Time: at})
+	}
+	write(t, s, slices.Concat(noise, evs)...)
+	for _, q := range []tracer.Query{{App: "a1"}, {Tag: "T1"}, {Topic: "t-sp", Tag: "T1", Types: []tracer.Type{tracer.Delivered}}} {
+		for _, limit := range []int{1, 5, 23, 50} {
+			got := all(t, limit, func(p tracer.Page) (tracer.Result, error) { return s.Search(ctx(t), q, p) })
+			require.Equal(t, sorted(evs), ids(got), "query %+v limit %d", q, limit)
+		}
+	}
+	// 10+10+3, the last without a cursor.
+	var sizes []int
+	page := tracer.Page{Limit: 10}
+	for {
+		res, err := s.Search(ctx(t), tracer.Query{Tag: "T1"}, page)
+		require.NoError(t, err)
+		sizes = append(sizes, len(res.Events))
+		if res.Next == "" {
+			break
+		}
+		page.Cursor = res.Next
+	}
+	require.Equal(t, []int{10, 10, 3}, sizes)
+}
+
+func searchBadInput(t *testing.T, s tracer.Store) {
+	_, err := s.Search(ctx(t), tracer.Query{Types: []tracer.Type{tracer.Acked, "exploded"}}, tracer.Page{})
+	require.ErrorIs(t, err, tracer.ErrBadQuery)
+	_, err = s.Search(ctx(t), tracer.Query{Range: tracer.TimeRange{From: Base, To: Base}}, tracer.Page{})
+	require.ErrorIs(t, err, tracer.ErrBadRange)
+	_, err = s.Search(ctx(t), tracer.Query{Tag: "x"}, tracer.Page{Cursor: "%%%"})
+	require.ErrorIs(t, err, tracer.ErrBadCursor)
+	res, err := s.Search(ctx(t), tracer.Query{Tag: "none"}, tracer.Page{})
+	require.NoError(t, err)
+	require.Empty(t, res.Events)
+	require.Empty(t, res.Next)
 }
