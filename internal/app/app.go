@@ -149,6 +149,7 @@ func (a *App) start(ctx context.Context) error {
 		// One dial attempt: while Redis is down every produce call would
 		// otherwise spend redis.timeout on dial retries (ADR 030).
 		DialerRetries: 1,
+		PoolSize:      cfg.Redis.PoolSize,
 	})
 
 	pm := proxy.NewMetrics(a.reg)

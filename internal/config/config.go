@@ -81,6 +81,7 @@ type Redis struct {
 	Password string        `yaml:"password"`
 	DB       int           `yaml:"db"`
 	Timeout  time.Duration `yaml:"timeout"`
+	PoolSize int           `yaml:"poolSize"`
 }
 
 // HTTP configures the data-plane server.
@@ -167,7 +168,7 @@ func Default() Config {
 			PulsarAdminListen: "127.0.0.1:0",
 			Persist:           true,
 		},
-		Redis: Redis{Timeout: 500 * time.Millisecond},
+		Redis: Redis{Timeout: 500 * time.Millisecond, PoolSize: 128},
 		HTTP: HTTP{
 			RequestTimeout:    10 * time.Second,
 			ReadHeaderTimeout: 5 * time.Second,
@@ -286,6 +287,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	atLeast("redis.db", c.Redis.DB, 0)
+	atLeast("redis.poolSize", c.Redis.PoolSize, 1)
 	atLeast("producer.maxProducers", c.Producer.MaxProducers, 1)
 	atLeast("producer.batchingMaxMessages", c.Producer.BatchingMaxMessages, 1)
 	atLeast("producer.maxPendingMessages", c.Producer.MaxPendingMessages, 1)

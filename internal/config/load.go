@@ -127,6 +127,7 @@ func bind(c *Config) []Setting {
 	add("redis.username", "Redis ACL user name", &c.Redis.Username)
 	add("redis.password", "Redis password (prefer the environment variable)", &c.Redis.Password)
 	add("redis.db", "Redis database number", &c.Redis.DB)
+	add("redis.poolSize", "most connections to Redis; a keyed produce holds one for two short calls", &c.Redis.PoolSize)
 	add("redis.timeout", "deadline of each Redis call on the produce path; beyond it Redis counts as unreachable", &c.Redis.Timeout)
 	add("http.requestTimeout", "deadline of one produce request, idempotency wait and broker acknowledgement included", &c.HTTP.RequestTimeout)
 	add("http.readHeaderTimeout", "time allowed to read request headers", &c.HTTP.ReadHeaderTimeout)
