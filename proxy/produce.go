@@ -38,6 +38,12 @@ func (s *Server) handleProduce(c *gin.Context) {
 	lim := &s.opts.Limits
 	var msgs []*Message
 	if IsBatchRequest(c.Request) {
+		if c.GetHeader(HeaderIdempotencyKey) != "" {
+			// Ignoring it would leave the caller believing its retries are safe.
+			s.fail(c, badRequest(CodeInvalidIdempotencyKey, "the %s header belongs to the raw form; in the JSON batch form give each message its idempotencyKey",
+				HeaderIdempotencyKey), nil)
+			return
+		}
 		body, err := readBody(c, lim.MaxRequestBytes, CodeRequestTooLarge, "the request body")
 		if err != nil {
 			s.fail(c, err, nil)

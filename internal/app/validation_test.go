@@ -81,6 +81,8 @@ func TestValidationErrors(t *testing.T) {
 		{name: "request too large", body: `{"messages":[{"payload":"` + strings.Repeat("a", 4100) + `"}]}`, status: 413, code: proxy.CodeRequestTooLarge},
 		{name: "one bad message spoils the batch", body: `{"messages":[{"payload":"good"},{"payload":"bad","tags":["no spaces"]}]}`, status: 400, code: proxy.CodeInvalidTag},
 
+		{name: "Idempotency-Key header on a JSON batch", header: jsonHeader(proxy.HeaderIdempotencyKey, "k"), body: msg(``), status: 400, code: proxy.CodeInvalidIdempotencyKey},
+
 		{name: "raw payload too large", header: http.Header{}, body: big, status: 413, code: proxy.CodePayloadTooLarge},
 		{name: "raw bad tags", header: http.Header{proxy.HeaderTags: {"A,,B"}}, body: "x", status: 400, code: proxy.CodeInvalidTag},
 		{name: "raw bad properties JSON", header: http.Header{proxy.HeaderProperties: {`{"a":1}`}}, body: "x", status: 400, code: proxy.CodeInvalidProperty},
