@@ -1,0 +1,263 @@
+package consoleapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apache/pulsar-client-go/pulsaradmin"
+	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/admin"
+	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/admin/auth"
+	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/admin/config"
+	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/rest"
+	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/utils"
+)
+
+// PulsarAdmin is the Broker of one Pulsar cluster, over its admin REST API.
+// Stats, internal stats and partition metadata go through pulsaradmin.
+// Message content is read from GET .../ledger/{L}/entry/{E} directly (with
+// the same authentication), because pulsaradmin v0.19.0's GetMessagesByID
+// shares one properties map between all messages of a batch entry, so every
+// message of a batch would show the last one's psc-uid; the entry is split
+// here (entry.go) with each message's own metadata.
+type PulsarAdmin struct {
+	admin     pulsaradmin.Client
+	http      *http.Client
+	base      string
+	transport *http.Transport // owned; its idle connections are closed by Close
+}
+
+var _ Broker = (*PulsarAdmin)(nil)
+
+// MaxEntryBytes bounds the entry read from the broker for one message (a
+// batch entry holds all of its messages).
+const MaxEntryBytes = 32 << 20
+
+// NewPulsarAdmin builds the Broker for the cluster whose admin URL (and
+// authentication, TLS) cfg names, e.g. &config.Config{WebServiceURL:
+// "http://127.0.0.1:8080"}. It sends nothing until asked.
+func NewPulsarAdmin(cfg *config.Config) (*PulsarAdmin, error) {
+	if cfg == nil || cfg.WebServiceURL == "" {
+		return nil, errors.New("consoleapi: pulsar admin needs a WebServiceURL")
+	}
+	if _, err := url.Parse(cfg.WebServiceURL); err != nil {
+		return nil, fmt.Errorf("consoleapi: pulsar admin URL: %w", err)
+	}
+	provider, err := auth.GetAuthProvider(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("consoleapi: pulsar admin auth: %w", err)
+	}
+	client, err := admin.NewPulsarClientWithAuthProvider(cfg, provider)
+	if err != nil {
+		return nil, fmt.Errorf("consoleapi: pulsar admin client: %w", err)
+	}
+	p := &PulsarAdmin{
+		admin: client,
+		http:  &http.Client{Transport: provider},
+		base:  strings.TrimSuffix(cfg.WebServiceURL, "/"),
+	}
+	if tr, ok := provider.Transport().(*http.Transport); ok {
+		p.transport = tr
+	}
+	return p, nil
+}
+
+// Close releases idle connections. It is idempotent.
+func (p *PulsarAdmin) Close() error {
+	if p.transport != nil {
+		p.transport.CloseIdleConnections()
+	}
+	return nil
+}
+
+func topicName(topic string) (utils.TopicName, error) {
+	tn, err := utils.GetTopicName(topic)
+	if err != nil {
+		return utils.TopicName{}, fmt.Errorf("consoleapi: topic %q: %w", topic, err)
+	}
+	return *tn, nil
+}
+
+// adminError turns pulsaradmin's 404 into ErrTopicNotFound.
+func adminError(what string, err error) error {
+	var re rest.Error
+	if errors.As(err, &re) && re.Code == http.StatusNotFound {
+		return fmt.Errorf("%s: %w (%s)", what, ErrTopicNotFound, re.Reason)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// Partitions implements Broker.
+func (p *PulsarAdmin) Partitions(ctx context.Context, topic string) (int, error) {
+	tn, err := topicName(topic)
+	if err != nil {
+		return 0, err
+	}
+	if tn.GetPartitionIndex() >= 0 { // a partition's own name
+		return 0, nil
+	}
+	md, err := p.admin.Topics().GetMetadataWithContext(ctx, tn)
+	if err != nil {
+		return 0, adminError("partition metadata", err)
+	}
+	return md.Partitions, nil
+}
+
+// Cursors implements Broker.
+func (p *PulsarAdmin) Cursors(ctx context.Context, topic string) (map[string]Cursor, error) {
+	tn, err := topicName(topic)
+	if err != nil {
+		return nil, err
+	}
+	st, err := p.admin.Topics().GetInternalStatsWithContext(ctx, tn)
+	if err != nil {
+		return nil, adminError("internal stats", err)
+	}
+	out := make(map[string]Cursor, len(st.Cursors))
+	for name, cs := range st.Cursors {
+		out[name] = cursorFromStats(cs.MarkDeletePosition, cs.IndividuallyDeletedMessages)
+	}
+	return out, nil
+}
+
+// cursorFromStats parses a cursor; a part that does not parse is left out
+// and the cursor says so (ParseError), so that it decides nothing.
+func cursorFromStats(markDelete, ranges string) Cursor {
+	c := Cursor{}
+	c.Raw.MarkDelete, c.Raw.IndividuallyDeleted = markDelete, ranges
+	md, err := ParsePosition(markDelete)
+	if err != nil {
+		c.ParseError = err.Error()
+		c.MarkDelete = Position{Entry: -1}
+		return c
+	}
+	c.MarkDelete = md
+	rs, err := ParseRanges(ranges)
+	if err != nil {
+		c.ParseError = err.Error()
+		return c
+	}
+	c.IndividuallyDeleted = rs
+	return c
+}
+
+// Stats implements Broker.
+func (p *PulsarAdmin) Stats(ctx context.Context, topic string) (*TopicStats, error) {
+	tn, err := topicName(topic)
+	if err != nil {
+		return nil, err
+	}
+	n, err := p.Partitions(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	out := &TopicStats{Topic: tn.String(), Partitions: n}
+	var subs map[string]utils.SubscriptionStats
+	if n > 0 {
+		st, err := p.admin.Topics().GetPartitionedStatsWithContext(ctx, tn, false)
+		if err != nil {
+			return nil, adminError("partitioned stats", err)
+		}
+		out.MsgRateIn, out.MsgRateOut, out.StorageSize, subs = st.MsgRateIn, st.MsgRateOut, st.StorageSize, st.Subscriptions
+	} else {
+		st, err := p.admin.Topics().GetStatsWithContext(ctx, tn)
+		if err != nil {
+			return nil, adminError("stats", err)
+		}
+		out.MsgRateIn, out.MsgRateOut, out.StorageSize, subs = st.MsgRateIn, st.MsgRateOut, st.StorageSize, st.Subscriptions
+	}
+	out.Subscriptions = make([]SubscriptionStats, 0, len(subs))
+	for name, s := range subs {
+		ss := SubscriptionStats{
+			Name: name, Type: s.SubType, MsgBacklog: s.MsgBacklog, MsgBacklogNoDelayed: s.MsgBacklogNoDelayed,
+			MsgDelayed: s.MsgDelayed, UnackedMessages: s.UnAckedMessages, BacklogBytes: s.BacklogSize,
+			MsgRateOut: s.MsgRateOut, MsgRateRedeliver: s.MsgRateRedeliver, Consumers: []ConsumerStats{},
+		}
+		if s.EarliestMsgPublishTimeInBacklog > 0 {
+			t := time.UnixMilli(s.EarliestMsgPublishTimeInBacklog).UTC()
+			ss.OldestBacklogTime = &t
+		}
+		for _, c := range s.Consumers {
+			ss.Consumers = append(ss.Consumers, ConsumerStats{Name: c.ConsumerName, Address: c.Address,
+				UnackedMessages: int64(c.UnAckedMessages), ConnectedSince: c.ConnectedSince})
+		}
+		out.Subscriptions = append(out.Subscriptions, ss)
+	}
+	sort.Slice(out.Subscriptions, func(i, j int) bool { return out.Subscriptions[i].Name < out.Subscriptions[j].Name })
+	return out, nil
+}
+
+// Message implements Broker.
+func (p *PulsarAdmin) Message(ctx context.Context, topic string, id MessageID) (*BrokerMessage, error) {
+	tn, err := topicName(topic)
+	if err != nil {
+		return nil, err
+	}
+	segs := strings.Split(tn.GetRestPath(), "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	u := p.base + "/admin/v2/" + strings.Join(segs, "/") + "/ledger/" + strconv.FormatInt(id.Ledger, 10) +
+		"/entry/" + strconv.FormatInt(id.Entry, 10)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, fmt.Errorf("consoleapi: message request: %w", err)
+	}
+	res, err := p.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("consoleapi: message %s: %w", id, err)
+	}
+	defer func() {
+		_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 1<<16))
+		_ = res.Body.Close()
+	}()
+	if res.StatusCode == http.StatusNotFound {
+		return nil, fmt.Errorf("message %s on %s: %w", id, tn.String(), ErrNotRetained)
+	}
+	if res.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(res.Body, 512))
+		return nil, fmt.Errorf("consoleapi: message %s: broker answered %s: %s", id, res.Status, strings.TrimSpace(string(b)))
+	}
+	body, err := io.ReadAll(io.LimitReader(res.Body, MaxEntryBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("consoleapi: message %s: %w", id, err)
+	}
+	if len(body) > MaxEntryBytes {
+		return nil, fmt.Errorf("consoleapi: message %s: entry larger than %d bytes", id, MaxEntryBytes)
+	}
+	return decodeEntry(tn.String(), id, res.Header, body)
+}
+
+// entryProperties reads the entry-level properties: the JSON header of
+// Pulsar 3.1+ (X-Pulsar-PROPERTY) or the older one header per property
+// (X-Pulsar-Property-<name>).
+func entryProperties(h http.Header) map[string]string {
+	props := map[string]string{}
+	if js := h.Get("X-Pulsar-Property"); js != "" {
+		_ = json.Unmarshal([]byte(js), &props)
+	}
+	for k, v := range h {
+		if name, ok := strings.CutPrefix(k, "X-Pulsar-Property-"); ok && len(v) > 0 {
+			props[name] = v[0]
+		}
+	}
+	return props
+}
+
+// parsePulsarTime reads the broker's time headers.
+func parsePulsarTime(s string) time.Time {
+	for _, layout := range []string{"2006-01-02T15:04:05.000-0700", "2006-01-02T15:04:05.000Z07:00", time.RFC3339Nano} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC()
+		}
+	}
+	return time.Time{}
+}

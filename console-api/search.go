@@ -1,0 +1,64 @@
+package consoleapi
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
+)
+
+var searchParams = []string{"topic", "from", "to", "key", "tag", "app", "status", "clientIp", "subscription",
+	"uid", "messageId", "limit", "cursor"}
+
+// parseSearch turns the query string of GET /search into a store query.
+func parseSearch(c *gin.Context) (tracer.Query, tracer.Page, error) {
+	q := c.Request.URL.Query()
+	var sq tracer.Query
+	if err := checkParams(q, searchParams, "status"); err != nil {
+		return sq, tracer.Page{}, err
+	}
+	var err error
+	if t := q.Get("topic"); t != "" {
+		if sq.Topic, err = NormalizeTopic(t); err != nil {
+			return sq, tracer.Page{}, err
+		}
+	}
+	if sq.Range, err = parseTimeRange(q); err != nil {
+		return sq, tracer.Page{}, err
+	}
+	if sq.Types, err = parseTypes(q); err != nil {
+		return sq, tracer.Page{}, err
+	}
+	sq.Key, sq.Tag, sq.App, sq.ClientIP = q.Get("key"), q.Get("tag"), q.Get("app"), q.Get("clientIp")
+	sq.Subscription, sq.UID, sq.MessageID = q.Get("subscription"), q.Get("uid"), q.Get("messageId")
+	if sq.IsZero() {
+		return sq, tracer.Page{}, errorf(http.StatusBadRequest, CodeMissingFilter,
+			"give at least one of topic, from, to, key, tag, app, status, clientIp, subscription, uid, messageId")
+	}
+	page := tracer.Page{}
+	if page.Limit, err = parseLimit(q, tracer.DefaultPageSize); err != nil {
+		return sq, page, err
+	}
+	if page.Cursor, err = decodeCursor(canonicalQuery("search", q), q.Get("cursor")); err != nil {
+		return sq, page, err
+	}
+	return sq, page, nil
+}
+
+// GET /search
+func (a *API) search(c *gin.Context) error {
+	sq, page, err := parseSearch(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := a.ctx(c)
+	defer cancel()
+	res, err := a.opts.Store.Search(ctx, sq, page)
+	if err != nil {
+		return storeError(err)
+	}
+	c.JSON(http.StatusOK, pageJSON{Events: toEventsJSON(res.Events),
+		Next: encodeCursor(canonicalQuery("search", c.Request.URL.Query()), res.Next)})
+	return nil
+}
