@@ -77,8 +77,9 @@ type WheelConfig struct {
 	SlotsPerLevel int
 }
 
-// ErrConfig reports an unusable WheelConfig.
-var ErrConfig = errors.New("delay: invalid wheel config")
+// ErrConfig reports an unusable configuration (WheelConfig, LevelsConfig,
+// Config).
+var ErrConfig = errors.New("delay: invalid configuration")
 
 const (
 	defaultTick  = time.Second
