@@ -13,10 +13,6 @@ var (
 	segmentRE = regexp.MustCompile(`^[A-Za-z0-9_=:.-]+$`)
 )
 
-// DevApp is the app every request is served as in protected mode (loopback
-// listener, no apps configured).
-const DevApp = "dev"
-
 func validateApps(apps []App) []error {
 	var errs []error
 	bad := func(format string, args ...any) {
