@@ -175,6 +175,9 @@ func (r LogRecorder) Record(ev Event) {
 	if l == nil {
 		l = slog.Default()
 	}
+	if !l.Enabled(context.Background(), r.Level) {
+		return // nothing to build when the level is off: this runs per message
+	}
 	attrs := make([]slog.Attr, 0, 16)
 	attrs = append(attrs, slog.String("type", string(ev.Type)), slog.String("uid", ev.UID))
 	add := func(k, v string) {
