@@ -43,8 +43,8 @@ type consumptionView struct {
 
 type subscriptionState struct {
 	Subscription      string   `json:"subscription"`
-	Expected          bool     `json:"expected"`           // registered for the topic
-	OnBroker          *bool    `json:"onBroker"`           // the broker has the subscription; null when not asked
+	Expected          bool     `json:"expected"`            // registered for the topic
+	OnBroker          *bool    `json:"onBroker"`            // the broker has the subscription; null when not asked
 	TagFilter         string   `json:"tagFilter,omitempty"` // registered filter
 	ExpectedConsumers []string `json:"expectedConsumers,omitempty"`
 

@@ -1,0 +1,19 @@
+package consoleapi
+
+import (
+	"testing"
+
+	"github.com/gin-gonic/gin"
+	"go.uber.org/goleak"
+)
+
+// Every broker, client, store and server is closed by t.Cleanup, so
+// nothing may outlive the tests, with one known exception: in
+// pulsar-client-go v0.19 a closed producer's failTimeoutMessages goroutine
+// notices the close only when its timer next fires (up to SendTimeout
+// later). It holds nothing and exits by itself.
+func TestMain(m *testing.M) {
+	gin.SetMode(gin.TestMode)
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("github.com/apache/pulsar-client-go/pulsar.(*partitionProducer).failTimeoutMessages"))
+}
