@@ -18,6 +18,7 @@ type producer struct {
 	name  string
 	t     *topic
 	mode  pb.ProducerAccessMode
+	epoch uint64 // the client's reconnect count for this producer
 	since time.Time
 
 	msgIn, bytesIn uint64 // guarded by t.mu
@@ -51,7 +52,7 @@ func (c *conn) handleProducer(m *pb.CommandProducer) {
 		c.sendError(reqID, code, err.Error())
 		return
 	}
-	p := &producer{c: c, id: m.GetProducerId(), t: t, mode: m.GetProducerAccessMode(), since: time.Now()}
+	p := &producer{c: c, id: m.GetProducerId(), t: t, mode: m.GetProducerAccessMode(), epoch: m.GetEpoch(), since: time.Now()}
 	if m.GetUserProvidedProducerName() && m.GetProducerName() != "" {
 		p.name = m.GetProducerName()
 	} else if m.GetProducerName() != "" {
@@ -109,8 +110,15 @@ func (t *topic) addProducer(p *producer) ([]*producer, *pb.ServerError, string) 
 			t.detachProducerLocked(q)
 		}
 	}
-	if _, dup := t.names[p.name]; dup {
-		return nil, pb.ServerError_ProducerBusy.Enum(), errProducerBusy + ": " + p.name
+	if old, dup := t.names[p.name]; dup {
+		if p.epoch <= old.epoch {
+			return nil, pb.ServerError_ProducerBusy.Enum(), errProducerBusy + ": " + p.name
+		}
+		// As Pulsar does, a reconnecting producer (same name, higher epoch)
+		// succeeds its old registration, whose connection may not have been
+		// noticed dead yet.
+		fenced = append(fenced, old)
+		t.detachProducerLocked(old)
 	}
 	if t.exclusive != nil {
 		return nil, pb.ServerError_ProducerFenced.Enum(), errProducerFenced + ": " + t.exclusive.name
