@@ -147,7 +147,7 @@ func TestMessageLifecycle(t *testing.T) {
 		e.mustGet("/messages/"+full.uid+"/consumption", &c)
 		require.Equal(t, map[string]string{
 			"settlement": "consumed/trace",
-			"audit":      "not_yet/cursor",    // delivered by the broker, but never acked, and no trace says so
+			"audit":      "not_yet/cursor",     // delivered by the broker, but never acked, and no trace says so
 			"vip-only":   "filtered/tagFilter", // "VIP" does not match PAY_1001
 			"reporting":  "not_yet/trace",      // registered, but not on the broker
 		}, c.states())
