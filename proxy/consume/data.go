@@ -1,0 +1,441 @@
+package consume
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/apache/pulsar-client-go/pulsar"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
+)
+
+// Message properties the produce path sets (see proxy/message.go); the
+// consume side reads them and hides every psc-* property from consumers.
+const (
+	ReservedPrefix = "psc-"
+	PropUID        = "psc-uid"
+	PropTags       = "psc-tags"
+	PropApp        = "psc-app"
+)
+
+// TimeLayout formats publishTime and eventTime: RFC 3339, UTC, milliseconds.
+const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// ReceiveRequest is the body of POST .../receive.
+type ReceiveRequest struct {
+	// Max is the most messages to return: 1 to Options.MaxReceive; 0 means
+	// Options.DefaultReceive.
+	Max int `json:"max,omitempty"`
+	// WaitMs is how long to wait for a first message: 0 (answer at once) to
+	// Options.MaxWait.
+	WaitMs int `json:"waitMs,omitempty"`
+}
+
+// ReceiveResponse answers a receive; Messages is never null.
+type ReceiveResponse struct {
+	Messages []Message `json:"messages"`
+}
+
+// Message is one delivered message.
+type Message struct {
+	// AckID acknowledges (or nacks) this delivery, on any replica.
+	AckID     string `json:"ackId"`
+	UID       string `json:"uid,omitempty"`
+	MessageID string `json:"messageId"`
+	// Cluster is where the message was read, when there is more than one.
+	Cluster string `json:"cluster,omitempty"`
+	// Payload holds a UTF-8 payload; anything else is in PayloadBase64.
+	Payload       *string           `json:"payload,omitempty"`
+	PayloadBase64 string            `json:"payloadBase64,omitempty"`
+	Key           string            `json:"key,omitempty"`
+	Tags          []string          `json:"tags,omitempty"`
+	Properties    map[string]string `json:"properties,omitempty"` // without psc-* properties
+	PublishTime   string            `json:"publishTime"`
+	EventTime     string            `json:"eventTime,omitempty"`
+	// RedeliveryCount is 0 on the first delivery.
+	RedeliveryCount int `json:"redeliveryCount"`
+}
+
+// AckRequest is the body of POST .../ack.
+type AckRequest struct {
+	AckIDs []string `json:"ackIds"`
+}
+
+// AckResponse counts what an ack did. An ack is idempotent: acknowledging
+// twice, or a message that was delivered again since, is fine.
+type AckResponse struct {
+	Acked int `json:"acked"`
+	// Ignored were acknowledged before or dead-lettered.
+	Ignored int `json:"ignored"`
+}
+
+// NackRequest is the body of POST .../nack.
+type NackRequest struct {
+	AckIDs []string `json:"ackIds"`
+	// RedeliverAfter is a Go duration (0 to Options.MaxRedeliverAfter); the
+	// messages come back after it. Empty means at once.
+	RedeliverAfter string `json:"redeliverAfter,omitempty"`
+}
+
+// NackResponse counts what a nack did.
+type NackResponse struct {
+	Nacked int `json:"nacked"`
+	// Ignored were acknowledged, dead-lettered, or delivered again since
+	// these ackIds were issued.
+	Ignored int `json:"ignored"`
+}
+
+func toMessage(r *record, token string, n int, clusters int) Message {
+	msg := r.msg
+	m := Message{
+		AckID: token, UID: r.uid, MessageID: FormatMessageID(msg.ID()), Key: msg.Key(),
+		Tags: r.tags, PublishTime: msg.PublishTime().UTC().Format(TimeLayout), RedeliveryCount: n - 1,
+	}
+	if clusters > 1 {
+		m.Cluster = r.cc.cluster.Name
+	}
+	if p := msg.Payload(); utf8.Valid(p) {
+		s := string(p)
+		m.Payload = &s
+	} else {
+		m.PayloadBase64 = base64.StdEncoding.EncodeToString(p)
+	}
+	if et := msg.EventTime(); !et.IsZero() {
+		m.EventTime = et.UTC().Format(TimeLayout)
+	}
+	for k, v := range msg.Properties() {
+		if strings.HasPrefix(k, ReservedPrefix) {
+			continue
+		}
+		if m.Properties == nil {
+			m.Properties = map[string]string{}
+		}
+		m.Properties[k] = v
+	}
+	return m
+}
+
+// Receive long-polls for messages that match the subscription's filter.
+func (s *Service) Receive(ctx context.Context, ref SubscriptionRef, req ReceiveRequest, caller Caller) (*ReceiveResponse, error) {
+	if err := ref.Validate(); err != nil {
+		return nil, err
+	}
+	maxN := req.Max
+	if maxN == 0 {
+		maxN = s.opts.DefaultReceive
+	}
+	if maxN < 1 || maxN > s.opts.MaxReceive {
+		return nil, badRequest(CodeInvalidMax, "max %d: want 1 to %d", req.Max, s.opts.MaxReceive)
+	}
+	wait := time.Duration(req.WaitMs) * time.Millisecond
+	if req.WaitMs < 0 || wait > s.opts.MaxWait {
+		return nil, badRequest(CodeInvalidWait, "waitMs %d: want 0 to %d", req.WaitMs, s.opts.MaxWait.Milliseconds())
+	}
+	cfg, err := s.config(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	e, err := s.engineFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	msgs, err := e.receive(ctx, maxN, wait, caller)
+	if err != nil {
+		if AsError(err).Code == CodeStoreUnavailable {
+			s.metrics.addStoreError()
+		}
+		return nil, err
+	}
+	if msgs == nil {
+		msgs = []Message{}
+	}
+	return &ReceiveResponse{Messages: msgs}, nil
+}
+
+// checkAckIDs validates a batch of tokens for ref; any bad one rejects the
+// whole request.
+func (s *Service) checkAckIDs(ref SubscriptionRef, toks []string, now time.Time) ([]AckID, error) {
+	if len(toks) == 0 || len(toks) > s.opts.MaxAckIDs {
+		return nil, badRequest(CodeInvalidAckIDs, "ackIds has %d entries: want 1 to %d", len(toks), s.opts.MaxAckIDs)
+	}
+	binding := ref.binding()
+	ids := make([]AckID, len(toks))
+	for i, t := range toks {
+		a, err := s.signer.check(t, binding, now)
+		if err != nil {
+			e := AsError(err)
+			e.Message = fmt.Sprintf("ackIds[%d]: %s", i, e.Message)
+			return nil, e
+		}
+		ids[i] = a
+	}
+	return ids, nil
+}
+
+// Ack acknowledges deliveries. It is recorded in Redis (so every replica
+// honours it from then on) and applied on the broker by the replica that
+// holds the message: this one, or the one that handed it out, told over
+// Redis pub/sub. If that replica is gone, its consumer's messages go back
+// to the broker, and the next replica to receive this one acknowledges it
+// instead of handing it out.
+func (s *Service) Ack(ctx context.Context, ref SubscriptionRef, req AckRequest, caller Caller) (*AckResponse, error) {
+	if err := ref.Validate(); err != nil {
+		return nil, err
+	}
+	if _, err := s.config(ctx, ref); err != nil {
+		return nil, err
+	}
+	now := s.clock.Now()
+	ids, err := s.checkAckIDs(ref, req.AckIDs, now)
+	if err != nil {
+		return nil, err
+	}
+	binding := ref.binding()
+	ttl := s.opts.DedupWindow.Milliseconds()
+	calls := make([]scriptCall, len(ids))
+	for i := range ids {
+		calls[i] = scriptCall{script: ackScript, key: s.states.key(binding, ids[i].stateID()), args: []any{ids[i].copy().String(), ttl}}
+	}
+	if err := s.states.run(ctx, calls); err != nil {
+		s.metrics.addStoreError()
+		return nil, storeError(err)
+	}
+	resp := &AckResponse{}
+	var local []copyKey
+	remote := map[uint64][]string{}
+	var failed error
+	for i := range ids {
+		v, err := calls[i].cmd.Int64()
+		if err != nil {
+			failed = err
+			continue
+		}
+		if v == ackDone {
+			resp.Acked++
+			s.traceAck(tracer.Acked, ref, &ids[i], caller, "")
+		} else {
+			resp.Ignored++
+		}
+		if v == ackDone || v == ackAlready {
+			local = append(local, ids[i].copy())
+			if ids[i].Node != s.node {
+				remote[ids[i].Node] = append(remote[ids[i].Node], req.AckIDs[i])
+			}
+		}
+	}
+	if e := s.existingEngine(ref.Path()); e != nil && len(local) > 0 {
+		e.ackLocal(local)
+	}
+	s.tellPeers(ctx, "ack", ref.Path(), remote, 0)
+	if failed != nil {
+		s.metrics.addStoreError()
+		return nil, &Error{Status: http.StatusServiceUnavailable, Code: CodeStoreUnavailable,
+			Message: "some acks could not be recorded: retry the request (acks are idempotent)", Err: failed}
+	}
+	return resp, nil
+}
+
+// Nack ends deliveries early: the messages come back after redeliverAfter
+// (at once when it is empty), counting as another delivery.
+func (s *Service) Nack(ctx context.Context, ref SubscriptionRef, req NackRequest, caller Caller) (*NackResponse, error) {
+	if err := ref.Validate(); err != nil {
+		return nil, err
+	}
+	var delay time.Duration
+	if req.RedeliverAfter != "" {
+		d, err := time.ParseDuration(req.RedeliverAfter)
+		if err != nil || d < 0 || d > s.opts.MaxRedeliverAfter {
+			return nil, badRequest(CodeInvalidRedeliverAfter, "redeliverAfter %q: want a Go duration from 0s to %s, such as \"5s\"",
+				clip(req.RedeliverAfter, 40), s.opts.MaxRedeliverAfter)
+		}
+		delay = d
+	}
+	cfg, err := s.config(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	now := s.clock.Now()
+	ids, err := s.checkAckIDs(ref, req.AckIDs, now)
+	if err != nil {
+		return nil, err
+	}
+	binding := ref.binding()
+	ttl := s.stateTTL(cfg.ackTimeout) + delay
+	calls := make([]scriptCall, len(ids))
+	for i := range ids {
+		calls[i] = scriptCall{script: nackScript, key: s.states.key(binding, ids[i].stateID()), args: []any{
+			ids[i].copy().String(), ids[i].Delivery, now.UnixMilli(), delay.Milliseconds(), ttl.Milliseconds()}}
+	}
+	if err := s.states.run(ctx, calls); err != nil {
+		s.metrics.addStoreError()
+		return nil, storeError(err)
+	}
+	resp := &NackResponse{}
+	due := now.Add(delay)
+	e := s.existingEngine(ref.Path())
+	remote := map[uint64][]string{}
+	var failed error
+	for i := range ids {
+		v, err := calls[i].cmd.Int64()
+		if err != nil {
+			failed = err
+			continue
+		}
+		if v != 1 {
+			resp.Ignored++
+			continue
+		}
+		resp.Nacked++
+		s.traceAck(tracer.Nacked, ref, &ids[i], caller, "redeliverAfter "+delay.String())
+		if e != nil && e.nackLocal(ids[i].copy(), ids[i].Delivery, due) {
+			continue
+		}
+		if ids[i].Node != s.node {
+			remote[ids[i].Node] = append(remote[ids[i].Node], req.AckIDs[i])
+		}
+	}
+	s.tellPeers(ctx, "nack", ref.Path(), remote, due.UnixMilli())
+	if failed != nil {
+		s.metrics.addStoreError()
+		return nil, &Error{Status: http.StatusServiceUnavailable, Code: CodeStoreUnavailable,
+			Message: "some nacks could not be recorded: retry the request", Err: failed}
+	}
+	return resp, nil
+}
+
+// --- peers ---
+
+// peerMessage tells the replica that handed messages out that they were
+// acknowledged or nacked elsewhere. It is an optimisation: a lost one only
+// delays the broker ack (or the redelivery) until the holder's lease timer
+// looks at the delivery state.
+type peerMessage struct {
+	Op     string   `json:"op"` // ack or nack
+	Path   string   `json:"path"`
+	AckIDs []string `json:"ackIds"`
+	Due    int64    `json:"due,omitempty"` // nack: Unix ms
+}
+
+func (s *Service) nodeChannel(node uint64) string {
+	return s.opts.KeyPrefix + "consume:node:" + bindingHex(node)
+}
+
+func (s *Service) tellPeers(ctx context.Context, op, path string, byNode map[uint64][]string, due int64) {
+	if len(byNode) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.RedisTimeout)
+	defer cancel()
+	pipe := s.rdb.Pipeline()
+	for node, toks := range byNode {
+		b, err := json.Marshal(peerMessage{Op: op, Path: path, AckIDs: toks, Due: due})
+		if err != nil {
+			continue
+		}
+		pipe.Publish(ctx, s.nodeChannel(node), b)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		s.log.Warn("telling peers failed; their lease timers will catch up", "op", op, "err", err)
+	}
+}
+
+func (s *Service) peerLoop(ch <-chan *redis.Message) {
+	for m := range ch {
+		var pm peerMessage
+		if err := json.Unmarshal([]byte(m.Payload), &pm); err != nil {
+			s.log.Warn("malformed peer message", "err", err)
+			continue
+		}
+		s.handlePeer(pm)
+	}
+}
+
+func (s *Service) handlePeer(pm peerMessage) {
+	e := s.existingEngine(pm.Path)
+	if e == nil {
+		return
+	}
+	var keys []copyKey
+	for _, t := range pm.AckIDs {
+		a, err := s.signer.Decode(t)
+		if err != nil || a.Binding != e.binding {
+			continue
+		}
+		switch pm.Op {
+		case "ack":
+			keys = append(keys, a.copy())
+		case "nack":
+			e.nackLocal(a.copy(), a.Delivery, time.UnixMilli(pm.Due))
+		}
+	}
+	if len(keys) > 0 {
+		e.ackLocal(keys)
+	}
+}
+
+// --- trace ---
+
+type traceKind int
+
+const (
+	traceDelivered traceKind = iota
+	traceFiltered
+	traceDeadLettered
+)
+
+func (s *Service) trace(kind traceKind, e *engine, msg pulsar.Message, cc *clusterConsumer, tags []string, n int, caller Caller, errText string) {
+	if _, nop := s.rec.(tracer.Nop); nop {
+		return
+	}
+	props := msg.Properties()
+	ev := tracer.Event{
+		UID: props[PropUID], MessageID: FormatMessageID(msg.ID()), Topic: e.ref.TopicName(), Key: msg.Key(),
+		Tags: tags, Node: s.opts.Node, Cluster: cc.cluster.Name, Subscription: e.ref.Subscription,
+		Time: s.clock.Now(), Error: errText,
+	}
+	switch kind {
+	case traceDelivered:
+		ev.Type = tracer.Delivered
+		if n > 1 {
+			ev.Type = tracer.Redelivered
+		}
+		ev.Attempt = n - 1
+		ev.Consumer, ev.App, ev.ClientIP = caller.App, caller.App, caller.ClientIP
+	case traceFiltered:
+		ev.Type = tracer.Filtered
+	case traceDeadLettered:
+		ev.Type = tracer.DeadLettered
+		ev.Attempt = n
+		ev.Properties = map[string]string{"deadLetterTopic": e.cfg.Load().dlq.Name()}
+	}
+	if ev.UID == "" {
+		ev.UID = "m:" + ev.MessageID
+	}
+	s.rec.Record(ev)
+}
+
+func (s *Service) traceAck(typ tracer.Type, ref SubscriptionRef, a *AckID, caller Caller, errText string) {
+	if _, nop := s.rec.(tracer.Nop); nop {
+		return
+	}
+	uid := a.UID
+	if uid == "" {
+		uid = "m:" + a.MessageID()
+	}
+	cluster := ""
+	if int(a.Cluster) < len(s.opts.Clusters) {
+		cluster = s.opts.Clusters[a.Cluster].Name
+	}
+	s.rec.Record(tracer.Event{
+		Type: typ, UID: uid, MessageID: a.MessageID(), Topic: ref.TopicName(), Node: s.opts.Node, Cluster: cluster,
+		Subscription: ref.Subscription, Consumer: caller.App, App: caller.App, ClientIP: caller.ClientIP,
+		Time: s.clock.Now(), Attempt: a.Delivery - 1, Error: errText,
+	})
+}

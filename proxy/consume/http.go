@@ -1,0 +1,392 @@
+package consume
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+)
+
+// Routes, relative to the router given to Register (the data plane's /v1
+// group), also the route labels of HTTP metrics.
+const (
+	RouteSubscriptions = "/topics/:tenant/:namespace/:topic/subscriptions"
+	RouteSubscription  = RouteSubscriptions + "/:subscription"
+	RouteReceive       = RouteSubscription + "/receive"
+	RouteAck           = RouteSubscription + "/ack"
+	RouteNack          = RouteSubscription + "/nack"
+	RouteStats         = RouteSubscription + "/stats"
+)
+
+// Authorizer decides who may consume. MayConsume is asked for every
+// request on a subscription (registering, reading, deleting, receiving,
+// acking, stats); listing a topic's subscriptions shows only those the app
+// may consume. Implementations must be safe for concurrent use.
+type Authorizer interface {
+	MayConsume(app, tenant, namespace, topic, subscription string) bool
+}
+
+// AuthorizerFunc adapts a function to Authorizer.
+type AuthorizerFunc func(app, tenant, namespace, topic, subscription string) bool
+
+// MayConsume calls f.
+func (f AuthorizerFunc) MayConsume(app, tenant, namespace, topic, subscription string) bool {
+	return f(app, tenant, namespace, topic, subscription)
+}
+
+// HTTPOptions configure the handlers.
+type HTTPOptions struct {
+	// AppFromContext returns the authenticated app that the data plane's
+	// auth middleware stored in the gin context; false answers 401. When
+	// nil, every request is app "" (no authentication).
+	AppFromContext func(*gin.Context) (string, bool)
+	// Authorizer answers 403 when it says no; nil allows everything.
+	Authorizer Authorizer
+	// OnError is called with every error answer (e.g. to count it by code).
+	OnError func(c *gin.Context, e *Error)
+	Logger  *slog.Logger // 5xx causes; the Service's logger when nil
+}
+
+// Register mounts the consume API on r, normally the data plane's /v1
+// group after its authentication middleware:
+//
+//	PUT    /topics/{tenant}/{namespace}/{topic}/subscriptions/{subscription}   register or replace
+//	GET    /topics/{tenant}/{namespace}/{topic}/subscriptions/{subscription}   read
+//	DELETE /topics/{tenant}/{namespace}/{topic}/subscriptions/{subscription}   remove
+//	GET    /topics/{tenant}/{namespace}/{topic}/subscriptions                  list
+//	POST   .../subscriptions/{subscription}/receive                             long-poll
+//	POST   .../subscriptions/{subscription}/ack
+//	POST   .../subscriptions/{subscription}/nack
+//	GET    .../subscriptions/{subscription}/stats
+func (s *Service) Register(r gin.IRouter, h HTTPOptions) {
+	if h.Logger == nil {
+		h.Logger = s.log
+	}
+	a := &api{svc: s, h: h}
+	r.PUT(RouteSubscription, a.put)
+	r.GET(RouteSubscription, a.get)
+	r.DELETE(RouteSubscription, a.delete)
+	r.GET(RouteSubscriptions, a.list)
+	r.POST(RouteReceive, a.receive)
+	r.POST(RouteAck, a.ack)
+	r.POST(RouteNack, a.nack)
+	r.GET(RouteStats, a.stats)
+}
+
+type api struct {
+	svc *Service
+	h   HTTPOptions
+}
+
+// ErrorBody is the JSON error object, as the produce API writes it.
+type ErrorBody struct {
+	Code     string `json:"code"`
+	Message  string `json:"message"`
+	Position *Span  `json:"position,omitempty"`
+}
+
+type errorResponse struct {
+	Error ErrorBody `json:"error"`
+}
+
+// fail is the one place that turns an error into an HTTP answer.
+func (a *api) fail(c *gin.Context, err error) {
+	e := AsError(err)
+	if e.Status >= 500 {
+		a.h.Logger.ErrorContext(c.Request.Context(), "consume request failed", "route", c.FullPath(), "code", e.Code, "err", err)
+	}
+	if e.Status == http.StatusUnauthorized {
+		c.Header("WWW-Authenticate", `Bearer realm="pulsar-sidecar"`)
+	}
+	if a.h.OnError != nil {
+		a.h.OnError(c, e)
+	}
+	c.AbortWithStatusJSON(e.Status, errorResponse{Error: ErrorBody{Code: e.Code, Message: e.Message, Position: e.Position}})
+}
+
+// authorize reads the subscription from the path, checks it and the app's
+// permission.
+func (a *api) authorize(c *gin.Context) (SubscriptionRef, Caller, bool) {
+	ref := SubscriptionRef{Tenant: c.Param("tenant"), Namespace: c.Param("namespace"), Topic: c.Param("topic"), Subscription: c.Param("subscription")}
+	caller, ok := a.caller(c)
+	if !ok {
+		return ref, caller, false
+	}
+	if err := ref.Validate(); err != nil {
+		a.fail(c, err)
+		return ref, caller, false
+	}
+	if a.h.Authorizer != nil && !a.h.Authorizer.MayConsume(caller.App, ref.Tenant, ref.Namespace, ref.Topic, ref.Subscription) {
+		a.fail(c, errorf(http.StatusForbidden, CodeForbidden, nil, "app %q may not consume subscription %q of %s", caller.App, ref.Subscription, ref.TopicRef().Path()))
+		return ref, caller, false
+	}
+	return ref, caller, true
+}
+
+func (a *api) caller(c *gin.Context) (Caller, bool) {
+	caller := Caller{ClientIP: c.ClientIP()}
+	if a.h.AppFromContext != nil {
+		app, ok := a.h.AppFromContext(c)
+		if !ok {
+			a.fail(c, errorf(http.StatusUnauthorized, CodeUnauthenticated, nil, "missing Authorization: Bearer <app token>"))
+			return caller, false
+		}
+		caller.App = app
+	}
+	return caller, true
+}
+
+// readBody reads at most MaxBodyBytes.
+func (a *api) readBody(c *gin.Context) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, a.svc.opts.MaxBodyBytes))
+	if err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			a.fail(c, errorf(http.StatusRequestEntityTooLarge, CodeRequestTooLarge, nil, "the body exceeds %d bytes", mb.Limit))
+		} else {
+			a.fail(c, badRequest(CodeInvalidJSON, "reading the body: %v", err))
+		}
+		return nil, false
+	}
+	return body, true
+}
+
+func (a *api) put(c *gin.Context) {
+	ref, caller, ok := a.authorize(c)
+	if !ok {
+		return
+	}
+	body, ok := a.readBody(c)
+	if !ok {
+		return
+	}
+	spec, err := DecodeSubscriptionSpec(body)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	sub, created, err := a.svc.PutSubscription(c.Request.Context(), ref, spec, caller)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	c.JSON(status, sub)
+}
+
+func (a *api) get(c *gin.Context) {
+	ref, _, ok := a.authorize(c)
+	if !ok {
+		return
+	}
+	sub, err := a.svc.GetSubscription(c.Request.Context(), ref)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, sub)
+}
+
+func (a *api) delete(c *gin.Context) {
+	ref, _, ok := a.authorize(c)
+	if !ok {
+		return
+	}
+	if err := a.svc.DeleteSubscription(c.Request.Context(), ref); err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// SubscriptionList answers GET .../subscriptions.
+type SubscriptionList struct {
+	Subscriptions []*Subscription `json:"subscriptions"`
+}
+
+func (a *api) list(c *gin.Context) {
+	topic := TopicRef{Tenant: c.Param("tenant"), Namespace: c.Param("namespace"), Topic: c.Param("topic")}
+	caller, ok := a.caller(c)
+	if !ok {
+		return
+	}
+	subs, err := a.svc.ListSubscriptions(c.Request.Context(), topic)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	out := make([]*Subscription, 0, len(subs))
+	for _, s := range subs {
+		if a.h.Authorizer == nil || a.h.Authorizer.MayConsume(caller.App, topic.Tenant, topic.Namespace, topic.Topic, s.Subscription) {
+			out = append(out, s)
+		}
+	}
+	c.JSON(http.StatusOK, SubscriptionList{Subscriptions: out})
+}
+
+func (a *api) receive(c *gin.Context) {
+	ref, caller, ok := a.authorize(c)
+	if !ok {
+		return
+	}
+	body, ok := a.readBody(c)
+	if !ok {
+		return
+	}
+	req, err := DecodeReceiveRequest(body)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	resp, err := a.svc.Receive(c.Request.Context(), ref, req, caller)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, resp)
+}
+
+func (a *api) ack(c *gin.Context) {
+	ref, caller, ok := a.authorize(c)
+	if !ok {
+		return
+	}
+	body, ok := a.readBody(c)
+	if !ok {
+		return
+	}
+	req, err := DecodeAckRequest(body)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	resp, err := a.svc.Ack(c.Request.Context(), ref, req, caller)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, resp)
+}
+
+func (a *api) nack(c *gin.Context) {
+	ref, caller, ok := a.authorize(c)
+	if !ok {
+		return
+	}
+	body, ok := a.readBody(c)
+	if !ok {
+		return
+	}
+	req, err := DecodeNackRequest(body)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	resp, err := a.svc.Nack(c.Request.Context(), ref, req, caller)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, resp)
+}
+
+func (a *api) stats(c *gin.Context) {
+	ref, _, ok := a.authorize(c)
+	if !ok {
+		return
+	}
+	st, err := a.svc.Stats(c.Request.Context(), ref)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, st)
+}
+
+// --- decoders ---
+
+// decodeStrict reads one JSON object into v: unknown fields, trailing data
+// and anything but an object are errors. An empty body is the empty object
+// when emptyOK.
+func decodeStrict(body []byte, v any, emptyOK bool) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		if emptyOK {
+			return nil
+		}
+		return badRequest(CodeInvalidJSON, "the body is empty: want a JSON object")
+	}
+	if b := bytes.TrimSpace(body); b[0] != '{' {
+		return badRequest(CodeInvalidJSON, "the body must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var ute *json.UnmarshalTypeError
+		var se *json.SyntaxError
+		switch {
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			return badRequest(CodeUnknownField, "%s", clip(strings.TrimPrefix(err.Error(), "json: "), 120))
+		case errors.As(err, &ute):
+			return badRequest(CodeInvalidJSON, "field %q: want %s, got %s", ute.Field, ute.Type, ute.Value)
+		case errors.As(err, &se):
+			return badRequest(CodeInvalidJSON, "malformed JSON at byte %d: %s", se.Offset, se.Error())
+		default:
+			return badRequest(CodeInvalidJSON, "malformed JSON: %s", clip(err.Error(), 120))
+		}
+	}
+	if dec.More() {
+		return badRequest(CodeInvalidJSON, "unexpected data after the JSON object")
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return badRequest(CodeInvalidJSON, "unexpected data after the JSON object")
+	}
+	return nil
+}
+
+// DecodeSubscriptionSpec reads a PUT body; values are checked by
+// SubscriptionSpec.Resolve.
+func DecodeSubscriptionSpec(body []byte) (SubscriptionSpec, error) {
+	var spec SubscriptionSpec
+	err := decodeStrict(body, &spec, false)
+	return spec, err
+}
+
+// DecodeReceiveRequest reads a receive body; an empty body takes the
+// defaults. Bounds are checked by Service.Receive.
+func DecodeReceiveRequest(body []byte) (ReceiveRequest, error) {
+	var req ReceiveRequest
+	err := decodeStrict(body, &req, true)
+	return req, err
+}
+
+// DecodeAckRequest reads an ack body.
+func DecodeAckRequest(body []byte) (AckRequest, error) {
+	var req AckRequest
+	if err := decodeStrict(body, &req, false); err != nil {
+		return req, err
+	}
+	if req.AckIDs == nil {
+		return req, badRequest(CodeInvalidAckIDs, "ackIds is missing: want {\"ackIds\":[...]}")
+	}
+	return req, nil
+}
+
+// DecodeNackRequest reads a nack body.
+func DecodeNackRequest(body []byte) (NackRequest, error) {
+	var req NackRequest
+	if err := decodeStrict(body, &req, false); err != nil {
+		return req, err
+	}
+	if req.AckIDs == nil {
+		return req, badRequest(CodeInvalidAckIDs, "ackIds is missing: want {\"ackIds\":[...],\"redeliverAfter\":\"5s\"}")
+	}
+	return req, nil
+}

@@ -1,0 +1,372 @@
+package consume
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/apache/pulsar-client-go/pulsaradmin"
+	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/utils"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/metrics"
+)
+
+// Outcomes counted per subscription and tag.
+const (
+	outDelivered    = iota // handed to an HTTP consumer (every delivery)
+	outRedelivered         // of those, deliveries after the first
+	outFiltered            // did not match the tag filter; acknowledged on the server
+	outAcked               // acknowledged by a consumer
+	outNacked              // negatively acknowledged by a consumer
+	outDeadLettered        // moved to the dead-letter topic
+	outDuplicates          // dropped: another copy of the same uid was delivered
+	numOutcomes
+)
+
+var outcomeNames = [numOutcomes]string{"delivered", "redelivered", "filtered", "acked", "nacked", "deadLettered", "duplicates"}
+
+// Counts are the messages of one subscription (and tag) by outcome.
+type Counts struct {
+	Delivered    int64 `json:"delivered"`
+	Redelivered  int64 `json:"redelivered"`
+	Filtered     int64 `json:"filtered"`
+	Acked        int64 `json:"acked"`
+	Nacked       int64 `json:"nacked"`
+	DeadLettered int64 `json:"deadLettered"`
+	Duplicates   int64 `json:"duplicates"`
+}
+
+func (c *Counts) add(o int, n int64) {
+	switch o {
+	case outDelivered:
+		c.Delivered += n
+	case outRedelivered:
+		c.Redelivered += n
+	case outFiltered:
+		c.Filtered += n
+	case outAcked:
+		c.Acked += n
+	case outNacked:
+		c.Nacked += n
+	case outDeadLettered:
+		c.DeadLettered += n
+	case outDuplicates:
+		c.Duplicates += n
+	}
+}
+
+// Stats describe one subscription across every replica: counts kept in
+// Redis (each replica adds its own every Options.StatsInterval) and the
+// broker's backlog.
+type Stats struct {
+	Tenant       string `json:"tenant"`
+	Namespace    string `json:"namespace"`
+	Topic        string `json:"topic"`
+	Subscription string `json:"subscription"`
+	// Backlog is the subscription's unacknowledged messages on the primary
+	// cluster (every message, matching or not, until the engine has
+	// filtered it), when Options.Backlog is set and answered.
+	Backlog      *int64 `json:"backlog,omitempty"`
+	BacklogError string `json:"backlogError,omitempty"`
+	Totals       Counts `json:"totals"`
+	// Tags counts per tag: a message with three tags counts for each.
+	// Messages without tags are under "_none"; past Options.MaxStatsTags
+	// distinct tags per replica, the rest under "_other".
+	Tags map[string]Counts `json:"tags"`
+}
+
+// Tag names used in stats for what has no tag of its own.
+const (
+	TagNone  = "_none"
+	TagOther = "_other"
+)
+
+type counts [numOutcomes]int64
+
+// subStats accumulates one subscription's counts on this replica until the
+// next flush to Redis and Prometheus.
+type subStats struct {
+	mu      sync.Mutex
+	maxTags int
+	seen    map[string]struct{} // tags counted under their own name since the engine started
+	total   counts
+	tags    map[string]*counts
+}
+
+func newSubStats(maxTags int) *subStats {
+	return &subStats{maxTags: maxTags, seen: map[string]struct{}{}, tags: map[string]*counts{}}
+}
+
+func (s *subStats) add(o int, tags []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.total[o]++
+	if len(tags) == 0 {
+		s.bump(TagNone, o)
+		return
+	}
+	for _, t := range tags {
+		if _, ok := s.seen[t]; !ok {
+			if len(s.seen) >= s.maxTags {
+				t = TagOther
+			} else {
+				s.seen[t] = struct{}{}
+			}
+		}
+		s.bump(t, o)
+	}
+}
+
+func (s *subStats) bump(tag string, o int) {
+	c := s.tags[tag]
+	if c == nil {
+		c = &counts{}
+		s.tags[tag] = c
+	}
+	c[o]++
+}
+
+// drain returns and resets what was counted since the last drain.
+func (s *subStats) drain() (counts, map[string]*counts) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	total, tags := s.total, s.tags
+	s.total, s.tags = counts{}, map[string]*counts{}
+	return total, tags
+}
+
+func (s *subStats) undrain(total counts, tags map[string]*counts) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range total {
+		s.total[i] += total[i]
+	}
+	for t, c := range tags {
+		for i := range c {
+			if c[i] != 0 {
+				s.bumpN(t, i, c[i])
+			}
+		}
+	}
+}
+
+func (s *subStats) bumpN(tag string, o int, n int64) {
+	c := s.tags[tag]
+	if c == nil {
+		c = &counts{}
+		s.tags[tag] = c
+	}
+	c[o] += n
+}
+
+func (g *Service) statsKey(ref SubscriptionRef) string { return g.opts.KeyPrefix + "cstats:" + ref.Path() }
+
+// flushStats adds an engine's counts to Redis and Prometheus. Counts that
+// cannot be written to Redis are kept for the next flush.
+func (g *Service) flushStats(ctx context.Context, e *engine) {
+	total, tags := e.stats.drain()
+	empty := true
+	for _, v := range total {
+		if v != 0 {
+			empty = false
+		}
+	}
+	if empty && len(tags) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, g.opts.RedisTimeout)
+	defer cancel()
+	key := g.statsKey(e.ref)
+	pipe := g.rdb.Pipeline()
+	for o, v := range total {
+		if v != 0 {
+			pipe.HIncrBy(ctx, key, outcomeNames[o], v)
+		}
+	}
+	for t, c := range tags {
+		for o, v := range c {
+			if v != 0 {
+				pipe.HIncrBy(ctx, key, outcomeNames[o]+"|"+t, v)
+			}
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		g.log.Warn("stats flush failed; kept for the next one", "subscription", e.path, "err", err)
+		e.stats.undrain(total, tags)
+		return
+	}
+	g.metrics.observe(e.path, total, tags)
+}
+
+// Stats returns a subscription's counts and backlog.
+func (g *Service) Stats(ctx context.Context, ref SubscriptionRef) (*Stats, error) {
+	if err := ref.Validate(); err != nil {
+		return nil, err
+	}
+	if _, err := g.config(ctx, ref); err != nil {
+		return nil, err
+	}
+	if e := g.existingEngine(ref.Path()); e != nil {
+		g.flushStats(ctx, e)
+	}
+	rctx, cancel := context.WithTimeout(ctx, g.opts.RedisTimeout)
+	defer cancel()
+	m, err := g.rdb.HGetAll(rctx, g.statsKey(ref)).Result()
+	if err != nil {
+		return nil, storeError(err)
+	}
+	st := &Stats{Tenant: ref.Tenant, Namespace: ref.Namespace, Topic: ref.Topic, Subscription: ref.Subscription, Tags: map[string]Counts{}}
+	index := map[string]int{}
+	for i, n := range outcomeNames {
+		index[n] = i
+	}
+	for f, v := range m {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			continue
+		}
+		name, tag, hasTag := strings.Cut(f, "|")
+		o, ok := index[name]
+		if !ok {
+			continue
+		}
+		if !hasTag {
+			st.Totals.add(o, n)
+			continue
+		}
+		c := st.Tags[tag]
+		c.add(o, n)
+		st.Tags[tag] = c
+	}
+	if g.opts.Backlog != nil {
+		b, err := g.opts.Backlog(ctx, ref.TopicName(), ref.Subscription)
+		if err != nil {
+			st.BacklogError = err.Error()
+		} else {
+			st.Backlog = &b
+		}
+	}
+	return st, nil
+}
+
+// BacklogFunc returns a subscription's backlog (unacknowledged messages)
+// on the primary cluster.
+type BacklogFunc func(ctx context.Context, topic, subscription string) (int64, error)
+
+// AdminBacklog reads backlogs through the Pulsar admin API: topic stats,
+// or partitioned stats summed over partitions.
+func AdminBacklog(admin pulsaradmin.Client) BacklogFunc {
+	return func(ctx context.Context, topic, subscription string) (int64, error) {
+		tn, err := utils.GetTopicName(topic)
+		if err != nil {
+			return 0, err
+		}
+		var subs map[string]utils.SubscriptionStats
+		meta, err := admin.Topics().GetMetadataWithContext(ctx, *tn)
+		if err == nil && meta.Partitions > 0 {
+			ps, err := admin.Topics().GetPartitionedStatsWithContext(ctx, *tn, false)
+			if err != nil {
+				return 0, err
+			}
+			subs = ps.Subscriptions
+		} else {
+			ts, err := admin.Topics().GetStatsWithContext(ctx, *tn)
+			if err != nil {
+				return 0, err
+			}
+			subs = ts.Subscriptions
+		}
+		s, ok := subs[subscription]
+		if !ok {
+			return 0, fmt.Errorf("no subscription %q on %s", subscription, topic)
+		}
+		return s.MsgBacklog, nil
+	}
+}
+
+// Metrics are the consume engine's Prometheus collectors. A nil *Metrics
+// records nothing.
+type Metrics struct {
+	messages    *prometheus.CounterVec
+	tagMessages *prometheus.CounterVec
+	engines     prometheus.Gauge
+	storeErrors prometheus.Counter
+
+	mu      sync.Mutex
+	labeled map[string]map[string]struct{} // per subscription, tags that have their own label
+	maxTags int
+}
+
+// NewMetrics registers the consume metrics on reg. At most maxTagLabels
+// distinct tags per subscription get their own label value; the rest are
+// counted under "_other".
+func NewMetrics(reg prometheus.Registerer, maxTagLabels int) *Metrics {
+	ns := metrics.Namespace
+	m := &Metrics{
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "consume_messages_total",
+			Help: "Messages by subscription (tenant/namespace/topic/subscription) and outcome: delivered, redelivered, filtered, acked, nacked, deadLettered, duplicates."},
+			[]string{"subscription", "outcome"}),
+		tagMessages: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "consume_tag_messages_total",
+			Help: "Messages by subscription, tag and outcome; a message counts once per tag. Tags beyond the per-subscription label limit are counted as _other, messages without tags as _none."},
+			[]string{"subscription", "tag", "outcome"}),
+		engines: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "consume_active_subscriptions",
+			Help: "Subscriptions this replica is consuming (each with its own Pulsar consumers)."}),
+		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "consume_store_errors_total",
+			Help: "Consume requests that failed because Redis did not answer."}),
+		labeled: map[string]map[string]struct{}{},
+		maxTags: maxTagLabels,
+	}
+	reg.MustRegister(m.messages, m.tagMessages, m.engines, m.storeErrors)
+	return m
+}
+
+func (m *Metrics) observe(sub string, total counts, tags map[string]*counts) {
+	if m == nil {
+		return
+	}
+	for o, v := range total {
+		if v != 0 {
+			m.messages.WithLabelValues(sub, outcomeNames[o]).Add(float64(v))
+		}
+	}
+	m.mu.Lock()
+	seen := m.labeled[sub]
+	if seen == nil {
+		seen = map[string]struct{}{}
+		m.labeled[sub] = seen
+	}
+	labels := make(map[string]string, len(tags))
+	for t := range tags {
+		if _, ok := seen[t]; ok || t == TagNone || t == TagOther {
+			labels[t] = t
+		} else if len(seen) < m.maxTags {
+			seen[t] = struct{}{}
+			labels[t] = t
+		} else {
+			labels[t] = TagOther
+		}
+	}
+	m.mu.Unlock()
+	for t, c := range tags {
+		for o, v := range c {
+			if v != 0 {
+				m.tagMessages.WithLabelValues(sub, labels[t], outcomeNames[o]).Add(float64(v))
+			}
+		}
+	}
+}
+
+func (m *Metrics) setEngines(n int) {
+	if m != nil {
+		m.engines.Set(float64(n))
+	}
+}
+
+func (m *Metrics) addStoreError() {
+	if m != nil {
+		m.storeErrors.Inc()
+	}
+}
