@@ -26,7 +26,7 @@ var quiet = slog.New(slog.DiscardHandler)
 // testLogger shows errors in the test output and drops the rest: faults
 // are the point of these tests, and each one logs.
 func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError}))
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: logLevel}))
 }
 
 // newBroker starts a minipulsar that the test stops and starts at will; it
@@ -63,7 +63,7 @@ func connect(t testing.TB, b *minipulsar.Server, name string) *clusterEnv {
 	t.Helper()
 	client, err := pulsar.NewClient(pulsar.ClientOptions{
 		URL:               b.ServiceURL(),
-		OperationTimeout:  3 * time.Second,
+		OperationTimeout:  time.Second,
 		ConnectionTimeout: time.Second,
 		Logger:            pulsarlog.NewLoggerWithSlog(quiet),
 		MetricsRegisterer: prometheus.NewRegistry(),
@@ -291,3 +291,5 @@ func metricValue(t testing.TB, reg *prometheus.Registry, name string, labels map
 	}
 	return 0
 }
+
+var logLevel = slog.LevelError

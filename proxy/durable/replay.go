@@ -58,6 +58,9 @@ func (s *Sender) replayPass(ctx context.Context) error {
 	var rejected atomic.Int64
 	start := time.Now()
 	for {
+		if pctx.Err() != nil {
+			return context.Cause(pctx)
+		}
 		if rejected.Load() > 0 && time.Since(start) >= s.opts.RejectedRetry {
 			return nil
 		}
@@ -96,6 +99,12 @@ func (s *Sender) replayPass(ctx context.Context) error {
 		m := fromRecord(rec)
 		inflight.Add(1)
 		s.sendOnce(context.Background(), c, m, s.opts.AttemptTimeout, func(rc proxy.Receipt, err error) {
+			if Retriable(err) {
+				// At once: a hand-over that failed (often on this very
+				// goroutine) must stop the pass before the next record
+				// goes out, or that one would overtake this one.
+				stop(fmt.Errorf("replay to %s: %w", c.name, err))
+			}
 			// Possibly on the client's goroutine: Ack may delete a segment
 			// file, so the outcome is handled elsewhere.
 			go func() {
