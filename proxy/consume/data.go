@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -61,6 +62,19 @@ type Message struct {
 	EventTime     string            `json:"eventTime,omitempty"`
 	// RedeliveryCount is 0 on the first delivery.
 	RedeliveryCount int `json:"redeliveryCount"`
+	// DeadLetter says why and from where a message read from a dead-letter
+	// topic came there.
+	DeadLetter *DeadLetterInfo `json:"deadLetter,omitempty"`
+}
+
+// DeadLetterInfo is what the engine recorded when it dead-lettered a message.
+type DeadLetterInfo struct {
+	Reason            string `json:"reason"`
+	OriginalMessageID string `json:"originalMessageId,omitempty"`
+	OriginalTopic     string `json:"originalTopic,omitempty"`
+	OriginalCluster   string `json:"originalCluster,omitempty"`
+	Subscription      string `json:"subscription,omitempty"`
+	Deliveries        int    `json:"deliveries,omitempty"`
 }
 
 // AckRequest is the body of POST .../ack.
@@ -110,7 +124,14 @@ func toMessage(r *record, token string, n int, clusters int) Message {
 	if et := msg.EventTime(); !et.IsZero() {
 		m.EventTime = et.UTC().Format(TimeLayout)
 	}
-	for k, v := range msg.Properties() {
+	props := msg.Properties()
+	if reason, ok := props[PropDeadLetterReason]; ok {
+		n, _ := strconv.Atoi(props[PropDeliveries])
+		m.DeadLetter = &DeadLetterInfo{Reason: reason, OriginalMessageID: props[PropOriginalMessageID],
+			OriginalTopic: props[PropOriginalTopic], OriginalCluster: props[PropOriginalCluster],
+			Subscription: props[PropOriginalSubcription], Deliveries: n}
+	}
+	for k, v := range props {
 		if strings.HasPrefix(k, ReservedPrefix) {
 			continue
 		}

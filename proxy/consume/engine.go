@@ -63,10 +63,6 @@ func (cc *clusterConsumer) nack(id pulsar.MessageID) {
 	}
 }
 
-// activeWindow: a replica that served a receive this recently hands
-// expired messages out again itself instead of giving them back to the broker.
-const activeWindow = time.Second
-
 // holdSlack is added to a foreign lease's end before looking again, so the
 // lease holder's own timer goes first.
 const holdSlack = 50 * time.Millisecond
@@ -91,8 +87,11 @@ type engine struct {
 	timerAt   time.Time
 	timerStop func() bool
 	waiters   int
-	lastRecv  time.Time
-	lastUse   time.Time
+	// lastActive is the (real) time of the last receive. While receives
+	// come (Options.ActiveWindow), the pumps read and expired messages are
+	// handed out again here; otherwise the pumps stop and what this replica
+	// holds goes back to the broker, for replicas that have receivers.
+	lastActive time.Time
 	notify    chan struct{} // closed (and replaced) when the ready queue grows
 	space     chan struct{} // closed (and replaced) when records leave
 	closed    bool
@@ -116,8 +115,7 @@ func newEngine(svc *Service, cfg *Subscription) *engine {
 		quit: make(chan struct{}),
 	}
 	e.cfg.Store(cfg)
-	now := svc.clock.Now()
-	e.lastUse = now
+	e.lastActive = time.Now()
 	for i, c := range svc.opts.Clusters {
 		for range svc.opts.ConsumersPerCluster {
 			e.consumers = append(e.consumers, &clusterConsumer{idx: i, cluster: c})
@@ -170,13 +168,40 @@ func (e *engine) isClosed() bool {
 	return e.closed
 }
 
+// idleSince is the real time of the last receive, or now while one waits.
 func (e *engine) idleSince() time.Time {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.waiters > 0 {
-		return e.svc.clock.Now()
+		return time.Now()
 	}
-	return e.lastUse
+	return e.lastActive
+}
+
+func (e *engine) activeLocked() bool {
+	return e.waiters > 0 || time.Since(e.lastActive) < e.svc.opts.ActiveWindow
+}
+
+// handBackIfIdle gives messages waiting here back to the broker when no
+// receive came for ActiveWindow, so that replicas with receivers get them.
+func (e *engine) handBackIfIdle() {
+	var back []*record
+	e.mu.Lock()
+	if e.closed || e.activeLocked() || e.ready.len() == 0 {
+		e.mu.Unlock()
+		return
+	}
+	for r := e.ready.popFront(); r != nil; r = e.ready.popFront() {
+		if r.state != stReady {
+			continue
+		}
+		e.removeLocked(r)
+		back = append(back, r)
+	}
+	e.mu.Unlock()
+	for _, r := range back {
+		r.cc.nack(r.msg.ID())
+	}
 }
 
 // --- consumers and the pump ---
@@ -234,8 +259,8 @@ func (e *engine) runConsumer(cc *clusterConsumer) {
 	}
 }
 
-// waitSpace blocks while the replica holds as many messages as it may; it
-// reports false when the engine closes.
+// waitSpace blocks while the replica holds as many messages as it may, or
+// while no receiver is active; it reports false when the engine closes.
 func (e *engine) waitSpace() bool {
 	for {
 		e.mu.Lock()
@@ -243,7 +268,7 @@ func (e *engine) waitSpace() bool {
 			e.mu.Unlock()
 			return false
 		}
-		if e.ready.len() < e.svc.opts.MaxReady && len(e.records) < e.svc.opts.MaxHeld {
+		if e.ready.len() < e.svc.opts.MaxReady && len(e.records) < e.svc.opts.MaxHeld && e.activeLocked() {
 			e.mu.Unlock()
 			return true
 		}
@@ -299,13 +324,16 @@ func splitTags(v string) []string {
 }
 
 func (e *engine) signalReadyLocked() {
-	if e.waiters > 0 {
+	if e.waiters > 0 && !e.closed {
 		close(e.notify)
 		e.notify = make(chan struct{})
 	}
 }
 
 func (e *engine) signalSpaceLocked() {
+	if e.closed {
+		return
+	}
 	close(e.space)
 	e.space = make(chan struct{})
 }
@@ -320,18 +348,17 @@ func (e *engine) removeLocked(r *record) {
 	}
 	e.timers.unschedule(r)
 	r.state = stGone
-	if !e.closed {
-		e.signalSpaceLocked()
-	}
+	e.signalSpaceLocked()
 }
 
 // --- receive ---
 
-// take removes up to n records from the ready queue for leasing.
-func (e *engine) take(n int, now time.Time) []*record {
+// take removes up to n records from the ready queue for leasing, and
+// wakes the pumps (a receive makes the engine active).
+func (e *engine) take(n int) []*record {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.lastRecv, e.lastUse = now, now
+	e.lastActive = time.Now()
 	var out []*record
 	for len(out) < n {
 		r := e.ready.popFront()
@@ -344,9 +371,7 @@ func (e *engine) take(n int, now time.Time) []*record {
 		r.state = stLeasing
 		out = append(out, r)
 	}
-	if len(out) > 0 && !e.closed {
-		e.signalSpaceLocked()
-	}
+	e.signalSpaceLocked()
 	return out
 }
 
@@ -361,7 +386,7 @@ func (e *engine) receive(ctx context.Context, maxN int, wait time.Duration, call
 	var out []Message
 	var lastErr error
 	for {
-		recs := e.take(maxN-len(out), e.svc.clock.Now())
+		recs := e.take(maxN - len(out))
 		if len(recs) > 0 {
 			msgs, err := e.lease(ctx, recs, caller)
 			out = append(out, msgs...)
@@ -403,7 +428,7 @@ func (e *engine) receive(ctx context.Context, maxN int, wait time.Duration, call
 		}
 		e.mu.Lock()
 		e.waiters--
-		e.lastUse = e.svc.clock.Now()
+		e.lastActive = time.Now()
 		e.mu.Unlock()
 		if stop {
 			if len(out) == 0 && lastErr != nil {
@@ -445,9 +470,10 @@ func (e *engine) lease(ctx context.Context, recs []*record, caller Caller) ([]Me
 		case leaseDeliver:
 			out = append(out, e.deliver(r, res, cfg, caller, now))
 		case leaseConsumed:
-			if res.same {
-				e.stats.add(outAcked, r.tags)
-			} else {
+			// Acknowledged (counted where that delivery was held) or
+			// dead-lettered: a copy the broker sent again, or another copy
+			// of the uid.
+			if !res.same {
 				e.stats.add(outDuplicates, r.tags)
 			}
 			drop = append(drop, r)
@@ -541,23 +567,28 @@ func (e *engine) deliver(r *record, res leaseResult, cfg *Subscription, caller C
 
 // --- local acks and nacks (from this replica's requests or from peers) ---
 
-// ackLocal acknowledges the copies held here, if any.
+// ackLocal acknowledges the copies held here, if any. The ack is counted
+// by the replica that handed the message out (the record in flight), so a
+// copy also held here while another replica's lease ran counts once.
 func (e *engine) ackLocal(keys []copyKey) {
 	var acked []*record
+	var counted []bool
 	e.mu.Lock()
 	for _, k := range keys {
 		r := e.records[k]
 		if r == nil || r.state == stLeasing || r.state == stDeadLettering {
 			continue
 		}
+		counted = append(counted, r.state == stInflight)
 		e.removeLocked(r)
 		acked = append(acked, r)
 	}
-	e.lastUse = e.svc.clock.Now()
 	e.mu.Unlock()
-	for _, r := range acked {
+	for i, r := range acked {
 		r.cc.ack(r.msg.ID())
-		e.stats.add(outAcked, r.tags)
+		if counted[i] {
+			e.stats.add(outAcked, r.tags)
+		}
 	}
 }
 
@@ -632,7 +663,7 @@ func (e *engine) fireDue() {
 		e.timerStop()
 		e.timerStop = nil
 	}
-	active := e.waiters > 0 || now.Sub(e.lastRecv) < activeWindow
+	active := e.activeLocked()
 	requeued := false
 	for len(e.timers) > 0 && !e.timers[0].due.After(now) {
 		r := heap.Pop(&e.timers).(*record)

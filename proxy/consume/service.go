@@ -89,8 +89,14 @@ type Options struct {
 	// MaxSubscriptions bounds the subscriptions consumed at once on this
 	// replica; beyond it the least recently used one is closed. 1000.
 	MaxSubscriptions int
+	// ActiveWindow: a subscription that had a receive on this replica
+	// within it is active here. An inactive one stops reading from its
+	// consumers and hands what it holds back to the broker, so replicas
+	// that get receives get the messages. 5s.
+	ActiveWindow time.Duration
 	// IdleTimeout closes a subscription's consumers on this replica after
-	// that long without a receive; what they held goes back to the broker. 1m.
+	// that long without a receive; what they held (at most
+	// ReceiverQueueSize per consumer by then) goes back to the broker. 30s.
 	IdleTimeout time.Duration
 	// ConfigRefresh is how stale a replica's copy of a registration may
 	// be (another replica's PUT or DELETE is seen within it). 1s.
@@ -165,7 +171,8 @@ func (o *Options) fill() error {
 	def(&o.MaxReady, 500)
 	def(&o.MaxHeld, 5000)
 	def(&o.MaxSubscriptions, 1000)
-	defDur(&o.IdleTimeout, time.Minute)
+	defDur(&o.ActiveWindow, 5*time.Second)
+	defDur(&o.IdleTimeout, 30*time.Second)
 	defDur(&o.ConfigRefresh, time.Second)
 	defDur(&o.StatsInterval, 2*time.Second)
 	def(&o.MaxStatsTags, 10000)
@@ -579,7 +586,7 @@ func (s *Service) refreshEngine(sub *Subscription) {
 
 // housekeeping flushes stats and closes idle engines.
 func (s *Service) housekeeping() {
-	tick := time.NewTicker(min(s.opts.StatsInterval, max(s.opts.IdleTimeout/4, 100*time.Millisecond)))
+	tick := time.NewTicker(max(min(s.opts.StatsInterval, s.opts.IdleTimeout/4, s.opts.ActiveWindow/2), 50*time.Millisecond))
 	defer tick.Stop()
 	lastFlush := time.Now()
 	for {
@@ -588,7 +595,7 @@ func (s *Service) housekeeping() {
 			return
 		case <-tick.C:
 		}
-		now := s.clock.Now()
+		now := time.Now()
 		var idle, all []*engine
 		s.mu.Lock()
 		for path, e := range s.engines {
@@ -604,6 +611,9 @@ func (s *Service) housekeeping() {
 		for _, e := range idle {
 			s.log.Debug("closing idle subscription", "subscription", e.path)
 			e.close()
+		}
+		for _, e := range all {
+			e.handBackIfIdle()
 		}
 		if time.Since(lastFlush) >= s.opts.StatsInterval {
 			lastFlush = time.Now()
