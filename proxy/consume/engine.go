@@ -92,9 +92,9 @@ type engine struct {
 	// handed out again here; otherwise the pumps stop and what this replica
 	// holds goes back to the broker, for replicas that have receivers.
 	lastActive time.Time
-	notify    chan struct{} // closed (and replaced) when the ready queue grows
-	space     chan struct{} // closed (and replaced) when records leave
-	closed    bool
+	notify     chan struct{} // closed (and replaced) when the ready queue grows
+	space      chan struct{} // closed (and replaced) when records leave
+	closed     bool
 
 	consumers []*clusterConsumer
 	tick      chan struct{}

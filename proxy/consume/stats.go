@@ -162,7 +162,9 @@ func (s *subStats) bumpN(tag string, o int, n int64) {
 	c[o] += n
 }
 
-func (g *Service) statsKey(ref SubscriptionRef) string { return g.opts.KeyPrefix + "cstats:" + ref.Path() }
+func (g *Service) statsKey(ref SubscriptionRef) string {
+	return g.opts.KeyPrefix + "cstats:" + ref.Path()
+}
 
 // flushStats adds an engine's counts to Redis and Prometheus. Counts that
 // cannot be written to Redis are kept for the next flush.
