@@ -87,31 +87,41 @@ func New(opts Options) (*API, error) {
 	return a, nil
 }
 
-// Route is one console endpoint, relative to Prefix, in gin's syntax.
+// Route is one console endpoint, relative to Prefix, in gin's syntax, and
+// the query parameters it takes (any other is refused with
+// INVALID_PARAMETER, so a typo cannot widen a search silently).
 type Route struct {
 	Method, Path string
+	Params       []string
+	multi        []string // parameters that may repeat
 	handler      func(a *API, c *gin.Context) error
-	public       bool
+	Public       bool // served without authentication
 }
+
+var (
+	searchParams   = []string{"topic", "from", "to", "key", "tag", "app", "status", "clientIp", "subscription", "uid", "messageId", "limit", "cursor"}
+	viewParams     = []string{"content", "maxBytes"}
+	timelineParams = []string{"limit", "cursor"}
+)
 
 // routes is the one list of endpoints: Register mounts it and the OpenAPI
 // test compares it with openapi.yaml.
 var routes = []Route{
-	{Method: http.MethodGet, Path: "/messages/:uid", handler: (*API).getMessage},
-	{Method: http.MethodGet, Path: "/messages/:uid/timeline", handler: (*API).getTimeline},
+	{Method: http.MethodGet, Path: "/messages/:uid", Params: viewParams, handler: (*API).getMessage},
+	{Method: http.MethodGet, Path: "/messages/:uid/timeline", Params: timelineParams, handler: (*API).getTimeline},
 	{Method: http.MethodGet, Path: "/messages/:uid/consumption", handler: (*API).getConsumption},
-	{Method: http.MethodGet, Path: "/message-ids/:messageId", handler: (*API).getByMessageID},
-	{Method: http.MethodGet, Path: "/search", handler: (*API).search},
+	{Method: http.MethodGet, Path: "/message-ids/:messageId", Params: append([]string{"topic"}, viewParams...), handler: (*API).getByMessageID},
+	{Method: http.MethodGet, Path: "/search", Params: searchParams, multi: []string{"status"}, handler: (*API).search},
 	{Method: http.MethodGet, Path: "/registry/apps", handler: (*API).listApps},
 	{Method: http.MethodGet, Path: "/registry/apps/:name", handler: (*API).getApp},
 	{Method: http.MethodGet, Path: "/registry/topics", handler: (*API).listTopics},
-	{Method: http.MethodGet, Path: "/registry/subscriptions", handler: (*API).listSubscriptions},
-	{Method: http.MethodGet, Path: "/stats/backlog", handler: (*API).statsBacklog},
-	{Method: http.MethodGet, Path: "/stats/tag-backlog", handler: (*API).statsTagBacklog},
+	{Method: http.MethodGet, Path: "/registry/subscriptions", Params: []string{"topic"}, handler: (*API).listSubscriptions},
+	{Method: http.MethodGet, Path: "/stats/backlog", Params: []string{"topic", "cluster"}, handler: (*API).statsBacklog},
+	{Method: http.MethodGet, Path: "/stats/tag-backlog", Params: []string{"topic", "subscription"}, handler: (*API).statsTagBacklog},
 	{Method: http.MethodGet, Path: "/stats/delay", handler: (*API).statsDelay},
 	{Method: http.MethodGet, Path: "/stats/spool", handler: (*API).statsSpool},
 	{Method: http.MethodGet, Path: "/stats/clusters", handler: (*API).statsClusters},
-	{Method: http.MethodGet, Path: "/openapi.yaml", handler: (*API).openAPI, public: true},
+	{Method: http.MethodGet, Path: "/openapi.yaml", handler: (*API).openAPI, Public: true},
 }
 
 // Routes lists the console's endpoints, relative to Prefix.
@@ -129,13 +139,16 @@ func Routes() []Route {
 // Handler answers them with the console's JSON errors.
 func (a *API) Register(r gin.IRouter) {
 	for _, rt := range routes {
-		h := rt.handler
 		serve := func(c *gin.Context) {
-			if err := h(a, c); err != nil {
+			err := checkParams(c.Request.URL.Query(), rt.Params, rt.multi...)
+			if err == nil {
+				err = rt.handler(a, c)
+			}
+			if err != nil {
 				a.writeError(c, err)
 			}
 		}
-		if rt.public {
+		if rt.Public {
 			r.Handle(rt.Method, rt.Path, serve)
 		} else {
 			r.Handle(rt.Method, rt.Path, a.authenticate, serve)
@@ -174,9 +187,6 @@ var openAPIDoc []byte
 func OpenAPI() []byte { return openAPIDoc }
 
 func (a *API) openAPI(c *gin.Context) error {
-	if err := checkParams(c.Request.URL.Query(), nil); err != nil {
-		return err
-	}
 	c.Data(http.StatusOK, "application/yaml", openAPIDoc)
 	return nil
 }

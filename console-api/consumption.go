@@ -69,9 +69,6 @@ type cursorJSON struct {
 
 // GET /messages/:uid/consumption
 func (a *API) getConsumption(c *gin.Context) error {
-	if err := checkParams(c.Request.URL.Query(), nil); err != nil {
-		return err
-	}
 	ctx, cancel := a.ctx(c)
 	defer cancel()
 	v, err := a.consumption(ctx, c.Param("uid"))

@@ -49,18 +49,13 @@ type contentJSON struct {
 	BatchSize    int               `json:"batchSize,omitempty"`
 }
 
-var viewParams = []string{"content", "maxBytes"}
-
 type viewOptions struct {
 	content  bool
 	maxBytes int
 }
 
-func (a *API) parseViewOptions(c *gin.Context, extra ...string) (viewOptions, error) {
+func (a *API) parseViewOptions(c *gin.Context) (viewOptions, error) {
 	q := c.Request.URL.Query()
-	if err := checkParams(q, append(slices.Clone(viewParams), extra...)); err != nil {
-		return viewOptions{}, err
-	}
 	o := viewOptions{maxBytes: a.opts.MaxPayloadBytes}
 	var err error
 	if o.content, err = parseBool(q, "content", true); err != nil {
@@ -141,9 +136,6 @@ func timelineQuery(uid string) string { return "timeline:" + uid }
 // GET /messages/:uid/timeline
 func (a *API) getTimeline(c *gin.Context) error {
 	q := c.Request.URL.Query()
-	if err := checkParams(q, []string{"limit", "cursor"}); err != nil {
-		return err
-	}
 	limit, err := parseLimit(q, tracer.DefaultPageSize)
 	if err != nil {
 		return err
@@ -174,7 +166,7 @@ type pageJSON struct {
 
 // GET /message-ids/:messageId
 func (a *API) getByMessageID(c *gin.Context) error {
-	o, err := a.parseViewOptions(c, "topic")
+	o, err := a.parseViewOptions(c)
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,9 @@ import (
 func checkParams(q url.Values, known []string, multi ...string) error {
 	for name, vs := range q {
 		if !slices.Contains(known, name) {
+			if len(known) == 0 {
+				return badParam("unknown parameter %q: this route takes no parameters", truncate(name, 40))
+			}
 			return badParam("unknown parameter %q; this route takes: %s", truncate(name, 40), strings.Join(known, ", "))
 		}
 		if len(vs) > 1 && !slices.Contains(multi, name) {

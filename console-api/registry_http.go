@@ -12,9 +12,6 @@ func registryError(err error) error {
 
 // GET /registry/apps
 func (a *API) listApps(c *gin.Context) error {
-	if err := checkParams(c.Request.URL.Query(), nil); err != nil {
-		return err
-	}
 	ctx, cancel := a.ctx(c)
 	defer cancel()
 	apps, err := a.opts.Registry.Apps(ctx)
@@ -30,9 +27,6 @@ func (a *API) listApps(c *gin.Context) error {
 
 // GET /registry/apps/:name
 func (a *API) getApp(c *gin.Context) error {
-	if err := checkParams(c.Request.URL.Query(), nil); err != nil {
-		return err
-	}
 	ctx, cancel := a.ctx(c)
 	defer cancel()
 	apps, err := a.opts.Registry.Apps(ctx)
@@ -51,9 +45,6 @@ func (a *API) getApp(c *gin.Context) error {
 
 // GET /registry/topics
 func (a *API) listTopics(c *gin.Context) error {
-	if err := checkParams(c.Request.URL.Query(), nil); err != nil {
-		return err
-	}
 	ctx, cancel := a.ctx(c)
 	defer cancel()
 	topics, err := a.opts.Registry.Topics(ctx)
@@ -70,9 +61,6 @@ func (a *API) listTopics(c *gin.Context) error {
 // GET /registry/subscriptions?topic=
 func (a *API) listSubscriptions(c *gin.Context) error {
 	q := c.Request.URL.Query()
-	if err := checkParams(q, []string{"topic"}); err != nil {
-		return err
-	}
 	topic := ""
 	if t := q.Get("topic"); t != "" {
 		var err error

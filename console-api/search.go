@@ -8,16 +8,10 @@ import (
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
 )
 
-var searchParams = []string{"topic", "from", "to", "key", "tag", "app", "status", "clientIp", "subscription",
-	"uid", "messageId", "limit", "cursor"}
-
 // parseSearch turns the query string of GET /search into a store query.
 func parseSearch(c *gin.Context) (tracer.Query, tracer.Page, error) {
 	q := c.Request.URL.Query()
 	var sq tracer.Query
-	if err := checkParams(q, searchParams, "status"); err != nil {
-		return sq, tracer.Page{}, err
-	}
 	var err error
 	if t := q.Get("topic"); t != "" {
 		if sq.Topic, err = NormalizeTopic(t); err != nil {
