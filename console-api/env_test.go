@@ -56,6 +56,7 @@ type env struct {
 	client pulsar.Client
 	store  *tracer.SQLite
 	broker *consoleapi.PulsarAdmin
+	api    *consoleapi.API
 	base   string // http://127.0.0.1:port/console/v1
 }
 
@@ -77,9 +78,9 @@ func newEnv(t *testing.T, tune ...func(*consoleapi.Options)) *env {
 	for _, f := range tune {
 		f(&opts)
 	}
-	api, err := consoleapi.New(opts)
+	e.api, err = consoleapi.New(opts)
 	require.NoError(t, err)
-	srv := httptest.NewServer(api.Handler())
+	srv := httptest.NewServer(e.api.Handler())
 	t.Cleanup(srv.Close)
 	e.base = srv.URL + consoleapi.Prefix
 	e.client, err = pulsar.NewClient(pulsar.ClientOptions{
