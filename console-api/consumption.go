@@ -185,7 +185,7 @@ func (a *API) consumption(ctx context.Context, uid string) (*consumptionView, er
 		case traced && (tr.State == tracer.Acked || tr.State == tracer.DeadLettered || tr.State == tracer.Filtered):
 			fromTrace(map[tracer.Type]string{tracer.Acked: StateConsumed, tracer.DeadLettered: StateDeadLettered,
 				tracer.Filtered: StateFiltered}[tr.State])
-			if tr.State == tracer.Acked && cur != nil && st.Cursor.Acknowledged == false && cur.ParseError == "" {
+			if tr.State == tracer.Acked && cur != nil && !st.Cursor.Acknowledged && cur.ParseError == "" {
 				st.Note = "the cursor is before this message again (reset or seek after the ack): it will be delivered again"
 			}
 		case cur != nil && st.Cursor.Acknowledged:

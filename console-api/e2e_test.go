@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
+	"github.com/apache/pulsar-client-go/pulsaradmin"
+	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/admin/config"
+	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/utils"
 	"github.com/stretchr/testify/require"
 
 	consoleapi "github.com/pulsar-sidecar/pulsar-sidecar/console-api"
@@ -184,6 +187,23 @@ func TestMessageLifecycle(t *testing.T) {
 		e.mustGet("/messages/"+filtered.uid+"/consumption", &c)
 		require.Equal(t, "filtered/trace", c.states()["vip-only"])
 		require.Equal(t, "consumed/cursor", c.states()["settlement"])
+	})
+
+	t.Run("a cursor rewound after the ack", func(t *testing.T) {
+		admin, err := pulsaradmin.NewClient(&config.Config{WebServiceURL: e.mp.AdminURL()})
+		require.NoError(t, err)
+		tn, err := utils.GetTopicName(ordersTopic)
+		require.NoError(t, err)
+		require.NoError(t, admin.Subscriptions().ResetCursorToTimestamp(*tn, "settlement", 0))
+		var c consumptionJSON
+		e.mustGet("/messages/"+full.uid+"/consumption", &c)
+		s := c.Subscriptions[2]
+		require.Equal(t, "consumed/trace", s.State+"/"+s.Source, "it was consumed, as the trace says")
+		require.False(t, s.Cursor.Acknowledged)
+		require.Contains(t, s.Note, "delivered again")
+		// Without the acked event, nothing says it was consumed any more.
+		e.mustGet("/messages/"+noAck.uid+"/consumption", &c)
+		require.Equal(t, "delivered_not_acked/trace", c.states()["settlement"])
 	})
 
 	t.Run("timeline pages", func(t *testing.T) {
