@@ -70,7 +70,7 @@ func TestSpoolErrorMapping(t *testing.T) {
 		{fmt.Errorf("%w: 5000000 bytes", spool.ErrTooLarge), ErrRejected, "rejected"},
 	}
 	for _, tt := range tests {
-		err, result := s.spoolError(tt.in)
+		result, err := s.spoolError(tt.in)
 		require.ErrorIs(t, err, tt.want, "%v", tt.in)
 		assert.Equal(t, tt.result, result, "%v", tt.in)
 	}

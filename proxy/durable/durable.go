@@ -530,30 +530,30 @@ func (s *Sender) spoolOp(o *op) {
 		s.finish(o, proxy.Receipt{Status: proxy.StatusSpooled}, nil)
 		return
 	}
-	err, result := s.spoolError(err)
+	result, err := s.spoolError(err)
 	s.met.spool(result)
 	s.log.Warn("message not durable: spool append failed", "uid", o.m.UID, "topic", o.m.Topic,
 		"result", result, "err", err, "last_cluster_err", o.lastErr)
 	s.finish(o, proxy.Receipt{}, err)
 }
 
-// spoolError maps a spool failure to this package's errors and a metric
-// label.
-func (s *Sender) spoolError(err error) (error, string) {
+// spoolError maps a spool failure to a metric label and this package's
+// errors.
+func (s *Sender) spoolError(err error) (result string, mapped error) {
 	switch {
 	case errors.Is(err, spool.ErrFull), errors.Is(err, syscall.ENOSPC):
 		s.spoolFullAt.Store(time.Now().UnixNano())
-		return fmt.Errorf("%w: %w", ErrSpoolFull, err), "full"
+		return "full", fmt.Errorf("%w: %w", ErrSpoolFull, err)
 	case errors.Is(err, spool.ErrClosed):
-		return fmt.Errorf("%w: %w", ErrClosed, err), "closed"
+		return "closed", fmt.Errorf("%w: %w", ErrClosed, err)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		// The append may have completed: a replay then delivers the
 		// message once more, under the same uid.
-		return fmt.Errorf("durable: the spool append did not finish before the request deadline: %w", context.DeadlineExceeded), "timeout"
+		return "timeout", fmt.Errorf("durable: the spool append did not finish before the request deadline: %w", context.DeadlineExceeded)
 	case errors.Is(err, spool.ErrTooLarge), errors.Is(err, spool.ErrInvalid):
-		return fmt.Errorf("%w by the spool: %w", ErrRejected, err), "rejected"
+		return "rejected", fmt.Errorf("%w by the spool: %w", ErrRejected, err)
 	}
-	return fmt.Errorf("%w: %w", ErrSpoolWrite, err), "error"
+	return "error", fmt.Errorf("%w: %w", ErrSpoolWrite, err)
 }
 
 // event builds a trace event about m; fill sets the step's own fields.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -167,19 +166,6 @@ func stored(t testing.TB, b *minipulsar.Server, topic string) map[string]int {
 	return out
 }
 
-// storedMessages returns the broker's messages on topic by psc-uid (the
-// last copy when there are several).
-func storedMessages(t testing.TB, b *minipulsar.Server, topic string) map[string]minipulsar.Message {
-	t.Helper()
-	msgs, err := b.Messages(topic)
-	require.NoError(t, err)
-	out := make(map[string]minipulsar.Message, len(msgs))
-	for _, m := range msgs {
-		out[m.Properties[proxy.PropUID]] = m
-	}
-	return out
-}
-
 // waitFor polls cond until it holds or the timeout passes.
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -226,18 +212,8 @@ func (r *recorder) of(typ tracer.Type) []tracer.Event {
 	return out
 }
 
-// uidsOf returns the uids of the events of type typ.
-func (r *recorder) uidsOf(typ tracer.Type) []string {
-	var out []string
-	for _, ev := range r.of(typ) {
-		out = append(out, ev.UID)
-	}
-	slices.Sort(out)
-	return out
-}
-
-// transitions records breaker transitions per cluster through the
-// Sender's metrics hook.
+// transitionsOf returns a cluster's breaker transitions, counted by the
+// state entered, from the psc_cluster_transitions_total metric.
 func transitionsOf(t testing.TB, reg *prometheus.Registry, cluster string) map[string]float64 {
 	t.Helper()
 	mfs, err := reg.Gather()

@@ -51,7 +51,7 @@ func (s *Sender) replayPass(ctx context.Context) error {
 	pctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	r := s.spool.NewReader()
-	defer r.Close()
+	defer func() { _ = r.Close() }()
 	sem := make(chan struct{}, s.opts.ReplayWindow)
 	var inflight sync.WaitGroup
 	defer inflight.Wait() // runs first: no outcome is left behind the pass
