@@ -39,6 +39,9 @@ type testPublisher struct {
 	closed    bool
 	// onSend, when set before use, sees every message at hand-over.
 	onSend func(topic string, m *pulsar.ProducerMessage)
+	// unbatched sends every message on its own, flushed at once, as the
+	// sidecar's pool does for a lone message (group commit).
+	unbatched bool
 }
 
 var _ Publisher = (*testPublisher)(nil)
@@ -69,7 +72,7 @@ func (p *testPublisher) producer(topic string) (pulsar.Producer, error) {
 		return pr, nil
 	}
 	pr, err := p.client.CreateProducer(pulsar.ProducerOptions{Topic: topic, BatchingMaxPublishDelay: time.Millisecond,
-		SendTimeout: 10 * time.Second})
+		SendTimeout: 10 * time.Second, DisableBatching: p.unbatched})
 	if err != nil {
 		return nil, err
 	}
