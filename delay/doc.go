@@ -1,7 +1,24 @@
-// Package delay holds messages back until their due time: the "wheel" mode
-// of delayed delivery (arbitrary delays, one-second precision).
+// Package delay holds messages back until their due time. It offers the
+// three modes of delayed delivery behind one facade, Engine:
 //
-// Three parts, each usable alone:
+//   - Levels (delayLevel): a fixed set of delays, one Pulsar topic each
+//     (levels.go, forwarder.go). A message waits in its level's topic with
+//     its real topic and due time as properties; a forwarder per level
+//     reads the head on a Failover subscription, waits on a timer until it
+//     is due, forwards it to the real topic and acknowledges the level
+//     message once the broker has acknowledged the forward. Every message
+//     in a level waits equally long, so publish order is due order and the
+//     forwarder never holds more than its receiver queue and a few forwards
+//     in flight: memory does not depend on the backlog. Level messages
+//     cannot be removed from Pulsar; cancel leaves a mark in Redis that the
+//     forwarder reads before forwarding (cancels.go). See
+//     docs/adr/040-delay-levels.md.
+//   - Wheel (deliverAfter/deliverAt, the default with Redis): any delay with
+//     one-second precision, never early.
+//   - Native (deliverAfter/deliverAt per configuration): Pulsar's own
+//     deliverAt, honoured only by Shared and Key_Shared subscriptions.
+//
+// The wheel mode has three parts, each usable alone:
 //
 //   - Wheel: a hierarchical timing wheel in memory, driven only by
 //     Advance(now). It never fires a timer before its due time (rounded up
@@ -18,6 +35,19 @@
 //     periodic sweep asks Redis for due messages no local wheel holds
 //     (scheduled by another replica, expired leases).
 //
-// Delivery is at least once: a forward whose ack to Redis is lost is
-// repeated after the lease; consumers drop the duplicate by uid.
+// Due messages of the wheel and the levels are re-published to their real
+// topic with their uid, key, tags, properties and event time (plus
+// psc-delay-due), so every subscription type sees them. Delivery is at
+// least once in both: a forward whose acknowledgement is lost (a Redis ack,
+// a level-message ack within the client's grouping window, a Failover
+// switch mid-forward) is repeated with the same uid; consumers drop the
+// duplicate by uid.
+//
+// NextRetry (retryplan.go) reads a message's retry plan ("1s,5s,30s,2m")
+// for the consume API's nack with retry.
+//
+// The engine publishes through a Publisher (the sidecar's proxy.Pool) and
+// records scheduled, fired and cancelled events through a tracer.Recorder.
+// proxy imports delay, so the few property names both use are repeated in
+// props.go and checked against proxy's by a test.
 package delay
