@@ -98,7 +98,13 @@ func (s *signer) mac(key, data []byte) []byte {
 
 // Encode returns the token for a.
 func (s *signer) Encode(a *AckID) string {
-	b := make([]byte, 0, 96)
+	b := a.appendBody(make([]byte, 0, 96))
+	b = append(b, s.mac(s.keys[0], b)...)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// appendBody appends the token body (everything the MAC covers).
+func (a *AckID) appendBody(b []byte) []byte {
 	b = append(b, tokenVersion, a.Cluster)
 	b = binary.AppendVarint(b, int64(a.Partition))
 	b = binary.AppendUvarint(b, uint64(a.Ledger))
@@ -119,8 +125,7 @@ func (s *signer) Encode(a *AckID) string {
 	} else {
 		b = append(b, uidNone)
 	}
-	b = append(b, s.mac(s.keys[0], b)...)
-	return base64.RawURLEncoding.EncodeToString(b)
+	return b
 }
 
 // errMalformed is wrapped by every decoding failure; only its message

@@ -162,12 +162,6 @@ func (e *engine) close() {
 	e.svc.flushStats(context.Background(), e)
 }
 
-func (e *engine) isClosed() bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.closed
-}
-
 // idleSince is the real time of the last receive, or now while one waits.
 func (e *engine) idleSince() time.Time {
 	e.mu.Lock()

@@ -408,7 +408,11 @@ func (s *Service) createPulsarSubscriptions(sub *Subscription) error {
 		case err = <-done:
 		case <-time.After(s.opts.SubscribeTimeout):
 			err = errors.New("timed out")
-			s.goFunc(func() { <-done }) // the client gives up at its operation timeout
+			s.goFunc(func() { // the client gives up at its operation timeout
+				if err := <-done; err != nil {
+					s.log.Debug("late subscribe failed", "err", err)
+				}
+			})
 		}
 		if err == nil {
 			continue
@@ -504,9 +508,10 @@ func (s *Service) consumerOptions(sub *Subscription, cluster int) pulsar.Consume
 }
 
 // stateTTL is how long delivery state lives after a change: the dedup
-// window, and never less than a lease and a minute.
+// window, and never less than two leases and a minute (a nack adds its
+// delay). It runs on Redis's clock.
 func (s *Service) stateTTL(ackTimeout time.Duration) time.Duration {
-	return max(s.opts.DedupWindow, 2*ackTimeout+time.Minute, s.opts.MaxRedeliverAfter+ackTimeout)
+	return max(s.opts.DedupWindow, 2*ackTimeout+time.Minute)
 }
 
 func (s *Service) existingEngine(path string) *engine {

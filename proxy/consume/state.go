@@ -3,7 +3,6 @@ package consume
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -217,5 +216,3 @@ func parseLease(cmd *redis.Cmd) (leaseResult, error) {
 	}
 	return leaseResult{outcome: int(vals[0]), n: int(vals[1]), until: time.UnixMilli(vals[2]), same: vals[3] == 1}, nil
 }
-
-func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }

@@ -162,13 +162,13 @@ func (s *subStats) bumpN(tag string, o int, n int64) {
 	c[o] += n
 }
 
-func (g *Service) statsKey(ref SubscriptionRef) string {
-	return g.opts.KeyPrefix + "cstats:" + ref.Path()
+func (s *Service) statsKey(ref SubscriptionRef) string {
+	return s.opts.KeyPrefix + "cstats:" + ref.Path()
 }
 
 // flushStats adds an engine's counts to Redis and Prometheus. Counts that
 // cannot be written to Redis are kept for the next flush.
-func (g *Service) flushStats(ctx context.Context, e *engine) {
+func (s *Service) flushStats(ctx context.Context, e *engine) {
 	total, tags := e.stats.drain()
 	empty := true
 	for _, v := range total {
@@ -179,10 +179,10 @@ func (g *Service) flushStats(ctx context.Context, e *engine) {
 	if empty && len(tags) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, g.opts.RedisTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.opts.RedisTimeout)
 	defer cancel()
-	key := g.statsKey(e.ref)
-	pipe := g.rdb.Pipeline()
+	key := s.statsKey(e.ref)
+	pipe := s.rdb.Pipeline()
 	for o, v := range total {
 		if v != 0 {
 			pipe.HIncrBy(ctx, key, outcomeNames[o], v)
@@ -196,27 +196,27 @@ func (g *Service) flushStats(ctx context.Context, e *engine) {
 		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		g.log.Warn("stats flush failed; kept for the next one", "subscription", e.path, "err", err)
+		s.log.Warn("stats flush failed; kept for the next one", "subscription", e.path, "err", err)
 		e.stats.undrain(total, tags)
 		return
 	}
-	g.metrics.observe(e.path, total, tags)
+	s.metrics.observe(e.path, total, tags)
 }
 
 // Stats returns a subscription's counts and backlog.
-func (g *Service) Stats(ctx context.Context, ref SubscriptionRef) (*Stats, error) {
+func (s *Service) Stats(ctx context.Context, ref SubscriptionRef) (*Stats, error) {
 	if err := ref.Validate(); err != nil {
 		return nil, err
 	}
-	if _, err := g.config(ctx, ref); err != nil {
+	if _, err := s.config(ctx, ref); err != nil {
 		return nil, err
 	}
-	if e := g.existingEngine(ref.Path()); e != nil {
-		g.flushStats(ctx, e)
+	if e := s.existingEngine(ref.Path()); e != nil {
+		s.flushStats(ctx, e)
 	}
-	rctx, cancel := context.WithTimeout(ctx, g.opts.RedisTimeout)
+	rctx, cancel := context.WithTimeout(ctx, s.opts.RedisTimeout)
 	defer cancel()
-	m, err := g.rdb.HGetAll(rctx, g.statsKey(ref)).Result()
+	m, err := s.rdb.HGetAll(rctx, s.statsKey(ref)).Result()
 	if err != nil {
 		return nil, storeError(err)
 	}
@@ -243,8 +243,8 @@ func (g *Service) Stats(ctx context.Context, ref SubscriptionRef) (*Stats, error
 		c.add(o, n)
 		st.Tags[tag] = c
 	}
-	if g.opts.Backlog != nil {
-		b, err := g.opts.Backlog(ctx, ref.TopicName(), ref.Subscription)
+	if s.opts.Backlog != nil {
+		b, err := s.opts.Backlog(ctx, ref.TopicName(), ref.Subscription)
 		if err != nil {
 			st.BacklogError = err.Error()
 		} else {
