@@ -216,10 +216,11 @@ type Sender struct {
 var _ proxy.Sender = (*Sender)(nil)
 
 type cluster struct {
-	name   string
-	sender proxy.Sender
-	probe  Probe
-	br     *breaker
+	name         string
+	sender       proxy.Sender
+	probe        Probe
+	br           *breaker
+	probeRefused atomic.Bool // a refusal was logged once
 }
 
 // op is one message on its way. Its fields are touched by one step at a
@@ -583,9 +584,17 @@ func (s *Sender) probeLoop(c *cluster) {
 		if s.bg.Err() != nil {
 			return
 		}
-		c.br.probe(err == nil, time.Now())
-		s.met.probe(c.name, err == nil)
-		if err != nil {
+		// A refusal for good (say, no permission on the health topic) is
+		// an answer: the cluster is up. It must not keep a breaker open
+		// forever; it is logged so the health topic gets fixed.
+		ok := err == nil || !Retriable(err)
+		if err != nil && ok && !c.probeRefused.Swap(true) {
+			s.log.Warn("health probe refused: counting the cluster as up; check Options.HealthTopic and its permissions",
+				"cluster", c.name, "topic", s.opts.HealthTopic, "err", err)
+		}
+		c.br.probe(ok, time.Now())
+		s.met.probe(c.name, ok)
+		if !ok {
 			s.log.Debug("probe failed", "cluster", c.name, "err", err)
 		}
 	}

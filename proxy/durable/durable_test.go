@@ -105,7 +105,10 @@ func TestFailoverAndBack(t *testing.T) {
 		require.Equal(t, proxy.StatusFailover, rc.Status, i)
 		require.Equal(t, "dr", rc.Cluster, i)
 		require.NotEmpty(t, rc.MessageID)
-		if i >= 3 {
+		switch {
+		case i == 0:
+			require.Less(t, took, 2*opts.AttemptTimeout, "after one failed attempt the retry goes to the other cluster")
+		case i >= 3:
 			require.Less(t, took, opts.AttemptTimeout, "message %d: the breaker should send it straight to DR", i)
 		}
 	}
@@ -133,7 +136,8 @@ func TestFailoverAndBack(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Logf("traffic back on the primary %v after it restarted", time.Since(back).Round(time.Millisecond))
-	require.GreaterOrEqual(t, time.Since(back), opts.Breaker.MinOpen, "hysteresis: not before MinOpen")
+	assert.GreaterOrEqual(t, metricValue(t, reg, "psc_cluster_probes_total", map[string]string{"cluster": "primary", "result": "ok"}),
+		float64(opts.Breaker.RecoverProbes), "hysteresis: good probes before the primary takes traffic again")
 	assert.Equal(t, map[string]float64{"open": 1, "half-open": 1, "closed": 1}, transitionsOf(t, reg, "primary"))
 	assert.Equal(t, float64(Closed), metricValue(t, reg, "psc_cluster_state", map[string]string{"cluster": "primary"}))
 
@@ -388,6 +392,70 @@ func TestCloseLeavesTheRestInTheSpool(t *testing.T) {
 	for _, uid := range spooled {
 		require.Equal(t, 1, got[uid], uid)
 	}
+}
+
+// TestReplayAcksOnlyWhatTheBrokerAcked: while the restarted primary passes
+// its probes but cannot take messages (lookups refused), replays fail and
+// every record stays in the spool; once it can, all of them arrive.
+func TestReplayAcksOnlyWhatTheBrokerAcked(t *testing.T) {
+	primary := deadBroker(t)
+	pc := connect(t, primary, "primary")
+	opts := testOptions(t, t.TempDir(), pc, nil)
+	// The broker comes up but cannot create producers; the probe says "up"
+	// regardless, so that the replayer keeps trying it.
+	primary.RefuseLookups(true)
+	opts.Primary.Probe = func(context.Context) error { _ = primary.Start(); return nil }
+	s := start(t, opts)
+	var uids []string
+	for i := range 10 {
+		m := newMessage(i, testTopic)
+		rc, err := send(t, s, m, 5*time.Second)
+		require.NoError(t, err)
+		require.Equal(t, proxy.StatusSpooled, rc.Status)
+		uids = append(uids, m.UID)
+	}
+	waitFor(t, 10*time.Second, "failed replays", func() bool {
+		return metricValue(t, opts.Registerer.(*prometheus.Registry), "psc_produce_attempts_total",
+			map[string]string{"cluster": "primary", "result": "timeout"})+
+			metricValue(t, opts.Registerer.(*prometheus.Registry), "psc_produce_attempts_total",
+				map[string]string{"cluster": "primary", "result": "retriable"}) >= 6
+	})
+	require.Equal(t, 10, s.Health().Spool.Depth, "nothing acknowledged in the spool without a broker acknowledgement")
+	require.Empty(t, stored(t, primary, testTopic))
+
+	primary.RefuseLookups(false)
+	waitFor(t, 20*time.Second, "the replay", func() bool { return s.Health().Spool.Depth == 0 })
+	got := stored(t, primary, testTopic)
+	for _, uid := range uids {
+		require.Equal(t, 1, got[uid], uid)
+	}
+}
+
+// TestRefusedProbeCountsAsUp: a probe the cluster refuses for good (here:
+// no permission on the health topic) proves the cluster answers, so the
+// breaker still recovers.
+func TestRefusedProbeCountsAsUp(t *testing.T) {
+	primary := deadBroker(t)
+	pc := connect(t, primary, "primary")
+	opts := testOptions(t, t.TempDir(), pc, nil)
+	probe := SendProbe(pc.sender, DefaultHealthTopic)
+	opts.Primary.Probe = func(ctx context.Context) error {
+		if err := probe(ctx); err != nil {
+			return err
+		}
+		return errors.New("server error: AuthorizationError: not authorized on " + DefaultHealthTopic)
+	}
+	s := start(t, opts)
+	for i := range 4 {
+		_, err := send(t, s, newMessage(i, testTopic), 5*time.Second)
+		require.NoError(t, err)
+	}
+	require.Equal(t, Open, s.state("primary"))
+	require.NoError(t, primary.Start())
+	waitFor(t, 20*time.Second, "the primary's breaker to close", func() bool { return s.state("primary") == Closed })
+	rc, err := send(t, s, newMessage(9, testTopic), 5*time.Second)
+	require.NoError(t, err)
+	assert.Equal(t, proxy.StatusPersisted, rc.Status)
 }
 
 func TestNewValidates(t *testing.T) {
