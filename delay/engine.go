@@ -268,13 +268,19 @@ func (e *Engine) Start(ctx context.Context) error {
 	if e.started {
 		return errors.New("delay: engine already started")
 	}
+	// Subscribe in parallel: each may wait up to the client's operation
+	// timeout when the broker is slow.
+	errs := make([]error, len(e.fwds))
+	var wg sync.WaitGroup
 	for i, f := range e.fwds {
-		if err := f.start(ctx); err != nil {
-			for _, g := range e.fwds[:i] {
-				g.close()
-			}
-			return err
+		wg.Go(func() { errs[i] = f.start(ctx) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		for _, f := range e.fwds {
+			f.close() // a no-op for those that did not start
 		}
+		return err
 	}
 	if e.wheel != nil {
 		if err := e.wheel.Start(ctx); err != nil {

@@ -27,6 +27,9 @@ func TestPropertyNamesMatchProxy(t *testing.T) {
 	}
 }
 
+// The sidecar's producer pool is the engine's publisher.
+var _ delay.Publisher = (*proxy.Pool)(nil)
+
 func TestMessageIDFormatMatchesProxy(t *testing.T) {
 	for _, id := range []pulsar.MessageID{
 		pulsar.NewMessageID(12, 3, 0, 0),
