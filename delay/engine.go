@@ -423,7 +423,7 @@ func (e *Engine) plan(req *Request) (plan, error) {
 	if due.IsZero() {
 		due = accepted.Add(req.DeliverAfter)
 	}
-	p := plan{mode: e.ModeFor(req.Topic), due: due}
+	p := plan{mode: e.ModeFor(req.Topic), due: ceilMilli(due)} // Pulsar keeps milliseconds
 	if p.mode == ModeWheel {
 		p.due = time.Unix(dueSeconds(due), 0)
 	}

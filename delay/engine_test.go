@@ -65,6 +65,7 @@ func TestEngineChoosesMode(t *testing.T) {
 		{"deliverAt: wheel, rounded up to the second", Request{DeliverAt: base.Add(1500 * time.Millisecond)}, ModeWheel, base.Add(2 * time.Second), ""},
 		{"deliverAfter on a native topic", Request{Topic: "persistent://bill/native/x", DeliverAfter: 5 * time.Minute}, ModeNative, base.Add(5 * time.Minute), "persistent://bill/native/x"},
 		{"deliverAt on a native namespace by short pattern", Request{Topic: "persistent://bill/legacy/y", DeliverAt: base.Add(time.Hour)}, ModeNative, base.Add(time.Hour), "persistent://bill/legacy/y"},
+		{"native: rounded up to the millisecond Pulsar keeps", Request{Topic: "persistent://bill/native/z", DeliverAt: base.Add(time.Microsecond)}, ModeNative, base.Add(time.Millisecond), "persistent://bill/native/z"},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
