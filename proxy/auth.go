@@ -18,6 +18,11 @@ type App struct {
 	// Produce lists topic patterns: "tenant/ns/topic", "tenant/ns/*",
 	// "tenant/*" or "*".
 	Produce []string
+	// Consume lists topic patterns, as Produce, for the consume API.
+	Consume []string
+	// Console lets the app read the console API (message lookup, trace,
+	// registry, stats).
+	Console bool
 	// RateLimit in messages per second with a burst; zero means none.
 	RatePerSecond float64
 	Burst         int
@@ -35,6 +40,8 @@ func HashToken(token string) string {
 type principal struct {
 	name    string
 	produce []pattern
+	consume []pattern
+	console bool
 	limiter *bucket // nil: unlimited
 }
 
@@ -73,7 +80,15 @@ func (p pattern) match(tenant, namespace, topic string) bool {
 }
 
 func (p *principal) mayProduce(tenant, namespace, topic string) bool {
-	for _, pat := range p.produce {
+	return anyMatch(p.produce, tenant, namespace, topic)
+}
+
+func (p *principal) mayConsume(tenant, namespace, topic string) bool {
+	return anyMatch(p.consume, tenant, namespace, topic)
+}
+
+func anyMatch(pats []pattern, tenant, namespace, topic string) bool {
+	for _, pat := range pats {
 		if pat.match(tenant, namespace, topic) {
 			return true
 		}
@@ -95,7 +110,7 @@ func newAuthenticator(apps []App, devMode bool, now func() time.Time) (*authenti
 		if len(apps) > 0 {
 			return nil, fmt.Errorf("proxy: dev mode with %d apps configured", len(apps))
 		}
-		a.dev = &principal{name: DevApp, produce: []pattern{{tenant: "*"}}}
+		a.dev = &principal{name: DevApp, produce: []pattern{{tenant: "*"}}, consume: []pattern{{tenant: "*"}}, console: true}
 		return a, nil
 	}
 	for _, app := range apps {
@@ -103,13 +118,20 @@ func newAuthenticator(apps []App, devMode bool, now func() time.Time) (*authenti
 		if err != nil || len(h) != sha256.Size {
 			return nil, fmt.Errorf("proxy: app %q: token hash is not 64 hex digits", app.Name)
 		}
-		p := &principal{name: app.Name}
+		p := &principal{name: app.Name, console: app.Console}
 		for _, s := range app.Produce {
 			pat, err := parsePattern(s)
 			if err != nil {
 				return nil, fmt.Errorf("proxy: app %q: %w", app.Name, err)
 			}
 			p.produce = append(p.produce, pat)
+		}
+		for _, s := range app.Consume {
+			pat, err := parsePattern(s)
+			if err != nil {
+				return nil, fmt.Errorf("proxy: app %q: %w", app.Name, err)
+			}
+			p.consume = append(p.consume, pat)
 		}
 		if app.RatePerSecond > 0 {
 			p.limiter = newBucket(app.RatePerSecond, app.Burst, now)

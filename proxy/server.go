@@ -54,6 +54,12 @@ type Options struct {
 	HTTPMetrics *metrics.HTTP
 	Gatherer    http.Handler
 
+	// Mount adds routes beside the data plane (the app mounts the console
+	// and the consume API here): root is the bare engine, for APIs that
+	// authenticate themselves; v1 is /v1 behind the app-token check (see
+	// AppFromContext and MayConsume).
+	Mount func(root *gin.Engine, v1 *gin.RouterGroup)
+
 	Logger *slog.Logger     // slog.Default() when nil
 	Now    func() time.Time // time.Now when nil
 }
@@ -196,7 +202,46 @@ func (s *Server) routes() *gin.Engine {
 	}
 	v1 := e.Group("/v1", s.authenticate)
 	v1.POST("/topics/:tenant/:namespace/:topic/messages", s.handleProduce)
+	if s.opts.Mount != nil {
+		s.opts.Mount(e, v1)
+	}
 	return e
+}
+
+// AppFromContext is the app that the /v1 token check authenticated, for
+// routes added through Options.Mount.
+func AppFromContext(c *gin.Context) (string, bool) {
+	p, ok := c.Get(principalKey)
+	if !ok {
+		return "", false
+	}
+	pr, ok := p.(*principal)
+	if !ok {
+		return "", false
+	}
+	return pr.name, true
+}
+
+// MayConsume reports whether the authenticated app of c may consume from
+// the topic.
+func MayConsume(c *gin.Context, tenant, namespace, topic string) bool {
+	p, ok := c.Get(principalKey)
+	if !ok {
+		return false
+	}
+	pr, ok := p.(*principal)
+	return ok && pr.mayConsume(tenant, namespace, topic)
+}
+
+// Authenticate checks a request's bearer token (or, in dev mode, accepts
+// it as the dev app) and tells whether the app may read the console. It is
+// for APIs mounted on the root engine that authenticate themselves.
+func (s *Server) Authenticate(r *http.Request) (app string, console bool, err error) {
+	p, err := s.auth.authenticate(r)
+	if err != nil {
+		return "", false, err
+	}
+	return p.name, p.console, nil
 }
 
 // fail is the one place that turns an error into an HTTP answer.

@@ -15,9 +15,11 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/apache/pulsar-client-go/pulsar"
+	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	consoleapi "github.com/pulsar-sidecar/pulsar-sidecar/console-api"
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/config"
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/metrics"
 	"github.com/pulsar-sidecar/pulsar-sidecar/minipulsar"
@@ -52,6 +54,13 @@ type App struct {
 	httpSrv *http.Server
 	ln      net.Listener
 
+	// the lifecycle trace and the console (trace.go)
+	traceStore                   tracer.Store
+	pipeline                     *tracer.Pipeline
+	console                      *consoleapi.API
+	consoleAdmin                 *consoleapi.PulsarAdmin
+	retentionStop, retentionDone chan struct{}
+
 	pulsarURL, redisAddr string
 	serveErr             chan error
 
@@ -72,9 +81,6 @@ func New(cfg config.Config, opts ...Option) (*App, error) {
 	}
 	if a.log == nil {
 		a.log = slog.Default()
-	}
-	if a.rec == nil {
-		a.rec = logRecorder(cfg.Trace.LogLevel, a.log)
 	}
 	return a, nil
 }
@@ -121,6 +127,16 @@ func (a *App) start(ctx context.Context) error {
 	}
 
 	a.reg = metrics.NewRegistry()
+	if err := a.startTrace(ctx); err != nil {
+		return err
+	}
+	if a.rec == nil {
+		a.rec = logRecorder(cfg.Trace.LogLevel, a.log)
+	}
+	var err error
+	if a.console, err = a.buildConsole(); err != nil {
+		return err
+	}
 	copts := pulsar.ClientOptions{
 		URL:               a.pulsarURL,
 		OperationTimeout:  cfg.Pulsar.OperationTimeout,
@@ -169,6 +185,7 @@ func (a *App) start(ctx context.Context) error {
 	apps := make([]proxy.App, len(cfg.Apps))
 	for i, ca := range cfg.Apps {
 		apps[i] = proxy.App{Name: ca.Name, TokenSHA256: ca.TokenSHA256, Produce: ca.Produce,
+			Consume: ca.Consume, Console: ca.Console,
 			RatePerSecond: ca.RateLimit.MessagesPerSecond, Burst: ca.RateLimit.Burst}
 	}
 	a.proxy, err = proxy.New(proxy.Options{
@@ -199,6 +216,7 @@ func (a *App) start(ctx context.Context) error {
 		Metrics:     pm,
 		HTTPMetrics: metrics.NewHTTP(a.reg),
 		Gatherer:    metrics.Handler(a.reg),
+		Mount:       a.mount,
 		Logger:      a.log,
 	})
 	if err != nil {
@@ -228,6 +246,13 @@ func (a *App) start(ctx context.Context) error {
 	}()
 	a.logStarted()
 	return nil
+}
+
+// mount adds the APIs that live beside the produce API.
+func (a *App) mount(root *gin.Engine, _ *gin.RouterGroup) {
+	if a.console != nil {
+		a.console.Register(root.Group(consoleapi.Prefix))
+	}
 }
 
 // startEmbedded starts minipulsar and miniredis when no URL is configured.
@@ -328,6 +353,7 @@ func (a *App) stop(ctx context.Context) error {
 	if a.proxy != nil {
 		step("outcomes", func() error { return a.proxy.Close(ctx) })
 	}
+	a.stopTrace(ctx, step)
 	if a.client != nil {
 		step("pulsar client", func() error { return withDeadline(ctx, a.client.Close) })
 	}

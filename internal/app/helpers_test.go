@@ -51,6 +51,7 @@ func testConfig(t testing.TB, broker *minipulsar.Server, rds *testredis.Server) 
 	cfg.ShutdownTimeout = 10 * time.Second
 	if broker != nil {
 		cfg.Pulsar.URL = broker.ServiceURL()
+		cfg.Pulsar.AdminURL = broker.AdminURL()
 	}
 	if rds != nil {
 		cfg.Redis.Addr = rds.Addr()
@@ -62,8 +63,19 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
-// start runs a sidecar for the test; edit adjusts its configuration.
+// start runs a sidecar for the test, its lifecycle events going to the
+// harness's recorder; edit adjusts its configuration.
 func start(t testing.TB, edit func(*config.Config)) *harness {
+	t.Helper()
+	rec := &recorder{}
+	h := startApp(t, edit, WithRecorder(rec))
+	h.rec = rec
+	return h
+}
+
+// startApp runs a sidecar for the test with the given options (without
+// WithRecorder, events go through the real trace pipeline and store).
+func startApp(t testing.TB, edit func(*config.Config), opts ...Option) *harness {
 	t.Helper()
 	broker := minipulsar.RunT(t)
 	rds := testredis.Start(t)
@@ -71,8 +83,8 @@ func start(t testing.TB, edit func(*config.Config)) *harness {
 	if edit != nil {
 		edit(&cfg)
 	}
-	h := &harness{t: t, broker: broker, redis: rds, rec: &recorder{}}
-	a, err := New(cfg, WithLogger(testLogger(t)), WithRecorder(h.rec))
+	h := &harness{t: t, broker: broker, redis: rds}
+	a, err := New(cfg, append([]Option{WithLogger(testLogger(t))}, opts...)...)
 	require.NoError(t, err)
 	require.NoError(t, a.Start(context.Background()))
 	t.Cleanup(func() {

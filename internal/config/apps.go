@@ -44,6 +44,11 @@ func validateApps(apps []App) []error {
 				bad("%s.produce[%d]: %v", where, j, err)
 			}
 		}
+		for j, p := range a.Consume {
+			if err := ValidTopicPattern(p); err != nil {
+				bad("%s.consume[%d]: %v", where, j, err)
+			}
+		}
 		rl := a.RateLimit
 		switch {
 		case rl.MessagesPerSecond < 0:

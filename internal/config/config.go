@@ -59,7 +59,10 @@ type Log struct {
 
 // Pulsar configures the primary cluster. An empty URL selects the embedded mode.
 type Pulsar struct {
-	URL               string        `yaml:"url"`
+	URL string `yaml:"url"`
+	// AdminURL is the cluster's admin REST (http://host:8080), used by the
+	// console for message content, cursors and backlog.
+	AdminURL          string        `yaml:"adminURL"`
 	Cluster           string        `yaml:"cluster"`
 	AuthToken         string        `yaml:"authToken"`
 	OperationTimeout  time.Duration `yaml:"operationTimeout"`
@@ -123,9 +126,30 @@ type Idempotency struct {
 	PollInterval time.Duration `yaml:"pollInterval"`
 }
 
-// Trace configures where lifecycle events go until the tracer pipeline is wired.
+// Trace configures the lifecycle trace: where events are stored (and
+// queried by the console) and whether they are also logged.
 type Trace struct {
 	LogLevel string `yaml:"logLevel"` // level of the per-event log lines, or "off"
+	// Store keeps events for the console: "sqlite" (a file under dataDir,
+	// the default), "elasticsearch" (trace.elasticsearch.addresses), or
+	// "off" (log lines only; no console).
+	Store string `yaml:"store"`
+	// SQLitePath is the SQLite file; <dataDir>/trace/events.db when empty.
+	SQLitePath string `yaml:"sqlitePath"`
+	// Retention drops events older than this (checked hourly).
+	Retention time.Duration `yaml:"retention"`
+	// QueueSize is the bounded queue between the data plane and the writer.
+	QueueSize     int                `yaml:"queueSize"`
+	Elasticsearch TraceElasticsearch `yaml:"elasticsearch"`
+}
+
+// TraceElasticsearch configures the Elasticsearch trace store.
+type TraceElasticsearch struct {
+	Addresses   string `yaml:"addresses"` // comma-separated, e.g. http://es-1:9200,http://es-2:9200
+	Username    string `yaml:"username"`
+	Password    string `yaml:"password"`
+	APIKey      string `yaml:"apiKey"`
+	IndexPrefix string `yaml:"indexPrefix"`
 }
 
 // App is one producer group.
@@ -136,7 +160,11 @@ type App struct {
 	TokenSHA256 string `yaml:"tokenSHA256"`
 	// Produce lists topic patterns: "tenant/ns/topic", "tenant/ns/*",
 	// "tenant/*" or "*".
-	Produce   []string  `yaml:"produce"`
+	Produce []string `yaml:"produce"`
+	// Consume lists topic patterns the app may consume from over HTTP.
+	Consume []string `yaml:"consume"`
+	// Console lets the app use the console API.
+	Console   bool      `yaml:"console"`
 	RateLimit RateLimit `yaml:"rateLimit"`
 }
 
@@ -200,7 +228,13 @@ func Default() Config {
 			InFlightTTL:  time.Minute,
 			PollInterval: 20 * time.Millisecond,
 		},
-		Trace: Trace{LogLevel: "debug"},
+		Trace: Trace{
+			LogLevel:      "debug",
+			Store:         "sqlite",
+			Retention:     7 * 24 * time.Hour,
+			QueueSize:     16384,
+			Elasticsearch: TraceElasticsearch{IndexPrefix: "pulsar-sidecar"},
+		},
 	}
 }
 
@@ -262,6 +296,19 @@ func (c *Config) Validate() error {
 		}
 	}
 	positive("shutdownTimeout", c.ShutdownTimeout)
+	switch c.Trace.Store {
+	case "sqlite", "off":
+	case "elasticsearch":
+		if strings.TrimSpace(c.Trace.Elasticsearch.Addresses) == "" {
+			bad("trace.store is elasticsearch but trace.elasticsearch.addresses is empty")
+		}
+	default:
+		bad("trace.store %q: want sqlite, elasticsearch or off", c.Trace.Store)
+	}
+	positive("trace.retention", c.Trace.Retention)
+	if c.Trace.QueueSize < 1 {
+		bad("trace.queueSize must be at least 1, got %d", c.Trace.QueueSize)
+	}
 	positive("pulsar.operationTimeout", c.Pulsar.OperationTimeout)
 	positive("pulsar.connectionTimeout", c.Pulsar.ConnectionTimeout)
 	positive("redis.timeout", c.Redis.Timeout)

@@ -116,6 +116,7 @@ func bind(c *Config) []Setting {
 	add("log.level", "log level: debug, info, warn, error", &c.Log.Level)
 	add("log.format", "log format: text or json", &c.Log.Format)
 	add("pulsar.url", "primary Pulsar service URL (pulsar://host:6650); empty runs the embedded broker", &c.Pulsar.URL)
+	add("pulsar.adminURL", "primary cluster's admin REST URL (http://host:8080) for the console; the embedded broker's is used in embedded mode", &c.Pulsar.AdminURL)
 	add("pulsar.cluster", "cluster name reported in results (default: primary, or embedded)", &c.Pulsar.Cluster)
 	add("pulsar.authToken", "Pulsar JWT for the sidecar's own connection (prefer the environment variable)", &c.Pulsar.AuthToken)
 	add("pulsar.operationTimeout", "timeout of Pulsar lookups and producer creation", &c.Pulsar.OperationTimeout)
@@ -153,6 +154,15 @@ func bind(c *Config) []Setting {
 	add("idempotency.inFlightTTL", "how long an in-flight marker blocks retries if its sidecar dies mid-request; > http.requestTimeout", &c.Idempotency.InFlightTTL)
 	add("idempotency.pollInterval", "how often a retry that found its key in flight checks again", &c.Idempotency.PollInterval)
 	add("trace.logLevel", "level of the per-message lifecycle log lines (debug, info, warn, error, off)", &c.Trace.LogLevel)
+	add("trace.store", "where lifecycle events are kept for the console: sqlite, elasticsearch or off", &c.Trace.Store)
+	add("trace.sqlitePath", "SQLite trace file (default <dataDir>/trace/events.db)", &c.Trace.SQLitePath)
+	add("trace.retention", "events older than this are deleted (checked hourly)", &c.Trace.Retention)
+	add("trace.queueSize", "events buffered between the data plane and the trace writer; beyond it they spill to <dataDir>/trace/outbox", &c.Trace.QueueSize)
+	add("trace.elasticsearch.addresses", "comma-separated Elasticsearch URLs for trace.store=elasticsearch", &c.Trace.Elasticsearch.Addresses)
+	add("trace.elasticsearch.username", "Elasticsearch user", &c.Trace.Elasticsearch.Username)
+	add("trace.elasticsearch.password", "Elasticsearch password (prefer the environment variable)", &c.Trace.Elasticsearch.Password)
+	add("trace.elasticsearch.apiKey", "Elasticsearch API key (prefer the environment variable)", &c.Trace.Elasticsearch.APIKey)
+	add("trace.elasticsearch.indexPrefix", "daily indices are <prefix>-events-YYYY.MM.DD", &c.Trace.Elasticsearch.IndexPrefix)
 	return out
 }
 

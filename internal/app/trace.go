@@ -1,0 +1,213 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/admin/config"
+
+	consoleapi "github.com/pulsar-sidecar/pulsar-sidecar/console-api"
+	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
+)
+
+// startTrace opens the trace store and the pipeline that feeds it, unless
+// a recorder was given with WithRecorder (tests) or trace.store is off. The
+// pipeline never blocks the data plane: a bounded queue, batch writes, and
+// a durable outbox under <dataDir>/trace/outbox while the store is slow or
+// down (see tracer/doc.go).
+func (a *App) startTrace(ctx context.Context) error {
+	cfg := &a.cfg.Trace
+	if cfg.Store == "off" {
+		return nil
+	}
+	dir := filepath.Join(a.cfg.DataDir, "trace")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("app: trace directory: %w", err)
+	}
+	switch cfg.Store {
+	case "elasticsearch":
+		es, err := tracer.NewElastic(tracer.ElasticOptions{
+			Addresses:   splitList(cfg.Elasticsearch.Addresses),
+			Username:    cfg.Elasticsearch.Username,
+			Password:    cfg.Elasticsearch.Password,
+			APIKey:      cfg.Elasticsearch.APIKey,
+			IndexPrefix: cfg.Elasticsearch.IndexPrefix,
+			Logger:      a.log,
+		})
+		if err != nil {
+			return fmt.Errorf("app: elasticsearch trace store: %w", err)
+		}
+		// A cluster that is down at start does not stop the sidecar: the
+		// pipeline spills to the outbox and replays once it answers.
+		if err := es.Start(ctx); err != nil {
+			a.log.Warn("elasticsearch trace store not reachable at start; events wait in the outbox", "err", err)
+		}
+		a.traceStore = es
+	default:
+		path := cfg.SQLitePath
+		if path == "" {
+			path = filepath.Join(dir, "events.db")
+		}
+		st, err := tracer.OpenSQLite(ctx, path)
+		if err != nil {
+			return fmt.Errorf("app: sqlite trace store %s: %w", path, err)
+		}
+		a.traceStore = st
+	}
+	if a.rec != nil {
+		return nil // a recorder given by the embedder; the store still serves the console
+	}
+	p, err := tracer.NewPipeline(tracer.Options{
+		Sink:       a.traceStore,
+		Dir:        filepath.Join(dir, "outbox"),
+		QueueSize:  cfg.QueueSize,
+		Registerer: a.reg,
+		Logger:     a.log.With("component", "tracer"),
+	})
+	if err != nil {
+		return fmt.Errorf("app: trace pipeline: %w", err)
+	}
+	p.Start()
+	a.pipeline = p
+	a.rec = p
+	if lr := logRecorder(cfg.LogLevel, a.log); lr != (tracer.Nop{}) {
+		a.rec = multiRecorder{p, lr}
+	}
+	a.retentionDone = make(chan struct{})
+	a.retentionStop = make(chan struct{})
+	go a.retention()
+	return nil
+}
+
+// retention deletes events older than trace.retention, hourly.
+func (a *App) retention() {
+	defer close(a.retentionDone)
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		n, err := a.traceStore.DeleteBefore(ctx, time.Now().Add(-a.cfg.Trace.Retention))
+		cancel()
+		if err != nil {
+			a.log.Warn("trace retention failed", "err", err)
+		} else if n != 0 {
+			a.log.Info("trace retention", "deleted", n)
+		}
+		select {
+		case <-t.C:
+		case <-a.retentionStop:
+			return
+		}
+	}
+}
+
+// stopTrace flushes the pipeline (what the store does not take in time
+// stays in the outbox for the next start) and closes the store.
+func (a *App) stopTrace(ctx context.Context, step func(string, func() error)) {
+	if a.retentionStop != nil {
+		close(a.retentionStop)
+		<-a.retentionDone
+	}
+	if a.pipeline != nil {
+		step("trace pipeline", func() error { return a.pipeline.Close(ctx) })
+	}
+	if a.consoleAdmin != nil {
+		step("console admin client", a.consoleAdmin.Close)
+	}
+	if a.traceStore != nil {
+		step("trace store", a.traceStore.Close)
+	}
+}
+
+// buildConsole prepares the console API over the trace store; nil when
+// there is no store. It is mounted at /console/v1.
+func (a *App) buildConsole() (*consoleapi.API, error) {
+	if a.traceStore == nil {
+		return nil, nil
+	}
+	adminURL := a.cfg.Pulsar.AdminURL
+	if a.broker != nil {
+		adminURL = a.broker.AdminURL()
+	}
+	opts := consoleapi.Options{
+		Store:  a.traceStore,
+		Open:   len(a.cfg.Apps) == 0, // protected mode: loopback only, no apps
+		Logger: a.log.With("component", "console"),
+	}
+	if adminURL != "" {
+		adm, err := consoleapi.NewPulsarAdmin(&config.Config{WebServiceURL: adminURL, Token: a.cfg.Pulsar.AuthToken})
+		if err != nil {
+			return nil, fmt.Errorf("app: console admin client: %w", err)
+		}
+		a.consoleAdmin = adm
+		opts.Broker = adm
+	}
+	reg, err := consoleapi.NewStaticRegistry(a.registryConfig())
+	if err != nil {
+		return nil, fmt.Errorf("app: console registry: %w", err)
+	}
+	opts.Registry = reg
+	if !opts.Open {
+		opts.Authorizer = consoleapi.AuthorizerFunc(a.authorizeConsole)
+	}
+	return consoleapi.New(opts)
+}
+
+// authorizeConsole lets in apps with the console permission.
+func (a *App) authorizeConsole(r *http.Request) (consoleapi.Principal, error) {
+	app, console, err := a.proxy.Authenticate(r)
+	if err != nil {
+		return consoleapi.Principal{}, fmt.Errorf("%w: %v", consoleapi.ErrUnauthenticated, err) //nolint:errorlint // the proxy's error is only a message here
+	}
+	if !console {
+		return consoleapi.Principal{App: app}, fmt.Errorf("%w: app %q has no console permission", consoleapi.ErrForbidden, app)
+	}
+	return consoleapi.Principal{App: app}, nil
+}
+
+// registryConfig is the console's view of the configured apps (never their
+// tokens).
+func (a *App) registryConfig() consoleapi.RegistryConfig {
+	var rc consoleapi.RegistryConfig
+	for _, ca := range a.cfg.Apps {
+		app := consoleapi.App{Name: ca.Name, Permissions: consoleapi.Permissions{
+			Produce: nonNil(ca.Produce), Consume: nonNil(ca.Consume), Console: ca.Console}}
+		if ca.RateLimit.MessagesPerSecond > 0 {
+			app.RateLimit = &consoleapi.RateLimit{MessagesPerSecond: ca.RateLimit.MessagesPerSecond, Burst: ca.RateLimit.Burst}
+		}
+		rc.Apps = append(rc.Apps, app)
+	}
+	return rc
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// multiRecorder sends every event to each recorder (the store pipeline
+// and the log lines).
+type multiRecorder []tracer.Recorder
+
+func (m multiRecorder) Record(ev tracer.Event) {
+	for _, r := range m {
+		r.Record(ev)
+	}
+}
