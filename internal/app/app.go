@@ -55,11 +55,12 @@ type App struct {
 	ln      net.Listener
 
 	// the lifecycle trace and the console (trace.go)
-	traceStore                   tracer.Store
-	pipeline                     *tracer.Pipeline
-	console                      *consoleapi.API
-	consoleAdmin                 *consoleapi.PulsarAdmin
-	retentionStop, retentionDone chan struct{}
+	traceStore    tracer.Store
+	pipeline      *tracer.Pipeline
+	console       *consoleapi.API
+	consoleAdmin  *consoleapi.PulsarAdmin
+	retentionStop context.CancelFunc
+	retentionDone chan struct{}
 
 	pulsarURL, redisAddr string
 	serveErr             chan error

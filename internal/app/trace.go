@@ -79,19 +79,20 @@ func (a *App) startTrace(ctx context.Context) error {
 		a.rec = multiRecorder{p, lr}
 	}
 	a.retentionDone = make(chan struct{})
-	a.retentionStop = make(chan struct{})
-	go a.retention()
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.retentionStop = cancel
+	go a.retention(rctx)
 	return nil
 }
 
 // retention deletes events older than trace.retention, hourly.
-func (a *App) retention() {
+func (a *App) retention(ctx context.Context) {
 	defer close(a.retentionDone)
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		n, err := a.traceStore.DeleteBefore(ctx, time.Now().Add(-a.cfg.Trace.Retention))
+		dctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		n, err := a.traceStore.DeleteBefore(dctx, time.Now().Add(-a.cfg.Trace.Retention))
 		cancel()
 		if err != nil {
 			a.log.Warn("trace retention failed", "err", err)
@@ -100,7 +101,7 @@ func (a *App) retention() {
 		}
 		select {
 		case <-t.C:
-		case <-a.retentionStop:
+		case <-ctx.Done():
 			return
 		}
 	}
@@ -110,7 +111,7 @@ func (a *App) retention() {
 // stays in the outbox for the next start) and closes the store.
 func (a *App) stopTrace(ctx context.Context, step func(string, func() error)) {
 	if a.retentionStop != nil {
-		close(a.retentionStop)
+		a.retentionStop()
 		<-a.retentionDone
 	}
 	if a.pipeline != nil {
