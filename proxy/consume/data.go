@@ -374,7 +374,7 @@ func (s *Service) peerLoop(ch <-chan *redis.Message) {
 			s.log.Warn("malformed peer message", "err", err)
 			continue
 		}
-		_ = pm
+		s.handlePeer(pm)
 	}
 }
 
