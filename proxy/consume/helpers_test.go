@@ -121,8 +121,11 @@ func (e *env) node(opts ...func(*Options)) *node {
 			return v.(string), true
 		},
 		Authorizer: AuthorizerFunc(func(app, tenant, ns, topic, sub string) bool {
-			return app != "nobody" && (app != "reader" || sub != "private")
+			return app != "reader" || sub != "private"
 		}),
+		MayConsumeContext: func(c *gin.Context, tenant, ns, topic string) bool {
+			return c.GetHeader(testApp) != "nobody"
+		},
 	})
 	srv := httptest.NewServer(r)
 	n := &node{t: t, svc: svc, srv: srv, base: srv.URL + "/v1/topics/", rec: rec}

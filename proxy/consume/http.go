@@ -47,6 +47,10 @@ type HTTPOptions struct {
 	AppFromContext func(*gin.Context) (string, bool)
 	// Authorizer answers 403 when it says no; nil allows everything.
 	Authorizer Authorizer
+	// MayConsumeContext, when set, is asked too, with the request context
+	// (the data plane's proxy.MayConsume, which checks the authenticated
+	// app's consume patterns for the topic); false answers 403.
+	MayConsumeContext func(c *gin.Context, tenant, namespace, topic string) bool
 	// OnError is called with every error answer (e.g. to count it by code).
 	OnError func(c *gin.Context, e *Error)
 	Logger  *slog.Logger // 5xx causes; the Service's logger when nil
@@ -121,11 +125,18 @@ func (a *api) authorize(c *gin.Context) (SubscriptionRef, Caller, bool) {
 		a.fail(c, err)
 		return ref, caller, false
 	}
-	if a.h.Authorizer != nil && !a.h.Authorizer.MayConsume(caller.App, ref.Tenant, ref.Namespace, ref.Topic, ref.Subscription) {
+	if !a.mayConsume(c, caller.App, ref.TopicRef(), ref.Subscription) {
 		a.fail(c, errorf(http.StatusForbidden, CodeForbidden, nil, "app %q may not consume subscription %q of %s", caller.App, ref.Subscription, ref.TopicRef().Path()))
 		return ref, caller, false
 	}
 	return ref, caller, true
+}
+
+func (a *api) mayConsume(c *gin.Context, app string, t TopicRef, sub string) bool {
+	if a.h.MayConsumeContext != nil && !a.h.MayConsumeContext(c, t.Tenant, t.Namespace, t.Topic) {
+		return false
+	}
+	return a.h.Authorizer == nil || a.h.Authorizer.MayConsume(app, t.Tenant, t.Namespace, t.Topic, sub)
 }
 
 func (a *api) caller(c *gin.Context) (Caller, bool) {
@@ -225,7 +236,7 @@ func (a *api) list(c *gin.Context) {
 	}
 	out := make([]*Subscription, 0, len(subs))
 	for _, s := range subs {
-		if a.h.Authorizer == nil || a.h.Authorizer.MayConsume(caller.App, topic.Tenant, topic.Namespace, topic.Topic, s.Subscription) {
+		if a.mayConsume(c, caller.App, topic, s.Subscription) {
 			out = append(out, s)
 		}
 	}
