@@ -458,6 +458,41 @@ func TestRefusedProbeCountsAsUp(t *testing.T) {
 	assert.Equal(t, proxy.StatusPersisted, rc.Status)
 }
 
+// TestCloseDrainsTheSpool: Close lets the replayer empty the spool into a
+// healthy cluster before it stops (a graceful shutdown drains the spool).
+func TestCloseDrainsTheSpool(t *testing.T) {
+	primary := deadBroker(t)
+	pc := connect(t, primary, "primary")
+	dir := t.TempDir()
+	opts := testOptions(t, dir, pc, nil)
+	opts.ReplayWindow = 1 // one SEND per record, so the delay below paces the replay
+	s, err := New(opts)
+	require.NoError(t, err)
+	var uids []string
+	for i := range 60 {
+		m := newMessage(i, testTopic)
+		rc, err := send(t, s, m, 5*time.Second)
+		require.NoError(t, err)
+		require.Equal(t, proxy.StatusSpooled, rc.Status)
+		uids = append(uids, m.UID)
+	}
+	primary.DelayNextSends(1<<20, 15*time.Millisecond) // ~1 s of replay
+	require.NoError(t, primary.Start())
+	waitFor(t, 10*time.Second, "the primary to recover", func() bool { return s.state("primary") == Closed })
+	require.Positive(t, s.Health().Spool.Depth, "replay already done: the test would prove nothing")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	require.NoError(t, s.Close(ctx))
+	primary.DelayNextSends(0, 0)
+
+	got := stored(t, primary, testTopic)
+	for _, uid := range uids {
+		require.Equal(t, 1, got[uid], uid)
+	}
+	s2 := start(t, testOptions(t, dir, pc, nil))
+	assert.Zero(t, s2.Health().Spool.Depth, "the spool was drained before Close returned")
+}
+
 func TestNewValidates(t *testing.T) {
 	pc := &clusterEnv{sender: &proxy.PulsarSender{}}
 	for name, opts := range map[string]Options{

@@ -1,0 +1,55 @@
+package durable
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/pulsar-sidecar/pulsar-sidecar/proxy/spool"
+)
+
+// ClusterHealth is one cluster's breaker state.
+type ClusterHealth struct {
+	Name  string
+	State State
+}
+
+// Health is a snapshot for readiness endpoints and the console.
+type Health struct {
+	Clusters []ClusterHealth // primary first
+	Spool    spool.Stats
+	// SpoolFull is true when the last spool append failed for lack of room
+	// and none succeeded since.
+	SpoolFull bool
+	Closed    bool
+}
+
+// Health returns the current state of the clusters and the spool.
+func (s *Sender) Health() Health {
+	h := Health{Spool: s.spool.Stats(), Closed: s.closing.Load(),
+		SpoolFull: s.spoolFullAt.Load() > s.spoolOKAt.Load()}
+	for _, c := range s.clusters {
+		h.Clusters = append(h.Clusters, ClusterHealth{Name: c.name, State: c.br.State()})
+	}
+	return h
+}
+
+// Ready is a readiness check (it fits proxy.Check): nil while the sidecar
+// can make a message durable somewhere, that is a cluster is not open or
+// the spool has room. Both clusters down with a working spool is degraded
+// but ready: messages are answered "spooled". It fails when closed, or
+// when every cluster is open and the spool is full.
+func (s *Sender) Ready(context.Context) error {
+	h := s.Health()
+	if h.Closed {
+		return ErrClosed
+	}
+	for _, c := range h.Clusters {
+		if c.State != Open {
+			return nil
+		}
+	}
+	if h.SpoolFull {
+		return fmt.Errorf("%w and every cluster is unavailable (%d messages spooled)", ErrSpoolFull, h.Spool.Depth)
+	}
+	return nil
+}
