@@ -1,0 +1,185 @@
+package consume
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/apache/pulsar-client-go/pulsar"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pulsar-sidecar/pulsar-sidecar/tagfilter"
+	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
+)
+
+// benchTopicSize is how many messages each throughput benchmark consumes.
+const benchTopicSize = 100000
+
+// selectivity: every 100th message carries PAY_HIT at 1%; every message at 100%.
+func benchMessages(n int, everyNth int) []testMsg {
+	msgs := make([]testMsg, n)
+	for i := range msgs {
+		tags := []string{fmt.Sprintf("PAY_%d", 2000+i%97)}
+		if i%everyNth == 0 {
+			tags = append(tags, "PAY_HIT")
+		}
+		m := newMsg(tags...)
+		m.payload = bytes.Repeat([]byte("x"), 100)
+		msgs[i] = m
+	}
+	return msgs
+}
+
+// BenchmarkConsumeNative is the baseline: a pulsar-client-go Shared
+// consumer on the same broker that receives every message, filters with
+// the same compiled expression on the client (the only way natively) and
+// acknowledges each. msgs/s counts matching messages handed to the
+// application; topic-msgs/s every message read.
+func BenchmarkConsumeNative(b *testing.B) {
+	for _, sel := range []struct {
+		name string
+		nth  int
+	}{{"selectivity=1%", 100}, {"selectivity=100%", 1}} {
+		b.Run(sel.name, func(b *testing.B) {
+			e := newEnv(b)
+			ref := newRef("native")
+			msgs := benchMessages(benchTopicSize, sel.nth)
+			f := tagfilter.MustCompile("PAY_HIT")
+			c := newClient(b, e.broker)
+			cons, err := c.Subscribe(pulsar.ConsumerOptions{Topic: ref.TopicName(), SubscriptionName: ref.Subscription,
+				Type: pulsar.Shared, SubscriptionInitialPosition: pulsar.SubscriptionPositionEarliest,
+				EnableBatchIndexAcknowledgment: true})
+			require.NoError(b, err)
+			defer cons.Close()
+			produce(b, e.client, ref.TopicName(), msgs)
+			want := 0
+			for _, m := range msgs {
+				if f.Match(m.tags) {
+					want++
+				}
+			}
+			var matched int
+			var took time.Duration
+			for b.Loop() {
+				start := time.Now()
+				matched = 0
+				for read := 0; read < len(msgs); read++ {
+					m, err := cons.Receive(context.Background())
+					require.NoError(b, err)
+					if f.Match(splitTags(m.Properties()[PropTags])) {
+						matched++
+					}
+					_ = cons.Ack(m)
+				}
+				took = time.Since(start)
+			}
+			require.Equal(b, want, matched)
+			b.ReportMetric(float64(matched)/took.Seconds(), "msgs/s")
+			b.ReportMetric(float64(len(msgs))/took.Seconds(), "topic-msgs/s")
+		})
+	}
+}
+
+// BenchmarkConsumeHTTP is the same over HTTP: receive (max 1000) and ack
+// through real HTTP against one sidecar, with the filter on the server,
+// from 4 concurrent pollers.
+func BenchmarkConsumeHTTP(b *testing.B) {
+	for _, sel := range []struct {
+		name string
+		nth  int
+	}{{"selectivity=1%", 100}, {"selectivity=100%", 1}} {
+		b.Run(sel.name, func(b *testing.B) {
+			e := newEnv(b)
+			n := e.node(func(o *Options) {
+				o.ReceiverQueueSize = 1000
+				o.MaxReady = 2000
+				o.Recorder = discard{} // production records into the tracer pipeline (~80 ns, no I/O)
+			})
+			ref := newRef("http")
+			n.put(ref, SubscriptionSpec{TagFilter: "PAY_HIT", InitialPosition: PositionEarliest})
+			msgs := benchMessages(benchTopicSize, sel.nth)
+			produce(b, e.client, ref.TopicName(), msgs)
+			want := (len(msgs) + sel.nth - 1) / sel.nth
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+			defer client.CloseIdleConnections()
+			post := func(path string, body any, out any) {
+				raw, _ := json.Marshal(body)
+				req, _ := http.NewRequest(http.MethodPost, n.base+subPath(ref)+path, bytes.NewReader(raw))
+				req.Header.Set(testApp, "bench")
+				resp, err := client.Do(req)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				defer resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					b.Errorf("%s: %d", path, resp.StatusCode)
+					return
+				}
+				if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+					b.Error(err)
+				}
+			}
+			var got atomic.Int64
+			var took time.Duration
+			for b.Loop() {
+				start := time.Now()
+				var wg sync.WaitGroup
+				for range 4 {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for got.Load() < int64(want) && !b.Failed() {
+							var r ReceiveResponse
+							post("/receive", ReceiveRequest{Max: 1000, WaitMs: 100}, &r)
+							if len(r.Messages) == 0 {
+								continue
+							}
+							var a AckResponse
+							post("/ack", AckRequest{AckIDs: ackIDs(r.Messages)}, &a)
+							got.Add(int64(a.Acked))
+						}
+					}()
+				}
+				wg.Wait()
+				took = time.Since(start)
+			}
+			require.EqualValues(b, want, got.Load())
+			b.ReportMetric(float64(want)/took.Seconds(), "msgs/s")
+			b.ReportMetric(float64(len(msgs))/took.Seconds(), "topic-msgs/s")
+		})
+	}
+}
+
+// discard is a Recorder that, unlike tracer.Nop, makes the engine build
+// every event.
+type discard struct{}
+
+func (discard) Record(tracer.Event) {}
+
+func BenchmarkAckIDEncode(b *testing.B) {
+	s := testSigner(b)
+	a := sampleAckIDs()[0]
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = s.Encode(&a)
+	}
+}
+
+func BenchmarkAckIDDecode(b *testing.B) {
+	s := testSigner(b)
+	a := sampleAckIDs()[0]
+	tok := s.Encode(&a)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Decode(tok); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
