@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -219,25 +218,22 @@ func (s *Service) Ack(ctx context.Context, ref SubscriptionRef, req AckRequest, 
 		return nil, err
 	}
 	binding := ref.binding()
-	ttl := s.opts.DedupWindow.Milliseconds()
-	calls := make([]scriptCall, len(ids))
+	keys := make([]string, len(ids))
+	args := make([]any, 0, 1+len(ids))
+	args = append(args, s.opts.DedupWindow.Milliseconds())
 	for i := range ids {
-		calls[i] = scriptCall{script: ackScript, key: s.states.key(binding, ids[i].stateID()), args: []any{ids[i].copy().String(), ttl}}
+		keys[i] = s.states.key(binding, ids[i].stateID())
+		args = append(args, ids[i].copy().String())
 	}
-	if err := s.states.run(ctx, calls); err != nil {
+	vals, err := s.states.eval(ctx, ackScript, keys, args, 1)
+	if err != nil {
 		s.metrics.addStoreError()
 		return nil, storeError(err)
 	}
 	resp := &AckResponse{}
 	var local []copyKey
 	remote := map[uint64][]string{}
-	var failed error
-	for i := range ids {
-		v, err := calls[i].cmd.Int64()
-		if err != nil {
-			failed = err
-			continue
-		}
+	for i, v := range vals {
 		if v == ackDone {
 			resp.Acked++
 			s.traceAck(tracer.Acked, ref, &ids[i], caller, "")
@@ -255,11 +251,6 @@ func (s *Service) Ack(ctx context.Context, ref SubscriptionRef, req AckRequest, 
 		e.ackLocal(local)
 	}
 	s.tellPeers(ctx, "ack", ref.Path(), remote, 0)
-	if failed != nil {
-		s.metrics.addStoreError()
-		return nil, &Error{Status: http.StatusServiceUnavailable, Code: CodeStoreUnavailable,
-			Message: "some acks could not be recorded: retry the request (acks are idempotent)", Err: failed}
-	}
 	return resp, nil
 }
 
@@ -289,12 +280,15 @@ func (s *Service) Nack(ctx context.Context, ref SubscriptionRef, req NackRequest
 	}
 	binding := ref.binding()
 	ttl := s.stateTTL(cfg.ackTimeout) + delay
-	calls := make([]scriptCall, len(ids))
+	keys := make([]string, len(ids))
+	args := make([]any, 0, 3+2*len(ids))
+	args = append(args, now.UnixMilli(), delay.Milliseconds(), ttl.Milliseconds())
 	for i := range ids {
-		calls[i] = scriptCall{script: nackScript, key: s.states.key(binding, ids[i].stateID()), args: []any{
-			ids[i].copy().String(), ids[i].Delivery, now.UnixMilli(), delay.Milliseconds(), ttl.Milliseconds()}}
+		keys[i] = s.states.key(binding, ids[i].stateID())
+		args = append(args, ids[i].copy().String(), ids[i].Delivery)
 	}
-	if err := s.states.run(ctx, calls); err != nil {
+	vals, err := s.states.eval(ctx, nackScript, keys, args, 1)
+	if err != nil {
 		s.metrics.addStoreError()
 		return nil, storeError(err)
 	}
@@ -302,13 +296,7 @@ func (s *Service) Nack(ctx context.Context, ref SubscriptionRef, req NackRequest
 	due := now.Add(delay)
 	e := s.existingEngine(ref.Path())
 	remote := map[uint64][]string{}
-	var failed error
-	for i := range ids {
-		v, err := calls[i].cmd.Int64()
-		if err != nil {
-			failed = err
-			continue
-		}
+	for i, v := range vals {
 		if v != 1 {
 			resp.Ignored++
 			continue
@@ -323,11 +311,6 @@ func (s *Service) Nack(ctx context.Context, ref SubscriptionRef, req NackRequest
 		}
 	}
 	s.tellPeers(ctx, "nack", ref.Path(), remote, due.UnixMilli())
-	if failed != nil {
-		s.metrics.addStoreError()
-		return nil, &Error{Status: http.StatusServiceUnavailable, Code: CodeStoreUnavailable,
-			Message: "some nacks could not be recorded: retry the request", Err: failed}
-	}
 	return resp, nil
 }
 

@@ -100,9 +100,8 @@ func (e *engine) deadLetter(producers map[int]pulsar.Producer, r *record) {
 		e.schedule(r, stHeld, svc.clock.Now().Add(svc.opts.DeadLetterLease))
 		return
 	}
-	call := []scriptCall{{script: deadScript, key: svc.states.key(e.binding, r.stateID),
-		args: []any{svc.stateTTL(cfg.ackTimeout).Milliseconds()}}}
-	if err := svc.states.run(ctx, call); err != nil {
+	if _, err := svc.states.eval(ctx, deadScript, []string{svc.states.key(e.binding, r.stateID)},
+		[]any{svc.stateTTL(cfg.ackTimeout).Milliseconds()}, 1); err != nil {
 		// The message is in the dead-letter topic; the 'x' lease ends and
 		// the next lease dead-letters it again (a duplicate there, with the
 		// same uid) unless this is fixed by then. Ack the copy anyway.

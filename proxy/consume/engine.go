@@ -440,26 +440,23 @@ func (e *engine) lease(ctx context.Context, recs []*record, caller Caller) ([]Me
 	svc := e.svc
 	now := svc.clock.Now()
 	ttl := svc.stateTTL(cfg.ackTimeout)
-	calls := make([]scriptCall, len(recs))
+	keys := make([]string, len(recs))
+	args := make([]any, 0, 6+len(recs))
+	args = append(args, now.UnixMilli(), cfg.ackTimeout.Milliseconds(), ttl.Milliseconds(),
+		svc.nodeHex, cfg.MaxDeliveries, svc.opts.DeadLetterLease.Milliseconds())
 	for i, r := range recs {
-		calls[i] = scriptCall{script: leaseScript, key: svc.states.key(e.binding, r.stateID), args: []any{
-			r.key.String(), now.UnixMilli(), cfg.ackTimeout.Milliseconds(), ttl.Milliseconds(),
-			svc.nodeHex, cfg.MaxDeliveries, svc.opts.DeadLetterLease.Milliseconds(),
-		}}
+		keys[i] = svc.states.key(e.binding, r.stateID)
+		args = append(args, r.key.String())
 	}
-	if err := svc.states.run(ctx, calls); err != nil {
+	vals, err := svc.states.eval(ctx, leaseScript, keys, args, 4)
+	if err != nil {
 		e.requeue(recs)
 		return nil, storeError(err)
 	}
 	var out []Message
-	var failed []*record
 	var drop []*record
-	for i, r := range recs {
-		res, err := parseLease(calls[i].cmd)
-		if err != nil {
-			failed = append(failed, r)
-			continue
-		}
+	for i, res := range parseLeases(vals) {
+		r := recs[i]
 		switch res.outcome {
 		case leaseDeliver:
 			out = append(out, e.deliver(r, res, cfg, caller, now))
@@ -478,17 +475,9 @@ func (e *engine) lease(ctx context.Context, recs []*record, caller Caller) ([]Me
 			e.schedule(r, stHeld, res.until.Add(holdSlack))
 		case leaseDeadLeter:
 			e.startDeadLetter(r, res)
-		default:
-			failed = append(failed, r)
 		}
 	}
 	e.drop(drop)
-	if len(failed) > 0 {
-		e.requeue(failed)
-		if len(out) == 0 {
-			return nil, storeError(calls[0].cmd.Err())
-		}
-	}
 	return out, nil
 }
 

@@ -10,7 +10,7 @@ import (
 
 // Delivery state, one Redis hash per (subscription, message uid):
 //
-//	{prefix}cs:{binding hex}:{uid}   fields id, st, until, n, node
+//	{prefix}cs:{<binding hex>}:<uid>   fields id, st, until, n, node
 //
 // id is the copy being delivered (cluster:ledger:entry:partition:batch),
 // st the state (l leased, a acknowledged, x being dead-lettered, d
@@ -35,37 +35,47 @@ const (
 	leaseDeadLeter = 5 // delivered maxDeliveries times: dead-letter it (we hold an 'x' lease)
 )
 
-// leaseScript: KEYS[1] state. ARGV: copy id, now ms, lease ms, ttl ms,
-// node, max deliveries, dead-letter lease ms. Returns {outcome, n, until, acked copy (1/0)}.
+// The scripts take a batch of messages of one subscription at a time (one
+// round trip and one script call per receive, ack or nack). Their keys
+// share the hash tag {binding}, so a batch stays on one Redis Cluster slot.
+
+// leaseScript: KEYS: state of each message. ARGV: now ms, lease ms, ttl
+// ms, node, max deliveries, dead-letter lease ms, then the copy id of each
+// message. Returns, per message, outcome, n, until, acked copy (1/0).
 var leaseScript = redis.NewScript(`
-local k = KEYS[1]
-local id, now, lease, ttl, node = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
-local maxd, dlease = tonumber(ARGV[6]), tonumber(ARGV[7])
-local s = redis.call('HMGET', k, 'id', 'st', 'until', 'n')
-if not s[2] then
-  redis.call('HSET', k, 'id', id, 'st', 'l', 'until', now + lease, 'n', 1, 'node', node)
-  redis.call('PEXPIRE', k, ttl)
-  return {1, 1, now + lease, 0}
+local now, lease, ttl, node = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local maxd, dlease = tonumber(ARGV[5]), tonumber(ARGV[6])
+local out = {}
+for i, k in ipairs(KEYS) do
+  local id = ARGV[6 + i]
+  local s = redis.call('HMGET', k, 'id', 'st', 'until', 'n')
+  local r
+  if not s[2] then
+    redis.call('HSET', k, 'id', id, 'st', 'l', 'until', now + lease, 'n', 1, 'node', node)
+    redis.call('PEXPIRE', k, ttl)
+    r = {1, 1, now + lease, 0}
+  else
+    local st, untl, n = s[2], tonumber(s[3]) or 0, tonumber(s[4]) or 0
+    if st == 'a' or st == 'd' then
+      local same = 0
+      if s[1] == id then same = 1 end
+      r = {2, n, 0, same}
+    elseif untl > now then
+      if s[1] == id then r = {4, n, untl, 0} else r = {3, n, untl, 0} end
+    elseif n >= maxd then
+      redis.call('HSET', k, 'id', id, 'st', 'x', 'until', now + dlease, 'node', node)
+      redis.call('PEXPIRE', k, ttl)
+      r = {5, n, now + dlease, 0}
+    else
+      n = n + 1
+      redis.call('HSET', k, 'id', id, 'st', 'l', 'until', now + lease, 'n', n, 'node', node)
+      redis.call('PEXPIRE', k, ttl)
+      r = {1, n, now + lease, 0}
+    end
+  end
+  for _, v in ipairs(r) do table.insert(out, v) end
 end
-local st, untl, n = s[2], tonumber(s[3]) or 0, tonumber(s[4]) or 0
-if st == 'a' or st == 'd' then
-  local same = 0
-  if s[1] == id then same = 1 end
-  return {2, n, 0, same}
-end
-if untl > now then
-  if s[1] == id then return {4, n, untl, 0} end
-  return {3, n, untl, 0}
-end
-if n >= maxd then
-  redis.call('HSET', k, 'id', id, 'st', 'x', 'until', now + dlease, 'node', node)
-  redis.call('PEXPIRE', k, ttl)
-  return {5, n, now + dlease, 0}
-end
-n = n + 1
-redis.call('HSET', k, 'id', id, 'st', 'l', 'until', now + lease, 'n', n, 'node', node)
-redis.call('PEXPIRE', k, ttl)
-return {1, n, now + lease, 0}
+return out
 `)
 
 // Outcomes of the ack script.
@@ -75,25 +85,43 @@ const (
 	ackDead    = 3 // it was dead-lettered (or is being)
 )
 
-// ackScript: KEYS[1] state. ARGV: copy id, ttl ms.
+// ackScript: KEYS: states. ARGV: ttl ms, then each copy id. Returns an
+// outcome per message.
 var ackScript = redis.NewScript(`
-local st = redis.call('HGET', KEYS[1], 'st')
-if st == 'a' then return 2 end
-if st == 'd' or st == 'x' then return 3 end
-redis.call('HSET', KEYS[1], 'id', ARGV[1], 'st', 'a')
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
+local out = {}
+for i, k in ipairs(KEYS) do
+  local st = redis.call('HGET', k, 'st')
+  if st == 'a' then
+    out[i] = 2
+  elseif st == 'd' or st == 'x' then
+    out[i] = 3
+  else
+    redis.call('HSET', k, 'id', ARGV[1 + i], 'st', 'a')
+    redis.call('PEXPIRE', k, ARGV[1])
+    out[i] = 1
+  end
+end
+return out
 `)
 
-// nackScript ends a lease early: the message may be delivered again from
-// now+delay. Only the latest delivery of the copy may do that. KEYS[1]
-// state. ARGV: copy id, delivery, now ms, delay ms, ttl ms. Returns 1 or 0.
+// nackScript ends leases early: a message may be delivered again from
+// now+delay. Only the latest delivery of the copy may do that. KEYS:
+// states. ARGV: now ms, delay ms, ttl ms, then copy id and delivery of
+// each message. Returns 1 (nacked) or 0 per message.
 var nackScript = redis.NewScript(`
-local s = redis.call('HMGET', KEYS[1], 'id', 'st', 'n')
-if s[2] ~= 'l' or s[1] ~= ARGV[1] or tonumber(s[3]) ~= tonumber(ARGV[2]) then return 0 end
-redis.call('HSET', KEYS[1], 'until', tonumber(ARGV[3]) + tonumber(ARGV[4]))
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-return 1
+local now, delay, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local out = {}
+for i, k in ipairs(KEYS) do
+  local s = redis.call('HMGET', k, 'id', 'st', 'n')
+  if s[2] == 'l' and s[1] == ARGV[2 + 2 * i] and tonumber(s[3]) == tonumber(ARGV[3 + 2 * i]) then
+    redis.call('HSET', k, 'until', now + delay)
+    redis.call('PEXPIRE', k, ttl)
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
 `)
 
 // deadScript marks a message dead-lettered after its copy reached the
@@ -103,9 +131,9 @@ local st = redis.call('HGET', KEYS[1], 'st')
 if st == 'x' then
   redis.call('HSET', KEYS[1], 'st', 'd')
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  return 1
+  return {1}
 end
-return 0
+return {0}
 `)
 
 var allScripts = []*redis.Script{leaseScript, ackScript, nackScript, deadScript}
@@ -127,7 +155,7 @@ type states struct {
 }
 
 func (s *states) key(binding uint64, id string) string {
-	return s.prefix + "cs:" + bindingHex(binding) + ":" + id
+	return s.prefix + "cs:{" + bindingHex(binding) + "}:" + id
 }
 
 // load makes sure Redis has the scripts, so pipelines can use EVALSHA.
@@ -140,62 +168,20 @@ func (s *states) load(ctx context.Context) error {
 	return nil
 }
 
-// scriptCall is one script run in a pipeline.
-type scriptCall struct {
-	script *redis.Script
-	key    string
-	args   []any
-	cmd    *redis.Cmd
-}
-
-// run executes calls in one pipeline. Calls that fail with NOSCRIPT (Redis
-// restarted since load) are retried once after loading the scripts; each
-// call's own error is left in its cmd. The result is an error only when
-// every call failed.
-func (s *states) run(ctx context.Context, calls []scriptCall) error {
-	if len(calls) == 0 {
-		return nil
-	}
+// eval runs a script (EVALSHA, or EVAL when Redis lost its scripts) with
+// the request's deadline capped at the store timeout. It returns one
+// integer per key.
+func (s *states) eval(ctx context.Context, sc *redis.Script, keys []string, args []any, per int) ([]int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	exec := func(idx []int) {
-		pipe := s.rdb.Pipeline()
-		for _, i := range idx {
-			c := &calls[i]
-			c.cmd = c.script.EvalSha(ctx, pipe, []string{c.key}, c.args...)
-		}
-		_, _ = pipe.Exec(ctx) // errors are in the commands
+	vals, err := sc.Run(ctx, s.rdb, keys, args...).Int64Slice()
+	if err != nil {
+		return nil, err
 	}
-	all := make([]int, len(calls))
-	for i := range all {
-		all[i] = i
+	if len(vals) != per*len(keys) {
+		return nil, fmt.Errorf("consume: state script answered %d values for %d keys", len(vals), len(keys))
 	}
-	exec(all)
-	var retry []int
-	for i := range calls {
-		if redis.HasErrorPrefix(calls[i].cmd.Err(), "NOSCRIPT") {
-			retry = append(retry, i)
-		}
-	}
-	if len(retry) > 0 {
-		if err := s.load(ctx); err == nil {
-			exec(retry)
-		}
-	}
-	var firstErr error
-	failed := 0
-	for i := range calls {
-		if err := calls[i].cmd.Err(); err != nil {
-			failed++
-			if firstErr == nil {
-				firstErr = err
-			}
-		}
-	}
-	if failed == len(calls) {
-		return firstErr
-	}
-	return nil
+	return vals, nil
 }
 
 // leaseResult is what the lease script said about one copy.
@@ -206,13 +192,11 @@ type leaseResult struct {
 	same    bool // leaseConsumed: this very copy was acknowledged
 }
 
-func parseLease(cmd *redis.Cmd) (leaseResult, error) {
-	vals, err := cmd.Int64Slice()
-	if err != nil {
-		return leaseResult{}, err
+func parseLeases(vals []int64) []leaseResult {
+	out := make([]leaseResult, len(vals)/4)
+	for i := range out {
+		v := vals[4*i : 4*i+4]
+		out[i] = leaseResult{outcome: int(v[0]), n: int(v[1]), until: time.UnixMilli(v[2]), same: v[3] == 1}
 	}
-	if len(vals) != 4 {
-		return leaseResult{}, fmt.Errorf("consume: lease script answered %v", vals)
-	}
-	return leaseResult{outcome: int(vals[0]), n: int(vals[1]), until: time.UnixMilli(vals[2]), same: vals[3] == 1}, nil
+	return out
 }
