@@ -57,6 +57,10 @@ const (
 	CodeProduceFailed         = "PRODUCE_FAILED"
 	CodeProduceTimeout        = "PRODUCE_TIMEOUT"
 	CodeShuttingDown          = "SHUTTING_DOWN"
+	// Delayed messages (cancel, inspect, reschedule).
+	CodeDelayedNotFound  = "DELAYED_NOT_FOUND"
+	CodeDelayedInFlight  = "DELAYED_IN_FLIGHT"
+	CodeDelayUnavailable = "DELAY_MODE_UNAVAILABLE"
 )
 
 // Error is an error with its HTTP answer. Handlers return it (or wrap it);

@@ -121,10 +121,11 @@ func readBody(c *gin.Context, limit int64, code, what string) ([]byte, error) {
 
 // pendingMessage is one message of a request on its way.
 type pendingMessage struct {
-	idx   int
-	m     *Message
-	fp    string
-	claim Claim // State is ClaimAcquired when this request owns the key
+	idx       int
+	m         *Message
+	fp        string
+	claim     Claim // State is ClaimAcquired when this request owns the key
+	scheduled bool  // handed to the Scheduler, which records the scheduled event
 }
 
 type outcome struct {
@@ -251,7 +252,8 @@ func (s *Server) produce(ctx context.Context, app, clientIP string, msgs []*Mess
 			Properties: acceptedProps(m)})
 		start := time.Now()
 		cb := func(rc Receipt, err error) { ch <- outcome{p: p, rc: rc, err: err, at: start} }
-		if m.DelayLevel != "" {
+		if m.Delayed() && s.opts.Scheduler != nil {
+			p.scheduled = true
 			s.opts.Scheduler.ScheduleAsync(ctx, m, cb)
 		} else {
 			s.opts.Sender.SendAsync(ctx, m, cb)
@@ -350,7 +352,7 @@ func (s *Server) finish(app, clientIP string, o outcome) (Result, error) {
 	ev := tracer.Event{Type: tracer.Persisted, UID: m.UID, MessageID: r.MessageID, Topic: m.Topic, Key: m.Key, Tags: m.Tags,
 		App: app, ClientIP: clientIP, Node: s.opts.Node, Cluster: r.Cluster, Time: s.now(), Latency: latency}
 	s.rec.Record(ev)
-	if r.Status == StatusScheduled {
+	if r.Status == StatusScheduled && !o.p.scheduled {
 		ev.Type = tracer.Scheduled
 		ev.Properties = map[string]string{"deliverAt": r.DeliverAt}
 		s.rec.Record(ev)

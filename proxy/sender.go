@@ -28,10 +28,12 @@ type Sender interface {
 	SendAsync(ctx context.Context, m *Message, done func(Receipt, error))
 }
 
-// Scheduler takes messages with a delayLevel (issue 6: delay-level topics
-// and the timing wheel). Until one is configured, such requests get 501
-// DELAY_LEVEL_UNAVAILABLE. deliverAfter and deliverAt do not go through it:
-// the PulsarSender passes them to Pulsar's native delayed delivery.
+// Scheduler takes every delayed message (delayLevel, deliverAfter and
+// deliverAt): delay-level topics, the timing wheel or Pulsar's native
+// delivery, as it decides (the delay package's Engine). It records the
+// scheduled event itself. Without one, delayLevel gets 501
+// DELAY_LEVEL_UNAVAILABLE and the PulsarSender passes deliverAfter and
+// deliverAt to Pulsar's native delayed delivery.
 type Scheduler interface {
 	// HasLevel reports whether level is configured.
 	HasLevel(level string) bool

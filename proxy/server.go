@@ -208,6 +208,11 @@ func (s *Server) routes() *gin.Engine {
 	return e
 }
 
+// Fail answers c with err in the data plane's error format (and counts
+// it), for routes added through Options.Mount. *Error values keep their
+// status and code; anything else is a 500 that hides its cause.
+func (s *Server) Fail(c *gin.Context, err error) { s.fail(c, err, nil) }
+
 // AppFromContext is the app that the /v1 token check authenticated, for
 // routes added through Options.Mount.
 func AppFromContext(c *gin.Context) (string, bool) {
@@ -220,6 +225,17 @@ func AppFromContext(c *gin.Context) (string, bool) {
 		return "", false
 	}
 	return pr.name, true
+}
+
+// MayProduce reports whether the authenticated app of c may produce to
+// the topic.
+func MayProduce(c *gin.Context, tenant, namespace, topic string) bool {
+	p, ok := c.Get(principalKey)
+	if !ok {
+		return false
+	}
+	pr, ok := p.(*principal)
+	return ok && pr.mayProduce(tenant, namespace, topic)
 }
 
 // MayConsume reports whether the authenticated app of c may consume from

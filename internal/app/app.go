@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	consoleapi "github.com/pulsar-sidecar/pulsar-sidecar/console-api"
+	"github.com/pulsar-sidecar/pulsar-sidecar/delay"
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/config"
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/metrics"
 	"github.com/pulsar-sidecar/pulsar-sidecar/minipulsar"
@@ -53,6 +54,8 @@ type App struct {
 	proxy   *proxy.Server
 	httpSrv *http.Server
 	ln      net.Listener
+
+	delay *delay.Engine // delay.go
 
 	// the lifecycle trace and the console (trace.go)
 	traceStore    tracer.Store
@@ -182,6 +185,9 @@ func (a *App) start(ctx context.Context) error {
 		Logger:                  a.log,
 	})
 	a.pool.Start()
+	if err := a.startDelay(ctx); err != nil {
+		return err
+	}
 
 	apps := make([]proxy.App, len(cfg.Apps))
 	for i, ca := range cfg.Apps {
@@ -191,6 +197,7 @@ func (a *App) start(ctx context.Context) error {
 	}
 	a.proxy, err = proxy.New(proxy.Options{
 		Sender:      &proxy.PulsarSender{Pool: a.pool, Cluster: cfg.ClusterName()},
+		Scheduler:   delayScheduler{e: a.delay, cluster: cfg.ClusterName()},
 		Idempotency: proxy.NewRedisIdempotency(a.rdb, cfg.Idempotency.TTL, cfg.Idempotency.InFlightTTL, cfg.Redis.Timeout),
 		Recorder:    a.rec,
 		Apps:        apps,
@@ -250,9 +257,12 @@ func (a *App) start(ctx context.Context) error {
 }
 
 // mount adds the APIs that live beside the produce API.
-func (a *App) mount(root *gin.Engine, _ *gin.RouterGroup) {
+func (a *App) mount(root *gin.Engine, v1 *gin.RouterGroup) {
 	if a.console != nil {
 		a.console.Register(root.Group(consoleapi.Prefix))
+	}
+	if a.delay != nil {
+		a.mountDelay(v1)
 	}
 }
 
@@ -344,6 +354,16 @@ func (a *App) stop(ctx context.Context) error {
 			err := a.httpSrv.Shutdown(ctx)
 			if err != nil {
 				_ = a.httpSrv.Close()
+			}
+			return err
+		})
+	}
+	if a.delay != nil {
+		// Before the producers: the forwarders publish through the pool.
+		step("delay engine", func() error {
+			var err error
+			if werr := withDeadline(ctx, func() { err = a.delay.Close() }); werr != nil {
+				return werr
 			}
 			return err
 		})

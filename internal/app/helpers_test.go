@@ -48,6 +48,7 @@ func testConfig(t testing.TB, broker *minipulsar.Server, rds *testredis.Server) 
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	cfg.Node = "test-node"
+	cfg.Delay.Levels = "1s 2s" // two level forwarders per test app, not eighteen
 	cfg.ShutdownTimeout = 10 * time.Second
 	if broker != nil {
 		cfg.Pulsar.URL = broker.ServiceURL()

@@ -135,10 +135,11 @@ func TestProduceBatchKeepsOrder(t *testing.T) {
 	}
 }
 
-// TestNativeDelay: deliverAfter goes to Pulsar's native delayed delivery;
-// the answer says scheduled, and a Shared consumer gets it when due.
+// TestNativeDelay: with delay.mode native, deliverAfter goes to Pulsar's
+// native delayed delivery; the answer says scheduled, and a Shared
+// consumer gets it when due.
 func TestNativeDelay(t *testing.T) {
-	h := start(t, nil)
+	h := start(t, func(c *config.Config) { c.Delay.Mode = "native" })
 	p, full := newTopic(t)
 	cons := h.subscribe(full)
 	before := time.Now()
@@ -152,7 +153,8 @@ func TestNativeDelay(t *testing.T) {
 	m := receive(t, cons)
 	assert.Equal(t, "later", string(m.Payload()))
 	assert.False(t, time.Now().Before(due.Add(-10*time.Millisecond)), "delivered before it was due")
-	assert.Equal(t, []tracer.Type{tracer.Accepted, tracer.Persisted, tracer.Scheduled}, h.rec.types(r.UID))
+	assert.ElementsMatch(t, []tracer.Type{tracer.Accepted, tracer.Persisted, tracer.Scheduled}, h.rec.types(r.UID),
+		"one scheduled event (the delay engine's), not two")
 }
 
 // TestBrokerFailure: while the broker refuses every send, the request
@@ -182,9 +184,16 @@ func TestBrokerFailure(t *testing.T) {
 	res = h.produceJSON(p, body)
 	require.Equal(t, http.StatusOK, res.Status, res.Raw)
 	assert.Equal(t, failedUID, res.Results[0].UID, "the retry keeps the uid of the failed attempt")
-	assert.False(t, res.Results[0].Duplicate)
-
+	// A 504 means "may or may not be stored": the first attempt's own
+	// re-send (the broker's failures are storage errors the client
+	// retries) can land after it ("ack for timed out msg"). Then the topic
+	// holds a second copy, with the same uid, so consumers drop it; or the
+	// retry is answered from the idempotency store. Never a copy with
+	// another uid.
 	msgs := h.readAll(full)
-	require.Len(t, msgs, 2)
-	assert.Equal(t, failedUID, msgs[1].Properties()[proxy.PropUID])
+	require.GreaterOrEqual(t, len(msgs), 2)
+	require.LessOrEqual(t, len(msgs), 3)
+	for _, m := range msgs[1:] {
+		assert.Equal(t, failedUID, m.Properties()[proxy.PropUID], "every copy carries the first attempt's uid")
+	}
 }

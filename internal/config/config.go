@@ -44,6 +44,7 @@ type Config struct {
 	Limits      Limits      `yaml:"limits"`
 	Idempotency Idempotency `yaml:"idempotency"`
 	Trace       Trace       `yaml:"trace"`
+	Delay       Delay       `yaml:"delay"`
 
 	// Apps are the producer groups allowed to call the data plane. With
 	// none, a loopback listener serves everyone as app "dev" and any other
@@ -152,6 +153,17 @@ type TraceElasticsearch struct {
 	IndexPrefix string `yaml:"indexPrefix"`
 }
 
+// Delay configures delayed delivery (deliverAfter, deliverAt, delayLevel).
+type Delay struct {
+	// Mode is how deliverAfter and deliverAt are served: "wheel" (the timing
+	// wheel over Redis: every subscription type, cancel, list, reschedule)
+	// or "native" (Pulsar's deliverAt: Shared and Key_Shared only).
+	Mode string `yaml:"mode"`
+	// Levels are the delay levels (space or comma separated), each a
+	// Pulsar topic; "off" disables delayLevel.
+	Levels string `yaml:"levels"`
+}
+
 // App is one producer group.
 type App struct {
 	Name string `yaml:"name"`
@@ -228,6 +240,7 @@ func Default() Config {
 			InFlightTTL:  time.Minute,
 			PollInterval: 20 * time.Millisecond,
 		},
+		Delay: Delay{Mode: "wheel", Levels: "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h"},
 		Trace: Trace{
 			LogLevel:      "debug",
 			Store:         "sqlite",
@@ -296,6 +309,11 @@ func (c *Config) Validate() error {
 		}
 	}
 	positive("shutdownTimeout", c.ShutdownTimeout)
+	switch c.Delay.Mode {
+	case "wheel", "native":
+	default:
+		bad("delay.mode %q: want wheel or native", c.Delay.Mode)
+	}
 	switch c.Trace.Store {
 	case "sqlite", "off":
 	case "elasticsearch":

@@ -98,7 +98,8 @@ func BenchmarkConsumeHTTP(b *testing.B) {
 			e := newEnv(b)
 			n := e.node(func(o *Options) {
 				o.ReceiverQueueSize = 1000
-				o.MaxReady = 2000
+				o.MaxReady = 4000
+				o.MaxHeld = 20000
 				o.Recorder = discard{} // production records into the tracer pipeline (~80 ns, no I/O)
 			})
 			ref := newRef("http")
@@ -137,13 +138,18 @@ func BenchmarkConsumeHTTP(b *testing.B) {
 						defer wg.Done()
 						for got.Load() < int64(want) && !b.Failed() {
 							var r ReceiveResponse
+							t0 := time.Now()
 							post("/receive", ReceiveRequest{Max: 1000, WaitMs: 100}, &r)
+							t1 := time.Now()
 							if len(r.Messages) == 0 {
 								continue
 							}
 							var a AckResponse
 							post("/ack", AckRequest{AckIDs: ackIDs(r.Messages)}, &a)
 							got.Add(int64(a.Acked))
+							dbgMu.Lock()
+							dbg = append(dbg, fmt.Sprintf("n=%d recv=%v ack=%v", len(r.Messages), t1.Sub(t0).Round(time.Millisecond), time.Since(t1).Round(time.Millisecond)))
+							dbgMu.Unlock()
 						}
 					}()
 				}
@@ -151,11 +157,19 @@ func BenchmarkConsumeHTTP(b *testing.B) {
 				took = time.Since(start)
 			}
 			require.EqualValues(b, want, got.Load())
+			for i, l := range dbg {
+				if i%10 == 0 {
+					b.Log(l)
+				}
+			}
 			b.ReportMetric(float64(want)/took.Seconds(), "msgs/s")
 			b.ReportMetric(float64(len(msgs))/took.Seconds(), "topic-msgs/s")
 		})
 	}
 }
+
+var dbgMu sync.Mutex
+var dbg []string
 
 // discard is a Recorder that, unlike tracer.Nop, makes the engine build
 // every event.

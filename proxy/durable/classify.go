@@ -87,3 +87,19 @@ func retriableResult(r pulsar.Result) bool {
 	// ProducerFenced (the pool recycles such producers), UnknownError...
 	return true
 }
+
+// intrinsic reports whether a permanent refusal is about the message itself,
+// which every cluster would refuse (too big, malformed, a bad topic name),
+// rather than about one cluster's setup (a topic missing there, no
+// permission).
+func intrinsic(err error) bool {
+	var pe *pulsar.Error
+	if errors.As(err, &pe) {
+		switch pe.Result() {
+		case pulsar.MessageTooBig, pulsar.InvalidMessage, pulsar.InvalidTopicName, pulsar.SchemaFailure, pulsar.CryptoError:
+			return true
+		}
+		return false
+	}
+	return strings.Contains(err.Error(), "InvalidTopicName")
+}

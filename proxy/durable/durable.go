@@ -207,8 +207,9 @@ type Sender struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	notifyMu sync.Mutex
-	notify   chan struct{} // closed and replaced on every breaker transition
+	notifyMu    sync.Mutex
+	notify      chan struct{} // closed and replaced on every breaker transition
+	transitions atomic.Uint64 // breaker transitions so far
 
 	spoolFullAt, spoolOKAt atomic.Int64 // unix nanos of the last full / successful append
 }
@@ -226,14 +227,15 @@ type cluster struct {
 // op is one message on its way. Its fields are touched by one step at a
 // time (attempt, outcome, retry), each handing over to the next.
 type op struct {
-	m        *proxy.Message
-	done     func(proxy.Receipt, error)
-	ctx      context.Context // the caller's values, without its cancellation
-	start    time.Time
-	deadline time.Time
-	n        int      // attempts made
-	failedOn *cluster // cluster of the last failed attempt
-	lastErr  error
+	m         *proxy.Message
+	done      func(proxy.Receipt, error)
+	ctx       context.Context // the caller's values, without its cancellation
+	start     time.Time
+	deadline  time.Time
+	n         int      // attempts made
+	failedOn  *cluster // cluster of the last failed attempt
+	refusedBy *cluster // the DR cluster when it refused the message for good
+	lastErr   error
 }
 
 // New opens the spool in opts.SpoolDir (recovering what a previous run
@@ -311,6 +313,7 @@ func (s *Sender) transition(c *cluster, from, to State) {
 	case Closed:
 		s.log.Info("cluster healthy again: circuit closed", "cluster", c.name)
 	}
+	s.transitions.Add(1)
 	s.notifyMu.Lock()
 	close(s.notify)
 	s.notify = make(chan struct{})
@@ -355,7 +358,7 @@ func (s *Sender) attempt(o *op) {
 		s.toSpool(o)
 		return
 	}
-	c, t, ok := s.pick(o.failedOn)
+	c, t, ok := s.pick(o.failedOn, o.refusedBy)
 	if !ok {
 		s.toSpool(o)
 		return
@@ -370,17 +373,18 @@ func (s *Sender) attempt(o *op) {
 }
 
 // pick chooses a cluster: the primary first, then the DR cluster, avoiding
-// the one that just failed while another will take the message.
-func (s *Sender) pick(avoid *cluster) (*cluster, ticket, bool) {
+// the one that just failed while another will take the message, and never
+// the one that refused it.
+func (s *Sender) pick(avoid, refused *cluster) (*cluster, ticket, bool) {
 	for _, c := range s.clusters {
-		if c == avoid {
+		if c == avoid || c == refused {
 			continue
 		}
 		if t, ok := c.br.acquire(); ok {
 			return c, t, true
 		}
 	}
-	if avoid != nil {
+	if avoid != nil && avoid != refused {
 		if t, ok := avoid.br.acquire(); ok {
 			return avoid, t, true
 		}
@@ -428,6 +432,17 @@ func (s *Sender) attempted(o *op, c *cluster, t ticket, rc proxy.Receipt, err er
 	if !Retriable(err) {
 		c.br.release(t, now)
 		s.met.attempt(c.name, "rejected")
+		if c == s.dr && !intrinsic(err) {
+			// The primary's setup is the reference: a topic or permission
+			// missing on the DR cluster must not refuse a message the
+			// primary will take when it is back. Keep it for the primary,
+			// or the spool.
+			s.log.Warn("message refused by the DR cluster: keeping it for the primary",
+				"uid", o.m.UID, "topic", o.m.Topic, "err", err)
+			o.failedOn, o.refusedBy, o.lastErr = c, c, err
+			s.retry(o)
+			return
+		}
 		s.log.Warn("message refused by the cluster", "cluster", c.name, "uid", o.m.UID, "topic", o.m.Topic, "err", err)
 		s.finish(o, proxy.Receipt{}, fmt.Errorf("%w by cluster %s: %w", ErrRejected, c.name, err))
 		return
@@ -451,14 +466,14 @@ func (s *Sender) retry(o *op) {
 		return
 	}
 	for _, c := range s.clusters {
-		if c != o.failedOn && c.br.available() {
+		if c != o.failedOn && c != o.refusedBy && c.br.available() {
 			s.recordRetried(o)
 			go s.attempt(o)
 			return
 		}
 	}
 	d := s.backoff(o.n)
-	if !o.failedOn.br.available() || time.Until(o.deadline)-s.opts.SpoolMargin < d+minAttempt {
+	if o.failedOn == o.refusedBy || !o.failedOn.br.available() || time.Until(o.deadline)-s.opts.SpoolMargin < d+minAttempt {
 		s.toSpool(o)
 		return
 	}

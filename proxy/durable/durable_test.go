@@ -276,6 +276,37 @@ func TestRetryAfterTimeout(t *testing.T) {
 	assert.Equal(t, Closed, s.state("primary"), "one slow answer does not open the breaker")
 }
 
+// TestDRRefusalKeepsTheMessageForThePrimary: a DR cluster that refuses a
+// message for a reason of its own (here: the topic does not exist there)
+// must not turn a message the primary would take into an error. It is
+// spooled, and replayed onto the primary when that one is back, at once
+// (not after RejectedRetry).
+func TestDRRefusalKeepsTheMessageForThePrimary(t *testing.T) {
+	primary := deadBroker(t)
+	pc := connect(t, primary, "primary")
+	dc := connect(t, newBroker(t, minipulsar.Options{DisableAutoTopicCreation: true}), "dr")
+	opts := testOptions(t, t.TempDir(), pc, dc)
+	s := start(t, opts)
+	var uids []string
+	for i := range 5 {
+		m := newMessage(i, testTopic)
+		rc, err := send(t, s, m, 5*time.Second)
+		require.NoError(t, err, i)
+		require.Equal(t, proxy.StatusSpooled, rc.Status, i)
+		uids = append(uids, m.UID)
+	}
+	assert.Equal(t, Closed, s.state("dr"), "a refusal says nothing about the DR cluster's health")
+	waitFor(t, 10*time.Second, "a replay the DR cluster refuses", func() bool {
+		return metricValue(t, opts.Registerer.(*prometheus.Registry), "psc_spool_replay_rejected_total", nil) > 0
+	})
+	require.NoError(t, primary.Start())
+	waitFor(t, 10*time.Second, "the replay onto the primary", func() bool { return s.Health().Spool.Depth == 0 })
+	got := stored(t, primary, testTopic)
+	for _, uid := range uids {
+		require.Equal(t, 1, got[uid], uid)
+	}
+}
+
 // TestRejectedIsNotRetried: a message the cluster refuses for good is
 // answered at once with ErrRejected (wrapping the client's error), is not
 // failed over or spooled, and does not count against the breaker.

@@ -56,7 +56,7 @@ func (s *Sender) replayPass(ctx context.Context) error {
 	var inflight sync.WaitGroup
 	defer inflight.Wait() // runs first: no outcome is left behind the pass
 	var rejected atomic.Int64
-	start := time.Now()
+	start, startGen := time.Now(), s.transitions.Load()
 	for {
 		if pctx.Err() != nil {
 			return context.Cause(pctx)
@@ -66,7 +66,14 @@ func (s *Sender) replayPass(ctx context.Context) error {
 		}
 		nctx, ncancel := pctx, context.CancelFunc(func() {})
 		if rejected.Load() > 0 {
-			nctx, ncancel = context.WithDeadlineCause(pctx, start.Add(s.opts.RejectedRetry), errRetryRejected)
+			// Offer refused records again after RejectedRetry, or as soon
+			// as a breaker changes state (the primary may be back and take
+			// what the DR cluster refused).
+			changed := s.changed()
+			if s.transitions.Load() != startGen {
+				return nil
+			}
+			nctx, ncancel = s.untilRetryOrChange(pctx, start.Add(s.opts.RejectedRetry), changed)
 		}
 		pos, rec, err := r.Next(nctx)
 		retryRejected := errors.Is(context.Cause(nctx), errRetryRejected)
@@ -116,6 +123,26 @@ func (s *Sender) replayPass(ctx context.Context) error {
 		if t.trial {
 			inflight.Wait() // half-open: one trial at a time
 		}
+	}
+}
+
+// untilRetryOrChange returns a context that ends with errRetryRejected at
+// deadline or when changed is closed, whichever comes first.
+func (s *Sender) untilRetryOrChange(ctx context.Context, deadline time.Time, changed <-chan struct{}) (context.Context, context.CancelFunc) {
+	dctx, dcancel := context.WithDeadlineCause(ctx, deadline, errRetryRejected)
+	cctx, ccancel := context.WithCancelCause(dctx)
+	quit := make(chan struct{})
+	go func() {
+		select {
+		case <-changed:
+			ccancel(errRetryRejected)
+		case <-quit:
+		}
+	}()
+	return cctx, func() {
+		close(quit)
+		ccancel(nil)
+		dcancel()
 	}
 }
 

@@ -1,0 +1,315 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/pulsar-sidecar/pulsar-sidecar/delay"
+	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
+)
+
+// startDelay builds the delay engine (issue 6): delay-level topics with
+// their forwarders, the timing wheel over its Redis index, and Pulsar's
+// native delivery, chosen per message by the engine.
+func (a *App) startDelay(ctx context.Context) error {
+	cfg := &a.cfg.Delay
+	dc := delay.Config{
+		Mode: delay.Mode(cfg.Mode),
+		Node: a.cfg.Node,
+	}
+	if strings.TrimSpace(cfg.Levels) == "off" {
+		dc.Levels.Disabled = true
+	} else if cfg.Levels != "" {
+		dc.Levels.Levels = strings.Fields(strings.ReplaceAll(cfg.Levels, ",", " "))
+	}
+	dc.Logger = a.log.With("component", "delay")
+	e, err := delay.NewEngine(delay.EngineOptions{
+		Client:    a.client,
+		Publisher: a.pool,
+		Redis:     a.rdb,
+		Recorder:  a.rec,
+		Config:    dc,
+	})
+	if err != nil {
+		return fmt.Errorf("app: delay engine: %w", err)
+	}
+	if err := e.Start(ctx); err != nil {
+		return fmt.Errorf("app: start delay engine: %w", err)
+	}
+	a.delay = e
+	return nil
+}
+
+// delayScheduler lets the produce path hand delayed messages to the engine.
+type delayScheduler struct {
+	e       *delay.Engine
+	cluster string
+}
+
+var _ proxy.Scheduler = delayScheduler{}
+
+func (d delayScheduler) HasLevel(level string) bool { return d.e.HasLevel(level) }
+
+func (d delayScheduler) ScheduleAsync(ctx context.Context, m *proxy.Message, done func(proxy.Receipt, error)) {
+	d.e.ScheduleAsync(ctx, delay.Request{
+		UID: m.UID, App: m.App, Topic: m.Topic, Key: m.Key, Tags: m.Tags,
+		Properties: m.PulsarProperties(), Payload: m.Payload, EventTime: m.EventTime,
+		DeliverAfter: m.DeliverAfter, DeliverAt: m.DeliverAt, Level: m.DelayLevel,
+		AcceptedAt: m.AcceptedAt,
+	}, func(r delay.Result, err error) {
+		if err != nil {
+			done(proxy.Receipt{}, delayError(err))
+			return
+		}
+		rc := proxy.Receipt{Cluster: d.cluster, Status: proxy.StatusScheduled, DeliverAt: r.Due}
+		if r.MessageID != nil {
+			rc.MessageID = proxy.FormatMessageID(r.MessageID)
+		}
+		done(rc, nil)
+	})
+}
+
+// delayError maps engine errors to answers.
+func delayError(err error) error {
+	switch {
+	case errors.Is(err, delay.ErrUnknownLevel), errors.Is(err, delay.ErrInvalid):
+		return &proxy.Error{Status: http.StatusBadRequest, Code: proxy.CodeInvalidDelay, Message: err.Error(), Err: err}
+	case errors.Is(err, delay.ErrNotFound):
+		return &proxy.Error{Status: http.StatusNotFound, Code: proxy.CodeDelayedNotFound,
+			Message: "no scheduled message with this uid (delivered, cancelled, or never scheduled by the wheel)", Err: err}
+	case errors.Is(err, delay.ErrInFlight):
+		return &proxy.Error{Status: http.StatusConflict, Code: proxy.CodeDelayedInFlight,
+			Message: "the message is being delivered right now", RetryAfter: time.Second, Err: err}
+	case errors.Is(err, delay.ErrModeUnavailable):
+		return &proxy.Error{Status: http.StatusNotImplemented, Code: proxy.CodeDelayUnavailable, Message: err.Error(), Err: err}
+	case errors.Is(err, delay.ErrClosed):
+		return &proxy.Error{Status: http.StatusServiceUnavailable, Code: proxy.CodeShuttingDown,
+			Message: "the sidecar is shutting down", Err: err}
+	}
+	return err
+}
+
+// scheduledView is a scheduled message in the delay API's answers.
+type scheduledView struct {
+	UID        string            `json:"uid"`
+	Topic      string            `json:"topic"`
+	Key        string            `json:"key,omitempty"`
+	Tags       []string          `json:"tags,omitempty"`
+	App        string            `json:"app,omitempty"`
+	Due        string            `json:"due"`
+	Properties map[string]string `json:"properties,omitempty"`
+	PayloadLen int               `json:"payloadBytes"`
+	InFlight   bool              `json:"inFlight,omitempty"`
+}
+
+func viewOf(s delay.Scheduled) scheduledView {
+	props := map[string]string{}
+	for k, v := range s.Properties {
+		if !strings.HasPrefix(k, proxy.ReservedPrefix) {
+			props[k] = v
+		}
+	}
+	return scheduledView{UID: s.UID, Topic: s.Topic, Key: s.Key, Tags: s.Tags, App: s.App,
+		Due: s.Due.UTC().Format(time.RFC3339), Properties: props, PayloadLen: len(s.Payload),
+		InFlight: !s.LeaseUntil.IsZero()}
+}
+
+// mountDelay adds the delay API to the authenticated /v1 group. Every call
+// needs produce permission on the message's topic.
+func (a *App) mountDelay(v1 *gin.RouterGroup) {
+	v1.GET("/delayed/:uid", a.getDelayed)
+	v1.DELETE("/delayed/:uid", a.cancelDelayed)
+	v1.PUT("/delayed/:uid", a.rescheduleDelayed)
+	v1.GET("/topics/:tenant/:namespace/:topic/delayed", a.listDelayed)
+	v1.DELETE("/topics/:tenant/:namespace/:topic/delayed", a.cancelDelayedByKey)
+}
+
+// mayProduceTopic checks the app's produce permission on a full topic name.
+func mayProduceTopic(c *gin.Context, full string) bool {
+	rest := strings.TrimPrefix(full, "persistent://")
+	parts := strings.SplitN(rest, "/", 3)
+	return len(parts) == 3 && proxy.MayProduce(c, parts[0], parts[1], parts[2])
+}
+
+func forbidden(full string) error {
+	return &proxy.Error{Status: http.StatusForbidden, Code: proxy.CodeForbidden,
+		Message: fmt.Sprintf("the app may not produce to %s, so it may not see or change its delayed messages", full)}
+}
+
+// wheelMessage finds a wheel message the caller may act on.
+func (a *App) wheelMessage(c *gin.Context) (delay.Scheduled, error) {
+	s, err := a.delay.Get(c.Request.Context(), c.Param("uid"))
+	if err != nil {
+		return s, delayError(err)
+	}
+	if !mayProduceTopic(c, s.Topic) {
+		return s, forbidden(s.Topic)
+	}
+	return s, nil
+}
+
+func (a *App) getDelayed(c *gin.Context) {
+	s, err := a.wheelMessage(c)
+	if err != nil {
+		a.proxy.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, viewOf(s))
+}
+
+// cancelDelayed cancels by uid. A wheel message is removed (its topic's
+// produce permission is checked); for a uid the wheel does not hold, a
+// cancel mark stops a level message with that uid from being forwarded
+// (levels are not indexed, so whether one exists cannot be told).
+func (a *App) cancelDelayed(c *gin.Context) {
+	ctx := c.Request.Context()
+	uid := c.Param("uid")
+	if _, err := a.wheelMessage(c); err != nil && !errors.Is(err, delay.ErrNotFound) {
+		a.proxy.Fail(c, err)
+		return
+	}
+	cn, err := a.delay.Cancel(ctx, uid)
+	if err != nil {
+		a.proxy.Fail(c, delayError(err))
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"uid": uid, "mode": cn.Mode, "inFlight": cn.InFlight,
+		"cancelled": cn.Mode == delay.ModeWheel && !cn.InFlight})
+}
+
+// rescheduleDelayed moves a wheel message: {"deliverAt": RFC 3339} or
+// {"deliverAfter": "15m"} (from now).
+func (a *App) rescheduleDelayed(c *gin.Context) {
+	if _, err := a.wheelMessage(c); err != nil {
+		a.proxy.Fail(c, err)
+		return
+	}
+	var body struct {
+		DeliverAt    string `json:"deliverAt"`
+		DeliverAfter string `json:"deliverAfter"`
+	}
+	dec := jsonDecoder(c)
+	if err := dec.Decode(&body); err != nil || (body.DeliverAt == "") == (body.DeliverAfter == "") {
+		a.proxy.Fail(c, badDelay("send exactly one of deliverAt (RFC 3339) and deliverAfter (Go duration)"))
+		return
+	}
+	var due time.Time
+	if body.DeliverAt != "" {
+		t, err := time.Parse(time.RFC3339Nano, body.DeliverAt)
+		if err != nil {
+			a.proxy.Fail(c, badDelay("deliverAt %q is not RFC 3339", body.DeliverAt))
+			return
+		}
+		due = t
+	} else {
+		d, err := time.ParseDuration(body.DeliverAfter)
+		if err != nil || d <= 0 {
+			a.proxy.Fail(c, badDelay("deliverAfter %q is not a positive Go duration", body.DeliverAfter))
+			return
+		}
+		due = time.Now().Add(d)
+	}
+	if due.After(time.Now().Add(a.cfg.Limits.MaxDelay)) {
+		a.proxy.Fail(c, badDelay("the new time is beyond limits.maxDelay (%s)", a.cfg.Limits.MaxDelay))
+		return
+	}
+	if err := a.delay.Reschedule(c.Request.Context(), c.Param("uid"), due); err != nil {
+		a.proxy.Fail(c, delayError(err))
+		return
+	}
+	s, err := a.delay.Get(c.Request.Context(), c.Param("uid"))
+	if err != nil {
+		a.proxy.Fail(c, delayError(err))
+		return
+	}
+	c.JSON(http.StatusOK, viewOf(s))
+}
+
+// jsonDecoder reads a small JSON body strictly (64 KiB, no unknown fields).
+func jsonDecoder(c *gin.Context) *json.Decoder {
+	dec := json.NewDecoder(http.MaxBytesReader(c.Writer, c.Request.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	return dec
+}
+
+func badDelay(format string, args ...any) error {
+	return &proxy.Error{Status: http.StatusBadRequest, Code: proxy.CodeInvalidDelay, Message: fmt.Sprintf(format, args...)}
+}
+
+// topicOf validates the path's topic and the app's produce permission.
+func (a *App) topicOf(c *gin.Context) (string, error) {
+	full, err := proxy.TopicName(c.Param("tenant"), c.Param("namespace"), c.Param("topic"))
+	if err != nil {
+		return "", err
+	}
+	if !proxy.MayProduce(c, c.Param("tenant"), c.Param("namespace"), c.Param("topic")) {
+		return "", forbidden(full)
+	}
+	return full, nil
+}
+
+// listDelayed lists the wheel messages of a topic with a key (?key=, and
+// ?limit= up to 1000).
+func (a *App) listDelayed(c *gin.Context) {
+	full, err := a.topicOf(c)
+	if err != nil {
+		a.proxy.Fail(c, err)
+		return
+	}
+	key := c.Query("key")
+	if key == "" {
+		a.proxy.Fail(c, badDelay("?key= is required: delayed messages are listed by topic and key"))
+		return
+	}
+	limit := 100
+	if l := c.Query("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			a.proxy.Fail(c, badDelay("limit %q: want 1 to 1000", l))
+			return
+		}
+		limit = n
+	}
+	list, err := a.delay.List(c.Request.Context(), delay.Query{Topic: full, Key: key, Limit: limit})
+	if err != nil {
+		a.proxy.Fail(c, delayError(err))
+		return
+	}
+	out := make([]scheduledView, 0, len(list))
+	for _, s := range list {
+		out = append(out, viewOf(s))
+	}
+	c.JSON(http.StatusOK, gin.H{"messages": out})
+}
+
+// cancelDelayedByKey cancels every delayed message of a topic with a key
+// (?key=): wheel messages are removed, level messages marked.
+func (a *App) cancelDelayedByKey(c *gin.Context) {
+	full, err := a.topicOf(c)
+	if err != nil {
+		a.proxy.Fail(c, err)
+		return
+	}
+	key := c.Query("key")
+	if key == "" {
+		a.proxy.Fail(c, badDelay("?key= is required: cancel by topic and key"))
+		return
+	}
+	uids, err := a.delay.CancelByKey(c.Request.Context(), full, key)
+	if err != nil {
+		a.proxy.Fail(c, delayError(err))
+		return
+	}
+	if uids == nil {
+		uids = []string{}
+	}
+	c.JSON(http.StatusOK, gin.H{"topic": full, "key": key, "cancelled": uids})
+}
