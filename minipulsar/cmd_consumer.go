@@ -26,6 +26,10 @@ type consumer struct {
 	permits int64
 	unacked int
 	msgOut  uint64
+	// flowed is set by the first FLOW: the client has registered the
+	// consumer by then, so ACTIVE_CONSUMER_CHANGE notices wait for it
+	// (sent earlier, the client logs "consumer not found" and drops them).
+	flowed bool
 }
 
 // Marker ids the client uses for "earliest" and "latest" start positions.
@@ -199,12 +203,6 @@ func (sub *subscription) activeChanges(out []activeChange) []activeChange {
 		next = sorted[idx]
 	}
 	if next == sub.active {
-		if sub.typ == pb.CommandSubscribe_Failover && next != nil {
-			// Tell a newcomer who is active.
-			for _, c := range sub.consumers {
-				out = append(out, activeChange{c: c, active: c == next})
-			}
-		}
 		return out
 	}
 	if old := sub.active; old != nil {
@@ -214,7 +212,9 @@ func (sub *subscription) activeChanges(out []activeChange) []activeChange {
 	sub.notify()
 	if sub.typ == pb.CommandSubscribe_Failover {
 		for _, c := range sub.consumers {
-			out = append(out, activeChange{c: c, active: c == next})
+			if c.flowed {
+				out = append(out, activeChange{c: c, active: c == next})
+			}
 		}
 	}
 	return out
@@ -304,8 +304,16 @@ func (c *conn) handleFlow(m *pb.CommandFlow) {
 	t := cons.sub.t
 	t.mu.Lock()
 	cons.permits += int64(m.GetMessagePermits())
+	var changes []activeChange
+	if !cons.flowed {
+		cons.flowed = true
+		if cons.sub.typ == pb.CommandSubscribe_Failover {
+			changes = append(changes, activeChange{c: cons, active: cons == cons.sub.active})
+		}
+	}
 	cons.sub.notify()
 	t.mu.Unlock()
+	sendActiveChanges(changes)
 }
 
 func (c *conn) handleAck(m *pb.CommandAck) {
