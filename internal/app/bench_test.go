@@ -167,3 +167,33 @@ func bareHTTP(b *testing.B) string {
 	b.Cleanup(func() { _ = srv.Close() })
 	return "http://" + ln.Addr().String() + "/"
 }
+
+// BenchmarkProduceTracing compares, in one run against one broker and
+// Redis, the sidecar with lifecycle tracing off (a Nop recorder) and on
+// (the real pipeline into the SQLite trace store, every request recording
+// accepted and persisted events):
+//
+//	go test ./internal/app -run '^$' -bench ProduceTracing -benchtime 3s -count 3
+//
+// The target is tracing-on at least 0.95x tracing-off.
+func BenchmarkProduceTracing(b *testing.B) {
+	broker := minipulsar.RunT(b)
+	rds := testredis.Start(b)
+	payload := bytes.Repeat([]byte("x"), 1024)
+	run := func(name string, opts ...Option) {
+		cfg := testConfig(b, broker, rds)
+		a, err := New(cfg, append([]Option{WithLogger(testLogger(b))}, opts...)...)
+		require.NoError(b, err)
+		require.NoError(b, a.Start(context.Background()))
+		defer func() { _ = a.Stop(context.Background()) }()
+		b.Run(name+"/conc=32", func(b *testing.B) {
+			httpLoad(b, 32, "http://"+a.Addr()+"/v1/topics/bench/trace/"+name+"/messages", payload, nil)
+		})
+		if a.pipeline != nil {
+			st := a.pipeline.Stats()
+			b.Logf("%s: pipeline stats %+v", name, st)
+		}
+	}
+	run("tracing-off", WithRecorder(tracer.Nop{}))
+	run("tracing-on")
+}
