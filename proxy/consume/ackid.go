@@ -7,7 +7,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -73,7 +75,8 @@ const (
 // signer signs and verifies ackIds. The first key signs; every key
 // verifies, so a secret can be rotated without rejecting tokens in flight.
 type signer struct {
-	keys [][]byte
+	keys  [][]byte
+	pools []sync.Pool // per key, of hash.Hash (HMAC-SHA256), to sign without allocating
 }
 
 func newSigner(secret []byte, previous [][]byte) (*signer, error) {
@@ -87,19 +90,28 @@ func newSigner(secret []byte, previous [][]byte) (*signer, error) {
 		}
 		s.keys = append(s.keys, append([]byte(nil), p...))
 	}
+	s.pools = make([]sync.Pool, len(s.keys))
+	for i, k := range s.keys {
+		s.pools[i].New = func() any { return hmac.New(sha256.New, k) }
+	}
 	return s, nil
 }
 
-func (s *signer) mac(key, data []byte) []byte {
-	h := hmac.New(sha256.New, key)
+// appendMAC appends the truncated HMAC of data with key i.
+func (s *signer) appendMAC(dst []byte, i int, data []byte) []byte {
+	h := s.pools[i].Get().(hash.Hash)
+	h.Reset()
 	h.Write(data)
-	return h.Sum(nil)[:macBytes]
+	var sum [sha256.Size]byte
+	dst = append(dst, h.Sum(sum[:0])[:macBytes]...)
+	s.pools[i].Put(h)
+	return dst
 }
 
 // Encode returns the token for a.
 func (s *signer) Encode(a *AckID) string {
 	b := a.appendBody(make([]byte, 0, 96))
-	b = append(b, s.mac(s.keys[0], b)...)
+	b = s.appendMAC(b, 0, b)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
@@ -148,8 +160,9 @@ func (s *signer) Decode(tok string) (AckID, error) {
 	}
 	body, sum := raw[:len(raw)-macBytes], raw[len(raw)-macBytes:]
 	ok := false
-	for _, k := range s.keys {
-		if hmac.Equal(sum, s.mac(k, body)) {
+	var buf [macBytes]byte
+	for i := range s.keys {
+		if hmac.Equal(sum, s.appendMAC(buf[:0], i, body)) {
 			ok = true
 		}
 	}

@@ -441,9 +441,9 @@ func (e *engine) lease(ctx context.Context, recs []*record, caller Caller) ([]Me
 	now := svc.clock.Now()
 	ttl := svc.stateTTL(cfg.ackTimeout)
 	keys := make([]string, len(recs))
-	args := make([]any, 0, 6+len(recs))
+	args := make([]any, 0, 5+len(recs))
 	args = append(args, now.UnixMilli(), cfg.ackTimeout.Milliseconds(), ttl.Milliseconds(),
-		svc.nodeHex, cfg.MaxDeliveries, svc.opts.DeadLetterLease.Milliseconds())
+		cfg.MaxDeliveries, svc.opts.DeadLetterLease.Milliseconds())
 	for i, r := range recs {
 		keys[i] = svc.states.key(e.binding, r.stateID)
 		args = append(args, r.key.String())

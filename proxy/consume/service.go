@@ -201,7 +201,6 @@ type Service struct {
 	rec      tracer.Recorder
 	metrics  *Metrics
 	node     uint64 // this process's replica id in ackIds, random
-	nodeHex  string
 
 	mu      sync.Mutex
 	engines map[string]*engine
@@ -240,7 +239,6 @@ func New(opts Options) (*Service, error) {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	s.node = binary.BigEndian.Uint64(b[:])
-	s.nodeHex = bindingHex(s.node)
 	s.registry = NewRegistry(s.rdb, opts.KeyPrefix, opts.RedisTimeout)
 	s.cache = newConfigCache(s.registry, opts.ConfigRefresh, s.clock.Now)
 	s.states = &states{rdb: s.rdb, prefix: opts.KeyPrefix, timeout: opts.RedisTimeout}

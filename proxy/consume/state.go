@@ -8,23 +8,25 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Delivery state, one Redis hash per (subscription, message uid):
+// Delivery state, one Redis string per (subscription, message uid):
 //
-//	{prefix}cs:{<binding hex>}:<uid>   fields id, st, until, n, node
+//	{prefix}cs:{<binding hex>}:<uid>   "st|until|n|copy"
 //
-// id is the copy being delivered (cluster:ledger:entry:partition:batch),
-// st the state (l leased, a acknowledged, x being dead-lettered, d
+// st is the state (l leased, a acknowledged, x being dead-lettered, d
 // dead-lettered), until the end of the lease in Unix milliseconds, n the
-// number of deliveries so far and node the replica that holds the lease.
-// The key lives for the dedup window after its last change.
+// number of deliveries so far and copy the copy being delivered
+// (cluster:ledger:entry:partition:batch). The key lives for the dedup
+// window after its last change (a PX on every write).
 //
-// The hash is what makes consumption stateless across replicas: a lease
-// says who may hand the message out until when, so a redelivered batch
-// does not hand out a message that another replica's client is still
-// working on; an ack recorded here is honoured by whichever replica next
-// sees the message; and a second copy of the same uid (from the
-// disaster-recovery cluster or a spool replay) is recognised and dropped.
-// Every change is one of the scripts below, so each is atomic.
+// The state is what makes consumption stateless across replicas: a lease
+// says a delivery is running until when, so a redelivered batch does not
+// hand out a message that another replica's client is still working on;
+// an ack recorded here is honoured by whichever replica next sees the
+// message; the delivery count survives replicas; and a second copy of the
+// same uid (from the disaster-recovery cluster or a spool replay) is
+// recognised and dropped. Every change is one of the scripts below, so
+// each is atomic. (Lua numbers are doubles and print with 14 significant
+// digits: Unix milliseconds fit until the year 5138.)
 
 // Outcomes of the lease script.
 const (
@@ -40,40 +42,37 @@ const (
 // share the hash tag {binding}, so a batch stays on one Redis Cluster slot.
 
 // leaseScript: KEYS: state of each message. ARGV: now ms, lease ms, ttl
-// ms, node, max deliveries, dead-letter lease ms, then the copy id of each
+// ms, max deliveries, dead-letter lease ms, then the copy id of each
 // message. Returns, per message, outcome, n, until, acked copy (1/0).
 var leaseScript = redis.NewScript(`
-local now, lease, ttl, node = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-local maxd, dlease = tonumber(ARGV[5]), tonumber(ARGV[6])
+local now, lease, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local maxd, dlease = tonumber(ARGV[4]), tonumber(ARGV[5])
 local out = {}
 for i, k in ipairs(KEYS) do
-  local id = ARGV[6 + i]
-  local s = redis.call('HMGET', k, 'id', 'st', 'until', 'n')
-  local r
-  if not s[2] then
-    redis.call('HSET', k, 'id', id, 'st', 'l', 'until', now + lease, 'n', 1, 'node', node)
-    redis.call('PEXPIRE', k, ttl)
-    r = {1, 1, now + lease, 0}
+  local id = ARGV[5 + i]
+  local v = redis.call('GET', k)
+  if not v then
+    redis.call('SET', k, 'l|' .. (now + lease) .. '|1|' .. id, 'PX', ttl)
+    out[#out + 1] = 1; out[#out + 1] = 1; out[#out + 1] = now + lease; out[#out + 1] = 0
   else
-    local st, untl, n = s[2], tonumber(s[3]) or 0, tonumber(s[4]) or 0
+    local st, untl, n, cur = string.match(v, '^(%a)|(%d+)|(%d+)|(.*)$')
+    untl, n = tonumber(untl) or 0, tonumber(n) or 0
     if st == 'a' or st == 'd' then
       local same = 0
-      if s[1] == id then same = 1 end
-      r = {2, n, 0, same}
+      if cur == id then same = 1 end
+      out[#out + 1] = 2; out[#out + 1] = n; out[#out + 1] = 0; out[#out + 1] = same
     elseif untl > now then
-      if s[1] == id then r = {4, n, untl, 0} else r = {3, n, untl, 0} end
+      if cur == id then out[#out + 1] = 4 else out[#out + 1] = 3 end
+      out[#out + 1] = n; out[#out + 1] = untl; out[#out + 1] = 0
     elseif n >= maxd then
-      redis.call('HSET', k, 'id', id, 'st', 'x', 'until', now + dlease, 'node', node)
-      redis.call('PEXPIRE', k, ttl)
-      r = {5, n, now + dlease, 0}
+      redis.call('SET', k, 'x|' .. (now + dlease) .. '|' .. n .. '|' .. id, 'PX', ttl)
+      out[#out + 1] = 5; out[#out + 1] = n; out[#out + 1] = now + dlease; out[#out + 1] = 0
     else
       n = n + 1
-      redis.call('HSET', k, 'id', id, 'st', 'l', 'until', now + lease, 'n', n, 'node', node)
-      redis.call('PEXPIRE', k, ttl)
-      r = {1, n, now + lease, 0}
+      redis.call('SET', k, 'l|' .. (now + lease) .. '|' .. n .. '|' .. id, 'PX', ttl)
+      out[#out + 1] = 1; out[#out + 1] = n; out[#out + 1] = now + lease; out[#out + 1] = 0
     end
   end
-  for _, v in ipairs(r) do table.insert(out, v) end
 end
 return out
 `)
@@ -86,18 +85,19 @@ const (
 )
 
 // ackScript: KEYS: states. ARGV: ttl ms, then each copy id. Returns an
-// outcome per message.
+// outcome per message. The delivery count is kept.
 var ackScript = redis.NewScript(`
 local out = {}
 for i, k in ipairs(KEYS) do
-  local st = redis.call('HGET', k, 'st')
+  local v = redis.call('GET', k)
+  local st, n = 'l', '0'
+  if v then st, n = string.match(v, '^(%a)|%d+|(%d+)|') end
   if st == 'a' then
     out[i] = 2
   elseif st == 'd' or st == 'x' then
     out[i] = 3
   else
-    redis.call('HSET', k, 'id', ARGV[1 + i], 'st', 'a')
-    redis.call('PEXPIRE', k, ARGV[1])
+    redis.call('SET', k, 'a|0|' .. (n or '0') .. '|' .. ARGV[1 + i], 'PX', ARGV[1])
     out[i] = 1
   end
 end
@@ -112,13 +112,14 @@ var nackScript = redis.NewScript(`
 local now, delay, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local out = {}
 for i, k in ipairs(KEYS) do
-  local s = redis.call('HMGET', k, 'id', 'st', 'n')
-  if s[2] == 'l' and s[1] == ARGV[2 + 2 * i] and tonumber(s[3]) == tonumber(ARGV[3 + 2 * i]) then
-    redis.call('HSET', k, 'until', now + delay)
-    redis.call('PEXPIRE', k, ttl)
-    out[i] = 1
-  else
-    out[i] = 0
+  local v = redis.call('GET', k)
+  out[i] = 0
+  if v then
+    local st, n, cur = string.match(v, '^(%a)|%d+|(%d+)|(.*)$')
+    if st == 'l' and cur == ARGV[2 + 2 * i] and n == ARGV[3 + 2 * i] then
+      redis.call('SET', k, 'l|' .. (now + delay) .. '|' .. n .. '|' .. cur, 'PX', ttl)
+      out[i] = 1
+    end
   end
 end
 return out
@@ -127,10 +128,9 @@ return out
 // deadScript marks a message dead-lettered after its copy reached the
 // dead-letter topic. KEYS[1] state. ARGV: ttl ms.
 var deadScript = redis.NewScript(`
-local st = redis.call('HGET', KEYS[1], 'st')
-if st == 'x' then
-  redis.call('HSET', KEYS[1], 'st', 'd')
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, 1) == 'x' then
+  redis.call('SET', KEYS[1], 'd' .. string.sub(v, 2), 'PX', ARGV[1])
   return {1}
 end
 return {0}
