@@ -211,7 +211,7 @@ type Sender struct {
 	notify      chan struct{} // closed and replaced on every breaker transition
 	transitions atomic.Uint64 // breaker transitions so far
 
-	spoolFullAt, spoolOKAt atomic.Int64 // unix nanos of the last full / successful append
+	spoolFullAt atomic.Int64 // unix nanos of the last append refused for lack of room
 }
 
 var _ proxy.Sender = (*Sender)(nil)
@@ -535,7 +535,6 @@ func (s *Sender) spoolOp(o *op) {
 	defer cancel()
 	_, err := s.spool.Append(ctx, toRecord(o.m))
 	if err == nil {
-		s.spoolOKAt.Store(time.Now().UnixNano())
 		s.met.spool("ok")
 		s.rec.Record(s.event(tracer.Spooled, o.m, func(ev *tracer.Event) {
 			ev.Attempt, ev.Latency = o.n, time.Since(o.start)

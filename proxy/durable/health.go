@@ -3,9 +3,15 @@ package durable
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/proxy/spool"
 )
+
+// fullHold is how long a refusal for lack of room marks the spool full.
+// Under a full disk, small appends may still fit between refusals; the
+// spool counts as full until none was refused for this long.
+const fullHold = 2 * time.Second
 
 // ClusterHealth is one cluster's breaker state.
 type ClusterHealth struct {
@@ -17,16 +23,17 @@ type ClusterHealth struct {
 type Health struct {
 	Clusters []ClusterHealth // primary first
 	Spool    spool.Stats
-	// SpoolFull is true when the last spool append failed for lack of room
-	// and none succeeded since.
+	// SpoolFull is true when a spool append was refused for lack of room
+	// (size limit or disk) in the last fullHold (2 s).
 	SpoolFull bool
 	Closed    bool
 }
 
 // Health returns the current state of the clusters and the spool.
 func (s *Sender) Health() Health {
+	full := s.spoolFullAt.Load()
 	h := Health{Spool: s.spool.Stats(), Closed: s.closing.Load(),
-		SpoolFull: s.spoolFullAt.Load() > s.spoolOKAt.Load()}
+		SpoolFull: full != 0 && time.Since(time.Unix(0, full)) < fullHold}
 	for _, c := range s.clusters {
 		h.Clusters = append(h.Clusters, ClusterHealth{Name: c.name, State: c.br.State()})
 	}
