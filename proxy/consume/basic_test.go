@@ -5,12 +5,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/pulsar-client-go/pulsaradmin"
+	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/admin/config"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 )
 
 func TestReceiveAckOneReplica(t *testing.T) {
 	e := newEnv(t)
-	a := e.node()
+	admin, err := pulsaradmin.NewClient(&config.Config{WebServiceURL: e.broker.AdminURL()})
+	require.NoError(t, err)
+	reg := prometheus.NewRegistry()
+	a := e.node(func(o *Options) { o.Backlog = AdminBacklog(admin); o.Registerer = reg })
 	ref := newRef("sub")
 	a.put(ref, SubscriptionSpec{TagFilter: "PAY_1 || PAY_2"})
 
@@ -34,6 +41,9 @@ func TestReceiveAckOneReplica(t *testing.T) {
 		}
 	}
 	require.Empty(t, a.receive(ref, 10, 300))
+	st := a.stats(ref)
+	require.NotNil(t, st.Backlog, st.BacklogError)
+	require.EqualValues(t, 2, *st.Backlog, "two delivered, not yet acknowledged")
 	require.Equal(t, AckResponse{Acked: 2}, a.ack(ref, got...))
 	require.Equal(t, AckResponse{Ignored: 2}, a.ack(ref, got...))
 	e.backlogZero(e.broker, ref)
@@ -42,12 +52,17 @@ func TestReceiveAckOneReplica(t *testing.T) {
 		st := a.stats(ref)
 		return st.Totals.Acked == 2
 	}, 5*time.Second, 50*time.Millisecond)
-	st := a.stats(ref)
+	st = a.stats(ref)
+	require.EqualValues(t, 0, *st.Backlog)
 	require.EqualValues(t, 2, st.Totals.Delivered)
 	require.EqualValues(t, 2, st.Totals.Filtered)
 	require.EqualValues(t, 1, st.Tags["PAY_1"].Delivered)
 	require.EqualValues(t, 1, st.Tags["PAY_3"].Filtered)
 	require.EqualValues(t, 1, st.Tags[TagNone].Filtered)
+
+	require.EqualValues(t, 2, metricValue(t, reg, "psc_consume_messages_total", "subscription", ref.Path(), "outcome", "delivered"))
+	require.EqualValues(t, 1, metricValue(t, reg, "psc_consume_tag_messages_total", "subscription", ref.Path(), "tag", "PAY_3", "outcome", "filtered"))
+	require.EqualValues(t, 1, metricValue(t, reg, "psc_consume_active_subscriptions"))
 
 	var sub Subscription
 	code, _ := a.do(http.MethodGet, subPath(ref), nil, &sub)
@@ -57,4 +72,39 @@ func TestReceiveAckOneReplica(t *testing.T) {
 	require.Equal(t, "30s", sub.AckTimeout)
 	require.Equal(t, 16, sub.MaxDeliveries)
 	require.Equal(t, ref.Tenant+"/"+ref.Namespace+"/"+ref.Topic+"-sub-DLQ", sub.DeadLetterTopic)
+}
+
+// metricValue reads one counter or gauge whose labels include the given
+// name/value pairs.
+func metricValue(t *testing.T, g prometheus.Gatherer, name string, labels ...string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			have := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				have[lp.GetName()] = lp.GetValue()
+			}
+			for i := 0; i+1 < len(labels); i += 2 {
+				if have[labels[i]] != labels[i+1] {
+					continue next
+				}
+			}
+			return value(m)
+		}
+	}
+	t.Fatalf("no metric %s%v", name, labels)
+	return 0
+}
+
+func value(m *dto.Metric) float64 {
+	if c := m.GetCounter(); c != nil {
+		return c.GetValue()
+	}
+	return m.GetGauge().GetValue()
 }
