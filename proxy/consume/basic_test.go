@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
 )
 
 func TestReceiveAckOneReplica(t *testing.T) {
@@ -63,6 +65,9 @@ func TestReceiveAckOneReplica(t *testing.T) {
 	require.EqualValues(t, 2, metricValue(t, reg, "psc_consume_messages_total", "subscription", ref.Path(), "outcome", "delivered"))
 	require.EqualValues(t, 1, metricValue(t, reg, "psc_consume_tag_messages_total", "subscription", ref.Path(), "tag", "PAY_3", "outcome", "filtered"))
 	require.EqualValues(t, 1, metricValue(t, reg, "psc_consume_active_subscriptions"))
+	require.Equal(t, 2, a.rec.count(tracer.Filtered))
+	require.Equal(t, 2, a.rec.count(tracer.Delivered))
+	require.Equal(t, 2, a.rec.count(tracer.Acked))
 
 	var sub Subscription
 	code, _ := a.do(http.MethodGet, subPath(ref), nil, &sub)

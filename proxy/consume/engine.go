@@ -287,7 +287,9 @@ func (e *engine) incoming(cc *clusterConsumer, msg pulsar.Message) {
 	if !cfg.filter.Match(tags) {
 		cc.ack(id)
 		e.stats.add(outFiltered, tags)
-		e.svc.trace(traceFiltered, e, msg, cc, tags, 0, Caller{}, "")
+		if !e.svc.opts.SkipFilteredEvents {
+			e.svc.trace(traceFiltered, e, msg, cc, tags, 0, Caller{}, "")
+		}
 		return
 	}
 	uid := props[PropUID]
