@@ -55,17 +55,17 @@ type Options struct {
 	Secret          []byte
 	PreviousSecrets [][]byte
 
-	Node       string                // this replica in trace events and consumer names; "sidecar" when empty
-	Recorder   tracer.Recorder       // lifecycle events; tracer.Nop{} when nil
+	Node     string          // this replica in trace events and consumer names; "sidecar" when empty
+	Recorder tracer.Recorder // lifecycle events; tracer.Nop{} when nil
 	// SkipFilteredEvents records no "filtered" event. With many
 	// subscriptions on one topic each message makes one per subscription
 	// it does not match; the console can tell "filtered" from the
 	// registration's filter and the message's tags instead.
 	SkipFilteredEvents bool
-	Registerer prometheus.Registerer // metrics; none when nil
-	Backlog    BacklogFunc           // backlog in Stats; none when nil
-	Logger     *slog.Logger          // slog.Default() when nil
-	Clock      Clock                 // the real clock when nil
+	Registerer         prometheus.Registerer // metrics; none when nil
+	Backlog            BacklogFunc           // backlog in Stats; none when nil
+	Logger             *slog.Logger          // slog.Default() when nil
+	Clock              Clock                 // the real clock when nil
 
 	KeyPrefix string   // Redis key prefix; "psc:"
 	Defaults  Defaults // ackTimeout 30s, maxDeliveries 16
