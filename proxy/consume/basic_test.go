@@ -1,14 +1,17 @@
 package consume
 
 import (
+	"log/slog"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsaradmin"
 	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/admin/config"
+	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
@@ -112,4 +115,19 @@ func value(m *dto.Metric) float64 {
 		return c.GetValue()
 	}
 	return m.GetGauge().GetValue()
+}
+
+// The consume routes mount beside the produce route on the data plane's
+// /v1 group.
+func TestRoutesBesideProduce(t *testing.T) {
+	e := gin.New()
+	v1 := e.Group("/v1")
+	v1.POST("/topics/:tenant/:namespace/:topic/messages", func(*gin.Context) {})
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	defer rdb.Close()
+	svc, err := New(Options{Redis: rdb, Clusters: []Cluster{{Client: nil}}, Secret: testSecret})
+	require.Error(t, err, "a cluster without a client is refused")
+	require.Nil(t, svc)
+	(&Service{log: slog.New(slog.DiscardHandler)}).Register(v1, HTTPOptions{})
+	require.Len(t, e.Routes(), 9)
 }
