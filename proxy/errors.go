@@ -57,6 +57,9 @@ const (
 	CodeProduceFailed         = "PRODUCE_FAILED"
 	CodeProduceTimeout        = "PRODUCE_TIMEOUT"
 	CodeShuttingDown          = "SHUTTING_DOWN"
+	CodeSpoolFull             = "SPOOL_FULL"
+	CodeSpoolWriteFailed      = "SPOOL_WRITE_FAILED"
+	CodeProduceRejected       = "PRODUCE_REJECTED"
 	// Delayed messages (cancel, inspect, reschedule).
 	CodeDelayedNotFound  = "DELAYED_NOT_FOUND"
 	CodeDelayedInFlight  = "DELAYED_IN_FLIGHT"

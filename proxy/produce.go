@@ -351,7 +351,11 @@ func (s *Server) finish(app, clientIP string, o outcome) (Result, error) {
 	s.metrics.observeAck(latency.Seconds())
 	ev := tracer.Event{Type: tracer.Persisted, UID: m.UID, MessageID: r.MessageID, Topic: m.Topic, Key: m.Key, Tags: m.Tags,
 		App: app, ClientIP: clientIP, Node: s.opts.Node, Cluster: r.Cluster, Time: s.now(), Latency: latency}
-	s.rec.Record(ev)
+	if r.Status != StatusFailover && r.Status != StatusSpooled {
+		// A failed-over or spooled message's events (failed_over, spooled,
+		// later replayed) come from the durable sender.
+		s.rec.Record(ev)
+	}
 	if r.Status == StatusScheduled && !o.p.scheduled {
 		ev.Type = tracer.Scheduled
 		ev.Properties = map[string]string{"deliverAt": r.DeliverAt}
@@ -363,7 +367,10 @@ func (s *Server) finish(app, clientIP string, o outcome) (Result, error) {
 // sendError maps a sender failure to its answer.
 func sendError(err error) *Error {
 	var pe *pulsar.Error
+	var own *Error
 	switch {
+	case errors.As(err, &own):
+		return own // a sender or scheduler that knows its answer
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &pe) && pe.Result() == pulsar.TimeoutError:
 		return toError(context.DeadlineExceeded)
 	case errors.Is(err, ErrPoolClosed):

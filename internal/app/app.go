@@ -25,6 +25,7 @@ import (
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/metrics"
 	"github.com/pulsar-sidecar/pulsar-sidecar/minipulsar"
 	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
+	"github.com/pulsar-sidecar/pulsar-sidecar/proxy/durable"
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
 )
 
@@ -56,6 +57,11 @@ type App struct {
 	ln      net.Listener
 
 	delay *delay.Engine // delay.go
+
+	// durability (durable.go): the disaster-recovery cluster and the spool
+	durable  *durable.Sender
+	drClient pulsar.Client
+	drPool   *proxy.Pool
 
 	// the lifecycle trace and the console (trace.go)
 	traceStore    tracer.Store
@@ -141,16 +147,7 @@ func (a *App) start(ctx context.Context) error {
 	if a.console, err = a.buildConsole(); err != nil {
 		return err
 	}
-	copts := pulsar.ClientOptions{
-		URL:               a.pulsarURL,
-		OperationTimeout:  cfg.Pulsar.OperationTimeout,
-		ConnectionTimeout: cfg.Pulsar.ConnectionTimeout,
-		Logger:            pulsarLogger(a.log),
-		MetricsRegisterer: a.reg,
-	}
-	if cfg.Pulsar.AuthToken != "" {
-		copts.Authentication = pulsar.NewAuthenticationToken(cfg.Pulsar.AuthToken)
-	}
+	copts := a.clientOptions(a.pulsarURL, cfg.Pulsar.AuthToken)
 	client, err := pulsar.NewClient(copts)
 	if err != nil {
 		return fmt.Errorf("app: pulsar client for %s: %w", a.pulsarURL, err)
@@ -173,18 +170,11 @@ func (a *App) start(ctx context.Context) error {
 	})
 
 	pm := proxy.NewMetrics(a.reg)
-	a.pool = proxy.NewPool(client, proxy.PoolOptions{
-		MaxProducers:            cfg.Producer.MaxProducers,
-		IdleTimeout:             cfg.Producer.IdleTimeout,
-		BatchingMaxPublishDelay: cfg.Producer.BatchingMaxPublishDelay,
-		BatchingMaxMessages:     uint(cfg.Producer.BatchingMaxMessages),
-		BatchingMaxBytes:        uint(cfg.Producer.BatchingMaxBytes),
-		MaxPendingMessages:      cfg.Producer.MaxPendingMessages,
-		SendTimeout:             cfg.HTTP.RequestTimeout,
-		Metrics:                 pm,
-		Logger:                  a.log,
-	})
+	a.pool = proxy.NewPool(client, a.poolOptions(pm))
 	a.pool.Start()
+	if err := a.startDurable(pm); err != nil {
+		return err
+	}
 	if err := a.startDelay(ctx); err != nil {
 		return err
 	}
@@ -196,7 +186,7 @@ func (a *App) start(ctx context.Context) error {
 			RatePerSecond: ca.RateLimit.MessagesPerSecond, Burst: ca.RateLimit.Burst}
 	}
 	a.proxy, err = proxy.New(proxy.Options{
-		Sender:      &proxy.PulsarSender{Pool: a.pool, Cluster: cfg.ClusterName()},
+		Sender:      durableSender{d: a.durable},
 		Scheduler:   delayScheduler{e: a.delay, cluster: cfg.ClusterName()},
 		Idempotency: proxy.NewRedisIdempotency(a.rdb, cfg.Idempotency.TTL, cfg.Idempotency.InFlightTTL, cfg.Redis.Timeout),
 		Recorder:    a.rec,
@@ -218,8 +208,10 @@ func (a *App) start(ctx context.Context) error {
 		PollInterval:   cfg.Idempotency.PollInterval,
 		Node:           cfg.Node,
 		ReadyChecks: map[string]proxy.Check{
-			"pulsar": func(ctx context.Context) error { return dialAny(ctx, a.pulsarURL) },
-			"redis":  func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() },
+			// Ready while some cluster or the spool takes messages: a pod
+			// whose primary is down still serves (failover, spooled).
+			"durability": a.durable.Ready,
+			"redis":      func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() },
 		},
 		Metrics:     pm,
 		HTTPMetrics: metrics.NewHTTP(a.reg),
@@ -358,6 +350,10 @@ func (a *App) stop(ctx context.Context) error {
 			return err
 		})
 	}
+	if a.durable != nil {
+		// Drains the spool while a cluster takes it; the rest stays on disk.
+		step("durable sender", func() error { return a.durable.Close(ctx) })
+	}
 	if a.delay != nil {
 		// Before the producers: the forwarders publish through the pool.
 		step("delay engine", func() error {
@@ -371,12 +367,18 @@ func (a *App) stop(ctx context.Context) error {
 	if a.pool != nil {
 		step("producers", func() error { return a.pool.Close(ctx) })
 	}
+	if a.drPool != nil {
+		step("disaster-recovery producers", func() error { return a.drPool.Close(ctx) })
+	}
 	if a.proxy != nil {
 		step("outcomes", func() error { return a.proxy.Close(ctx) })
 	}
 	a.stopTrace(ctx, step)
 	if a.client != nil {
 		step("pulsar client", func() error { return withDeadline(ctx, a.client.Close) })
+	}
+	if a.drClient != nil {
+		step("disaster-recovery pulsar client", func() error { return withDeadline(ctx, a.drClient.Close) })
 	}
 	if a.rdb != nil {
 		step("redis client", a.rdb.Close)

@@ -185,7 +185,7 @@ func TestRedisDown(t *testing.T) {
 	ready := h.do(http.MethodGet, "/readyz", nil, nil)
 	assert.Equal(t, http.StatusServiceUnavailable, ready.Status, ready.Raw)
 	assert.Contains(t, ready.Raw, `"redis":"unreachable`)
-	assert.Contains(t, ready.Raw, `"pulsar":"ok"`)
+	assert.Contains(t, ready.Raw, `"durability":"ok"`)
 }
 
 func ptr[T any](v T) *T { return &v }

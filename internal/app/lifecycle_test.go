@@ -102,7 +102,7 @@ func TestHealthAndMetrics(t *testing.T) {
 	assert.Equal(t, http.StatusOK, res.Status)
 	res = h.do(http.MethodGet, "/readyz", nil, nil)
 	assert.Equal(t, http.StatusOK, res.Status, res.Raw)
-	assert.JSONEq(t, `{"status":"ready","checks":{"pulsar":"ok","redis":"ok"}}`, res.Raw)
+	assert.JSONEq(t, `{"status":"ready","checks":{"durability":"ok","redis":"ok"}}`, res.Raw)
 
 	res = h.do(http.MethodGet, "/metrics", nil, nil)
 	require.Equal(t, http.StatusOK, res.Status)

@@ -45,6 +45,7 @@ type Config struct {
 	Idempotency Idempotency `yaml:"idempotency"`
 	Trace       Trace       `yaml:"trace"`
 	Delay       Delay       `yaml:"delay"`
+	Durability  Durability  `yaml:"durability"`
 
 	// Apps are the producer groups allowed to call the data plane. With
 	// none, a loopback listener serves everyone as app "dev" and any other
@@ -63,9 +64,16 @@ type Pulsar struct {
 	URL string `yaml:"url"`
 	// AdminURL is the cluster's admin REST (http://host:8080), used by the
 	// console for message content, cursors and backlog.
-	AdminURL          string        `yaml:"adminURL"`
-	Cluster           string        `yaml:"cluster"`
-	AuthToken         string        `yaml:"authToken"`
+	AdminURL  string `yaml:"adminURL"`
+	Cluster   string `yaml:"cluster"`
+	AuthToken string `yaml:"authToken"`
+	// DRURL is the disaster-recovery cluster's service URL: while the
+	// primary is unhealthy the sidecar produces there (status failover).
+	DRURL string `yaml:"drURL"`
+	// DRCluster names it in results and trace events ("dr").
+	DRCluster string `yaml:"drCluster"`
+	// DRAuthToken is the JWT for the disaster-recovery cluster.
+	DRAuthToken       string        `yaml:"drAuthToken"`
 	OperationTimeout  time.Duration `yaml:"operationTimeout"`
 	ConnectionTimeout time.Duration `yaml:"connectionTimeout"`
 }
@@ -151,6 +159,16 @@ type TraceElasticsearch struct {
 	Password    string `yaml:"password"`
 	APIKey      string `yaml:"apiKey"`
 	IndexPrefix string `yaml:"indexPrefix"`
+}
+
+// Durability configures retry, failover and the local spool (ADR 050).
+type Durability struct {
+	// AttemptTimeout bounds one send to one cluster; a dead cluster costs
+	// this much before the next cluster (or the spool) is tried.
+	AttemptTimeout time.Duration `yaml:"attemptTimeout"`
+	// SpoolMaxBytes caps the local spool under <dataDir>/spool; beyond it
+	// requests that no cluster takes fail with 503 SPOOL_FULL.
+	SpoolMaxBytes ByteSize `yaml:"spoolMaxBytes"`
 }
 
 // Delay configures delayed delivery (deliverAfter, deliverAt, delayLevel).
@@ -240,7 +258,8 @@ func Default() Config {
 			InFlightTTL:  time.Minute,
 			PollInterval: 20 * time.Millisecond,
 		},
-		Delay: Delay{Mode: "wheel", Levels: "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h"},
+		Durability: Durability{AttemptTimeout: time.Second, SpoolMaxBytes: 1 * GiB},
+		Delay:      Delay{Mode: "wheel", Levels: "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h"},
 		Trace: Trace{
 			LogLevel:      "debug",
 			Store:         "sqlite",
@@ -309,6 +328,13 @@ func (c *Config) Validate() error {
 		}
 	}
 	positive("shutdownTimeout", c.ShutdownTimeout)
+	positive("durability.attemptTimeout", c.Durability.AttemptTimeout)
+	if c.Durability.SpoolMaxBytes < 1*MiB {
+		bad("durability.spoolMaxBytes must be at least 1MiB, got %s", c.Durability.SpoolMaxBytes)
+	}
+	if u := c.Pulsar.DRURL; u != "" && !strings.HasPrefix(u, "pulsar://") && !strings.HasPrefix(u, "pulsar+ssl://") {
+		bad("pulsar.drURL %q: want pulsar://host:port or pulsar+ssl://host:port", u)
+	}
 	switch c.Delay.Mode {
 	case "wheel", "native":
 	default:

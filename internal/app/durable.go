@@ -1,0 +1,142 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/apache/pulsar-client-go/pulsar"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
+	"github.com/pulsar-sidecar/pulsar-sidecar/proxy/durable"
+	"github.com/pulsar-sidecar/pulsar-sidecar/proxy/spool"
+)
+
+// startDurable builds the produce path's durability (issue 4, ADR 050):
+// retry with backoff, a circuit breaker per cluster, the disaster-recovery
+// cluster when pulsar.drURL is set, and the local spool under
+// <dataDir>/spool with its replayer.
+func (a *App) startDurable(pm *proxy.Metrics) error {
+	cfg := &a.cfg
+	opts := durable.Options{
+		Primary:        durable.Cluster{Name: cfg.ClusterName(), Sender: &proxy.PulsarSender{Pool: a.pool, Cluster: cfg.ClusterName()}},
+		SpoolDir:       filepath.Join(cfg.DataDir, "spool"),
+		Spool:          spool.Options{MaxBytes: int64(cfg.Durability.SpoolMaxBytes)},
+		RequestTimeout: cfg.HTTP.RequestTimeout,
+		AttemptTimeout: a.attemptTimeout(),
+		Recorder:       a.rec,
+		Node:           cfg.Node,
+		Registerer:     a.reg,
+		Logger:         a.log.With("component", "durable"),
+	}
+	if cfg.Pulsar.DRURL != "" {
+		name := cfg.Pulsar.DRCluster
+		if name == "" {
+			name = "dr"
+		}
+		copts := a.clientOptions(cfg.Pulsar.DRURL, cfg.Pulsar.DRAuthToken)
+		// The same client metrics as the primary's, labelled cluster=<name>.
+		copts.MetricsRegisterer = prometheus.WrapRegistererWith(prometheus.Labels{"cluster": name}, a.reg)
+		client, err := pulsar.NewClient(copts)
+		if err != nil {
+			return fmt.Errorf("app: pulsar client for the disaster-recovery cluster %s: %w", cfg.Pulsar.DRURL, err)
+		}
+		a.drClient = client
+		a.drPool = proxy.NewPool(client, a.poolOptions(pm))
+		a.drPool.Start()
+		opts.DR = &durable.Cluster{Name: name, Sender: &proxy.PulsarSender{Pool: a.drPool, Cluster: name}}
+	}
+	d, err := durable.New(opts)
+	if err != nil {
+		return fmt.Errorf("app: durable sender: %w", err)
+	}
+	a.durable = d
+	return nil
+}
+
+// durableSender answers durable's errors the data plane's way.
+type durableSender struct{ d *durable.Sender }
+
+var _ proxy.Sender = durableSender{}
+
+func (s durableSender) SendAsync(ctx context.Context, m *proxy.Message, done func(proxy.Receipt, error)) {
+	s.d.SendAsync(ctx, m, func(rc proxy.Receipt, err error) {
+		done(rc, durableError(err))
+	})
+}
+
+const retrySame = "; the message may or may not be stored: retry with the same idempotency key"
+
+// durableError maps durable's errors to answers (ADR 050).
+func durableError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, durable.ErrSpoolFull):
+		return &proxy.Error{Status: http.StatusServiceUnavailable, Code: proxy.CodeSpoolFull,
+			Message: "no cluster took the message in time and the local spool is full" + retrySame, RetryAfter: 5 * time.Second, Err: err}
+	case errors.Is(err, durable.ErrSpoolWrite):
+		return &proxy.Error{Status: http.StatusServiceUnavailable, Code: proxy.CodeSpoolWriteFailed,
+			Message: "no cluster took the message in time and writing the local spool failed" + retrySame, RetryAfter: 5 * time.Second, Err: err}
+	case errors.Is(err, durable.ErrClosed):
+		return &proxy.Error{Status: http.StatusServiceUnavailable, Code: proxy.CodeShuttingDown,
+			Message: "the sidecar is shutting down" + retrySame, Err: err}
+	case errors.Is(err, durable.ErrRejected) && (errors.Is(err, spool.ErrTooLarge) || isMessageTooBig(err)):
+		return &proxy.Error{Status: http.StatusRequestEntityTooLarge, Code: proxy.CodePayloadTooLarge,
+			Message: "the broker refuses a message this large", Err: err}
+	case errors.Is(err, durable.ErrRejected):
+		return &proxy.Error{Status: http.StatusBadGateway, Code: proxy.CodeProduceRejected,
+			Message: "the broker refused the message for good (see the sidecar's log); retrying the same request will not help", Err: err}
+	}
+	return err // deadline and others: the data plane's own mapping
+}
+
+func isMessageTooBig(err error) bool {
+	var pe *pulsar.Error
+	return errors.As(err, &pe) && pe.Result() == pulsar.MessageTooBig
+}
+
+// clientOptions are the Pulsar client options for a cluster.
+func (a *App) clientOptions(url, token string) pulsar.ClientOptions {
+	o := pulsar.ClientOptions{
+		URL:               url,
+		OperationTimeout:  a.cfg.Pulsar.OperationTimeout,
+		ConnectionTimeout: a.cfg.Pulsar.ConnectionTimeout,
+		Logger:            pulsarLogger(a.log),
+		MetricsRegisterer: a.reg,
+	}
+	if token != "" {
+		o.Authentication = pulsar.NewAuthenticationToken(token)
+	}
+	return o
+}
+
+// poolOptions are the producer pool's options, the same for every cluster.
+func (a *App) poolOptions(pm *proxy.Metrics) proxy.PoolOptions {
+	p := &a.cfg.Producer
+	return proxy.PoolOptions{
+		MaxProducers:            p.MaxProducers,
+		IdleTimeout:             p.IdleTimeout,
+		BatchingMaxPublishDelay: p.BatchingMaxPublishDelay,
+		BatchingMaxMessages:     uint(p.BatchingMaxMessages),
+		BatchingMaxBytes:        uint(p.BatchingMaxBytes),
+		MaxPendingMessages:      p.MaxPendingMessages,
+		// The client gives up on a send exactly when the durable sender
+		// abandons the attempt: a send it gave up on does not linger in the
+		// client's queue to be stored late (a duplicate, same uid) when the
+		// broker comes back.
+		SendTimeout: a.attemptTimeout(),
+		Metrics:     pm,
+		Logger:      a.log,
+	}
+}
+
+// attemptTimeout is durability.attemptTimeout, at most half the request
+// deadline so that a dead cluster leaves time for another one or the spool.
+func (a *App) attemptTimeout() time.Duration {
+	return min(a.cfg.Durability.AttemptTimeout, a.cfg.HTTP.RequestTimeout/2)
+}
