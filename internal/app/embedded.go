@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
-	"strings"
 
 	pulsarlog "github.com/apache/pulsar-client-go/pulsar/log"
 
@@ -61,23 +59,3 @@ func (m minLevel) WithGroup(name string) slog.Handler {
 	return minLevel{m.Handler.WithGroup(name), m.min}
 }
 
-// dialAny reports whether any broker of a pulsar:// or pulsar+ssl:// URL
-// ("pulsar://h1:6650,h2:6650") accepts a TCP connection.
-func dialAny(ctx context.Context, url string) error {
-	rest := url
-	if i := strings.Index(rest, "://"); i >= 0 {
-		rest = rest[i+3:]
-	}
-	rest = strings.TrimSuffix(rest, "/")
-	var d net.Dialer
-	var last error
-	for _, hp := range strings.Split(rest, ",") {
-		c, err := d.DialContext(ctx, "tcp", hp)
-		if err == nil {
-			_ = c.Close()
-			return nil
-		}
-		last = err
-	}
-	return last
-}
