@@ -58,4 +58,3 @@ func (m minLevel) WithAttrs(as []slog.Attr) slog.Handler {
 func (m minLevel) WithGroup(name string) slog.Handler {
 	return minLevel{m.Handler.WithGroup(name), m.min}
 }
-
