@@ -25,6 +25,7 @@ import (
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/metrics"
 	"github.com/pulsar-sidecar/pulsar-sidecar/minipulsar"
 	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
+	"github.com/pulsar-sidecar/pulsar-sidecar/proxy/consume"
 	"github.com/pulsar-sidecar/pulsar-sidecar/proxy/durable"
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
 )
@@ -56,7 +57,8 @@ type App struct {
 	httpSrv *http.Server
 	ln      net.Listener
 
-	delay *delay.Engine // delay.go
+	delay   *delay.Engine    // delay.go
+	consume *consume.Service // consume.go
 
 	// durability (durable.go): the disaster-recovery cluster and the spool
 	durable  *durable.Sender
@@ -178,6 +180,9 @@ func (a *App) start(ctx context.Context) error {
 	if err := a.startDelay(ctx); err != nil {
 		return err
 	}
+	if err := a.startConsume(ctx); err != nil {
+		return err
+	}
 
 	apps := make([]proxy.App, len(cfg.Apps))
 	for i, ca := range cfg.Apps {
@@ -255,6 +260,9 @@ func (a *App) mount(root *gin.Engine, v1 *gin.RouterGroup) {
 	}
 	if a.delay != nil {
 		a.mountDelay(v1)
+	}
+	if a.consume != nil {
+		a.mountConsume(v1)
 	}
 }
 
@@ -349,6 +357,10 @@ func (a *App) stop(ctx context.Context) error {
 			}
 			return err
 		})
+	}
+	if a.consume != nil {
+		// Hands what this replica holds back to the broker.
+		step("consume service", func() error { return a.consume.Close(ctx) })
 	}
 	if a.durable != nil {
 		// Drains the spool while a cluster takes it; the rest stays on disk.

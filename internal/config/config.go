@@ -46,6 +46,7 @@ type Config struct {
 	Trace       Trace       `yaml:"trace"`
 	Delay       Delay       `yaml:"delay"`
 	Durability  Durability  `yaml:"durability"`
+	Consume     Consume     `yaml:"consume"`
 
 	// Apps are the producer groups allowed to call the data plane. With
 	// none, a loopback listener serves everyone as app "dev" and any other
@@ -159,6 +160,13 @@ type TraceElasticsearch struct {
 	Password    string `yaml:"password"`
 	APIKey      string `yaml:"apiKey"`
 	IndexPrefix string `yaml:"indexPrefix"`
+}
+
+// Consume configures the HTTP consume API.
+type Consume struct {
+	// Secret signs ackIds; every replica behind one load balancer needs the
+	// same one (at least 16 bytes). Empty: a random key per process.
+	Secret string `yaml:"secret"`
 }
 
 // Durability configures retry, failover and the local spool (ADR 050).
@@ -329,6 +337,9 @@ func (c *Config) Validate() error {
 	}
 	positive("shutdownTimeout", c.ShutdownTimeout)
 	positive("durability.attemptTimeout", c.Durability.AttemptTimeout)
+	if n := len(c.Consume.Secret); n > 0 && n < 16 {
+		bad("consume.secret must be at least 16 bytes, got %d", n)
+	}
 	if c.Durability.SpoolMaxBytes < 1*MiB {
 		bad("durability.spoolMaxBytes must be at least 1MiB, got %s", c.Durability.SpoolMaxBytes)
 	}

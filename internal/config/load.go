@@ -161,6 +161,7 @@ func bind(c *Config) []Setting {
 	add("trace.logLevel", "level of the per-message lifecycle log lines (debug, info, warn, error, off)", &c.Trace.LogLevel)
 	add("delay.mode", "deliverAfter/deliverAt: wheel (timing wheel over Redis, every subscription type, cancel) or native (Pulsar deliverAt: Shared and Key_Shared only)", &c.Delay.Mode)
 	add("delay.levels", "delay levels for delayLevel, space or comma separated, one Pulsar topic each; off disables them", &c.Delay.Levels)
+	add("consume.secret", "key that signs ackIds, the same on every replica (at least 16 bytes; prefer the environment variable); empty: random per process", &c.Consume.Secret)
 	add("trace.store", "where lifecycle events are kept for the console: sqlite, elasticsearch or off", &c.Trace.Store)
 	add("trace.sqlitePath", "SQLite trace file (default <dataDir>/trace/events.db)", &c.Trace.SQLitePath)
 	add("trace.retention", "events older than this are deleted (checked hourly)", &c.Trace.Retention)

@@ -1,0 +1,80 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+
+	"github.com/apache/pulsar-client-go/pulsaradmin"
+	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/admin/config"
+	"github.com/gin-gonic/gin"
+
+	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
+	"github.com/pulsar-sidecar/pulsar-sidecar/proxy/consume"
+)
+
+// startConsume builds the HTTP consume API (issue 5): subscriptions with
+// tag filters registered in Redis, long-poll receive, ack and nack by
+// signed ackIds that any replica accepts, dead letters, and messages from
+// the disaster-recovery cluster merged in (docs/adr/060-consume.md).
+func (a *App) startConsume(ctx context.Context) error {
+	cfg := &a.cfg
+	secret := []byte(cfg.Consume.Secret)
+	if len(secret) == 0 {
+		// Fine for one sidecar; replicas behind one load balancer need the
+		// same consume.secret, or one's ackIds are refused by the others.
+		secret = make([]byte, 32)
+		if _, err := rand.Read(secret); err != nil {
+			return fmt.Errorf("app: consume secret: %w", err)
+		}
+		if !cfg.EmbeddedPulsar() {
+			a.log.Warn("consume.secret is not set: ackIds are signed with a random key only this process accepts; set the same consume.secret on every replica")
+		}
+	}
+	clusters := []consume.Cluster{{Name: cfg.ClusterName(), Client: a.client}}
+	if a.drClient != nil {
+		name := cfg.Pulsar.DRCluster
+		if name == "" {
+			name = "dr"
+		}
+		clusters = append(clusters, consume.Cluster{Name: name, Client: a.drClient})
+	}
+	opts := consume.Options{
+		Redis:      a.rdb,
+		Clusters:   clusters,
+		Secret:     secret,
+		Node:       cfg.Node,
+		Recorder:   a.rec,
+		Registerer: a.reg,
+		Logger:     a.log.With("component", "consume"),
+	}
+	adminURL := cfg.Pulsar.AdminURL
+	if a.broker != nil {
+		adminURL = a.broker.AdminURL()
+	}
+	if adminURL != "" {
+		adm, err := pulsaradmin.NewClient(&config.Config{WebServiceURL: adminURL, Token: cfg.Pulsar.AuthToken})
+		if err != nil {
+			return fmt.Errorf("app: pulsar admin client for consume stats: %w", err)
+		}
+		opts.Backlog = consume.AdminBacklog(adm)
+	}
+	svc, err := consume.New(opts)
+	if err != nil {
+		return fmt.Errorf("app: consume service: %w", err)
+	}
+	if err := svc.Start(ctx); err != nil {
+		return fmt.Errorf("app: start consume service: %w", err)
+	}
+	a.consume = svc
+	return nil
+}
+
+// mountConsume adds the consume API to the authenticated /v1 group.
+func (a *App) mountConsume(v1 *gin.RouterGroup) {
+	a.consume.Register(v1, consume.HTTPOptions{
+		AppFromContext:    proxy.AppFromContext,
+		MayConsumeContext: proxy.MayConsume,
+		Logger:            a.log.With("component", "consume"),
+	})
+}

@@ -1,0 +1,104 @@
+package app
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+type receiveAnswer struct {
+	Messages []struct {
+		AckID   string   `json:"ackId"`
+		UID     string   `json:"uid"`
+		Payload *string  `json:"payload"`
+		Tags    []string `json:"tags"`
+	} `json:"messages"`
+}
+
+// TestConsumeOverHTTPWithTrace is the whole product in one flow: produce
+// over HTTP with tags, register a subscription with a tag filter, receive
+// only the matching messages over HTTP, ack them, and read from the
+// console that the message was delivered and acknowledged, by whom, from
+// the trace store (the real pipeline into SQLite).
+func TestConsumeOverHTTPWithTrace(t *testing.T) {
+	h := startApp(t, nil)
+	path, _ := newTopic(t)
+	sub := "/v1/topics/" + path + "/subscriptions/pay-1001"
+
+	reg := h.do(http.MethodPut, sub, jsonHeader(), []byte(`{"tagFilter":"PAY_1001 || PAY_1002","initialPosition":"earliest"}`))
+	require.Equal(t, http.StatusCreated, reg.Status, reg.Raw)
+	bad := h.do(http.MethodPut, "/v1/topics/"+path+"/subscriptions/bad", jsonHeader(), []byte(`{"tagFilter":"PAY_1001 ||"}`))
+	require.Equal(t, http.StatusBadRequest, bad.Status, bad.Raw)
+	require.Equal(t, "INVALID_TAG_FILTER", bad.code())
+
+	res := h.produceJSON(path, `{"messages":[
+		{"payload":"a","tags":["PAY_1001"]},
+		{"payload":"b","tags":["PAY_2000"]},
+		{"payload":"c","tags":["PAY_1002","VIP"]}]}`)
+	require.Equal(t, http.StatusOK, res.Status, res.Raw)
+	wantUID := res.Results[0].UID
+
+	var got receiveAnswer
+	var payloads []string
+	deadline := time.Now().Add(15 * time.Second)
+	for len(payloads) < 2 && time.Now().Before(deadline) {
+		r := h.do(http.MethodPost, sub+"/receive", jsonHeader(), []byte(`{"max":10,"waitMs":1000}`))
+		require.Equal(t, http.StatusOK, r.Status, r.Raw)
+		var page receiveAnswer
+		require.NoError(t, json.Unmarshal([]byte(r.Raw), &page))
+		for _, m := range page.Messages {
+			payloads = append(payloads, *m.Payload)
+			got.Messages = append(got.Messages, m)
+		}
+	}
+	require.ElementsMatch(t, []string{"a", "c"}, payloads, "only messages matching the filter")
+
+	ackIDs := make([]string, 0, len(got.Messages))
+	for _, m := range got.Messages {
+		ackIDs = append(ackIDs, `"`+m.AckID+`"`)
+	}
+	ack := h.do(http.MethodPost, sub+"/ack", jsonHeader(), []byte(`{"ackIds":[`+strings.Join(ackIDs, ",")+`]}`))
+	require.Equal(t, http.StatusOK, ack.Status, ack.Raw)
+	forged := h.do(http.MethodPost, sub+"/ack", jsonHeader(), []byte(`{"ackIds":["not-an-ack-id"]}`))
+	require.Equal(t, http.StatusBadRequest, forged.Status, forged.Raw)
+
+	var consumption struct {
+		Subscriptions []struct {
+			Subscription string `json:"subscription"`
+			State        string `json:"state"`
+			Source       string `json:"source"`
+		} `json:"subscriptions"`
+	}
+	var last string
+	require.Eventually(t, func() bool {
+		r := h.do(http.MethodGet, "/console/v1/messages/"+wantUID+"/consumption", nil, nil)
+		last = r.Raw
+		if r.Status != http.StatusOK || json.Unmarshal([]byte(r.Raw), &consumption) != nil {
+			return false
+		}
+		for _, s := range consumption.Subscriptions {
+			if s.Subscription == "pay-1001" && s.State == "consumed" && s.Source == "trace" {
+				return true
+			}
+		}
+		return false
+	}, 15*time.Second, 100*time.Millisecond, "the console shows the ack from the trace; last answer %s", last)
+
+	var view struct {
+		Timeline []struct {
+			Type string `json:"type"`
+		} `json:"timeline"`
+	}
+	r := h.do(http.MethodGet, "/console/v1/messages/"+wantUID, nil, nil)
+	require.Equal(t, http.StatusOK, r.Status, r.Raw)
+	require.NoError(t, json.Unmarshal([]byte(r.Raw), &view))
+	var types []string
+	for _, e := range view.Timeline {
+		types = append(types, e.Type)
+	}
+	require.Subset(t, types, []string{"accepted", "persisted", "delivered", "acked"}, "the full timeline: %v", types)
+}
