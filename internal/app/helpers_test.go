@@ -60,8 +60,35 @@ func testConfig(t testing.TB, broker *minipulsar.Server, rds *testredis.Server) 
 	return cfg
 }
 
+// testLogger logs warnings to the test's output until the test ends, and
+// drops them after: pulsar-client-go v0.19 lets a closed producer's
+// reconnect loop run (and log) until its backoff ends, and a write to a
+// finished test's output panics.
 func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	w := &testWriter{w: t.Output()}
+	t.Cleanup(w.close)
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+type testWriter struct {
+	mu   sync.Mutex
+	w    io.Writer
+	done bool
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		return len(p), nil
+	}
+	return w.w.Write(p)
+}
+
+func (w *testWriter) close() {
+	w.mu.Lock()
+	w.done = true
+	w.mu.Unlock()
 }
 
 // start runs a sidecar for the test, its lifecycle events going to the
