@@ -26,6 +26,7 @@ const (
 	HeaderDelayLevel     = "X-Delay-Level"   // a configured level
 	HeaderIdempotencyKey = "Idempotency-Key" // as in the IETF draft and Stripe's API
 	HeaderEventTime      = "X-Event-Time"    // RFC 3339
+	HeaderRetryPlan      = "X-Retry-Plan"    // delays separated by commas: 1s,5s,30s,2m
 )
 
 // IsBatchRequest tells the two produce forms apart: the JSON batch form is
@@ -58,6 +59,7 @@ type batchMessage struct {
 	DeliverAt      string            `json:"deliverAt"`
 	DelayLevel     string            `json:"delayLevel"`
 	IdempotencyKey string            `json:"idempotencyKey"`
+	RetryPlan      string            `json:"retryPlan"`
 }
 
 type batchFields int
@@ -100,7 +102,7 @@ func DecodeBatch(body []byte, topic string, lim *Limits, now time.Time) ([]*Mess
 		in := input{
 			key: bm.Key, tags: bm.Tags, properties: bm.Properties, eventTime: bm.EventTime,
 			deliverAfter: bm.DeliverAfter, deliverAt: bm.DeliverAt, delayLevel: bm.DelayLevel,
-			idempotencyKey: bm.IdempotencyKey,
+			idempotencyKey: bm.IdempotencyKey, retryPlan: bm.RetryPlan,
 		}
 		switch {
 		case bm.Payload != nil && bm.PayloadBase64 != nil:
@@ -152,7 +154,7 @@ func jsonError(err error) *Error {
 	}
 	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		return badRequest(CodeUnknownField, "unknown field %s; a message has payload, payloadBase64, key, tags, properties, "+
-			"eventTime, deliverAfter, deliverAt, delayLevel and idempotencyKey "+
+			"eventTime, deliverAfter, deliverAt, delayLevel, idempotencyKey and retryPlan "+
 			"(to send a JSON document as a raw payload, add ?raw=1)", f)
 	}
 	return badRequest(CodeInvalidJSON, "malformed JSON: %v", err)
@@ -202,6 +204,8 @@ func (rawFields) name(field string) string {
 		return "header " + HeaderDelayLevel
 	case "idempotencyKey":
 		return "header " + HeaderIdempotencyKey
+	case "retryPlan":
+		return "header " + HeaderRetryPlan
 	}
 	if strings.HasPrefix(field, "tags[") {
 		return "header " + HeaderTags + " " + strings.TrimPrefix(field, "tags")
@@ -220,6 +224,8 @@ func DecodeRaw(h http.Header, body []byte, topic string, lim *Limits, now time.T
 		deliverAt:      strings.TrimSpace(h.Get(HeaderDeliverAt)),
 		delayLevel:     strings.TrimSpace(h.Get(HeaderDelayLevel)),
 		idempotencyKey: strings.TrimSpace(h.Get(HeaderIdempotencyKey)),
+		retryPlan:      h.Get(HeaderRetryPlan),
+		hasRetryPlan:   len(h.Values(HeaderRetryPlan)) > 0,
 	}
 	if in.payload == nil {
 		in.payload = []byte{}

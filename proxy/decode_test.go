@@ -176,3 +176,61 @@ func encodeBatch(t testing.TB, msgs []*Message) []byte {
 	require.NoError(t, err)
 	return b
 }
+
+func TestDecodeRetryPlan(t *testing.T) {
+	lim := DefaultLimits()
+	m, err := DecodeBatch([]byte(`{"messages":[{"payload":"p","retryPlan":" 1s, 5s,30s , 2m0s"}]}`), testTopic, &lim, testNow)
+	require.NoError(t, err)
+	assert.Equal(t, "1s,5s,30s,2m", m[0].RetryPlan, "kept in its normal form")
+	m[0].UID, m[0].App, m[0].AcceptedAt = "u", "a", testNow
+	assert.Equal(t, "1s,5s,30s,2m", m[0].PulsarProperties()[PropRetryPlan])
+
+	h := http.Header{}
+	h.Set(HeaderRetryPlan, "1s,2s")
+	raw, err := DecodeRaw(h, []byte("p"), testTopic, &lim, testNow)
+	require.NoError(t, err)
+	assert.Equal(t, "1s,2s", raw.RetryPlan)
+
+	none, err := DecodeRaw(http.Header{}, []byte("p"), testTopic, &lim, testNow)
+	require.NoError(t, err)
+	assert.Empty(t, none.RetryPlan)
+	assert.NotContains(t, none.PulsarProperties(), PropRetryPlan)
+
+	for plan, want := range map[string]string{
+		`"abc"`:     `messages[0].retryPlan: invalid retry plan "abc": 0: step 1: "abc" is not a duration`,
+		`"1s,,2s"`:  `step 2: empty step`,
+		`"1s,-5s"`:  `step 2: "-5s" is not positive`,
+		`"1s,0s"`:   `"0s" is not positive`,
+		`"9000h"`:   `is longer than`,
+		`" "`:       `empty; want delays separated by commas`,
+		`"1s, 2x"`:  `4: step 2: "2x" is not a duration`,
+		`"1s,2s,"`:  `step 3: empty step`,
+		`"100000h"`: `longer than`,
+	} {
+		_, err := DecodeBatch([]byte(`{"messages":[{"payload":"p","retryPlan":`+plan+`}]}`), testTopic, &lim, testNow)
+		var e *Error
+		require.True(t, errors.As(err, &e), plan)
+		assert.Equal(t, http.StatusBadRequest, e.Status, plan)
+		assert.Equal(t, CodeInvalidRetryPlan, e.Code, plan)
+		assert.Contains(t, e.Message, want, plan)
+	}
+	for _, v := range []string{"", "soon"} {
+		h := http.Header{}
+		h.Set(HeaderRetryPlan, v)
+		_, err := DecodeRaw(h, []byte("p"), testTopic, &lim, testNow)
+		var e *Error
+		require.True(t, errors.As(err, &e), "%q", v)
+		assert.Equal(t, CodeInvalidRetryPlan, e.Code)
+		assert.Contains(t, e.Message, "header "+HeaderRetryPlan)
+	}
+}
+
+func TestFingerprintCoversRetryPlan(t *testing.T) {
+	a := &Message{Topic: testTopic, Payload: []byte("p")}
+	b := *a
+	b.RetryPlan = "1s,2s"
+	c := b
+	c.RetryPlan = "1s,3s"
+	assert.NotEqual(t, a.Fingerprint(), b.Fingerprint())
+	assert.NotEqual(t, b.Fingerprint(), c.Fingerprint())
+}

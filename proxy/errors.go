@@ -35,6 +35,7 @@ const (
 	CodeDelayConflict           = "DELAY_CONFLICT"
 	CodeInvalidIdempotencyKey   = "INVALID_IDEMPOTENCY_KEY"
 	CodeDuplicateIdempotencyKey = "DUPLICATE_IDEMPOTENCY_KEY"
+	CodeInvalidRetryPlan        = "INVALID_RETRY_PLAN"
 	// 401, 403: who is calling and what it may do.
 	CodeUnauthenticated = "UNAUTHENTICATED"
 	CodeInvalidToken    = "INVALID_TOKEN"

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/pulsar-sidecar/pulsar-sidecar/delay"
 )
 
 // Names of the message properties the sidecar sets on every Pulsar message,
@@ -22,6 +24,7 @@ const (
 	PropAcceptedAt     = "psc-accepted-at"     // RFC 3339 UTC with milliseconds, when the sidecar accepted the request
 	PropIdempotencyKey = "psc-idempotency-key" // the caller's idempotency key, when given
 	PropDuplicateRisk  = "psc-duplicate-risk"  // "true" when the idempotency store was unreachable (see ADR 030)
+	PropRetryPlan      = delay.PropRetryPlan   // the retry plan in its normal form, when given
 )
 
 // AcceptedAtLayout formats PropAcceptedAt.
@@ -61,6 +64,10 @@ type Message struct {
 	DeliverAfter time.Duration
 	DeliverAt    time.Time
 	DelayLevel   string
+
+	// RetryPlan is the validated plan in its normal form ("1s,5s,30s,2m");
+	// empty: none. A nack with retry follows it (delay.NextRetry).
+	RetryPlan string
 
 	IdempotencyKey string
 	AcceptedAt     time.Time
@@ -102,6 +109,9 @@ func (m *Message) PulsarProperties() map[string]string {
 	if m.DuplicateRisk {
 		p[PropDuplicateRisk] = "true"
 	}
+	if m.RetryPlan != "" {
+		p[PropRetryPlan] = m.RetryPlan
+	}
 	return p
 }
 
@@ -124,7 +134,7 @@ func normalizeTags(tags []string) []string {
 
 // Fingerprint is the SHA-256, in hex, of everything that makes two
 // messages the same request: topic, key, tags, properties, event time,
-// delay as given, and payload. An idempotency key reused with another
+// delay as given, payload and retry plan. An idempotency key reused with another
 // fingerprint is a conflict. A relative delay counts as given, so the retry
 // of a request with deliverAfter matches.
 func (m *Message) Fingerprint() string {
@@ -154,6 +164,11 @@ func (m *Message) Fingerprint() string {
 	str(m.DelayLevel)
 	num(int64(len(m.Payload)))
 	h.Write(m.Payload)
+	// Last and only when set, so fingerprints stored before retry plans
+	// existed still match the same requests.
+	if m.RetryPlan != "" {
+		str(m.RetryPlan)
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/pulsar-sidecar/pulsar-sidecar/delay"
 	"github.com/pulsar-sidecar/pulsar-sidecar/tagfilter"
 )
 
@@ -64,6 +65,8 @@ type input struct {
 	deliverAt      string
 	delayLevel     string
 	idempotencyKey string
+	retryPlan      string
+	hasRetryPlan   bool // the raw form: X-Retry-Plan was sent, even if empty
 }
 
 // validate checks one decoded message against the limits and returns it as
@@ -128,6 +131,14 @@ func validate(in *input, f fields, topic string, lim *Limits, now time.Time) (*M
 
 	if err := validateDelay(in, f, m, lim, now); err != nil {
 		return nil, err
+	}
+
+	if in.retryPlan != "" || in.hasRetryPlan {
+		plan, err := delay.ParseRetryPlan(in.retryPlan)
+		if err != nil {
+			return nil, badRequest(CodeInvalidRetryPlan, "%s: %v", f.name("retryPlan"), err)
+		}
+		m.RetryPlan = plan.String()
 	}
 
 	if k := in.idempotencyKey; k != "" {

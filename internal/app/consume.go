@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"time"
 
 	"github.com/apache/pulsar-client-go/pulsaradmin"
 	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/admin/config"
 	"github.com/gin-gonic/gin"
 
+	"github.com/pulsar-sidecar/pulsar-sidecar/delay"
 	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
 	"github.com/pulsar-sidecar/pulsar-sidecar/proxy/consume"
 )
@@ -48,6 +50,9 @@ func (a *App) startConsume(ctx context.Context) error {
 		Registerer: a.reg,
 		Logger:     a.log.With("component", "consume"),
 	}
+	if a.delay != nil {
+		opts.Retry = a.scheduleRetry
+	}
 	adminURL := cfg.Pulsar.AdminURL
 	if a.broker != nil {
 		adminURL = a.broker.AdminURL()
@@ -77,4 +82,22 @@ func (a *App) mountConsume(v1 *gin.RouterGroup) {
 		MayConsumeContext: proxy.MayConsume,
 		Logger:            a.log.With("component", "consume"),
 	})
+}
+
+// scheduleRetry is the consume API's retry hook: the next copy of a message
+// nacked with retry goes to the delay engine, due at the plan's next step.
+// deliverAt goes to the timing wheel in the default mode, which re-publishes
+// it to the real topic with its uid, key, tags and properties, so every
+// subscription of the topic sees it again (one-second precision, never
+// early).
+func (a *App) scheduleRetry(ctx context.Context, m consume.RetryMessage) error {
+	_, err := a.delay.Schedule(ctx, delay.Request{
+		UID: m.UID, App: m.App, Topic: m.Topic, Key: m.Key, Tags: m.Tags,
+		Properties: m.Properties, Payload: m.Payload, EventTime: m.EventTime,
+		DeliverAt: m.DueAt, AcceptedAt: time.Now(),
+	})
+	if err != nil {
+		return fmt.Errorf("app: schedule retry %d of %s: %w", m.Step, m.UID, err)
+	}
+	return nil
 }

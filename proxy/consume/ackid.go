@@ -30,6 +30,10 @@ type AckID struct {
 	Node      uint64 // the replica that handed the message out
 	Binding   uint64 // the subscription (SubscriptionRef.binding)
 	UID       string // the message's psc-uid; "" when it has none
+	// RetryStep is the message's psc-retry-step (0: none): a copy
+	// re-published by a retry plan keeps its uid, so its delivery state is
+	// kept apart by the step (stateIDFor).
+	RetryStep int
 }
 
 // MessageID formats the Pulsar message id the token points at.
@@ -42,7 +46,7 @@ func (a *AckID) copy() copyKey {
 
 // stateID is the id of the message's delivery state: its uid, or its
 // position when it has none.
-func (a *AckID) stateID() string { return stateIDFor(a.UID, a.copy()) }
+func (a *AckID) stateID() string { return stateIDFor(a.UID, a.RetryStep, a.copy()) }
 
 // Token layout, before base64url (no padding):
 //
@@ -58,6 +62,7 @@ func (a *AckID) stateID() string { return stateIDFor(a.UID, a.copy()) }
 //	node       8 bytes
 //	binding    8 bytes
 //	uid kind   1 byte: 0 none, 1 UUID (16 bytes follow), 2 string (uvarint length, bytes)
+//	retry step uvarint, only when more than 0 (older tokens end before it)
 //	mac        16 bytes: HMAC-SHA256 over everything before it, truncated
 //
 // A typical token is about 90 characters.
@@ -66,6 +71,7 @@ const (
 	macBytes       = 16
 	maxTokenChars  = 512
 	maxUIDBytes    = 128
+	maxRetryStep   = 1 << 20
 	uidNone        = 0
 	uidUUID        = 1
 	uidString      = 2
@@ -137,6 +143,9 @@ func (a *AckID) appendBody(b []byte) []byte {
 	} else {
 		b = append(b, uidNone)
 	}
+	if a.RetryStep > 0 {
+		b = binary.AppendUvarint(b, uint64(a.RetryStep))
+	}
 	return b
 }
 
@@ -206,6 +215,12 @@ func (a *AckID) parse(b []byte) error {
 		}
 	default:
 		r.fail()
+	}
+	if len(r.b) > 0 && !r.err {
+		a.RetryStep = int(r.uvarint(maxRetryStep))
+		if a.RetryStep == 0 {
+			r.fail()
+		}
 	}
 	if r.err || len(r.b) != 0 {
 		return errMalformed

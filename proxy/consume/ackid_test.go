@@ -24,7 +24,7 @@ func sampleAckIDs() []AckID {
 		{Cluster: 0, Partition: 0, Ledger: 1, Entry: 2, BatchIdx: 3, BatchSize: 100, Delivery: 1, Expires: exp,
 			Node: 0xdeadbeef, Binding: 42, UID: uuid.Must(uuid.NewV7()).String()},
 		{Cluster: 1, Partition: 7, Ledger: 1 << 40, Entry: 1 << 33, BatchIdx: -1, BatchSize: 0, Delivery: 16, Expires: exp,
-			Node: ^uint64(0), Binding: ^uint64(0), UID: "order-42/retry"},
+			Node: ^uint64(0), Binding: ^uint64(0), UID: "order-42/retry", RetryStep: 3},
 		{Partition: -1, Ledger: 0, Entry: 0, BatchIdx: 0, Delivery: 0, Expires: time.UnixMilli(0)},
 		{Cluster: 255, Ledger: 5, Entry: 6, BatchIdx: 999, BatchSize: 1000, Delivery: 1000, Expires: exp, UID: strings.Repeat("u", maxUIDBytes)},
 	}

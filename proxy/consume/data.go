@@ -23,6 +23,8 @@ const (
 	PropUID        = "psc-uid"
 	PropTags       = "psc-tags"
 	PropApp        = "psc-app"
+	PropRetryPlan  = "psc-retry-plan" // delay.PropRetryPlan
+	PropRetryStep  = "psc-retry-step" // delay.PropRetryStep
 )
 
 // TimeLayout formats publishTime and eventTime: RFC 3339, UTC, milliseconds.
@@ -95,6 +97,12 @@ type NackRequest struct {
 	// RedeliverAfter is a Go duration (0 to Options.MaxRedeliverAfter); the
 	// messages come back after it. Empty means at once.
 	RedeliverAfter string `json:"redeliverAfter,omitempty"`
+	// Retry follows each message's retry plan (psc-retry-plan) instead:
+	// the message is re-published, due at the plan's next step, and this
+	// copy acknowledged; with the plan used up it is dead-lettered. A
+	// message without a plan is nacked as without retry (back at once).
+	// Not with RedeliverAfter.
+	Retry bool `json:"retry,omitempty"`
 }
 
 // NackResponse counts what a nack did.
@@ -103,6 +111,11 @@ type NackResponse struct {
 	// Ignored were acknowledged, dead-lettered, or delivered again since
 	// these ackIds were issued.
 	Ignored int `json:"ignored"`
+	// Retried (retry only) were re-published for the plan's next step;
+	// DeadLettered had used up their plan. Both are also in Nacked, as
+	// are messages held by another replica, which that replica retries.
+	Retried      int `json:"retried,omitempty"`
+	DeadLettered int `json:"deadLettered,omitempty"`
 }
 
 func toMessage(r *record, token string, n int, clusters int) Message {
@@ -260,6 +273,12 @@ func (s *Service) Nack(ctx context.Context, ref SubscriptionRef, req NackRequest
 	if err := ref.Validate(); err != nil {
 		return nil, err
 	}
+	if req.Retry && req.RedeliverAfter != "" {
+		return nil, badRequest(CodeInvalidRedeliverAfter, "give redeliverAfter or retry, not both: retry follows the message's retry plan")
+	}
+	if req.Retry && s.opts.Retry == nil {
+		return nil, badRequest(CodeRetryUnavailable, "retry is not available on this sidecar (no delayed delivery)")
+	}
 	var delay time.Duration
 	if req.RedeliverAfter != "" {
 		d, err := time.ParseDuration(req.RedeliverAfter)
@@ -278,6 +297,15 @@ func (s *Service) Nack(ctx context.Context, ref SubscriptionRef, req NackRequest
 	if err != nil {
 		return nil, err
 	}
+	if req.Retry {
+		return s.nackRetry(ctx, ref, cfg, ids, req.AckIDs, caller)
+	}
+	return s.nackIDs(ctx, ref, cfg, ids, req.AckIDs, caller, delay)
+}
+
+// nackIDs runs the nack script for ids and ends their leases at now+delay.
+func (s *Service) nackIDs(ctx context.Context, ref SubscriptionRef, cfg *Subscription, ids []AckID, toks []string, caller Caller, delay time.Duration) (*NackResponse, error) {
+	now := s.clock.Now()
 	binding := ref.binding()
 	ttl := s.stateTTL(cfg.ackTimeout) + delay
 	keys := make([]string, len(ids))
@@ -296,8 +324,8 @@ func (s *Service) Nack(ctx context.Context, ref SubscriptionRef, req NackRequest
 	due := now.Add(delay)
 	e := s.existingEngine(ref.Path())
 	remote := map[uint64][]string{}
-	for i, v := range vals {
-		if v != 1 {
+	for i := range ids { // eval answered one value per id
+		if vals[i] != 1 {
 			resp.Ignored++
 			continue
 		}
@@ -307,7 +335,7 @@ func (s *Service) Nack(ctx context.Context, ref SubscriptionRef, req NackRequest
 			continue
 		}
 		if ids[i].Node != s.node {
-			remote[ids[i].Node] = append(remote[ids[i].Node], req.AckIDs[i])
+			remote[ids[i].Node] = append(remote[ids[i].Node], toks[i])
 		}
 	}
 	s.tellPeers(ctx, "nack", ref.Path(), remote, due.UnixMilli())
@@ -321,7 +349,7 @@ func (s *Service) Nack(ctx context.Context, ref SubscriptionRef, req NackRequest
 // delays the broker ack (or the redelivery) until the holder's lease timer
 // looks at the delivery state.
 type peerMessage struct {
-	Op     string   `json:"op"` // ack or nack
+	Op     string   `json:"op"` // ack, nack or retry
 	Path   string   `json:"path"`
 	AckIDs []string `json:"ackIds"`
 	Due    int64    `json:"due,omitempty"` // nack: Unix ms
@@ -377,6 +405,8 @@ func (s *Service) handlePeer(pm peerMessage) {
 			keys = append(keys, a.copy())
 		case "nack":
 			e.nackLocal(a.copy(), a.Delivery, time.UnixMilli(pm.Due))
+		case "retry":
+			s.retryPeer(e, a, t)
 		}
 	}
 	if len(keys) > 0 {

@@ -80,7 +80,10 @@ func (e *engine) deadLetter(producers map[int]pulsar.Producer, r *record) {
 		producers[r.cc.idx] = p
 	}
 	msg := r.msg
-	reason := fmt.Sprintf("delivered %d times without an acknowledgement (maxDeliveries %d)", r.n, cfg.MaxDeliveries)
+	reason := r.reason
+	if reason == "" {
+		reason = fmt.Sprintf("delivered %d times without an acknowledgement (maxDeliveries %d)", r.n, cfg.MaxDeliveries)
+	}
 	props := make(map[string]string, len(msg.Properties())+6)
 	maps.Copy(props, msg.Properties())
 	props[PropDeadLetterReason] = reason

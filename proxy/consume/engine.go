@@ -32,11 +32,13 @@ type record struct {
 	key     copyKey
 	stateID string
 	uid     string
+	step    int // psc-retry-step; 0: none
 	msg     pulsar.Message
 	cc      *clusterConsumer
 	tags    []string
 	state   recState
-	n       int // delivery number while in flight
+	n       int    // delivery number while in flight
+	reason  string // why it is dead-lettered, when not for maxDeliveries
 	due     time.Time
 	hidx    int
 }
@@ -296,7 +298,8 @@ func (e *engine) incoming(cc *clusterConsumer, msg pulsar.Message) {
 	if len(uid) > maxUIDBytes {
 		uid = ""
 	}
-	r := &record{key: key, uid: uid, stateID: stateIDFor(uid, key), msg: msg, cc: cc, tags: tags, hidx: -1}
+	step := retryStepOf(props)
+	r := &record{key: key, uid: uid, step: step, stateID: stateIDFor(uid, step, key), msg: msg, cc: cc, tags: tags, hidx: -1}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
@@ -541,6 +544,7 @@ func (e *engine) deliver(r *record, res leaseResult, cfg *Subscription, caller C
 		Cluster: r.key.cluster, Partition: r.key.partition, Ledger: r.key.ledger, Entry: r.key.entry,
 		BatchIdx: r.key.batch, BatchSize: id.BatchSize(), Delivery: res.n,
 		Expires: now.Add(svc.opts.DedupWindow), Node: svc.node, Binding: e.binding, UID: r.uid,
+		RetryStep: r.step,
 	}
 	e.stats.add(outDelivered, r.tags)
 	if res.n > 1 {

@@ -30,7 +30,8 @@ import (
 //	400     INVALID_ACK_ID               an ackId is malformed or was not issued by this deployment
 //	400     ACK_ID_FOREIGN               an ackId belongs to another topic or subscription
 //	400     ACK_ID_EXPIRED               an ackId is older than the dedup window: the message was or will be delivered again
-//	400     INVALID_REDELIVER_AFTER      redeliverAfter is not a Go duration in [0, MaxRedeliverAfter]
+//	400     INVALID_REDELIVER_AFTER      redeliverAfter is not a Go duration in [0, MaxRedeliverAfter], or is given with retry
+//	400     RETRY_UNAVAILABLE            a nack with retry on a sidecar without delayed delivery (Options.Retry)
 //	401     UNAUTHENTICATED              no app in the request context
 //	403     FORBIDDEN                    the app may not consume from this subscription
 //	404     SUBSCRIPTION_NOT_FOUND       no such subscription is registered (PUT it first)
@@ -58,6 +59,7 @@ const (
 	CodeAckIDForeign             = "ACK_ID_FOREIGN"
 	CodeAckIDExpired             = "ACK_ID_EXPIRED"
 	CodeInvalidRedeliverAfter    = "INVALID_REDELIVER_AFTER"
+	CodeRetryUnavailable         = "RETRY_UNAVAILABLE"
 	CodeUnauthenticated          = "UNAUTHENTICATED"
 	CodeForbidden                = "FORBIDDEN"
 	CodeSubscriptionNotFound     = "SUBSCRIPTION_NOT_FOUND"

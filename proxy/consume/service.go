@@ -64,8 +64,14 @@ type Options struct {
 	SkipFilteredEvents bool
 	Registerer         prometheus.Registerer // metrics; none when nil
 	Backlog            BacklogFunc           // backlog in Stats; none when nil
-	Logger             *slog.Logger          // slog.Default() when nil
-	Clock              Clock                 // the real clock when nil
+	// Retry re-publishes a message nacked with "retry" to its topic, due
+	// at m.DueAt (the app schedules it with the delay engine). It is called
+	// while this replica holds the message exclusively; on success the
+	// nacked copy is acknowledged. Nil: a nack with retry is refused (400
+	// RETRY_UNAVAILABLE).
+	Retry  func(ctx context.Context, m RetryMessage) error
+	Logger *slog.Logger // slog.Default() when nil
+	Clock  Clock        // the real clock when nil
 
 	KeyPrefix string   // Redis key prefix; "psc:"
 	Defaults  Defaults // ackTimeout 30s, maxDeliveries 16

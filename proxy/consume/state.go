@@ -3,6 +3,7 @@ package consume
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -139,12 +140,31 @@ return {0}
 var allScripts = []*redis.Script{leaseScript, ackScript, nackScript, deadScript}
 
 // stateIDFor is the id of a message's delivery state: its uid, or, for a
-// message produced without one, its position.
-func stateIDFor(uid string, k copyKey) string {
-	if uid != "" {
-		return uid
+// message produced without one, its position. A copy re-published by a
+// retry plan keeps its uid but has a retry step (psc-retry-step): it gets
+// its own state, uid#retry<step>, so the per-subscription duplicate check
+// does not take it for the copy that was nacked (and acknowledged).
+func stateIDFor(uid string, retryStep int, k copyKey) string {
+	if uid == "" {
+		return "m:" + k.String()
 	}
-	return "m:" + k.String()
+	if retryStep > 0 {
+		return uid + "#retry" + strconv.Itoa(retryStep)
+	}
+	return uid
+}
+
+// retryStepOf reads psc-retry-step; 0 when absent or unreadable.
+func retryStepOf(props map[string]string) int {
+	v, ok := props[PropRetryStep]
+	if !ok {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > maxRetryStep {
+		return 0
+	}
+	return n
 }
 
 // states runs the delivery-state scripts.
