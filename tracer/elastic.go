@@ -111,6 +111,7 @@ type Elastic struct {
 	sleep     func(ctx context.Context, d time.Duration) error
 
 	bulkRequests, failedRequests, created, conflicts, retriedItems, rejected atomic.Uint64
+	templated                                                                atomic.Bool // the index template is in place (Start succeeded)
 }
 
 var _ Store = (*Elastic)(nil)
@@ -181,6 +182,7 @@ func (e *Elastic) Start(ctx context.Context) error {
 	if res.IsError() {
 		return fmt.Errorf("tracer: put index template: %s: %s", res.Status(), readSnippet(res.Body))
 	}
+	e.templated.Store(true)
 	return nil
 }
 
@@ -326,6 +328,14 @@ type bulkItemResponse struct {
 // as permanent. While the circuit breaker is open, Write fails at once with
 // ErrCircuitOpen.
 func (e *Elastic) Write(ctx context.Context, events []Event) error {
+	if !e.templated.Load() {
+		// Start could not reach the cluster: put the template before the
+		// first document, or the daily indices get dynamic mappings. A
+		// failure here is retriable, so the batch waits in the outbox.
+		if err := e.Start(ctx); err != nil {
+			return fmt.Errorf("tracer: index template not installed yet: %w", err)
+		}
+	}
 	var failed []ItemError
 	if slices.ContainsFunc(events, func(ev Event) bool { return ev.ID == "" }) {
 		events = slices.Clone(events) // fill ids without touching the caller's slice

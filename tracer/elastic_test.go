@@ -394,3 +394,21 @@ func requireSameIDs(t *testing.T, want, got []string, msg string) {
 	require.True(t, len(missing) == 0 && len(extra) == 0 && len(want) == len(got),
 		"%s: %d wanted, %d present; missing %v; unexpected %v", msg, len(want), len(got), missing, extra)
 }
+
+// TestElasticTemplateAfterLateStart: a cluster that cannot be reached when
+// the sidecar starts gets its index template before the first document,
+// so the daily indices are never created with dynamic mappings.
+func TestElasticTemplateAfterLateStart(t *testing.T) {
+	addr := closedAddr(t)
+	e := newElastic(t, tracer.ElasticOptions{Addresses: []string{"http://" + addr}, IndexPrefix: "late", MaxRetries: -1})
+	require.Error(t, e.Start(t.Context()), "nothing listens yet")
+	require.Error(t, e.Write(t.Context(), goldenEvents()), "a write without the template fails (retriable): the batch waits in the outbox")
+
+	fake := esfake.New()
+	t.Cleanup(fake.Close)
+	require.NoError(t, fake.StartOn(addr))
+	require.NoError(t, e.Write(t.Context(), goldenEvents()))
+	_, ok := fake.Template("late-events")
+	require.True(t, ok, "the template was put before the documents")
+	require.Equal(t, []string{"late-events-2026.03.01", "late-events-2026.03.02"}, fake.Indices())
+}
