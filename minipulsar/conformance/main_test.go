@@ -68,7 +68,10 @@ var failedClients atomic.Int64
 // client, counted exactly.
 func checkLeaks() int {
 	if err := goleak.Find(goleak.IgnoreAnyFunction(sendTimeoutWatcher), goleak.IgnoreAnyFunction(idleChecker),
-		goleak.IgnoreTopFunction(unsubDispatcher), goleak.IgnoreTopFunction(unsubEvents), goleak.IgnoreTopFunction(unsubAckTicker)); err != nil {
+		goleak.IgnoreTopFunction(unsubDispatcher), goleak.IgnoreTopFunction(unsubEvents), goleak.IgnoreTopFunction(unsubAckTicker),
+		// A producer closed while its reconnect loop waits between lookups
+		// keeps that loop until the backoff ends (fault tests stop brokers).
+		goleak.IgnoreAnyFunction("github.com/apache/pulsar-client-go/pulsar.(*partitionProducer).reconnectToBroker")); err != nil {
 		fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
 		return 1
 	}
