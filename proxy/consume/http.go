@@ -2,6 +2,7 @@ package consume
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -243,29 +244,14 @@ func (a *api) list(c *gin.Context) {
 	c.JSON(http.StatusOK, SubscriptionList{Subscriptions: out})
 }
 
-func (a *api) receive(c *gin.Context) {
-	ref, caller, ok := a.authorize(c)
-	if !ok {
-		return
-	}
-	body, ok := a.readBody(c)
-	if !ok {
-		return
-	}
-	req, err := DecodeReceiveRequest(body)
-	if err != nil {
-		a.fail(c, err)
-		return
-	}
-	resp, err := a.svc.Receive(c.Request.Context(), ref, req, caller)
-	if err != nil {
-		a.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, resp)
-}
+func (a *api) receive(c *gin.Context) { serveBody(a, c, DecodeReceiveRequest, a.svc.Receive) }
+func (a *api) ack(c *gin.Context)     { serveBody(a, c, DecodeAckRequest, a.svc.Ack) }
+func (a *api) nack(c *gin.Context)    { serveBody(a, c, DecodeNackRequest, a.svc.Nack) }
 
-func (a *api) ack(c *gin.Context) {
+// serveBody is receive, ack and nack: authorize, read and decode the body,
+// call the service, answer its result as JSON.
+func serveBody[Req, Resp any](a *api, c *gin.Context, decode func([]byte) (Req, error),
+	call func(context.Context, SubscriptionRef, Req, Caller) (*Resp, error)) {
 	ref, caller, ok := a.authorize(c)
 	if !ok {
 		return
@@ -274,34 +260,12 @@ func (a *api) ack(c *gin.Context) {
 	if !ok {
 		return
 	}
-	req, err := DecodeAckRequest(body)
+	req, err := decode(body)
 	if err != nil {
 		a.fail(c, err)
 		return
 	}
-	resp, err := a.svc.Ack(c.Request.Context(), ref, req, caller)
-	if err != nil {
-		a.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, resp)
-}
-
-func (a *api) nack(c *gin.Context) {
-	ref, caller, ok := a.authorize(c)
-	if !ok {
-		return
-	}
-	body, ok := a.readBody(c)
-	if !ok {
-		return
-	}
-	req, err := DecodeNackRequest(body)
-	if err != nil {
-		a.fail(c, err)
-		return
-	}
-	resp, err := a.svc.Nack(c.Request.Context(), ref, req, caller)
+	resp, err := call(c.Request.Context(), ref, req, caller)
 	if err != nil {
 		a.fail(c, err)
 		return
