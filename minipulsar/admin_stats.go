@@ -352,7 +352,7 @@ func (a *admin) subStats(sub *subscription, now time.Time) subStats {
 		if ss.EarliestMsgPublishTimeInBacklog == 0 {
 			ss.EarliestMsgPublishTimeInBacklog = e.publishTime
 		}
-		if t.deliverAt(id, e) > nowMs && sub.holdsDelayed() {
+		if t.deliverAt(id, e) > nowMs && sub.sharedDispatch() {
 			ss.MsgDelayed += n
 		}
 	}

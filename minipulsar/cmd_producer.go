@@ -36,7 +36,7 @@ func (c *conn) handleProducer(m *pb.CommandProducer) {
 		c.mu.Unlock()
 		if p.t.full == name.String() {
 			// A retried registration of a producer that already exists.
-			c.sendProducerSuccess(reqID, p)
+			c.sendProducerSuccess(reqID, p, false)
 			return
 		}
 		c.sendError(reqID, pb.ServerError_ProducerBusy, "producer id already in use on this connection")
@@ -79,14 +79,17 @@ func (c *conn) handleProducer(m *pb.CommandProducer) {
 	c.sendProducerSuccess(reqID, p, m.GetSchema() != nil)
 }
 
-func (c *conn) sendProducerSuccess(reqID uint64, p *producer, withSchema ...bool) {
+// sendProducerSuccess answers a PRODUCER; a schema version goes back only
+// to a producer that sent a schema (a version given to one that did not
+// makes the client panic).
+func (c *conn) sendProducerSuccess(reqID uint64, p *producer, withSchema bool) {
 	resp := &pb.CommandProducerSuccess{
 		RequestId:      proto.Uint64(reqID),
 		ProducerName:   proto.String(p.name),
 		LastSequenceId: proto.Int64(p.t.lastSequence(p.name)),
 		ProducerReady:  proto.Bool(true),
 	}
-	if len(withSchema) > 0 && withSchema[0] {
+	if withSchema {
 		resp.SchemaVersion = schemaVersionZero
 	}
 	c.send(&pb.BaseCommand{Type: pb.BaseCommand_PRODUCER_SUCCESS.Enum(), ProducerSuccess: resp}, nil)

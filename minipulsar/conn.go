@@ -297,11 +297,8 @@ const (
 	errConsumerNotFound = "consumer not found"
 	errInjected         = "injected failure"
 	errLookupRefused    = "lookups refused (fault injection)"
-	errPartitionedSend  = "topic is partitioned: use a partition"
 	errHasConsumers     = "subscription has other consumers connected"
 	errProducerNotFound = "producer not found on this connection"
 	errWaitExclusive    = "WaitForExclusive access mode is not supported by minipulsar"
 	errTooManyMessages  = "num_messages does not match the metadata"
-	errAutoCreation     = "topic does not exist and auto-creation is disabled"
-	errNotSubscribed    = "subscription not found"
 )

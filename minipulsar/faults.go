@@ -23,7 +23,7 @@ type faults struct {
 	delay         time.Duration
 }
 
-func (f *faults) refusing(time.Time) bool {
+func (f *faults) refusing() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return time.Now().Before(f.refuseUntil)

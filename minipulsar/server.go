@@ -249,7 +249,7 @@ func (s *Server) acceptLoop(ln net.Listener) {
 		if err != nil {
 			return
 		}
-		if s.faults.refusing(s.clock.Now()) {
+		if s.faults.refusing() {
 			s.log.Info("refusing connection (fault injection)", "remote", nc.RemoteAddr().String())
 			_ = nc.Close()
 			continue

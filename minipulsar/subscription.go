@@ -159,7 +159,10 @@ func (sub *subscription) isAcked(id uint64) bool {
 	return ok
 }
 
-func (sub *subscription) holdsDelayed() bool {
+// sharedDispatch tells whether the subscription dispatches like Pulsar's
+// multiple-consumer dispatchers (Shared, Key_Shared): those hold delayed
+// messages back and count redeliveries.
+func (sub *subscription) sharedDispatch() bool {
 	return sub.typ == pb.CommandSubscribe_Shared || sub.typ == pb.CommandSubscribe_Key_Shared
 }
 
@@ -203,7 +206,7 @@ func (sub *subscription) collect(out []delivery, limit int) []delivery {
 			sub.readPos++
 			continue
 		}
-		if at := t.deliverAt(id, e); at > now && sub.holdsDelayed() {
+		if at := t.deliverAt(id, e); at > now && sub.sharedDispatch() {
 			sub.pushDelayed(id, at, now)
 			sub.readPos++
 			continue
@@ -507,9 +510,8 @@ func (sub *subscription) redeliver(c *consumer, ids []uint64) {
 		}
 		delete(sub.pending, id)
 		c.unacked--
-		if sub.holdsDelayed() {
-			// Like Pulsar, only Shared and Key_Shared dispatchers track
-			// redelivery counts (and so dead-letter topics).
+		if sub.sharedDispatch() {
+			// Only these track redelivery counts (and so dead-letter topics).
 			sub.redeliveries[id]++
 		}
 		sub.addReplay(id)
@@ -576,7 +578,7 @@ func (sub *subscription) backlog() (msgs, delayedMsgs int64) {
 			}
 		}
 		msgs += n
-		if t.deliverAt(id, e) > now && sub.holdsDelayed() {
+		if t.deliverAt(id, e) > now && sub.sharedDispatch() {
 			delayedMsgs += n
 		}
 	}
