@@ -35,11 +35,7 @@ func (a *App) startConsume(ctx context.Context) error {
 	}
 	clusters := []consume.Cluster{{Name: cfg.ClusterName(), Client: a.client}}
 	if a.drClient != nil {
-		name := cfg.Pulsar.DRCluster
-		if name == "" {
-			name = "dr"
-		}
-		clusters = append(clusters, consume.Cluster{Name: name, Client: a.drClient})
+		clusters = append(clusters, consume.Cluster{Name: a.drName(), Client: a.drClient})
 	}
 	opts := consume.Options{
 		Redis:      a.rdb,
@@ -53,11 +49,7 @@ func (a *App) startConsume(ctx context.Context) error {
 	if a.delay != nil {
 		opts.Retry = a.scheduleRetry
 	}
-	adminURL := cfg.Pulsar.AdminURL
-	if a.broker != nil {
-		adminURL = a.broker.AdminURL()
-	}
-	if adminURL != "" {
+	if adminURL := a.adminURL(); adminURL != "" {
 		adm, err := pulsaradmin.NewClient(&config.Config{WebServiceURL: adminURL, Token: cfg.Pulsar.AuthToken})
 		if err != nil {
 			return fmt.Errorf("app: pulsar admin client for consume stats: %w", err)

@@ -34,10 +34,7 @@ func (a *App) startDurable(pm *proxy.Metrics) error {
 		Logger:         a.log.With("component", "durable"),
 	}
 	if cfg.Pulsar.DRURL != "" {
-		name := cfg.Pulsar.DRCluster
-		if name == "" {
-			name = "dr"
-		}
+		name := a.drName()
 		copts := a.clientOptions(cfg.Pulsar.DRURL, cfg.Pulsar.DRAuthToken)
 		// The same client metrics as the primary's, labelled cluster=<name>.
 		copts.MetricsRegisterer = prometheus.WrapRegistererWith(prometheus.Labels{"cluster": name}, a.reg)
@@ -139,4 +136,21 @@ func (a *App) poolOptions(pm *proxy.Metrics) proxy.PoolOptions {
 // deadline so that a dead cluster leaves time for another one or the spool.
 func (a *App) attemptTimeout() time.Duration {
 	return min(a.cfg.Durability.AttemptTimeout, a.cfg.HTTP.RequestTimeout/2)
+}
+
+// drName names the disaster-recovery cluster in results and events.
+func (a *App) drName() string {
+	if a.cfg.Pulsar.DRCluster != "" {
+		return a.cfg.Pulsar.DRCluster
+	}
+	return "dr"
+}
+
+// adminURL is the primary cluster's admin REST: the embedded broker's, or
+// pulsar.adminURL ("" when not configured).
+func (a *App) adminURL() string {
+	if a.broker != nil {
+		return a.broker.AdminURL()
+	}
+	return a.cfg.Pulsar.AdminURL
 }

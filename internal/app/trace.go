@@ -131,10 +131,7 @@ func (a *App) buildConsole() (*consoleapi.API, error) {
 	if a.traceStore == nil {
 		return nil, nil
 	}
-	adminURL := a.cfg.Pulsar.AdminURL
-	if a.broker != nil {
-		adminURL = a.broker.AdminURL()
-	}
+	adminURL := a.adminURL()
 	opts := consoleapi.Options{
 		Store:  a.traceStore,
 		Open:   len(a.cfg.Apps) == 0, // protected mode: loopback only, no apps
