@@ -110,7 +110,7 @@ func bind(c *Config) []Setting {
 		out = append(out, s)
 	}
 	add("listen", "HTTP data-plane listen address; a non-loopback address requires apps", &c.Listen)
-	add("dataDir", "directory for local state (embedded broker data)", &c.DataDir)
+	add("dataDir", "directory for local state: the spool, the trace store and its outbox, the embedded broker's data", &c.DataDir)
 	add("node", "name of this sidecar instance in trace events (default: the hostname)", &c.Node)
 	add("shutdownTimeout", "cap on the whole graceful shutdown (drain HTTP, flush producers, close clients)", &c.ShutdownTimeout)
 	add("log.level", "log level: debug, info, warn, error", &c.Log.Level)
