@@ -8,7 +8,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
-	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -25,19 +25,22 @@ import (
 
 // BenchmarkProduce compares, in one run against one minipulsar:
 //
-//   - sidecar: one-message raw HTTP requests (1 KiB payload) over
+//   - sidecar: one-message raw-form HTTP requests (1 KiB payload) over
 //     keep-alive connections, one per worker, answered after the broker's ack;
-//   - sidecar-idem: the same with a fresh Idempotency-Key per request (one
-//     Redis round trip more, on a real redis-server);
+//   - sidecar-idem: the same with a fresh Idempotency-Key per request (two
+//     Lua calls on a real redis-server);
 //   - direct-send: workers calling producer.Send on one producer with the
 //     sidecar pool's batching settings (the issue's baseline);
 //   - nethttp: a bare net/http handler that reads the body and answers a
-//     small JSON, the ceiling of HTTP on this machine.
+//     small JSON, the ceiling of HTTP on this machine;
+//   - nethttp-goclient: the same handler driven by Go's net/http client,
+//     the load generator used before loadgen_test.go, to show what the
+//     generator itself costs on a shared machine.
 //
-// Each b.Loop iteration hands one request to a pool of workers (the
-// concurrency); req/s, p50 and p99 are reported per sub-benchmark.
+// The HTTP paths use the raw-TCP load generator (loadgen_test.go); req/s,
+// p50 and p99 are reported per sub-benchmark.
 //
-//	go test ./internal/app -run '^$' -bench Produce -benchtime 3s
+//	go test ./internal/app -run '^$' -bench 'Produce/.*/conc=64' -benchtime 3s -count 3
 func BenchmarkProduce(b *testing.B) {
 	broker := minipulsar.RunT(b)
 	rds := testredis.Start(b)
@@ -60,23 +63,36 @@ func BenchmarkProduce(b *testing.B) {
 	b.Cleanup(producer.Close)
 
 	bare := bareHTTP(b)
-	var seq atomic.Int64
+	persisted := func(body []byte) error {
+		if !bytes.Contains(body, []byte(`"status":"persisted"`)) {
+			return fmt.Errorf("answer without status persisted: %s", body)
+		}
+		return nil
+	}
+	produce := func(topic string, seqHeader string) *rawRequest {
+		return &rawRequest{Method: http.MethodPost, Path: "/v1/topics/bench/" + topic + "/t/messages",
+			Headers: []string{"Content-Type: application/octet-stream"}, Body: payload, SeqHeader: seqHeader, Check: persisted}
+	}
 	for _, conc := range []int{1, 32, 64} {
 		b.Run(fmt.Sprintf("sidecar/conc=%d", conc), func(b *testing.B) {
-			httpLoad(b, conc, "http://"+a.Addr()+"/v1/topics/bench/sidecar/t/messages", payload, nil)
+			rawHTTPLoad(b, conc, a.Addr(), produce("sidecar", ""))
 		})
 		b.Run(fmt.Sprintf("sidecar-idem/conc=%d", conc), func(b *testing.B) {
-			httpLoad(b, conc, "http://"+a.Addr()+"/v1/topics/bench/idem/t/messages", payload, func(r *http.Request) {
-				r.Header.Set(proxy.HeaderIdempotencyKey, "k-"+strconv.FormatInt(seq.Add(1), 10))
-			})
+			rawHTTPLoad(b, conc, a.Addr(), produce("idem", proxy.HeaderIdempotencyKey))
 		})
 		b.Run(fmt.Sprintf("direct-send/conc=%d", conc), func(b *testing.B) {
-			load(b, conc, func() error {
-				_, err := producer.Send(context.Background(), &pulsar.ProducerMessage{Payload: payload})
-				return err
+			runWorkers(b, conc, func(int) (func() error, func(), error) {
+				return func() error {
+					_, err := producer.Send(context.Background(), &pulsar.ProducerMessage{Payload: payload})
+					return err
+				}, nil, nil
 			})
 		})
 		b.Run(fmt.Sprintf("nethttp/conc=%d", conc), func(b *testing.B) {
+			rawHTTPLoad(b, conc, strings.TrimSuffix(strings.TrimPrefix(bare, "http://"), "/"), &rawRequest{Method: http.MethodPost, Path: "/",
+				Headers: []string{"Content-Type: application/octet-stream"}, Body: payload, Check: persisted})
+		})
+		b.Run(fmt.Sprintf("nethttp-goclient/conc=%d", conc), func(b *testing.B) {
 			httpLoad(b, conc, bare, payload, nil)
 		})
 	}
