@@ -3,6 +3,7 @@ package tracer
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,10 +21,13 @@ import (
 // not cover either). Writes are idempotent on the event id (INSERT OR IGNORE)
 // and one Write is one transaction.
 type SQLite struct {
-	db      *sql.DB
-	wmu     sync.Mutex // guards the write connection; readers go in parallel under WAL
-	wconn   *sql.Conn  // the one connection writes use, so the prepared INSERT stays valid
-	insertN *sql.Stmt  // the sqliteInsertRows-row INSERT, prepared on wconn
+	db    *sql.DB
+	wmu   sync.Mutex // guards the write connection; readers go in parallel under WAL
+	wconn *sql.Conn  // the one connection writes use, so the prepared INSERTs stay valid
+	// inserts[k] inserts 1<<k rows; prepared once on wconn. A batch is
+	// written as runs of 64 rows and then the binary digits of the rest, so
+	// no INSERT is ever parsed on the write path.
+	inserts [sqliteInsertShift + 1]*sql.Stmt
 
 	closeOnce sync.Once
 	closeErr  error
@@ -31,10 +35,25 @@ type SQLite struct {
 
 var _ Store = (*SQLite)(nil)
 
+// sqliteSchemaVersion is kept in PRAGMA user_version. Version 1 (no
+// user_version) had a rowid table, a unique text id and five secondary
+// indexes; OpenSQLite migrates it in place (see migrateV1). See ADR 020.
+const sqliteSchemaVersion = 2
+
+// The events table is clustered on (ts, id): events arrive roughly in time
+// order, so inserts append to the right edge of the table's b-tree instead
+// of landing at random places in a unique index on a hashed id. The id is
+// derived from the time among other fields (ComputeID), so (ts, id) is as
+// unique as id, and INSERT OR IGNORE on the key keeps writes idempotent.
+// Every secondary index of a WITHOUT ROWID table carries the key, so
+// (uid) is in effect (uid, ts, id): each query's ORDER BY ts, id comes from
+// the index. message_id and key are empty on many events (accepted events
+// have no broker id, many messages no key): their indexes leave those rows
+// out. No index on ts alone: the table itself is in time order.
 const sqliteSchema = `
 CREATE TABLE IF NOT EXISTS events (
-	seq          INTEGER PRIMARY KEY,
-	id           TEXT    NOT NULL UNIQUE,
+	ts           INTEGER NOT NULL, -- microseconds since the Unix epoch
+	id           BLOB    NOT NULL, -- the 16 bytes of Event.ID (32 hex characters)
 	type         TEXT    NOT NULL,
 	uid          TEXT    NOT NULL,
 	message_id   TEXT    NOT NULL,
@@ -47,21 +66,20 @@ CREATE TABLE IF NOT EXISTS events (
 	cluster      TEXT    NOT NULL,
 	subscription TEXT    NOT NULL,
 	consumer     TEXT    NOT NULL,
-	ts           INTEGER NOT NULL, -- microseconds since the Unix epoch
 	latency_ns   INTEGER NOT NULL,
 	error        TEXT    NOT NULL,
 	attempt      INTEGER NOT NULL,
-	properties   TEXT    NOT NULL  -- JSON object, '' when none
-);
-CREATE INDEX IF NOT EXISTS events_uid        ON events (uid, ts);
-CREATE INDEX IF NOT EXISTS events_message_id ON events (message_id, ts);
-CREATE INDEX IF NOT EXISTS events_key        ON events (key, ts);
-CREATE INDEX IF NOT EXISTS events_topic_ts   ON events (topic, ts, id);
-CREATE INDEX IF NOT EXISTS events_ts         ON events (ts);
+	properties   TEXT    NOT NULL, -- JSON object, '' when none
+	PRIMARY KEY (ts, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS events_uid        ON events (uid);
+CREATE INDEX IF NOT EXISTS events_message_id ON events (message_id) WHERE message_id <> '';
+CREATE INDEX IF NOT EXISTS events_key        ON events (key) WHERE key <> '';
+CREATE INDEX IF NOT EXISTS events_topic      ON events (topic);
 `
 
-const sqliteColumns = `id, type, uid, message_id, topic, key, tags, app, client_ip, node, cluster,
-	subscription, consumer, ts, latency_ns, error, attempt, properties`
+const sqliteColumns = `ts, id, type, uid, message_id, topic, key, tags, app, client_ip, node, cluster,
+	subscription, consumer, latency_ns, error, attempt, properties`
 
 // OpenSQLite opens (creating if needed) the store in the file at path.
 func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
@@ -77,22 +95,35 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	}
 	db.SetMaxOpenConns(4)
 	db.SetMaxIdleConns(4)
-	if _, err := db.ExecContext(ctx, sqliteSchema); err != nil {
+	if err := migrateSQLite(ctx, db); err != nil {
 		_ = db.Close()
-		return nil, fmt.Errorf("tracer: sqlite schema: %w", err)
+		return nil, err
 	}
 	wconn, err := db.Conn(ctx)
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("tracer: sqlite connection: %w", err)
 	}
-	stmt, err := wconn.PrepareContext(ctx, insertSQL(sqliteInsertRows))
-	if err != nil {
-		_ = wconn.Close()
-		_ = db.Close()
-		return nil, fmt.Errorf("tracer: sqlite prepare: %w", err)
+	s := &SQLite{db: db, wconn: wconn}
+	for k := range s.inserts {
+		if s.inserts[k], err = wconn.PrepareContext(ctx, insertSQL(1<<k)); err != nil {
+			_ = s.closeStmts()
+			_ = wconn.Close()
+			_ = db.Close()
+			return nil, fmt.Errorf("tracer: sqlite prepare: %w", err)
+		}
 	}
-	return &SQLite{db: db, wconn: wconn, insertN: stmt}, nil
+	return s, nil
+}
+
+func (s *SQLite) closeStmts() error {
+	var errs []error
+	for _, st := range s.inserts {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Close closes the database. It is idempotent.
@@ -100,36 +131,51 @@ func (s *SQLite) Close() error {
 	s.closeOnce.Do(func() {
 		s.wmu.Lock()
 		defer s.wmu.Unlock()
-		s.closeErr = errors.Join(s.insertN.Close(), s.wconn.Close(), s.db.Close())
+		s.closeErr = errors.Join(s.closeStmts(), s.wconn.Close(), s.db.Close())
 	})
 	return s.closeErr
 }
 
 // Write stores events in one transaction. Invalid events are reported as
 // permanent items of a *BatchError; the others are stored.
+//
+// The transaction is begun and ended with plain statements on the write
+// connection rather than with database/sql's Tx: Tx.Stmt prepares a
+// statement that belongs to a Conn again on every call, and parsing a
+// 64-row INSERT cost a fifth of the write path.
 func (s *SQLite) Write(ctx context.Context, events []Event) error {
 	var bad []ItemError
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	tx, err := s.wconn.BeginTx(ctx, nil)
-	if err != nil {
+	if _, err := s.wconn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return fmt.Errorf("tracer: sqlite begin: %w", err)
 	}
-	defer func() { _ = tx.Rollback() }()
+	committed := false
+	defer func() {
+		if !committed {
+			// Never cancelled: a transaction left open would block the next Write.
+			_, _ = s.wconn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+	}()
 	args := make([]any, 0, sqliteInsertRows*sqliteColumnCount)
 	rows := 0
-	flush := func() error {
-		if rows == 0 {
-			return nil
-		}
-		var err error
-		if rows == sqliteInsertRows {
-			_, err = tx.StmtContext(ctx, s.insertN).ExecContext(ctx, args...)
-		} else {
-			_, err = tx.ExecContext(ctx, insertSQL(rows), args...)
-		}
+	exec := func(k, first int) error {
+		n := 1 << k
+		_, err := s.inserts[k].ExecContext(ctx, args[first*sqliteColumnCount:(first+n)*sqliteColumnCount]...)
 		if err != nil {
 			return fmt.Errorf("tracer: sqlite insert: %w", err)
+		}
+		return nil
+	}
+	flush := func() error {
+		first := 0
+		for k := sqliteInsertShift; k >= 0; k-- {
+			if rows-first >= 1<<k {
+				if err := exec(k, first); err != nil {
+					return err
+				}
+				first += 1 << k
+			}
 		}
 		args, rows = args[:0], 0
 		return nil
@@ -144,14 +190,19 @@ func (s *SQLite) Write(ctx context.Context, events []Event) error {
 		if id == "" {
 			id = ComputeID(ev)
 		}
+		key, err := idBytes(id)
+		if err != nil {
+			bad = append(bad, ItemError{Index: i, Reason: err.Error()})
+			continue
+		}
 		tags, props, err := encodeExtras(ev)
 		if err != nil {
 			bad = append(bad, ItemError{Index: i, Reason: err.Error()})
 			continue
 		}
-		args = append(args, id, string(ev.Type), ev.UID, ev.MessageID, ev.Topic, ev.Key, tags,
+		args = append(args, ev.Time.UnixMicro(), key, string(ev.Type), ev.UID, ev.MessageID, ev.Topic, ev.Key, tags,
 			ev.App, ev.ClientIP, ev.Node, ev.Cluster, ev.Subscription, ev.Consumer,
-			ev.Time.UnixMicro(), int64(ev.Latency), ev.Error, ev.Attempt, props)
+			int64(ev.Latency), ev.Error, ev.Attempt, props)
 		rows++
 		if rows == sqliteInsertRows {
 			if err := flush(); err != nil {
@@ -162,9 +213,10 @@ func (s *SQLite) Write(ctx context.Context, events []Event) error {
 	if err := flush(); err != nil {
 		return err
 	}
-	if err := tx.Commit(); err != nil {
+	if _, err := s.wconn.ExecContext(ctx, "COMMIT"); err != nil {
 		return fmt.Errorf("tracer: sqlite commit: %w", err)
 	}
+	committed = true
 	if bad != nil {
 		return &BatchError{Items: bad}
 	}
@@ -174,21 +226,15 @@ func (s *SQLite) Write(ctx context.Context, events []Event) error {
 // Rows per INSERT statement: one statement for many rows costs far less than
 // one per row in the pure-Go driver. 64 rows use 1152 parameters.
 const (
-	sqliteInsertRows  = 64
+	sqliteInsertShift = 6
+	sqliteInsertRows  = 1 << sqliteInsertShift
 	sqliteColumnCount = 18
 )
 
-var insertSQLs [sqliteInsertRows + 1]string
-
-func init() {
+func insertSQL(rows int) string {
 	row := "(" + strings.TrimSuffix(strings.Repeat("?,", sqliteColumnCount), ",") + ")"
-	for n := 1; n <= sqliteInsertRows; n++ {
-		insertSQLs[n] = "INSERT OR IGNORE INTO events (" + sqliteColumns + ") VALUES " +
-			strings.TrimSuffix(strings.Repeat(row+",", n), ",")
-	}
+	return "INSERT OR IGNORE INTO events (" + sqliteColumns + ") VALUES " + strings.TrimSuffix(strings.Repeat(row+",", rows), ",")
 }
-
-func insertSQL(rows int) string { return insertSQLs[rows] }
 
 func encodeExtras(ev *Event) (tags, props string, err error) {
 	if len(ev.Tags) > 0 {
@@ -215,12 +261,22 @@ func (s *SQLite) ByUID(ctx context.Context, uid string, page Page) (Result, erro
 
 // ByMessageID implements Store.
 func (s *SQLite) ByMessageID(ctx context.Context, messageID string, page Page) (Result, error) {
-	return s.list(ctx, "message_id = ?", []any{messageID}, page)
+	return s.list(ctx, termSQL("message_id"), []any{messageID}, page)
 }
 
 // ByKey implements Store.
 func (s *SQLite) ByKey(ctx context.Context, key string, page Page) (Result, error) {
-	return s.list(ctx, "key = ?", []any{key}, page)
+	return s.list(ctx, termSQL("key"), []any{key}, page)
+}
+
+// termSQL is the condition "column = ?". The partial indexes on message_id
+// and key leave out empty values; SQLite uses them only when the query
+// itself excludes ”.
+func termSQL(column string) string {
+	if column == "message_id" || column == "key" {
+		return "(" + column + " = ? AND " + column + " <> '')"
+	}
+	return column + " = ?"
 }
 
 // ByTopic implements Store.
@@ -252,7 +308,7 @@ func (s *SQLite) Search(ctx context.Context, q Query, page Page) (Result, error)
 	where := []string{"1 = 1"}
 	var args []any
 	for _, f := range q.terms() {
-		where = append(where, f[0]+" = ?") // f[0] is one of our column names, never input
+		where = append(where, termSQL(f[0])) // f[0] is one of our column names, never input
 		args = append(args, f[1])
 	}
 	if !q.Range.From.IsZero() {
@@ -285,8 +341,12 @@ func (s *SQLite) list(ctx context.Context, where string, args []any, page Page) 
 		return Result{}, err
 	}
 	if ok {
+		id, err := idBytes(c.ID)
+		if err != nil {
+			return Result{}, fmt.Errorf("%w: %w", ErrBadCursor, err)
+		}
 		where += " AND (ts, id) > (?, ?)"
-		args = append(args, c.TimeUS, c.ID)
+		args = append(args, c.TimeUS, id)
 	}
 	limit := page.limit()
 	args = append(args, limit+1)
@@ -320,7 +380,7 @@ func (s *SQLite) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
 	var total int64
 	for {
 		s.wmu.Lock()
-		res, err := s.wconn.ExecContext(ctx, `DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE ts < ? LIMIT 5000)`, t.UnixMicro())
+		res, err := s.wconn.ExecContext(ctx, `DELETE FROM events WHERE (ts, id) IN (SELECT ts, id FROM events WHERE ts < ? ORDER BY ts, id LIMIT 5000)`, t.UnixMicro())
 		s.wmu.Unlock()
 		if err != nil {
 			return total, fmt.Errorf("tracer: sqlite delete: %w", err)
@@ -349,14 +409,16 @@ func (s *SQLite) query(ctx context.Context, q string, args ...any) ([]Event, err
 	for rows.Next() {
 		var (
 			ev          Event
+			id          []byte
 			typ         string
 			tags, props string
 			ts, latency int64
 		)
-		if err := rows.Scan(&ev.ID, &typ, &ev.UID, &ev.MessageID, &ev.Topic, &ev.Key, &tags, &ev.App, &ev.ClientIP,
-			&ev.Node, &ev.Cluster, &ev.Subscription, &ev.Consumer, &ts, &latency, &ev.Error, &ev.Attempt, &props); err != nil {
+		if err := rows.Scan(&ts, &id, &typ, &ev.UID, &ev.MessageID, &ev.Topic, &ev.Key, &tags, &ev.App, &ev.ClientIP,
+			&ev.Node, &ev.Cluster, &ev.Subscription, &ev.Consumer, &latency, &ev.Error, &ev.Attempt, &props); err != nil {
 			return nil, fmt.Errorf("tracer: sqlite scan: %w", err)
 		}
+		ev.ID = hex.EncodeToString(id)
 		ev.Type = Type(typ)
 		ev.Time = time.UnixMicro(ts).UTC()
 		ev.Latency = time.Duration(latency)
