@@ -38,19 +38,20 @@ type ruleFile struct {
 // Collector (checked by TestCollector), or "needed" for metrics no
 // component exposes yet (the rules file lists them under NOT YET EXPOSED).
 var metricSources = map[string]struct{ file, name string }{
-	"psc_produce_messages_total":                      {"../proxy/metrics.go", "produce_messages_total"},
-	"psc_broker_ack_seconds":                          {"../proxy/metrics.go", "broker_ack_seconds"},
-	"psc_rate_limited_total":                          {"../proxy/metrics.go", "rate_limited_total"},
-	"psc_idempotency_record_errors_total":             {"../proxy/metrics.go", "idempotency_record_errors_total"},
-	"psc_http_requests_total":                         {"../internal/metrics/metrics.go", "http_requests_total"},
-	"pulsar_sidecar_tracer_events_dropped_total":      {"../tracer/metrics.go", "events_dropped_total"},
-	"pulsar_sidecar_tracer_events_spill_failed_total": {"../tracer/metrics.go", "events_spill_failed_total"},
-	"pulsar_sidecar_tracer_outbox_bytes":              {"../tracer/metrics.go", "outbox_bytes"},
-	consoleapi.MetricBacklogMessages:                  {"collector", ""},
-	consoleapi.MetricBacklogOldestAge:                 {"collector", ""},
-	consoleapi.MetricBacklogStatsUp:                   {"collector", ""},
-	"psc_produce_to_ack_seconds":                      {"needed", ""},
-	"psc_produce_results_total":                       {"needed", ""},
+	"psc_produce_messages_total":          {"../proxy/metrics.go", "produce_messages_total"},
+	"psc_broker_ack_seconds":              {"../proxy/metrics.go", "broker_ack_seconds"},
+	"psc_rate_limited_total":              {"../proxy/metrics.go", "rate_limited_total"},
+	"psc_idempotency_record_errors_total": {"../proxy/metrics.go", "idempotency_record_errors_total"},
+	"psc_http_requests_total":             {"../internal/metrics/metrics.go", "http_requests_total"},
+	"psc_trace_events_dropped_total":      {"../tracer/metrics.go", "events_dropped_total"},
+	"psc_trace_events_spill_failed_total": {"../tracer/metrics.go", "events_spill_failed_total"},
+	"psc_trace_outbox_bytes":              {"../tracer/metrics.go", "outbox_bytes"},
+	"psc_trace_lag_seconds":               {"../tracer/metrics.go", "lag_seconds"},
+	consoleapi.MetricBacklogMessages:      {"collector", ""},
+	consoleapi.MetricBacklogOldestAge:     {"collector", ""},
+	consoleapi.MetricBacklogStatsUp:       {"collector", ""},
+	"psc_produce_to_ack_seconds":          {"needed", ""},
+	"psc_produce_results_total":           {"needed", ""},
 }
 
 var metricName = regexp.MustCompile(`\b(?:psc|pulsar_sidecar)_[a-z0-9_]+\b`)

@@ -237,7 +237,7 @@ func BenchmarkOutboxSpill(b *testing.B) {
 			n := 0
 			for b.Loop() {
 				buf = appendRecord(buf[:0], batch)
-				if err := ob.append(buf); err != nil {
+				if err := ob.append(buf, batch[0].Time.UnixMicro()); err != nil {
 					b.Fatal(err)
 				}
 				bytes += int64(len(buf))

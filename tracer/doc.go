@@ -15,7 +15,7 @@
 //     batches while the sink fails and is replayed in order when it recovers,
 //     and an overflow buffer that spills to the outbox when the queue is
 //     full. Every event is accounted for in Stats and in Prometheus metrics
-//     (pulsar_sidecar_tracer_*): stored, spilled, replayed, rejected by the
+//     (psc_trace_*): stored, spilled, replayed, rejected by the
 //     sink for good, lost to a full outbox, or dropped because both buffers
 //     were full. None is lost silently.
 //   - Store: writes plus the queries (ByUID, ByMessageID, ByKey, ByTopic

@@ -3,14 +3,17 @@ package tracer
 import (
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Metric names share this prefix: pulsar_sidecar_tracer_.
+// Metric names share this prefix: psc_trace_ (psc is the namespace of every
+// sidecar metric, internal/metrics.Namespace; tracer does not import it to
+// stay free of the app's plumbing).
 const (
-	metricNamespace = "pulsar_sidecar"
-	metricSubsystem = "tracer"
+	metricNamespace = "psc"
+	metricSubsystem = "trace"
 )
 
 // register exposes the pipeline's counters. They are read from the atomics at
@@ -42,6 +45,19 @@ func (p *Pipeline) register(reg prometheus.Registerer) error {
 		gauge("overflow_length", "Trace events waiting in the overflow buffer.", func() float64 { return float64(len(p.overflow)) }),
 		gauge("outbox_bytes", "Bytes waiting in the outbox.", func() float64 { b, _ := p.ob.size(); return float64(b) }),
 		gauge("outbox_segments", "Segment files waiting in the outbox.", func() float64 { _, n := p.ob.size(); return float64(n) }),
+		counter("events_deferred_total", "Trace events parked in the outbox by the ingest budget while the data plane was busy (a subset of events_spilled_total).", &p.c.deferred, nil),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: metricNamespace, Subsystem: metricSubsystem, Name: "ingest_cpu_seconds_total",
+			Help: "CPU time spent writing trace events to the store.",
+		}, func() float64 { return time.Duration(p.c.ingestCPU.Load()).Seconds() }),
+		gauge("lag_seconds", "Age of the oldest trace event waiting in the outbox for the store; 0 when none waits.", func() float64 { return p.lag(p.now()).Seconds() }),
+		gauge("ingest_throttled", "1 while the ingest budget holds trace writes back because the data plane is busy.", func() float64 { return b2f(p.gov.throttling(p.now())) }),
+		gauge("defer_limit_reached", "1 while the outbox is past trace.deferMaxBytes or trace.deferMaxAge, so the store is written at full speed whatever the load.",
+			func() float64 { l, _ := p.gov.atLimit(); return b2f(l) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: metricNamespace, Subsystem: metricSubsystem, Name: "defer_limit_reached_total",
+			Help: "Times the outbox passed trace.deferMaxBytes or trace.deferMaxAge, so the store was written at full speed whatever the load.",
+		}, func() float64 { _, n := p.gov.atLimit(); return float64(n) }),
 	}
 	for i, c := range cs {
 		if err := reg.Register(c); err != nil {
@@ -53,4 +69,11 @@ func (p *Pipeline) register(reg prometheus.Registerer) error {
 	}
 	p.collectors = cs
 	return nil
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // outbox is the pipeline's local durable spill: a directory of append-only
@@ -34,6 +35,7 @@ type outbox struct {
 	active    *os.File
 	activeSeq uint64
 	activeLen int64
+	activeMin int64 // earliest event time (µs) in the active segment; 0 when empty
 	nextSeq   uint64
 	sealed    []segment // ascending by seq
 	total     int64     // bytes in sealed and active segments
@@ -41,8 +43,9 @@ type outbox struct {
 }
 
 type segment struct {
-	seq  uint64
-	size int64
+	seq    uint64
+	size   int64
+	oldest int64 // earliest event time (µs) appended to it; 0 when unknown
 }
 
 const segmentExt = ".seg"
@@ -84,7 +87,7 @@ func openOutbox(dir string, segmentBytes, maxBytes int64, syncEach bool) (*outbo
 			_ = os.Remove(filepath.Join(dir, name))
 			continue
 		}
-		o.sealed = append(o.sealed, segment{seq: seq, size: info.Size()})
+		o.sealed = append(o.sealed, segment{seq: seq, size: info.Size(), oldest: firstEventTime(filepath.Join(dir, name), info.ModTime())})
 		o.total += info.Size()
 		o.nextSeq = max(o.nextSeq, seq+1)
 	}
@@ -106,8 +109,28 @@ func (o *outbox) path(seq uint64) string {
 	return filepath.Join(o.dir, fmt.Sprintf("%020d%s", seq, segmentExt))
 }
 
+// firstEventTime is the earliest event time (µs) in a segment's first
+// record, or, when that cannot be read, the file's modification time.
+func firstEventTime(path string, mtime time.Time) int64 {
+	r, err := openSegment(path, 0)
+	if err != nil {
+		return mtime.UnixMicro()
+	}
+	defer func() { _ = r.close() }()
+	evs, err := r.next()
+	if err != nil || len(evs) == 0 {
+		return mtime.UnixMicro()
+	}
+	oldest := evs[0].Time.UnixMicro()
+	for i := range evs {
+		oldest = min(oldest, evs[i].Time.UnixMicro())
+	}
+	return oldest
+}
+
 // append writes one framed record (see appendRecord) to the active segment.
-func (o *outbox) append(rec []byte) error {
+// oldest is the earliest event time in it, in µs, for the lag gauge.
+func (o *outbox) append(rec []byte, oldest int64) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closed {
@@ -134,6 +157,9 @@ func (o *outbox) append(rec []byte) error {
 			return fmt.Errorf("tracer: outbox sync: %w", err)
 		}
 	}
+	if o.activeLen == 0 || oldest < o.activeMin {
+		o.activeMin = oldest
+	}
 	o.activeLen += int64(len(rec))
 	o.total += int64(len(rec))
 	if o.activeLen >= o.segmentBytes {
@@ -147,14 +173,14 @@ func (o *outbox) sealLocked() error {
 	if o.active == nil {
 		return nil
 	}
-	f, seq, size := o.active, o.activeSeq, o.activeLen
-	o.active, o.activeLen = nil, 0
+	f, seq, size, oldest := o.active, o.activeSeq, o.activeLen, o.activeMin
+	o.active, o.activeLen, o.activeMin = nil, 0, 0
 	serr := f.Sync()
 	cerr := f.Close()
 	if size == 0 {
 		_ = os.Remove(o.path(seq))
 	} else {
-		o.sealed = append(o.sealed, segment{seq: seq, size: size})
+		o.sealed = append(o.sealed, segment{seq: seq, size: size, oldest: oldest})
 	}
 	if err := errors.Join(serr, cerr); err != nil {
 		return fmt.Errorf("tracer: outbox seal: %w", err)
@@ -201,6 +227,20 @@ func (o *outbox) done(seq uint64, corrupt bool) error {
 		return os.Rename(p, p+".corrupt")
 	}
 	return os.Remove(p)
+}
+
+// oldestTime is the earliest event time (µs) in the oldest waiting segment,
+// or 0 when nothing waits.
+func (o *outbox) oldestTime() int64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.sealed) > 0 {
+		return o.sealed[0].oldest
+	}
+	if o.activeLen > 0 {
+		return o.activeMin
+	}
+	return 0
 }
 
 // size returns the bytes and segments waiting.

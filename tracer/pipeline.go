@@ -29,6 +29,18 @@ type Options struct {
 	ReplayMinBackoff time.Duration // first wait after a failed replay; 500ms
 	ReplayMaxBackoff time.Duration // longest wait between replay attempts; 30s
 
+	// IngestBudget is the share of one CPU the sink may use while the data
+	// plane is busy (see governor): 0.1; negative: never defer, write each
+	// batch as soon as it is full. Batches beyond the budget wait in the
+	// outbox and are replayed when the data plane is quiet.
+	IngestBudget float64
+	// DeferMaxBytes and DeferMaxAge end deferral: once the outbox holds more
+	// than DeferMaxBytes, or its oldest event is older than DeferMaxAge, the
+	// sink runs at full speed whatever the data plane is doing. 256 MiB
+	// (at most a quarter of MaxOutboxBytes) and 5m.
+	DeferMaxBytes int64
+	DeferMaxAge   time.Duration
+
 	SegmentBytes   int64 // outbox segment size before a new file is started; 64 MiB
 	MaxOutboxBytes int64 // outbox size beyond which spills fail (and are counted); 1 GiB; <0 for no limit
 	SyncEachSpill  bool  // fsync after every outbox record, not only when a segment is sealed
@@ -57,6 +69,16 @@ func (o *Options) defaults() error {
 	if o.MaxOutboxBytes == 0 {
 		o.MaxOutboxBytes = 1 << 30
 	}
+	if o.IngestBudget == 0 {
+		o.IngestBudget = 0.1
+	}
+	if o.DeferMaxBytes <= 0 {
+		o.DeferMaxBytes = 256 << 20
+		if o.MaxOutboxBytes > 0 {
+			o.DeferMaxBytes = min(o.DeferMaxBytes, o.MaxOutboxBytes/4)
+		}
+	}
+	setDefault(&o.DeferMaxAge, 5*time.Minute)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -87,6 +109,14 @@ type Stats struct {
 	SpillFailed   uint64 // lost because the outbox could not take them (full, disk error); logged
 	Corrupt       uint64 // outbox records that could not be read; their segment is kept as .corrupt
 	SinkFailures  uint64 // sink writes that failed in whole or in part
+	Deferred      uint64 // of Spilled, those parked in the outbox by the ingest budget rather than a sink failure
+
+	IngestCPU  time.Duration // CPU time spent in sink writes (see measureCPU)
+	Lag        time.Duration // age of the oldest event waiting in the outbox; 0 when it is empty
+	Throttled  bool          // the ingest budget is holding the sink back
+	DeferLimit bool          // a deferral limit is reached: the sink runs at full speed
+	// DeferLimitHits counts the times a deferral limit was reached.
+	DeferLimitHits uint64
 
 	QueueLen       int   // events waiting in the queue
 	OverflowLen    int   // events waiting in the overflow buffer
@@ -109,7 +139,9 @@ type counters struct {
 	rejected,
 	spillFailed,
 	corrupt,
-	sinkFailures atomic.Uint64
+	sinkFailures,
+	deferred,
+	ingestCPU atomic.Uint64 // nanoseconds
 }
 
 // Pipeline is the Recorder the data plane uses in production: Record puts
@@ -150,6 +182,12 @@ type Pipeline struct {
 	c          counters
 	collectors []prometheus.Collector
 	resume     resumePoint // replayer only
+
+	gov       *governor
+	now       func() time.Time
+	measure   func(func()) time.Duration // CPU time of a sink write
+	deferring atomic.Bool                // the outbox holds batches parked by the budget, not by a failure
+	replayAt  atomic.Int64               // earliest event time (µs) of the record being replayed; 0: none
 }
 
 // resumePoint is where the replayer stopped inside a segment.
@@ -184,7 +222,10 @@ func NewPipeline(opts Options) (*Pipeline, error) {
 		finalCtx:   context.Background(),
 		stopIngest: make(chan struct{}),
 		stopReplay: make(chan struct{}),
+		now:        time.Now,
+		measure:    measureCPU,
 	}
+	p.gov = newGovernor(opts.IngestBudget, opts.DeferMaxBytes, opts.DeferMaxAge, p.now())
 	if opts.Registerer != nil {
 		if err := p.register(opts.Registerer); err != nil {
 			cancel()
@@ -236,7 +277,15 @@ func (p *Pipeline) Record(ev Event) {
 // Stats returns a snapshot of the counters.
 func (p *Pipeline) Stats() Stats {
 	bytes, segs := p.ob.size()
+	now := p.now()
+	limited, hits := p.gov.atLimit()
 	return Stats{
+		DeferLimitHits: hits,
+		Deferred:       p.c.deferred.Load(),
+		IngestCPU:      time.Duration(p.c.ingestCPU.Load()),
+		Lag:            p.lag(now),
+		Throttled:      p.gov.throttling(now),
+		DeferLimit:     limited,
 		Recorded:       p.c.recorded.Load(),
 		Overflowed:     p.c.overflowed.Load(),
 		DroppedFull:    p.c.droppedFull.Load(),
@@ -308,6 +357,7 @@ func (p *Pipeline) runWriter() {
 		case ev := <-p.queue:
 			w.add(p.ctx, ev)
 		case <-tick.C:
+			p.sampleLoad()
 			w.flush(p.ctx)
 			if d := p.c.droppedFull.Load(); d != loggedDrops {
 				p.log.Warn("trace events dropped: queue and overflow buffer full", "dropped", d-loggedDrops, "dropped_total", d)
@@ -318,6 +368,7 @@ func (p *Pipeline) runWriter() {
 			final := p.finalCtx
 			p.mu.RUnlock()
 			ctx, cancel := mergeCancel(final, p.ctx)
+			w.final = true
 			for {
 				select {
 				case ev := <-p.queue:
@@ -347,6 +398,7 @@ type batcher struct {
 	p     *Pipeline
 	batch []Event
 	enc   []byte
+	final bool // Close is flushing: write, do not defer
 }
 
 func (w *batcher) add(ctx context.Context, ev Event) {
@@ -364,20 +416,83 @@ func (w *batcher) flush(ctx context.Context) {
 	for i := range w.batch {
 		ensureID(&w.batch[i])
 	}
-	if p.ob.pending() || ctx.Err() != nil {
-		// Older events wait in the outbox (so the sink is, or was just, failing):
-		// queue behind them and let the replayer deliver in order.
+	pending := p.ob.pending()
+	if !pending {
+		p.deferring.Store(false)
+	}
+	switch {
+	case pending || ctx.Err() != nil:
+		// Older events wait in the outbox (the sink is, or was just, failing,
+		// or the budget parked them): queue behind them and let the replayer
+		// deliver in order.
+		if p.deferring.Load() {
+			p.c.deferred.Add(uint64(len(w.batch)))
+		}
 		w.enc = p.spill(w.enc, w.batch)
-	} else {
+	case !w.final && p.gov.hold(p.now()) > 0:
+		// The data plane is busy and the sink has used its CPU budget: park
+		// the batch; the replayer writes it when the budget allows.
+		p.deferring.Store(true)
+		p.c.deferred.Add(uint64(len(w.batch)))
+		w.enc = p.spill(w.enc, w.batch)
+	default:
 		wctx, cancel := context.WithTimeout(ctx, p.opts.WriteTimeout)
-		err := p.opts.Sink.Write(wctx, w.batch)
+		err := p.sinkWrite(wctx, w.batch)
 		cancel()
 		if retry := p.settle(w.batch, err, &p.c.written, "write"); len(retry) > 0 {
+			p.deferring.Store(false) // what follows waits for the sink, not for the budget
 			w.enc = p.spill(w.enc, retry)
 		}
 	}
 	clear(w.batch) // drop references to tags and properties
 	w.batch = w.batch[:0]
+}
+
+// sinkWrite writes to the sink and charges the CPU it took to the governor.
+func (p *Pipeline) sinkWrite(ctx context.Context, events []Event) error {
+	var err error
+	cpu := p.measure(func() { err = p.opts.Sink.Write(ctx, events) })
+	p.c.ingestCPU.Add(uint64(max(cpu, 0)))
+	p.gov.charge(p.now(), cpu, len(events))
+	return err
+}
+
+// sampleLoad feeds the governor the arrival count and the outbox's state.
+func (p *Pipeline) sampleLoad() {
+	now := p.now()
+	bytes, _ := p.ob.size()
+	p.gov.sample(now, p.c.recorded.Load(), bytes, p.lag(now))
+}
+
+// lag is the age of the oldest event waiting in the outbox.
+func (p *Pipeline) lag(now time.Time) time.Duration {
+	oldest := p.replayAt.Load()
+	if oldest == 0 {
+		oldest = p.ob.oldestTime()
+	}
+	if oldest == 0 {
+		return 0
+	}
+	return max(now.Sub(time.UnixMicro(oldest)), 0)
+}
+
+// waitBudget holds the replayer while the governor says so. It returns
+// false when the pipeline is stopping.
+func (p *Pipeline) waitBudget() bool {
+	for {
+		p.sampleLoad()
+		d := p.gov.hold(p.now())
+		if d <= 0 {
+			return true
+		}
+		t := time.NewTimer(min(d, 100*time.Millisecond))
+		select {
+		case <-p.stopReplay:
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+	}
 }
 
 // settle counts the outcome of a sink write of batch: stored events are
@@ -435,6 +550,10 @@ func (p *Pipeline) settle(batch []Event, err error, ok *atomic.Uint64, op string
 // grown buffer is returned.
 func (p *Pipeline) spill(buf []byte, events []Event) []byte {
 	buf = appendRecord(buf[:0], events)
+	oldest := events[0].Time.UnixMicro()
+	for i := range events {
+		oldest = min(oldest, events[i].Time.UnixMicro())
+	}
 	if len(buf)-recordHeaderLen > maxRecordLen && len(events) > 1 {
 		half := len(events) / 2
 		buf = p.spill(buf, events[:half])
@@ -444,7 +563,7 @@ func (p *Pipeline) spill(buf []byte, events []Event) []byte {
 	if len(buf)-recordHeaderLen > maxRecordLen {
 		err = fmt.Errorf("%w: event %s encodes to %d bytes", errRecordLength, events[0].ID, len(buf))
 	} else {
-		err = p.ob.append(buf)
+		err = p.ob.append(buf, oldest)
 	}
 	if err != nil {
 		p.c.spillFailed.Add(uint64(len(events)))
@@ -580,16 +699,22 @@ func (p *Pipeline) replaySegment(seq uint64) error {
 		return err
 	}
 	for {
+		if !p.waitBudget() {
+			_ = r.close()
+			return nil // stopping; p.resume says where to go on
+		}
 		start := r.off
 		evs, err := r.next()
 		if errors.Is(err, io.EOF) {
 			_ = r.close()
 			p.resume = resumePoint{}
+			p.replayAt.Store(0)
 			return p.ob.done(seq, false)
 		}
 		if err != nil {
 			_ = r.close()
 			p.c.corrupt.Add(1)
+			p.replayAt.Store(0)
 			p.log.Error("trace outbox segment unreadable; kept for inspection", "segment", p.ob.path(seq)+".corrupt", "offset", start, "err", err)
 			p.resume = resumePoint{}
 			return p.ob.done(seq, true)
@@ -597,8 +722,15 @@ func (p *Pipeline) replaySegment(seq uint64) error {
 		if p.resume.left != nil && p.resume.off == start {
 			evs = p.resume.left
 		}
+		if len(evs) > 0 {
+			oldest := evs[0].Time.UnixMicro()
+			for i := range evs {
+				oldest = min(oldest, evs[i].Time.UnixMicro())
+			}
+			p.replayAt.Store(oldest)
+		}
 		ctx, cancel := context.WithTimeout(p.ctx, p.opts.WriteTimeout)
-		werr := p.opts.Sink.Write(ctx, evs)
+		werr := p.sinkWrite(ctx, evs)
 		cancel()
 		if retry := p.settle(evs, werr, &p.c.replayed, "replay"); len(retry) > 0 {
 			_ = r.close()

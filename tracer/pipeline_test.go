@@ -452,17 +452,19 @@ func TestPipelineMetrics(t *testing.T) {
 			p.Record(ev(i))
 		}
 		got := gather(t, reg)
-		require.Equal(t, 3.0, got["pulsar_sidecar_tracer_events_recorded_total"])
-		require.Equal(t, 1.0, got["pulsar_sidecar_tracer_events_overflowed_total"])
-		require.Equal(t, 2.0, got[`pulsar_sidecar_tracer_events_dropped_total{reason="queue_full"}`])
-		require.Equal(t, 0.0, got[`pulsar_sidecar_tracer_events_dropped_total{reason="closed"}`])
-		require.Equal(t, 2.0, got["pulsar_sidecar_tracer_queue_length"])
-		require.Equal(t, 1.0, got["pulsar_sidecar_tracer_overflow_length"])
+		require.Equal(t, 3.0, got["psc_trace_events_recorded_total"])
+		require.Equal(t, 1.0, got["psc_trace_events_overflowed_total"])
+		require.Equal(t, 2.0, got[`psc_trace_events_dropped_total{reason="queue_full"}`])
+		require.Equal(t, 0.0, got[`psc_trace_events_dropped_total{reason="closed"}`])
+		require.Equal(t, 2.0, got["psc_trace_queue_length"])
+		require.Equal(t, 1.0, got["psc_trace_overflow_length"])
 		for _, name := range []string{
-			`pulsar_sidecar_tracer_events_stored_total{path="direct"}`, `pulsar_sidecar_tracer_events_stored_total{path="outbox"}`,
-			"pulsar_sidecar_tracer_events_spilled_total", "pulsar_sidecar_tracer_events_rejected_total",
-			"pulsar_sidecar_tracer_events_spill_failed_total", "pulsar_sidecar_tracer_outbox_corrupt_records_total",
-			"pulsar_sidecar_tracer_sink_failures_total", "pulsar_sidecar_tracer_outbox_bytes", "pulsar_sidecar_tracer_outbox_segments",
+			`psc_trace_events_stored_total{path="direct"}`, `psc_trace_events_stored_total{path="outbox"}`,
+			"psc_trace_events_spilled_total", "psc_trace_events_rejected_total",
+			"psc_trace_events_spill_failed_total", "psc_trace_outbox_corrupt_records_total",
+			"psc_trace_sink_failures_total", "psc_trace_outbox_bytes", "psc_trace_outbox_segments",
+			"psc_trace_events_deferred_total", "psc_trace_ingest_cpu_seconds_total", "psc_trace_lag_seconds",
+			"psc_trace_ingest_throttled", "psc_trace_defer_limit_reached", "psc_trace_defer_limit_reached_total",
 		} {
 			require.Contains(t, got, name)
 		}
@@ -476,8 +478,8 @@ func TestPipelineMetrics(t *testing.T) {
 		time.Sleep(time.Second)
 		synctest.Wait()
 		got = gather(t, reg)
-		require.Equal(t, 2.0, got[`pulsar_sidecar_tracer_events_stored_total{path="direct"}`])
-		require.Equal(t, 1.0, got[`pulsar_sidecar_tracer_events_stored_total{path="outbox"}`])
+		require.Equal(t, 2.0, got[`psc_trace_events_stored_total{path="direct"}`])
+		require.Equal(t, 1.0, got[`psc_trace_events_stored_total{path="outbox"}`])
 
 		require.NoError(t, p.Close(t.Context()))
 		require.Empty(t, gather(t, reg), "Close unregisters")

@@ -1,0 +1,118 @@
+package tracer
+
+import (
+	"sync"
+	"time"
+)
+
+// governor decides when the pipeline may spend CPU on the sink (ADR 020,
+// "The data plane first"). It holds a token bucket of CPU time that fills
+// at budget CPU-seconds per second, up to budget x governorBurst; every
+// sink write (direct or replay) spends the CPU it measured, so the balance
+// can go negative. While the data plane is busy and the balance is
+// negative, the writer parks new batches in the outbox and the replayer
+// waits. The data plane counts as busy while the events arriving would, at
+// the sink's recent cost per event, need more than half the budget: then
+// writing them all at once would eat into the data plane's CPU. Otherwise
+// the outbox drains at full speed.
+//
+// Deferral has limits: once the outbox holds more than maxBytes, or its
+// oldest event is older than maxAge, the governor stops holding anything
+// back and the sink runs at full speed, taking CPU from the data plane
+// rather than letting the outbox fill up to its hard limit and lose events.
+//
+// Methods take the time as an argument so that tests drive it.
+type governor struct {
+	budget   float64 // CPU-seconds per second; <= 0: never defer
+	maxBytes int64
+	maxAge   time.Duration
+
+	mu           sync.Mutex
+	tokens       float64 // CPU-seconds; negative is debt
+	last         time.Time
+	costPerEvent float64 // CPU-seconds per event, moving average of sink writes
+	rate         float64 // events per second arriving, moving average
+	lastCount    uint64
+	lastSample   time.Time
+	busy         bool
+	limited      bool   // a deferral limit is reached: full speed
+	limitHits    uint64 // times limited went from false to true
+}
+
+// governorBurst is how many seconds of budget the bucket holds.
+const governorBurst = 2.0
+
+func newGovernor(budget float64, maxBytes int64, maxAge time.Duration, now time.Time) *governor {
+	g := &governor{budget: budget, maxBytes: maxBytes, maxAge: maxAge, last: now, lastSample: now}
+	g.tokens = budget * governorBurst
+	return g
+}
+
+func (g *governor) enabled() bool { return g.budget > 0 }
+
+func (g *governor) refillLocked(now time.Time) {
+	if dt := now.Sub(g.last).Seconds(); dt > 0 {
+		g.tokens = min(g.tokens+g.budget*dt, g.budget*governorBurst)
+		g.last = now
+	}
+}
+
+// sample updates the arrival rate from the running count of recorded events
+// and the deferral limits from the outbox's size and lag.
+func (g *governor) sample(now time.Time, recorded uint64, outboxBytes int64, lag time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if dt := now.Sub(g.lastSample).Seconds(); dt >= 0.05 {
+		r := float64(recorded-g.lastCount) / dt
+		g.rate = 0.5*g.rate + 0.5*r
+		g.lastCount, g.lastSample = recorded, now
+	}
+	g.busy = g.rate*g.costPerEvent > g.budget/2
+	limited := (g.maxBytes > 0 && outboxBytes > g.maxBytes) || (g.maxAge > 0 && lag > g.maxAge)
+	if limited && !g.limited && g.enabled() {
+		g.limitHits++
+	}
+	g.limited = limited
+}
+
+// charge records a sink write of n events that took cpu.
+func (g *governor) charge(now time.Time, cpu time.Duration, n int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.refillLocked(now)
+	g.tokens -= cpu.Seconds()
+	if n > 0 {
+		c := cpu.Seconds() / float64(n)
+		if g.costPerEvent == 0 {
+			g.costPerEvent = c
+		} else {
+			g.costPerEvent = 0.8*g.costPerEvent + 0.2*c
+		}
+	}
+}
+
+// hold reports how long the sink should wait before its next write; 0
+// means go ahead.
+func (g *governor) hold(now time.Time) time.Duration {
+	if !g.enabled() {
+		return 0
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.refillLocked(now)
+	if !g.busy || g.limited || g.tokens >= 0 {
+		return 0
+	}
+	return time.Duration(-g.tokens / g.budget * float64(time.Second))
+}
+
+// throttling reports whether the governor is holding the sink back now.
+func (g *governor) throttling(now time.Time) bool { return g.hold(now) > 0 }
+
+// atLimit reports whether a deferral limit is reached now, and how many
+// times one was reached so far.
+func (g *governor) atLimit() (bool, uint64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.limited, g.limitHits
+}

@@ -1,0 +1,203 @@
+package tracer
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestGovernor(t *testing.T) {
+	t0 := time.Unix(1_800_000_000, 0)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+
+	g := newGovernor(0.1, 1<<20, time.Minute, t0)
+	require.Zero(t, g.hold(t0), "nothing known yet: go ahead")
+
+	// 500 events cost 50 ms of CPU: 100 µs each. 10k events/s arriving
+	// would need 1 CPU: busy.
+	g.charge(at(0), 50*time.Millisecond, 500)
+	g.sample(at(100*time.Millisecond), 1000, 0, 0)
+	g.sample(at(200*time.Millisecond), 2000, 0, 0)
+	require.True(t, g.busy)
+	require.Zero(t, g.hold(at(200*time.Millisecond)), "the burst allowance (0.2 CPU-s) still covers it")
+	// 0.2 - 0.05 + 0.02 (refilled in 200 ms) - 0.3 = 0.13 CPU-s in debt.
+	g.charge(at(200*time.Millisecond), 300*time.Millisecond, 3000)
+	d := g.hold(at(200 * time.Millisecond))
+	require.InDelta(t, 1.3, d.Seconds(), 0.01, "0.13 CPU-s of debt at 0.1 CPU-s/s")
+	require.Zero(t, g.hold(at(1700*time.Millisecond)), "paid back")
+
+	// Quiet: 10 events/s would need 1 ms of CPU per second.
+	g.charge(at(1700*time.Millisecond), time.Second, 10000)
+	require.NotZero(t, g.hold(at(1700*time.Millisecond)))
+	for i := range 10 {
+		g.sample(at(2*time.Second+time.Duration(i)*100*time.Millisecond), 2000+uint64(i), 0, 0)
+	}
+	require.False(t, g.busy)
+	require.Zero(t, g.hold(at(3*time.Second)), "quiet: drain at full speed")
+
+	// Busy again, but past a deferral limit: full speed too.
+	for i := range 5 {
+		g.sample(at(3*time.Second+time.Duration(i)*100*time.Millisecond), 3000+uint64(i)*1000, 0, 0)
+	}
+	require.True(t, g.busy)
+	require.NotZero(t, g.hold(at(3500*time.Millisecond)))
+	g.sample(at(3600*time.Millisecond), 8000, 2<<20, 0)
+	limited, hits := g.atLimit()
+	require.True(t, limited)
+	require.EqualValues(t, 1, hits)
+	require.Zero(t, g.hold(at(3600*time.Millisecond)), "outbox past DeferMaxBytes")
+	g.sample(at(3700*time.Millisecond), 9000, 0, 2*time.Minute)
+	require.Zero(t, g.hold(at(3700*time.Millisecond)), "lag past DeferMaxAge")
+	g.sample(at(3800*time.Millisecond), 10000, 0, 0)
+	require.NotZero(t, g.hold(at(3800*time.Millisecond)), "back under the limits")
+
+	off := newGovernor(-1, 0, 0, t0)
+	off.charge(t0, time.Hour, 1)
+	require.Zero(t, off.hold(t0), "a negative budget never defers")
+}
+
+// cpuSink stores events and charges a fixed, simulated CPU cost per event
+// to a clock the pipeline reads instead of the thread's CPU time.
+type cpuSink struct {
+	perEvent time.Duration
+	cpu      atomic.Int64 // simulated ns
+
+	mu     sync.Mutex
+	stored map[string]bool
+}
+
+func (s *cpuSink) Write(_ context.Context, evs []Event) error {
+	s.cpu.Add(int64(s.perEvent) * int64(len(evs)))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ev := range evs {
+		s.stored[ev.ID] = true
+	}
+	return nil
+}
+
+func (s *cpuSink) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.stored)
+}
+
+func (s *cpuSink) measure(f func()) time.Duration {
+	before := s.cpu.Load()
+	f()
+	return time.Duration(s.cpu.Load() - before)
+}
+
+func deferralPipeline(t *testing.T, sink *cpuSink, opts Options) *Pipeline {
+	t.Helper()
+	opts.Sink, opts.Dir, opts.Logger = sink, t.TempDir(), slog.New(slog.DiscardHandler)
+	opts.QueueSize, opts.OverflowSize = 1<<16, 1<<16
+	opts.BatchSize, opts.FlushInterval = 100, 100*time.Millisecond
+	opts.ReplayMinBackoff, opts.ReplayMaxBackoff = 10*time.Millisecond, 100*time.Millisecond
+	p, err := NewPipeline(opts)
+	require.NoError(t, err)
+	p.measure = sink.measure
+	p.Start()
+	t.Cleanup(func() { _ = p.Close(context.Background()) })
+	return p
+}
+
+// busyFor records rate events per second for d, in steps of 10 ms.
+func busyFor(p *Pipeline, rate int, d time.Duration, next *int) {
+	for range int(d / (10 * time.Millisecond)) {
+		for range rate / 100 {
+			p.Record(Event{Type: Accepted, UID: "u-" + strconv.Itoa(*next), Time: time.Now()})
+			*next++
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestPipelineDefersWhileBusyAndCatchesUp: a store that needs 100 µs of
+// CPU per event, 10k events/s arriving (a whole CPU's worth). While the
+// load lasts the store gets about its budget (10% of a CPU) and the rest
+// waits in the outbox, with the lag visible; once the load stops, the outbox
+// drains at full speed and every event is stored.
+func TestPipelineDefersWhileBusyAndCatchesUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sink := &cpuSink{perEvent: 100 * time.Microsecond, stored: map[string]bool{}}
+		p := deferralPipeline(t, sink, Options{IngestBudget: 0.1})
+		n := 0
+		start := time.Now()
+		busyFor(p, 10_000, 10*time.Second, &n)
+		elapsed := time.Since(start)
+		st := p.Stats()
+		require.Greater(t, st.Deferred, uint64(0), "%+v", st)
+		require.True(t, st.Throttled, "%+v", st)
+		require.False(t, st.DeferLimit)
+		require.Zero(t, st.DeferLimitHits)
+		require.Greater(t, st.Lag, time.Second, "the oldest waiting event is seconds old")
+		// The store got its budget, the burst allowance, and at most one
+		// batch (10 ms) over: not the 10 s of CPU the load would need.
+		budget := 0.1*elapsed.Seconds() + 0.1*governorBurst + 0.01
+		require.LessOrEqual(t, st.IngestCPU.Seconds(), budget+0.05, "%+v", st)
+		require.Less(t, sink.count(), n/2)
+
+		// Quiet: the outbox drains without waiting for the budget.
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		st = p.Stats()
+		require.Equal(t, n, sink.count(), "%+v", st)
+		require.Equal(t, uint64(n), st.Written+st.Replayed)
+		require.Zero(t, st.Lag)
+		require.Zero(t, st.OutboxBytes)
+		require.Zero(t, st.Dropped())
+		require.NoError(t, p.Close(context.Background()))
+	})
+}
+
+// TestPipelineDeferralLimit: under sustained load, once the outbox passes
+// DeferMaxBytes the store is written at full speed (taking CPU from the data
+// plane) rather than the outbox growing to its hard limit and losing
+// events; nothing is dropped and the lag stays bounded.
+func TestPipelineDeferralLimit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sink := &cpuSink{perEvent: 100 * time.Microsecond, stored: map[string]bool{}}
+		p := deferralPipeline(t, sink, Options{IngestBudget: 0.1, DeferMaxBytes: 256 << 10, MaxOutboxBytes: 64 << 20})
+		n := 0
+		start := time.Now()
+		busyFor(p, 10_000, 10*time.Second, &n)
+		elapsed := time.Since(start)
+		st := p.Stats()
+		require.Positive(t, st.DeferLimitHits, "%+v", st)
+		require.Greater(t, st.Deferred, uint64(0))
+		require.Greater(t, st.IngestCPU.Seconds(), 0.5*elapsed.Seconds(), "past the limit the store runs at full speed: %+v", st)
+		require.Less(t, st.OutboxBytes, int64(1<<20), "%+v", st)
+		require.Zero(t, st.SpillFailed)
+
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		require.Equal(t, n, sink.count())
+		require.NoError(t, p.Close(context.Background()))
+	})
+}
+
+// TestPipelineNoDeferralUnderLightLoad: 200 events/s at 100 µs each need
+// 2% of a CPU, within the budget: written directly, nothing parked.
+func TestPipelineNoDeferralUnderLightLoad(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sink := &cpuSink{perEvent: 100 * time.Microsecond, stored: map[string]bool{}}
+		p := deferralPipeline(t, sink, Options{IngestBudget: 0.1})
+		n := 0
+		busyFor(p, 200, 5*time.Second, &n)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		st := p.Stats()
+		require.Zero(t, st.Deferred, "%+v", st)
+		require.Zero(t, st.Spilled)
+		require.Equal(t, n, sink.count())
+		require.NoError(t, p.Close(context.Background()))
+	})
+}
