@@ -184,6 +184,23 @@ func TestPipelineDeferralLimit(t *testing.T) {
 	})
 }
 
+// TestPipelineCloseDrainsDeferred: Close writes what the budget parked,
+// so a shutdown right after a burst leaves nothing waiting.
+func TestPipelineCloseDrainsDeferred(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sink := &cpuSink{perEvent: 100 * time.Microsecond, stored: map[string]bool{}}
+		p := deferralPipeline(t, sink, Options{IngestBudget: 0.1})
+		n := 0
+		busyFor(p, 10_000, 3*time.Second, &n)
+		require.Positive(t, p.Stats().Deferred)
+		require.Less(t, sink.count(), n)
+		require.NoError(t, p.Close(context.Background()))
+		st := p.Stats()
+		require.Equal(t, n, sink.count(), "%+v", st)
+		require.Zero(t, st.OutboxBytes)
+	})
+}
+
 // TestPipelineNoDeferralUnderLightLoad: 200 events/s at 100 µs each need
 // 2% of a CPU, within the budget: written directly, nothing parked.
 func TestPipelineNoDeferralUnderLightLoad(t *testing.T) {

@@ -187,6 +187,7 @@ type Pipeline struct {
 	now       func() time.Time
 	measure   func(func()) time.Duration // CPU time of a sink write
 	deferring atomic.Bool                // the outbox holds batches parked by the budget, not by a failure
+	draining  atomic.Bool                // Close is draining deferred batches: no budget
 	replayAt  atomic.Int64               // earliest event time (µs) of the record being replayed; 0: none
 }
 
@@ -329,6 +330,9 @@ func (p *Pipeline) Close(ctx context.Context) error {
 			p.cancel() // abort sink writes; the writer then spills, which is local
 			<-done
 		}
+		if p.deferring.Load() && ctx.Err() == nil {
+			p.drainDeferred(ctx)
+		}
 		close(p.stopReplay)
 		p.cancel()
 		p.replayWG.Wait()
@@ -342,6 +346,24 @@ func (p *Pipeline) Close(ctx context.Context) error {
 		}
 	})
 	return p.closeErr
+}
+
+// drainDeferred lets the replayer write what the budget parked in the
+// outbox, at full speed, until the outbox is empty, ctx ends or the sink
+// fails (then the rest waits for the next start, as after an outage).
+func (p *Pipeline) drainDeferred(ctx context.Context) {
+	p.draining.Store(true)
+	failures := p.c.sinkFailures.Load()
+	p.signalReplay()
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for p.ob.pending() && p.c.sinkFailures.Load() == failures {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // runWriter batches queued events and writes them to the sink, or to the
@@ -480,6 +502,9 @@ func (p *Pipeline) lag(now time.Time) time.Duration {
 // false when the pipeline is stopping.
 func (p *Pipeline) waitBudget() bool {
 	for {
+		if p.draining.Load() {
+			return true
+		}
 		p.sampleLoad()
 		d := p.gov.hold(p.now())
 		if d <= 0 {

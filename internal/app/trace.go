@@ -38,6 +38,9 @@ func (a *App) startTrace(ctx context.Context) error {
 			APIKey:      cfg.Elasticsearch.APIKey,
 			IndexPrefix: cfg.Elasticsearch.IndexPrefix,
 			Logger:      a.log,
+
+			BreakerThreshold: cfg.Elasticsearch.BreakerThreshold,
+			BreakerCooldown:  cfg.Elasticsearch.BreakerCooldown,
 		})
 		if err != nil {
 			return fmt.Errorf("app: elasticsearch trace store: %w", err)
@@ -62,12 +65,22 @@ func (a *App) startTrace(ctx context.Context) error {
 	if a.rec != nil {
 		return nil // a recorder given by the embedder; the store still serves the console
 	}
+	budget := cfg.IngestBudget
+	if budget == 0 {
+		budget = -1 // the pipeline's "never defer"
+	}
 	p, err := tracer.NewPipeline(tracer.Options{
-		Sink:       a.traceStore,
-		Dir:        filepath.Join(dir, "outbox"),
-		QueueSize:  cfg.QueueSize,
-		Registerer: a.reg,
-		Logger:     a.log.With("component", "tracer"),
+		Sink:             a.traceStore,
+		Dir:              filepath.Join(dir, "outbox"),
+		QueueSize:        cfg.QueueSize,
+		IngestBudget:     budget,
+		DeferMaxBytes:    int64(cfg.DeferMaxBytes),
+		DeferMaxAge:      cfg.DeferMaxAge,
+		MaxOutboxBytes:   int64(cfg.OutboxMaxBytes),
+		ReplayMinBackoff: cfg.ReplayMinBackoff,
+		ReplayMaxBackoff: cfg.ReplayMaxBackoff,
+		Registerer:       a.reg,
+		Logger:           a.log.With("component", "tracer"),
 	})
 	if err != nil {
 		return fmt.Errorf("app: trace pipeline: %w", err)

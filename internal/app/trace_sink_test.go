@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/config"
+	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer/esfake"
 )
 
@@ -21,11 +22,11 @@ import (
 // outbox, none dropped); once the cluster is healthy again, every event of
 // every produced message arrives exactly once.
 //
-// The outage is per-item 503s (the bulk request itself succeeds) after a few
-// whole-request 500s: fewer than the circuit breaker's threshold of 5
-// consecutive failed requests, since its default 30 s cooldown, which the
-// app does not let one configure, would hold the replay back longer than
-// this test should run.
+// The outage is refused connections, then whole-request 500s (more than the
+// circuit breaker's threshold, so it opens), then per-item 503s. The breaker's
+// cooldown and the replay backoff are set short through the app config
+// (trace.elasticsearch.breakerCooldown, trace.replayMaxBackoff): with the
+// defaults (30 s each) recovery after an outage takes up to 30 s.
 func TestTraceSinkDownThenBack(t *testing.T) {
 	const (
 		n       = 300
@@ -44,11 +45,15 @@ func TestTraceSinkDownThenBack(t *testing.T) {
 	h := startApp(t, func(c *config.Config) {
 		c.Trace.Store = "elasticsearch"
 		c.Trace.Elasticsearch.Addresses = "http://" + addr
+		c.Trace.Elasticsearch.BreakerThreshold = 3
+		c.Trace.Elasticsearch.BreakerCooldown = 300 * time.Millisecond
+		c.Trace.ReplayMinBackoff = 50 * time.Millisecond
+		c.Trace.ReplayMaxBackoff = 500 * time.Millisecond
 	})
 	require.NotNil(t, h.app.pipeline)
 
 	// It comes up failing: whole bulk requests answered 500, then every item 503.
-	fake.FailNext("bulk", 500, 500, 500, 500)
+	fake.FailNext("bulk", 500, 500, 500, 500, 500, 500)
 	fake.SetItemFault(func(string, string, int) int { return http.StatusServiceUnavailable })
 	require.NoError(t, fake.StartOn(addr))
 
@@ -67,6 +72,9 @@ func TestTraceSinkDownThenBack(t *testing.T) {
 		st := h.app.pipeline.Stats()
 		return st.QueueLen == 0 && st.OverflowLen == 0 && st.Spilled >= 2*n && st.SinkFailures >= 4
 	}, 15*time.Second, 20*time.Millisecond, "events spill to the outbox and replays fail: %+v", h.app.pipeline.Stats())
+	es, ok := h.app.traceStore.(*tracer.Elastic)
+	require.True(t, ok)
+	require.Positive(t, es.Stats().BreakerOpened, "the outage opened the circuit breaker: %+v", es.Stats())
 	st := h.app.pipeline.Stats()
 	require.EqualValues(t, 2*n, st.Recorded, "accepted and persisted per message: %+v", st)
 	require.Zero(t, st.Dropped(), "%+v", st)
@@ -76,14 +84,16 @@ func TestTraceSinkDownThenBack(t *testing.T) {
 	require.Positive(t, st.OutboxBytes, "%+v", st)
 	require.Zero(t, fake.Count(), "the failing cluster stored nothing")
 
-	// Back: the outbox is replayed.
+	// Back: the outbox is replayed within a few cooldowns and backoffs.
 	fake.ClearFaults()
+	back := time.Now()
 	require.Eventually(t, func() bool {
 		st := h.app.pipeline.Stats()
 		return st.OutboxBytes == 0 && st.QueueLen == 0 && st.OverflowLen == 0 &&
 			st.Written+st.Replayed+st.Rejected == st.Recorded && fake.Count() >= 2*n
-	}, 30*time.Second, 50*time.Millisecond, "the outbox drains once the cluster is back: %+v; %d stored",
+	}, 10*time.Second, 20*time.Millisecond, "the outbox drains once the cluster is back: %+v; %d stored",
 		h.app.pipeline.Stats(), fake.Count())
+	t.Logf("recovered %v after the cluster came back", time.Since(back))
 
 	st = h.app.pipeline.Stats()
 	t.Logf("pipeline %+v", st)

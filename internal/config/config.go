@@ -149,8 +149,23 @@ type Trace struct {
 	// Retention drops events older than this (checked hourly).
 	Retention time.Duration `yaml:"retention"`
 	// QueueSize is the bounded queue between the data plane and the writer.
-	QueueSize     int                `yaml:"queueSize"`
-	Elasticsearch TraceElasticsearch `yaml:"elasticsearch"`
+	QueueSize int `yaml:"queueSize"`
+	// IngestBudget is the share of one CPU the trace store may use while
+	// the data plane is busy; the rest waits in the outbox until produce is
+	// quiet (ADR 020). 0 turns deferral off.
+	IngestBudget float64 `yaml:"ingestBudget"`
+	// DeferMaxBytes and DeferMaxAge end deferral: past either, the store is
+	// written at full speed whatever the load.
+	DeferMaxBytes ByteSize      `yaml:"deferMaxBytes"`
+	DeferMaxAge   time.Duration `yaml:"deferMaxAge"`
+	// OutboxMaxBytes caps <dataDir>/trace/outbox; beyond it events are lost
+	// and counted (psc_trace_events_spill_failed_total).
+	OutboxMaxBytes ByteSize `yaml:"outboxMaxBytes"`
+	// ReplayMinBackoff and ReplayMaxBackoff bound the wait between replay
+	// attempts while the store refuses writes.
+	ReplayMinBackoff time.Duration      `yaml:"replayMinBackoff"`
+	ReplayMaxBackoff time.Duration      `yaml:"replayMaxBackoff"`
+	Elasticsearch    TraceElasticsearch `yaml:"elasticsearch"`
 }
 
 // TraceElasticsearch configures the Elasticsearch trace store.
@@ -160,6 +175,11 @@ type TraceElasticsearch struct {
 	Password    string `yaml:"password"`
 	APIKey      string `yaml:"apiKey"`
 	IndexPrefix string `yaml:"indexPrefix"`
+	// BreakerThreshold failed bulk requests in a row open the circuit
+	// breaker; while open (BreakerCooldown) writes fail fast and events
+	// wait in the outbox.
+	BreakerThreshold int           `yaml:"breakerThreshold"`
+	BreakerCooldown  time.Duration `yaml:"breakerCooldown"`
 }
 
 // Consume configures the HTTP consume API.
@@ -269,11 +289,18 @@ func Default() Config {
 		Durability: Durability{AttemptTimeout: time.Second, SpoolMaxBytes: 1 * GiB},
 		Delay:      Delay{Mode: "wheel", Levels: "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h"},
 		Trace: Trace{
-			LogLevel:      "debug",
-			Store:         "sqlite",
-			Retention:     7 * 24 * time.Hour,
-			QueueSize:     16384,
-			Elasticsearch: TraceElasticsearch{IndexPrefix: "pulsar-sidecar"},
+			LogLevel:         "debug",
+			Store:            "sqlite",
+			Retention:        7 * 24 * time.Hour,
+			QueueSize:        16384,
+			IngestBudget:     0.1,
+			DeferMaxBytes:    256 * MiB,
+			DeferMaxAge:      5 * time.Minute,
+			OutboxMaxBytes:   1 * GiB,
+			ReplayMinBackoff: 500 * time.Millisecond,
+			ReplayMaxBackoff: 30 * time.Second,
+			Elasticsearch: TraceElasticsearch{IndexPrefix: "pulsar-sidecar",
+				BreakerThreshold: 5, BreakerCooldown: 30 * time.Second},
 		},
 	}
 }
@@ -364,6 +391,24 @@ func (c *Config) Validate() error {
 	if c.Trace.QueueSize < 1 {
 		bad("trace.queueSize must be at least 1, got %d", c.Trace.QueueSize)
 	}
+	if c.Trace.IngestBudget < 0 || c.Trace.IngestBudget > 1 {
+		bad("trace.ingestBudget must be between 0 (no deferral) and 1 (a whole CPU), got %g", c.Trace.IngestBudget)
+	}
+	positive("trace.deferMaxAge", c.Trace.DeferMaxAge)
+	if c.Trace.OutboxMaxBytes < 1*MiB {
+		bad("trace.outboxMaxBytes must be at least 1MiB, got %s", c.Trace.OutboxMaxBytes)
+	}
+	if c.Trace.DeferMaxBytes < 1 || c.Trace.DeferMaxBytes >= c.Trace.OutboxMaxBytes {
+		bad("trace.deferMaxBytes must be positive and below trace.outboxMaxBytes (%s), got %s", c.Trace.OutboxMaxBytes, c.Trace.DeferMaxBytes)
+	}
+	positive("trace.replayMinBackoff", c.Trace.ReplayMinBackoff)
+	if c.Trace.ReplayMaxBackoff < c.Trace.ReplayMinBackoff {
+		bad("trace.replayMaxBackoff (%s) must be at least trace.replayMinBackoff (%s)", c.Trace.ReplayMaxBackoff, c.Trace.ReplayMinBackoff)
+	}
+	if c.Trace.Elasticsearch.BreakerThreshold < 1 {
+		bad("trace.elasticsearch.breakerThreshold must be at least 1, got %d", c.Trace.Elasticsearch.BreakerThreshold)
+	}
+	positive("trace.elasticsearch.breakerCooldown", c.Trace.Elasticsearch.BreakerCooldown)
 	positive("pulsar.operationTimeout", c.Pulsar.OperationTimeout)
 	positive("pulsar.connectionTimeout", c.Pulsar.ConnectionTimeout)
 	positive("redis.timeout", c.Redis.Timeout)

@@ -166,11 +166,19 @@ func bind(c *Config) []Setting {
 	add("trace.sqlitePath", "SQLite trace file (default <dataDir>/trace/events.db)", &c.Trace.SQLitePath)
 	add("trace.retention", "events older than this are deleted (checked hourly)", &c.Trace.Retention)
 	add("trace.queueSize", "events buffered between the data plane and the trace writer; beyond it they spill to <dataDir>/trace/outbox", &c.Trace.QueueSize)
+	add("trace.ingestBudget", "share of one CPU the trace store may use while produce is busy; the rest waits in <dataDir>/trace/outbox until it is quiet (0: write at once)", &c.Trace.IngestBudget)
+	add("trace.deferMaxBytes", "outbox size past which trace events are no longer deferred: the store is written at full speed", &c.Trace.DeferMaxBytes)
+	add("trace.deferMaxAge", "age of the oldest waiting trace event past which nothing is deferred any more", &c.Trace.DeferMaxAge)
+	add("trace.outboxMaxBytes", "cap of <dataDir>/trace/outbox; beyond it trace events are lost and counted", &c.Trace.OutboxMaxBytes)
+	add("trace.replayMinBackoff", "first wait before replaying the outbox again after the trace store refused a write", &c.Trace.ReplayMinBackoff)
+	add("trace.replayMaxBackoff", "longest wait between replay attempts while the trace store refuses writes", &c.Trace.ReplayMaxBackoff)
 	add("trace.elasticsearch.addresses", "comma-separated Elasticsearch URLs for trace.store=elasticsearch", &c.Trace.Elasticsearch.Addresses)
 	add("trace.elasticsearch.username", "Elasticsearch user", &c.Trace.Elasticsearch.Username)
 	add("trace.elasticsearch.password", "Elasticsearch password (prefer the environment variable)", &c.Trace.Elasticsearch.Password)
 	add("trace.elasticsearch.apiKey", "Elasticsearch API key (prefer the environment variable)", &c.Trace.Elasticsearch.APIKey)
 	add("trace.elasticsearch.indexPrefix", "daily indices are <prefix>-events-YYYY.MM.DD", &c.Trace.Elasticsearch.IndexPrefix)
+	add("trace.elasticsearch.breakerThreshold", "failed bulk requests in a row that open the circuit breaker (writes then fail fast and events wait in the outbox)", &c.Trace.Elasticsearch.BreakerThreshold)
+	add("trace.elasticsearch.breakerCooldown", "how long the breaker stays open before one trial request", &c.Trace.Elasticsearch.BreakerCooldown)
 	return out
 }
 
