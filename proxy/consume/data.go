@@ -230,15 +230,15 @@ func (s *Service) Ack(ctx context.Context, ref SubscriptionRef, req AckRequest, 
 	if err != nil {
 		return nil, err
 	}
-	binding := ref.binding()
-	keys := make([]string, len(ids))
-	args := make([]any, 0, 1+len(ids))
-	args = append(args, s.opts.DedupWindow.Milliseconds())
+	args := make([]any, 0, 1+2*len(ids))
+	args = append(args, s.states.widthArg())
 	for i := range ids {
-		keys[i] = s.states.key(binding, ids[i].stateID())
+		args = append(args, ids[i].stateID())
+	}
+	for i := range ids {
 		args = append(args, ids[i].copy().String())
 	}
-	vals, err := s.states.eval(ctx, ackScript, keys, args, 1)
+	vals, err := s.states.eval(ctx, ackScript, ref.binding(), len(ids), args, 1)
 	if err != nil {
 		s.metrics.addStoreError()
 		return nil, storeError(err)
@@ -306,16 +306,18 @@ func (s *Service) Nack(ctx context.Context, ref SubscriptionRef, req NackRequest
 // nackIDs runs the nack script for ids and ends their leases at now+delay.
 func (s *Service) nackIDs(ctx context.Context, ref SubscriptionRef, cfg *Subscription, ids []AckID, toks []string, caller Caller, delay time.Duration) (*NackResponse, error) {
 	now := s.clock.Now()
-	binding := ref.binding()
-	ttl := s.stateTTL(cfg.ackTimeout) + delay
-	keys := make([]string, len(ids))
-	args := make([]any, 0, 3+2*len(ids))
-	args = append(args, now.UnixMilli(), delay.Milliseconds(), ttl.Milliseconds())
+	args := make([]any, 0, 4+3*len(ids))
+	args = append(args, s.states.widthArg(), now.UnixMilli(), delay.Milliseconds(), s.leaseKeep(cfg.ackTimeout).Milliseconds())
 	for i := range ids {
-		keys[i] = s.states.key(binding, ids[i].stateID())
-		args = append(args, ids[i].copy().String(), ids[i].Delivery)
+		args = append(args, ids[i].stateID())
 	}
-	vals, err := s.states.eval(ctx, nackScript, keys, args, 1)
+	for i := range ids {
+		args = append(args, ids[i].copy().String())
+	}
+	for i := range ids {
+		args = append(args, ids[i].Delivery)
+	}
+	vals, err := s.states.eval(ctx, nackScript, ref.binding(), len(ids), args, 1)
 	if err != nil {
 		s.metrics.addStoreError()
 		return nil, storeError(err)

@@ -444,16 +444,16 @@ func (e *engine) lease(ctx context.Context, recs []*record, caller Caller) ([]Me
 	cfg := e.cfg.Load()
 	svc := e.svc
 	now := svc.clock.Now()
-	ttl := svc.stateTTL(cfg.ackTimeout)
-	keys := make([]string, len(recs))
-	args := make([]any, 0, 5+len(recs))
-	args = append(args, now.UnixMilli(), cfg.ackTimeout.Milliseconds(), ttl.Milliseconds(),
-		cfg.MaxDeliveries, svc.opts.DeadLetterLease.Milliseconds())
-	for i, r := range recs {
-		keys[i] = svc.states.key(e.binding, r.stateID)
+	args := make([]any, 0, 6+2*len(recs))
+	args = append(args, svc.states.widthArg(), now.UnixMilli(), cfg.ackTimeout.Milliseconds(),
+		cfg.MaxDeliveries, svc.opts.DeadLetterLease.Milliseconds(), svc.leaseKeep(cfg.ackTimeout).Milliseconds())
+	for _, r := range recs {
+		args = append(args, r.stateID)
+	}
+	for _, r := range recs {
 		args = append(args, r.key.String())
 	}
-	vals, err := svc.states.eval(ctx, leaseScript, keys, args, 4)
+	vals, err := svc.states.eval(ctx, leaseScript, e.binding, len(recs), args, 4)
 	if err != nil {
 		e.requeue(recs)
 		return nil, storeError(err)

@@ -30,15 +30,17 @@ type RetryMessage struct {
 
 // claimScript takes a leased delivery for a retry: while the message is
 // re-published (or dead-lettered) it is held as 'x', so no replica hands
-// it out. Only the latest delivery of the copy may do that. KEYS[1] state.
-// ARGV: now ms, hold ms, ttl ms, copy id, delivery. Returns {1} or {0}.
-var claimScript = redis.NewScript(`
-local now, hold, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
-local v = redis.call('GET', KEYS[1])
+// it out. Only the latest delivery of the copy may do that. ARGV: width,
+// now ms, hold ms, keep ms, state id, copy id, delivery. Returns {1} or {0}.
+var claimScript = redis.NewScript(statePrelude + `
+local now, hold, keep = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local v = lookup({ARGV[5]})[1]
 if v then
-  local st, n, cur = string.match(v, '^(%a)|%d+|(%d+)|(.*)$')
-  if st == 'l' and cur == ARGV[4] and n == ARGV[5] then
-    redis.call('SET', KEYS[1], 'x|' .. (now + hold) .. '|' .. n .. '|' .. cur, 'PX', ttl)
+  local st, cnt, _, nd, cur = parse(v)
+  if st == 'l' and cur == ARGV[6] and cnt == tonumber(ARGV[7]) then
+    local need = math.max(nd, rnow + hold + keep)
+    put(ARGV[5], 'x|' .. cnt .. '|' .. (now + hold) .. '|' .. need .. '|' .. cur, need)
+    flush()
     return {1}
   end
 end
@@ -46,11 +48,13 @@ return {0}
 `)
 
 // ackHeldScript records the ack of a message claimed for a retry once its
-// next copy is scheduled. KEYS[1] state. ARGV: ttl ms. Returns {1} or {0}.
-var ackHeldScript = redis.NewScript(`
-local v = redis.call('GET', KEYS[1])
+// next copy is scheduled. ARGV: width, state id. Returns {1} or {0}.
+var ackHeldScript = redis.NewScript(statePrelude + `
+local v = lookup({ARGV[2]})[1]
 if v and string.sub(v, 1, 1) == 'x' then
-  redis.call('SET', KEYS[1], 'a' .. string.sub(v, 2), 'PX', ARGV[1])
+  local _, _, _, nd = parse(v)
+  put(ARGV[2], 'a' .. string.sub(v, 2), math.max(nd, rnow))
+  flush()
   return {1}
 end
 return {0}
@@ -157,11 +161,9 @@ func (s *Service) retryHeld(ctx context.Context, e *engine, a *AckID, caller Cal
 		return retryNoPlan, nil
 	}
 	cfg := e.cfg.Load()
-	ttl := s.stateTTL(cfg.ackTimeout)
 	hold := s.opts.DeadLetterLease
-	key := s.states.key(e.binding, r.stateID)
-	vals, err := s.states.eval(ctx, claimScript, []string{key},
-		[]any{now.UnixMilli(), hold.Milliseconds(), ttl.Milliseconds(), k.String(), a.Delivery}, 1)
+	vals, err := s.states.eval(ctx, claimScript, e.binding, 1,
+		[]any{s.states.widthArg(), now.UnixMilli(), hold.Milliseconds(), s.leaseKeep(cfg.ackTimeout).Milliseconds(), r.stateID, k.String(), a.Delivery}, 1)
 	if err != nil {
 		s.metrics.addStoreError()
 		return retryNotHeld, storeError(err)
@@ -207,7 +209,7 @@ func (s *Service) retryHeld(ctx context.Context, e *engine, a *AckID, caller Cal
 		e.schedule(r, stHeld, now.Add(hold))
 		return retryFailed, nil
 	}
-	if _, err := s.states.eval(ctx, ackHeldScript, []string{key}, []any{ttl.Milliseconds()}, 1); err != nil {
+	if _, err := s.states.eval(ctx, ackHeldScript, e.binding, 1, []any{s.states.widthArg(), r.stateID}, 1); err != nil {
 		// The next copy is scheduled; when the hold ends this one is
 		// delivered again too. Ack it on the broker all the same.
 		s.log.Warn("retry: recording the ack", "uid", r.uid, "err", err)

@@ -252,7 +252,7 @@ func New(opts Options) (*Service, error) {
 	s.node = binary.BigEndian.Uint64(b[:])
 	s.registry = NewRegistry(s.rdb, opts.KeyPrefix, opts.RedisTimeout)
 	s.cache = newConfigCache(s.registry, opts.ConfigRefresh, s.clock.Now)
-	s.states = &states{rdb: s.rdb, prefix: opts.KeyPrefix, timeout: opts.RedisTimeout}
+	s.states = &states{rdb: s.rdb, prefix: opts.KeyPrefix, timeout: opts.RedisTimeout, width: opts.DedupWindow}
 	return s, nil
 }
 
@@ -516,11 +516,12 @@ func (s *Service) consumerOptions(sub *Subscription, cluster int) pulsar.Consume
 	}
 }
 
-// stateTTL is how long delivery state lives after a change: the dedup
-// window, and never less than two leases and a minute (a nack adds its
-// delay). It runs on Redis's clock.
-func (s *Service) stateTTL(ackTimeout time.Duration) time.Duration {
-	return max(s.opts.DedupWindow, 2*ackTimeout+time.Minute)
+// leaseKeep is how long past a lease's start its delivery state must stay
+// visible (on Redis's clock): two leases and a minute, so the delivery
+// count survives until the next delivery. Acknowledged and dead-lettered
+// states stay for the dedup window; a nack adds its delay.
+func (s *Service) leaseKeep(ackTimeout time.Duration) time.Duration {
+	return 2*ackTimeout + time.Minute
 }
 
 func (s *Service) existingEngine(path string) *engine {

@@ -9,15 +9,36 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Delivery state, one Redis string per (subscription, message uid):
+// Delivery state, one hash field per (subscription, message), in hashes
+// that each cover one time bucket of the subscription:
 //
-//	{prefix}cs:{<binding hex>}:<uid>   "st|until|n|copy"
+//	{prefix}cs2:{<binding hex>}:<width ms>:<bucket>   field <state id>  "st|n|until|need|copy"
 //
 // st is the state (l leased, a acknowledged, x being dead-lettered, d
-// dead-lettered), until the end of the lease in Unix milliseconds, n the
-// number of deliveries so far and copy the copy being delivered
-// (cluster:ledger:entry:partition:batch). The key lives for the dedup
-// window after its last change (a PX on every write).
+// dead-lettered), n the number of deliveries so far, until the end of the
+// lease in Unix milliseconds on the engine's clock, need the Unix
+// milliseconds on Redis's clock until which the entry must stay visible,
+// and copy the copy being delivered (cluster:ledger:entry:partition:batch).
+//
+// Buckets are Options.DedupWindow wide (the width is in the key name, so a
+// changed window never reads another width's buckets) and numbered on
+// Redis's clock (TIME), so every replica agrees on them. A script looks a
+// field up in the current bucket, then in the previous one, and writes to
+// the current one; a bucket expires when it stops being looked at, two
+// widths after it began. So an entry stays visible at least one window
+// after its last change and at most two. An entry that must live longer
+// (a long ack timeout, a long nack delay, a dead-letter hold) is written
+// to every bucket up to the one that is still looked at when it is due,
+// and every later write of the field covers at least as far, so a newer
+// value is always in the current bucket whenever an older one is in the
+// previous: "current, else previous" is always the latest value.
+//
+// Why hashes and not one key per message (the layout before, "cs:"):
+// creating a key with its own expiry cost Redis about 2 us per message and
+// the scripts about 3 us per message each; a field in a bucket hash, read
+// with one HMGET and written with one HSET per batch, costs about a third
+// (docs/benchmarks.md, "consume"). The two layouts do not see each other:
+// see docs/adr/060-consume.md about upgrading.
 //
 // The state is what makes consumption stateless across replicas: a lease
 // says a delivery is running until when, so a redelivered batch does not
@@ -38,43 +59,104 @@ const (
 	leaseDeadLeter = 5 // delivered maxDeliveries times: dead-letter it (we hold an 'x' lease)
 )
 
-// The scripts take a batch of messages of one subscription at a time (one
-// round trip and one script call per receive, ack or nack). Their keys
-// share the hash tag {binding}, so a batch stays on one Redis Cluster slot.
-
-// leaseScript: KEYS: state of each message. ARGV: now ms, lease ms, ttl
-// ms, max deliveries, dead-letter lease ms, then the copy id of each
-// message. Returns, per message, outcome, n, until, acked copy (1/0).
-var leaseScript = redis.NewScript(`
-local now, lease, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
-local maxd, dlease = tonumber(ARGV[4]), tonumber(ARGV[5])
-local out = {}
-for i, k in ipairs(KEYS) do
-  local id = ARGV[5 + i]
-  local v = redis.call('GET', k)
-  if not v then
-    redis.call('SET', k, 'l|' .. (now + lease) .. '|1|' .. id, 'PX', ttl)
-    out[#out + 1] = 1; out[#out + 1] = 1; out[#out + 1] = now + lease; out[#out + 1] = 0
-  else
-    local st, untl, n, cur = string.match(v, '^(%a)|(%d+)|(%d+)|(.*)$')
-    untl, n = tonumber(untl) or 0, tonumber(n) or 0
-    if st == 'a' or st == 'd' then
-      local same = 0
-      if cur == id then same = 1 end
-      out[#out + 1] = 2; out[#out + 1] = n; out[#out + 1] = 0; out[#out + 1] = same
-    elseif untl > now then
-      if cur == id then out[#out + 1] = 4 else out[#out + 1] = 3 end
-      out[#out + 1] = n; out[#out + 1] = untl; out[#out + 1] = 0
-    elseif n >= maxd then
-      redis.call('SET', k, 'x|' .. (now + dlease) .. '|' .. n .. '|' .. id, 'PX', ttl)
-      out[#out + 1] = 5; out[#out + 1] = n; out[#out + 1] = now + dlease; out[#out + 1] = 0
-    else
-      n = n + 1
-      redis.call('SET', k, 'l|' .. (now + lease) .. '|' .. n .. '|' .. id, 'PX', ttl)
-      out[#out + 1] = 1; out[#out + 1] = n; out[#out + 1] = now + lease; out[#out + 1] = 0
+// statePrelude is shared by every script. KEYS[1] is the subscription's
+// bucket prefix (it carries the {binding} hash tag, so every bucket of a
+// subscription is on one Redis Cluster slot); ARGV[1] the bucket width in
+// ms. lookup reads fields (current bucket, else previous), parse splits a
+// value, put queues a write that stays visible until need (Redis ms), and
+// flush writes the queue with one HSET and one PEXPIREAT per bucket.
+// written holds the values put so far, so a batch naming a field twice
+// (two copies of one uid) sees its own first write, as one by one would.
+const statePrelude = `
+local root, B = KEYS[1], tonumber(ARGV[1])
+local tm = redis.call('TIME')
+local rnow = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)
+local cb = math.floor(rnow / B)
+local CHUNK = 500
+local function hmget(key, fields, into, only_missing)
+  for s = 1, #fields, CHUNK do
+    local e = math.min(s + CHUNK - 1, #fields)
+    local got = redis.call('HMGET', key, unpack(fields, s, e))
+    for i = s, e do
+      if not only_missing or not into[i] then into[i] = got[i - s + 1] end
     end
   end
 end
+local function lookup(fields)
+  local vals = {}
+  hmget(root .. cb, fields, vals, false)
+  hmget(root .. (cb - 1), fields, vals, true)
+  return vals
+end
+local function parse(v)
+  local st, n, u, nd, cp = string.match(v, '^(%a)|(%d+)|(%d+)|(%d+)|(.*)$')
+  return st, tonumber(n) or 0, tonumber(u) or 0, tonumber(nd) or 0, cp
+end
+local pend, written = {}, {}
+local function put(f, v, need)
+  written[f] = v
+  local last = math.max(cb, math.floor(need / B) - 1)
+  for k = cb, last do
+    local p = pend[k]
+    if not p then p = {}; pend[k] = p end
+    p[#p + 1] = f; p[#p + 1] = v
+  end
+end
+local function flush()
+  for k, p in pairs(pend) do
+    local key = root .. k
+    for s = 1, #p, 2 * CHUNK do
+      redis.call('HSET', key, unpack(p, s, math.min(s + 2 * CHUNK - 1, #p)))
+    end
+    redis.call('PEXPIREAT', key, (k + 2) * B + 60000)
+  end
+end
+`
+
+// The scripts take a batch of messages of one subscription at a time (one
+// round trip and one script call per receive, ack or nack).
+
+// leaseScript: ARGV: width, now ms, lease ms, max deliveries, dead-letter
+// lease ms, keep ms (how long past now on Redis's clock a lease entry must
+// stay: two leases and a minute), then the state id of each message, then
+// its copy id. Returns, per message, outcome, n, until, acked copy (1/0).
+var leaseScript = redis.NewScript(statePrelude + `
+local now, lease, maxd, dlease, keep = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local n = (#ARGV - 6) / 2
+local fields = {}
+for i = 1, n do fields[i] = ARGV[6 + i] end
+local vals = lookup(fields)
+local luntil = now + lease
+local lneed = rnow + keep
+local fresh = 'l|1|' .. luntil .. '|' .. lneed .. '|'
+local out = {}
+for i = 1, n do
+  local id, v = ARGV[6 + n + i], written[fields[i]] or vals[i]
+  if not v then
+    put(fields[i], fresh .. id, lneed)
+    out[#out + 1] = 1; out[#out + 1] = 1; out[#out + 1] = luntil; out[#out + 1] = 0
+  else
+    local st, cnt, untl, nd, cur = parse(v)
+    if st == 'a' or st == 'd' then
+      local same = 0
+      if cur == id then same = 1 end
+      out[#out + 1] = 2; out[#out + 1] = cnt; out[#out + 1] = 0; out[#out + 1] = same
+    elseif untl > now then
+      if cur == id then out[#out + 1] = 4 else out[#out + 1] = 3 end
+      out[#out + 1] = cnt; out[#out + 1] = untl; out[#out + 1] = 0
+    elseif cnt >= maxd then
+      local need = math.max(nd, rnow + dlease + keep)
+      put(fields[i], 'x|' .. cnt .. '|' .. (now + dlease) .. '|' .. need .. '|' .. id, need)
+      out[#out + 1] = 5; out[#out + 1] = cnt; out[#out + 1] = now + dlease; out[#out + 1] = 0
+    else
+      local need = math.max(nd, lneed)
+      cnt = cnt + 1
+      put(fields[i], 'l|' .. cnt .. '|' .. luntil .. '|' .. need .. '|' .. id, need)
+      out[#out + 1] = 1; out[#out + 1] = cnt; out[#out + 1] = luntil; out[#out + 1] = 0
+    end
+  end
+end
+flush()
 return out
 `)
 
@@ -85,53 +167,70 @@ const (
 	ackDead    = 3 // it was dead-lettered (or is being)
 )
 
-// ackScript: KEYS: states. ARGV: ttl ms, then each copy id. Returns an
-// outcome per message. The delivery count is kept.
-var ackScript = redis.NewScript(`
+// ackScript: ARGV: width, then the state id of each message, then its copy
+// id. Returns an outcome per message. The delivery count is kept.
+var ackScript = redis.NewScript(statePrelude + `
+local n = (#ARGV - 1) / 2
+local fields = {}
+for i = 1, n do fields[i] = ARGV[1 + i] end
+local vals = lookup(fields)
 local out = {}
-for i, k in ipairs(KEYS) do
-  local v = redis.call('GET', k)
-  local st, n = 'l', '0'
-  if v then st, n = string.match(v, '^(%a)|%d+|(%d+)|') end
+for i = 1, n do
+  local st, cnt, nd = 'l', 0, 0
+  local v = written[fields[i]] or vals[i]
+  if v then
+    local _
+    st, cnt, _, nd = parse(v)
+  end
   if st == 'a' then
     out[i] = 2
   elseif st == 'd' or st == 'x' then
     out[i] = 3
   else
-    redis.call('SET', k, 'a|0|' .. (n or '0') .. '|' .. ARGV[1 + i], 'PX', ARGV[1])
+    local need = math.max(nd, rnow)
+    put(fields[i], 'a|' .. cnt .. '|0|' .. need .. '|' .. ARGV[1 + n + i], need)
     out[i] = 1
   end
 end
+flush()
 return out
 `)
 
 // nackScript ends leases early: a message may be delivered again from
-// now+delay. Only the latest delivery of the copy may do that. KEYS:
-// states. ARGV: now ms, delay ms, ttl ms, then copy id and delivery of
-// each message. Returns 1 (nacked) or 0 per message.
-var nackScript = redis.NewScript(`
-local now, delay, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+// now+delay. Only the latest delivery of the copy may do that. ARGV:
+// width, now ms, delay ms, keep ms, then per message its state id, copy id
+// and delivery (three lists). Returns 1 (nacked) or 0 per message.
+var nackScript = redis.NewScript(statePrelude + `
+local now, delay, keep = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local n = (#ARGV - 4) / 3
+local fields = {}
+for i = 1, n do fields[i] = ARGV[4 + i] end
+local vals = lookup(fields)
 local out = {}
-for i, k in ipairs(KEYS) do
-  local v = redis.call('GET', k)
+for i = 1, n do
   out[i] = 0
+  local v = written[fields[i]] or vals[i]
   if v then
-    local st, n, cur = string.match(v, '^(%a)|%d+|(%d+)|(.*)$')
-    if st == 'l' and cur == ARGV[2 + 2 * i] and n == ARGV[3 + 2 * i] then
-      redis.call('SET', k, 'l|' .. (now + delay) .. '|' .. n .. '|' .. cur, 'PX', ttl)
+    local st, cnt, _, nd, cur = parse(v)
+    if st == 'l' and cur == ARGV[4 + n + i] and cnt == tonumber(ARGV[4 + 2 * n + i]) then
+      local need = math.max(nd, rnow + delay + keep)
+      put(fields[i], 'l|' .. cnt .. '|' .. (now + delay) .. '|' .. need .. '|' .. cur, need)
       out[i] = 1
     end
   end
 end
+flush()
 return out
 `)
 
 // deadScript marks a message dead-lettered after its copy reached the
-// dead-letter topic. KEYS[1] state. ARGV: ttl ms.
-var deadScript = redis.NewScript(`
-local v = redis.call('GET', KEYS[1])
+// dead-letter topic. ARGV: width, state id. Returns {1} or {0}.
+var deadScript = redis.NewScript(statePrelude + `
+local v = lookup({ARGV[2]})[1]
 if v and string.sub(v, 1, 1) == 'x' then
-  redis.call('SET', KEYS[1], 'd' .. string.sub(v, 2), 'PX', ARGV[1])
+  local _, _, _, nd = parse(v)
+  put(ARGV[2], 'd' .. string.sub(v, 2), math.max(nd, rnow))
+  flush()
   return {1}
 end
 return {0}
@@ -172,10 +271,13 @@ type states struct {
 	rdb     redis.UniversalClient
 	prefix  string
 	timeout time.Duration
+	width   time.Duration // bucket width: Options.DedupWindow
 }
 
-func (s *states) key(binding uint64, id string) string {
-	return s.prefix + "cs:{" + bindingHex(binding) + "}:" + id
+// root is the key prefix of a subscription's buckets (KEYS[1] of every
+// script).
+func (s *states) root(binding uint64) string {
+	return s.prefix + "cs2:{" + bindingHex(binding) + "}:" + strconv.FormatInt(s.width.Milliseconds(), 10) + ":"
 }
 
 // load makes sure Redis has the scripts, so pipelines can use EVALSHA.
@@ -188,21 +290,25 @@ func (s *states) load(ctx context.Context) error {
 	return nil
 }
 
-// eval runs a script (EVALSHA, or EVAL when Redis lost its scripts) with
-// the request's deadline capped at the store timeout. It returns one
-// integer per key.
-func (s *states) eval(ctx context.Context, sc *redis.Script, keys []string, args []any, per int) ([]int64, error) {
+// eval runs a script (EVALSHA, or EVAL when Redis lost its scripts) on a
+// subscription's state with the request's deadline capped at the store
+// timeout. args follow the bucket width (ARGV[1]); it returns per values
+// for each of the n messages.
+func (s *states) eval(ctx context.Context, sc *redis.Script, binding uint64, n int, args []any, per int) ([]int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	vals, err := sc.Run(ctx, s.rdb, keys, args...).Int64Slice()
+	vals, err := sc.Run(ctx, s.rdb, []string{s.root(binding)}, args...).Int64Slice()
 	if err != nil {
 		return nil, err
 	}
-	if len(vals) != per*len(keys) {
-		return nil, fmt.Errorf("consume: state script answered %d values for %d keys", len(vals), len(keys))
+	if len(vals) != per*n {
+		return nil, fmt.Errorf("consume: state script answered %d values for %d messages", len(vals), n)
 	}
 	return vals, nil
 }
+
+// widthArg is ARGV[1] of every script.
+func (s *states) widthArg() any { return s.width.Milliseconds() }
 
 // leaseResult is what the lease script said about one copy.
 type leaseResult struct {

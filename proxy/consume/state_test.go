@@ -1,0 +1,82 @@
+package consume
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/testredis"
+)
+
+// The bucket layout on a real redis-server with 300 ms buckets: an entry
+// that must outlive its bucket (a lease kept longer than a window) is
+// still found buckets later with its delivery count, a later change wins
+// over the copies written ahead, and an entry is forgotten once its need
+// and a window have passed.
+func TestStateBuckets(t *testing.T) {
+	srv := testredis.Start(t)
+	rdb := srv.Client()
+	ctx := context.Background()
+	st := &states{rdb: rdb, prefix: "t:", timeout: 5 * time.Second, width: 300 * time.Millisecond}
+	require.NoError(t, st.load(ctx))
+	const binding = 42
+	const copyID = "0:1:2:0:-1"
+	now := time.Now().UnixMilli()
+	lease := func(keep time.Duration, now int64) leaseResult {
+		t.Helper()
+		vals, err := st.eval(ctx, leaseScript, binding, 1,
+			[]any{st.widthArg(), now, int64(100), 16, int64(1000), keep.Milliseconds(), "uid-1", copyID}, 4)
+		require.NoError(t, err)
+		return parseLeases(vals)[0]
+	}
+	ack := func() int64 {
+		t.Helper()
+		vals, err := st.eval(ctx, ackScript, binding, 1, []any{st.widthArg(), "uid-1", copyID}, 1)
+		require.NoError(t, err)
+		return vals[0]
+	}
+
+	// A lease whose state must stay 2 s: written to the buckets ahead.
+	r := lease(2*time.Second, now)
+	require.Equal(t, leaseDeliver, r.outcome)
+	require.Equal(t, 1, r.n)
+	keys, err := rdb.Keys(ctx, st.root(binding)+"*").Result()
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(keys), 6, "2 s of 300 ms buckets ahead")
+
+	// Three buckets later the count is still there.
+	time.Sleep(time.Second)
+	now += 1000
+	r = lease(2*time.Second, now)
+	require.Equal(t, leaseDeliver, r.outcome)
+	require.Equal(t, 2, r.n, "the delivery count survived its first bucket")
+
+	// An ack now wins over the lease copies written ahead, later too.
+	require.EqualValues(t, ackDone, ack())
+	time.Sleep(700 * time.Millisecond)
+	now += 700
+	r = lease(2*time.Second, now)
+	require.Equal(t, leaseConsumed, r.outcome, "the ack, not the older lease, is found")
+	require.EqualValues(t, ackAlready, ack())
+
+	// Past its need (3 s from the first lease) and a window, it is gone.
+	time.Sleep(2 * time.Second)
+	now += 2000
+	r = lease(0, now)
+	require.Equal(t, leaseDeliver, r.outcome)
+	require.Equal(t, 1, r.n, "forgotten after its need and a window")
+
+	// A short-lived entry (keep 0) lives one to two windows.
+	time.Sleep(700 * time.Millisecond)
+	now += 700
+	r = lease(0, now)
+	require.Equal(t, leaseDeliver, r.outcome)
+	require.Equal(t, 1, r.n)
+	for _, k := range keys {
+		ttl, err := rdb.PTTL(ctx, k).Result()
+		require.NoError(t, err)
+		require.LessOrEqual(t, ttl, time.Minute+3*time.Second, "buckets expire two widths and a minute after they begin")
+	}
+}
