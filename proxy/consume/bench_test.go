@@ -6,8 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -130,7 +134,9 @@ func BenchmarkConsumeHTTP(b *testing.B) {
 			}
 			var got atomic.Int64
 			var took time.Duration
+			var redisCPU, selfCPU time.Duration
 			for b.Loop() {
+				r0, s0 := redisCPUTime(b, e), selfCPUTime()
 				start := time.Now()
 				var wg sync.WaitGroup
 				for range 4 {
@@ -156,12 +162,43 @@ func BenchmarkConsumeHTTP(b *testing.B) {
 				}
 				wg.Wait()
 				took = time.Since(start)
+				redisCPU, selfCPU = redisCPUTime(b, e)-r0, selfCPUTime()-s0
 			}
 			require.EqualValues(b, want, got.Load())
+			if os.Getenv("PSC_BENCH_REDIS_STATS") != "" {
+				b.Log(e.rdb.Info(context.Background(), "commandstats").Val())
+			}
 			b.ReportMetric(float64(want)/took.Seconds(), "msgs/s")
 			b.ReportMetric(float64(len(msgs))/took.Seconds(), "topic-msgs/s")
+			// CPU per matching message: redis-server's (INFO cpu) and this
+			// process's (sidecar, HTTP client, minipulsar, Pulsar client).
+			b.ReportMetric(float64(redisCPU.Microseconds())/float64(want), "redis-cpu-us/msg")
+			b.ReportMetric(float64(selfCPU.Microseconds())/float64(want), "proc-cpu-us/msg")
 		})
 	}
+}
+
+// redisCPUTime is redis-server's CPU time so far (user and system).
+func redisCPUTime(b *testing.B, e *env) time.Duration {
+	info, err := e.rdb.Info(context.Background(), "cpu").Result()
+	require.NoError(b, err)
+	var total float64
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && (k == "used_cpu_user" || k == "used_cpu_sys") {
+			f, err := strconv.ParseFloat(v, 64)
+			require.NoError(b, err)
+			total += f
+		}
+	}
+	return time.Duration(total * float64(time.Second))
+}
+
+// selfCPUTime is this process's CPU time so far.
+func selfCPUTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // discard is a Recorder that, unlike tracer.Nop, makes the engine build

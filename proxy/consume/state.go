@@ -176,19 +176,26 @@ for i = 1, n do fields[i] = ARGV[1 + i] end
 local vals = lookup(fields)
 local out = {}
 for i = 1, n do
-  local st, cnt, nd = 'l', 0, 0
-  local v = written[fields[i]] or vals[i]
-  if v then
-    local _
-    st, cnt, _, nd = parse(v)
-  end
-  if st == 'a' then
+  local f, cp = fields[i], ARGV[1 + n + i]
+  local v = written[f] or vals[i]
+  local b = v and string.byte(v, 1)
+  if not v then
+    put(f, 'a|0|0|' .. rnow .. '|' .. cp, rnow)
+    out[i] = 1
+  elseif b == 97 then -- a
     out[i] = 2
-  elseif st == 'd' or st == 'x' then
+  elseif b == 100 or b == 120 then -- d, x
     out[i] = 3
   else
-    local need = math.max(nd, rnow)
-    put(fields[i], 'a|' .. cnt .. '|0|' .. need .. '|' .. ARGV[1 + n + i], need)
+    -- Leased: keep the count (and the rest) as it is when the lease is
+    -- on this copy, the usual case; else rebuild with this copy.
+    local nd = tonumber(string.match(v, '^%a|%d+|%d+|(%d+)|')) or 0
+    if string.sub(v, -#cp - 1) == '|' .. cp then
+      put(f, 'a' .. string.sub(v, 2), nd)
+    else
+      local _, cnt = parse(v)
+      put(f, 'a|' .. cnt .. '|0|' .. nd .. '|' .. cp, nd)
+    end
     out[i] = 1
   end
 end
