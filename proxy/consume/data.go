@@ -122,7 +122,7 @@ func toMessage(r *record, token string, n int, clusters int) Message {
 	msg := r.msg
 	m := Message{
 		AckID: token, UID: r.uid, MessageID: FormatMessageID(msg.ID()), Key: msg.Key(),
-		Tags: r.tags, PublishTime: msg.PublishTime().UTC().Format(TimeLayout), RedeliveryCount: n - 1,
+		Tags: r.tags, PublishTime: formatTime(msg.PublishTime()), RedeliveryCount: n - 1,
 	}
 	if clusters > 1 {
 		m.Cluster = r.cc.cluster.Name
@@ -134,7 +134,7 @@ func toMessage(r *record, token string, n int, clusters int) Message {
 		m.PayloadBase64 = base64.StdEncoding.EncodeToString(p)
 	}
 	if et := msg.EventTime(); !et.IsZero() {
-		m.EventTime = et.UTC().Format(TimeLayout)
+		m.EventTime = formatTime(et)
 	}
 	props := msg.Properties()
 	if reason, ok := props[PropDeadLetterReason]; ok {

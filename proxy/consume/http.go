@@ -244,7 +244,33 @@ func (a *api) list(c *gin.Context) {
 	c.JSON(http.StatusOK, SubscriptionList{Subscriptions: out})
 }
 
-func (a *api) receive(c *gin.Context) { serveBody(a, c, DecodeReceiveRequest, a.svc.Receive) }
+// receive writes its answer with appendReceiveResponse (encode.go), the
+// same bytes as c.JSON at a fraction of the cost.
+func (a *api) receive(c *gin.Context) {
+	ref, caller, ok := a.authorize(c)
+	if !ok {
+		return
+	}
+	body, ok := a.readBody(c)
+	if !ok {
+		return
+	}
+	req, err := DecodeReceiveRequest(body)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	resp, err := a.svc.Receive(c.Request.Context(), ref, req, caller)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	buf := getBuf()
+	*buf = appendReceiveResponse(*buf, resp)
+	c.Data(http.StatusOK, "application/json; charset=utf-8", *buf)
+	putBuf(buf)
+}
+
 func (a *api) ack(c *gin.Context)     { serveBody(a, c, DecodeAckRequest, a.svc.Ack) }
 func (a *api) nack(c *gin.Context)    { serveBody(a, c, DecodeNackRequest, a.svc.Nack) }
 
@@ -344,6 +370,9 @@ func DecodeReceiveRequest(body []byte) (ReceiveRequest, error) {
 
 // DecodeAckRequest reads an ack body.
 func DecodeAckRequest(body []byte) (AckRequest, error) {
+	if ids, ok := decodeAckIDsFast(body); ok {
+		return AckRequest{AckIDs: ids}, nil
+	}
 	var req AckRequest
 	if err := decodeStrict(body, &req, false); err != nil {
 		return req, err
@@ -356,6 +385,9 @@ func DecodeAckRequest(body []byte) (AckRequest, error) {
 
 // DecodeNackRequest reads a nack body.
 func DecodeNackRequest(body []byte) (NackRequest, error) {
+	if ids, ok := decodeAckIDsFast(body); ok {
+		return NackRequest{AckIDs: ids}, nil
+	}
 	var req NackRequest
 	if err := decodeStrict(body, &req, false); err != nil {
 		return req, err
