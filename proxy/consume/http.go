@@ -271,8 +271,8 @@ func (a *api) receive(c *gin.Context) {
 	putBuf(buf)
 }
 
-func (a *api) ack(c *gin.Context)     { serveBody(a, c, DecodeAckRequest, a.svc.Ack) }
-func (a *api) nack(c *gin.Context)    { serveBody(a, c, DecodeNackRequest, a.svc.Nack) }
+func (a *api) ack(c *gin.Context)  { serveBody(a, c, DecodeAckRequest, a.svc.Ack) }
+func (a *api) nack(c *gin.Context) { serveBody(a, c, DecodeNackRequest, a.svc.Nack) }
 
 // serveBody is receive, ack and nack: authorize, read and decode the body,
 // call the service, answer its result as JSON.
