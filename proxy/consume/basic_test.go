@@ -129,5 +129,5 @@ func TestRoutesBesideProduce(t *testing.T) {
 	require.Error(t, err, "a cluster without a client is refused")
 	require.Nil(t, svc)
 	(&Service{log: slog.New(slog.DiscardHandler)}).Register(v1, HTTPOptions{})
-	require.Len(t, e.Routes(), 9)
+	require.Len(t, e.Routes(), 10)
 }

@@ -162,6 +162,7 @@ func (e *engine) close() {
 	e.mu.Unlock()
 	e.wg.Wait()
 	e.svc.flushStats(context.Background(), e)
+	e.svc.forgetHeld(e.path)
 }
 
 // idleSince is the real time of the last receive, or now while one waits.

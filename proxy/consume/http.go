@@ -22,6 +22,7 @@ const (
 	RouteAck           = RouteSubscription + "/ack"
 	RouteNack          = RouteSubscription + "/nack"
 	RouteStats         = RouteSubscription + "/stats"
+	RouteBacklog       = RouteSubscription + "/backlog"
 )
 
 // Authorizer decides who may consume. MayConsume is asked for every
@@ -68,6 +69,7 @@ type HTTPOptions struct {
 //	POST   .../subscriptions/{subscription}/ack
 //	POST   .../subscriptions/{subscription}/nack
 //	GET    .../subscriptions/{subscription}/stats
+//	GET    .../subscriptions/{subscription}/backlog                             per-tag backlog
 func (s *Service) Register(r gin.IRouter, h HTTPOptions) {
 	if h.Logger == nil {
 		h.Logger = s.log
@@ -81,6 +83,7 @@ func (s *Service) Register(r gin.IRouter, h HTTPOptions) {
 	r.POST(RouteAck, a.ack)
 	r.POST(RouteNack, a.nack)
 	r.GET(RouteStats, a.stats)
+	r.GET(RouteBacklog, a.tagBacklog)
 }
 
 type api struct {
@@ -310,6 +313,19 @@ func (a *api) stats(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, st)
+}
+
+func (a *api) tagBacklog(c *gin.Context) {
+	ref, _, ok := a.authorize(c)
+	if !ok {
+		return
+	}
+	b, err := a.svc.TagBacklog(c.Request.Context(), ref)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, b)
 }
 
 // --- decoders ---

@@ -64,6 +64,10 @@ type Options struct {
 	SkipFilteredEvents bool
 	Registerer         prometheus.Registerer // metrics; none when nil
 	Backlog            BacklogFunc           // backlog in Stats; none when nil
+	// Peeker reads subscriptions' backlogs on the primary cluster for the
+	// per-tag backlog (TagBacklog); without it only what replicas hold is
+	// known.
+	Peeker Peeker
 	// Retry re-publishes a message nacked with "retry" to its topic, due
 	// at m.DueAt (the app schedules it with the delay engine). It is called
 	// while this replica holds the message exclusively; on success the
@@ -119,6 +123,19 @@ type Options struct {
 	// same for Prometheus labels; 100.
 	MaxStatsTags int
 	MaxTagLabels int
+	// TagBacklogScanMessages, TagBacklogScanEntries and TagBacklogScanTime
+	// bound one per-tag backlog scan (10000 messages, 1000 entries, 3s);
+	// past them the answer is a sample (exact false). TagBacklogCache is
+	// how long an answer is reused (5s). TagBacklogInterval is how often
+	// each registered subscription is scanned for Prometheus, by one
+	// replica at a time (1m); negative: never.
+	TagBacklogScanMessages int
+	TagBacklogScanEntries  int
+	TagBacklogScanTime     time.Duration
+	TagBacklogCache        time.Duration
+	TagBacklogInterval     time.Duration
+
+	rateSlot     time.Duration // stats rate slot; 10s (tests shorten it)
 	RedisTimeout time.Duration // each Redis round trip; 2s
 	// NackRedeliveryDelay is the client's delay before a message handed
 	// back to the broker is redelivered; 30ms.
@@ -188,6 +205,14 @@ func (o *Options) fill() error {
 	defDur(&o.StatsInterval, 2*time.Second)
 	def(&o.MaxStatsTags, 10000)
 	def(&o.MaxTagLabels, 100)
+	def(&o.TagBacklogScanMessages, 10000)
+	def(&o.TagBacklogScanEntries, 1000)
+	defDur(&o.TagBacklogScanTime, 3*time.Second)
+	defDur(&o.TagBacklogCache, 5*time.Second)
+	defDur(&o.rateSlot, 10*time.Second)
+	if o.TagBacklogInterval == 0 {
+		o.TagBacklogInterval = time.Minute
+	}
 	defDur(&o.RedisTimeout, 2*time.Second)
 	defDur(&o.NackRedeliveryDelay, 30*time.Millisecond)
 	defDur(&o.DeadLetterTimeout, deadLetterTimeoutDefault)
@@ -212,6 +237,8 @@ type Service struct {
 	rec      tracer.Recorder
 	metrics  *Metrics
 	node     uint64 // this process's replica id in ackIds, random
+
+	backlog backlogCache
 
 	mu      sync.Mutex
 	engines map[string]*engine
@@ -281,6 +308,9 @@ func (s *Service) Start(ctx context.Context) error {
 	s.started = true
 	s.goFunc(func() { s.peerLoop(ps.Channel()) })
 	s.goFunc(s.housekeeping)
+	if s.opts.TagBacklogInterval > 0 {
+		s.goFunc(s.backlogLoop)
+	}
 	return nil
 }
 
@@ -634,6 +664,7 @@ func (s *Service) housekeeping() {
 			lastFlush = time.Now()
 			for _, e := range all {
 				s.flushStats(context.Background(), e)
+				s.reportHeld(context.Background(), e)
 			}
 		}
 	}

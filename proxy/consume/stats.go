@@ -3,13 +3,16 @@ package consume
 import (
 	"context"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/apache/pulsar-client-go/pulsaradmin"
 	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/utils"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/metrics"
 )
@@ -37,6 +40,23 @@ type Counts struct {
 	Nacked       int64 `json:"nacked"`
 	DeadLettered int64 `json:"deadLettered"`
 	Duplicates   int64 `json:"duplicates"`
+}
+
+// Rates are messages per second by outcome, over Stats.RateWindowSeconds.
+type Rates struct {
+	Delivered    float64 `json:"delivered"`
+	Redelivered  float64 `json:"redelivered"`
+	Filtered     float64 `json:"filtered"`
+	Acked        float64 `json:"acked"`
+	Nacked       float64 `json:"nacked"`
+	DeadLettered float64 `json:"deadLettered"`
+	Duplicates   float64 `json:"duplicates"`
+}
+
+func ratesOf(c Counts, secs float64) Rates {
+	r := func(n int64) float64 { return math.Round(float64(n)/secs*1000) / 1000 }
+	return Rates{Delivered: r(c.Delivered), Redelivered: r(c.Redelivered), Filtered: r(c.Filtered), Acked: r(c.Acked),
+		Nacked: r(c.Nacked), DeadLettered: r(c.DeadLettered), Duplicates: r(c.Duplicates)}
 }
 
 func (c *Counts) add(o int, n int64) {
@@ -76,7 +96,25 @@ type Stats struct {
 	// Messages without tags are under "_none"; past Options.MaxStatsTags
 	// distinct tags per replica, the rest under "_other".
 	Tags map[string]Counts `json:"tags"`
+	// Rates are messages per second over the last RateWindowSeconds: the
+	// six complete 10-second slots before now, as replicas flushed their
+	// counts (every Options.StatsInterval), so up to that much late.
+	// TagRates per tag, as Tags.
+	RateWindowSeconds float64          `json:"rateWindowSeconds"`
+	Rates             Rates            `json:"rates"`
+	TagRates          map[string]Rates `json:"tagRates"`
 }
+
+// Rate slots: counts are also added to a hash per slot (10 s,
+// Options.rateSlot), kept for rateSlots+12 slots; rates sum the rateSlots
+// complete slots before the current one.
+const rateSlots = 6
+
+func (s *Service) rateKey(ref SubscriptionRef, slot int64) string {
+	return s.opts.KeyPrefix + "crate:" + strconv.FormatInt(s.opts.rateSlot.Milliseconds(), 10) + ":" + ref.Path() + ":" + strconv.FormatInt(slot, 10)
+}
+
+func (s *Service) rateSlotNow() int64 { return time.Now().UnixMilli() / s.opts.rateSlot.Milliseconds() }
 
 // Tag names used in stats for what has no tag of its own.
 const (
@@ -182,19 +220,23 @@ func (s *Service) flushStats(ctx context.Context, e *engine) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.RedisTimeout)
 	defer cancel()
 	key := s.statsKey(e.ref)
+	rkey := s.rateKey(e.ref, s.rateSlotNow())
 	pipe := s.rdb.Pipeline()
 	for o, v := range total {
 		if v != 0 {
 			pipe.HIncrBy(ctx, key, outcomeNames[o], v)
+			pipe.HIncrBy(ctx, rkey, outcomeNames[o], v)
 		}
 	}
 	for t, c := range tags {
 		for o, v := range c {
 			if v != 0 {
 				pipe.HIncrBy(ctx, key, outcomeNames[o]+"|"+t, v)
+				pipe.HIncrBy(ctx, rkey, outcomeNames[o]+"|"+t, v)
 			}
 		}
 	}
+	pipe.PExpire(ctx, rkey, (rateSlots+12)*s.opts.rateSlot)
 	if _, err := pipe.Exec(ctx); err != nil {
 		s.log.Warn("stats flush failed; kept for the next one", "subscription", e.path, "err", err)
 		e.stats.undrain(total, tags)
@@ -216,32 +258,30 @@ func (s *Service) Stats(ctx context.Context, ref SubscriptionRef) (*Stats, error
 	}
 	rctx, cancel := context.WithTimeout(ctx, s.opts.RedisTimeout)
 	defer cancel()
-	m, err := s.rdb.HGetAll(rctx, s.statsKey(ref)).Result()
-	if err != nil {
+	pipe := s.rdb.Pipeline()
+	all := pipe.HGetAll(rctx, s.statsKey(ref))
+	cur := s.rateSlotNow()
+	slots := make([]*redis.MapStringStringCmd, rateSlots)
+	for i := range slots {
+		slots[i] = pipe.HGetAll(rctx, s.rateKey(ref, cur-1-int64(i)))
+	}
+	if _, err := pipe.Exec(rctx); err != nil {
+		s.metrics.addStoreError()
 		return nil, storeError(err)
 	}
-	st := &Stats{Tenant: ref.Tenant, Namespace: ref.Namespace, Topic: ref.Topic, Subscription: ref.Subscription, Tags: map[string]Counts{}}
-	index := map[string]int{}
-	for i, n := range outcomeNames {
-		index[n] = i
+	st := &Stats{Tenant: ref.Tenant, Namespace: ref.Namespace, Topic: ref.Topic, Subscription: ref.Subscription,
+		Tags: map[string]Counts{}, TagRates: map[string]Rates{},
+		RateWindowSeconds: float64(rateSlots) * s.opts.rateSlot.Seconds()}
+	addCounts(&st.Totals, st.Tags, all.Val())
+	var recent Counts
+	recentTags := map[string]Counts{}
+	for _, c := range slots {
+		addCounts(&recent, recentTags, c.Val())
 	}
-	for f, v := range m {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			continue
-		}
-		name, tag, hasTag := strings.Cut(f, "|")
-		o, ok := index[name]
-		if !ok {
-			continue
-		}
-		if !hasTag {
-			st.Totals.add(o, n)
-			continue
-		}
-		c := st.Tags[tag]
-		c.add(o, n)
-		st.Tags[tag] = c
+	secs := st.RateWindowSeconds
+	st.Rates = ratesOf(recent, secs)
+	for t, c := range recentTags {
+		st.TagRates[t] = ratesOf(c, secs)
 	}
 	if s.opts.Backlog != nil {
 		b, err := s.opts.Backlog(ctx, ref.TopicName(), ref.Subscription)
@@ -252,6 +292,38 @@ func (s *Service) Stats(ctx context.Context, ref SubscriptionRef) (*Stats, error
 		}
 	}
 	return st, nil
+}
+
+// outcomeIndex maps outcome names to their index.
+var outcomeIndex = func() map[string]int {
+	m := map[string]int{}
+	for i, n := range outcomeNames {
+		m[n] = i
+	}
+	return m
+}()
+
+// addCounts adds a stats hash ("outcome" and "outcome|tag" fields) to
+// total and tags.
+func addCounts(total *Counts, tags map[string]Counts, m map[string]string) {
+	for f, v := range m {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			continue
+		}
+		name, tag, hasTag := strings.Cut(f, "|")
+		o, ok := outcomeIndex[name]
+		if !ok {
+			continue
+		}
+		if !hasTag {
+			total.add(o, n)
+			continue
+		}
+		c := tags[tag]
+		c.add(o, n)
+		tags[tag] = c
+	}
 }
 
 // BacklogFunc returns a subscription's backlog (unacknowledged messages)
@@ -294,6 +366,9 @@ func AdminBacklog(admin pulsaradmin.Client) BacklogFunc {
 type Metrics struct {
 	messages    *prometheus.CounterVec
 	tagMessages *prometheus.CounterVec
+	tagHeld     *prometheus.GaugeVec
+	tagBacklog  *prometheus.GaugeVec
+	backlogScan *prometheus.GaugeVec
 	engines     prometheus.Gauge
 	storeErrors prometheus.Counter
 
@@ -314,6 +389,15 @@ func NewMetrics(reg prometheus.Registerer, maxTagLabels int) *Metrics {
 		tagMessages: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "consume_tag_messages_total",
 			Help: "Messages by subscription, tag and outcome; a message counts once per tag. Tags beyond the per-subscription label limit are counted as _other, messages without tags as _none."},
 			[]string{"subscription", "tag", "outcome"}),
+		tagHeld: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "consume_tag_held_messages",
+			Help: "Matching messages this replica holds, by subscription, tag and state: ready (waiting for a receive), inflight (delivered, lease running), other (held off by another delivery, being dead-lettered). Sum over replicas. At most the per-subscription label limit of tags, the rest as _other."},
+			[]string{"subscription", "tag", "state"}),
+		tagBacklog: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "consume_tag_backlog_messages",
+			Help: "Per-tag backlog from the last scan of the subscription: matching messages not acknowledged (ADR 060). Exported by the replica that scanned last; aggregate with max by (subscription, tag). At most the per-subscription label limit of tags (the largest), the rest summed as _other. Counts of the scanned head only when consume_tag_backlog_scan{value=\"exact\"} is 0."},
+			[]string{"subscription", "tag"}),
+		backlogScan: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "consume_tag_backlog_scan",
+			Help: "The last per-tag backlog scan of a subscription, by value: exact (1 when it read the whole backlog, 0 when a scan limit stopped it), messages (how many it read), timestamp (Unix seconds when it ran)."},
+			[]string{"subscription", "value"}),
 		engines: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "consume_active_subscriptions",
 			Help: "Subscriptions this replica is consuming (each with its own Pulsar consumers)."}),
 		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "consume_store_errors_total",
@@ -321,7 +405,7 @@ func NewMetrics(reg prometheus.Registerer, maxTagLabels int) *Metrics {
 		labeled: map[string]map[string]struct{}{},
 		maxTags: maxTagLabels,
 	}
-	reg.MustRegister(m.messages, m.tagMessages, m.engines, m.storeErrors)
+	reg.MustRegister(m.messages, m.tagMessages, m.tagHeld, m.tagBacklog, m.backlogScan, m.engines, m.storeErrors)
 	return m
 }
 
@@ -359,6 +443,52 @@ func (m *Metrics) observe(sub string, total counts, tags map[string]*counts) {
 			}
 		}
 	}
+}
+
+// setHeld replaces a subscription's held gauges with tags (nil: removes them).
+func (m *Metrics) setHeld(sub string, tags map[string]HeldCounts) {
+	if m == nil {
+		return
+	}
+	m.tagHeld.DeletePartialMatch(prometheus.Labels{"subscription": sub})
+	for t, h := range capTags(tags, m.maxTags) {
+		m.tagHeld.WithLabelValues(sub, t, "ready").Set(float64(h.Ready))
+		m.tagHeld.WithLabelValues(sub, t, "inflight").Set(float64(h.InFlight))
+		m.tagHeld.WithLabelValues(sub, t, "other").Set(float64(h.Other))
+	}
+}
+
+// setBacklog replaces a subscription's backlog gauges with a scan's result
+// (nil: removes them).
+func (m *Metrics) setBacklog(sub string, b *TagBacklog) {
+	if m == nil {
+		return
+	}
+	m.tagBacklog.DeletePartialMatch(prometheus.Labels{"subscription": sub})
+	m.backlogScan.DeletePartialMatch(prometheus.Labels{"subscription": sub})
+	if b == nil {
+		return
+	}
+	var other int64
+	hasOther := false
+	for i, t := range b.Tags { // largest first
+		if i < m.maxTags && t.Tag != TagOther {
+			m.tagBacklog.WithLabelValues(sub, t.Tag).Set(float64(t.Pending))
+		} else {
+			other += t.Pending
+			hasOther = true
+		}
+	}
+	if hasOther {
+		m.tagBacklog.WithLabelValues(sub, TagOther).Set(float64(other))
+	}
+	exact := 0.0
+	if b.Exact {
+		exact = 1
+	}
+	m.backlogScan.WithLabelValues(sub, "exact").Set(exact)
+	m.backlogScan.WithLabelValues(sub, "messages").Set(float64(b.Scanned.Messages))
+	m.backlogScan.WithLabelValues(sub, "timestamp").Set(float64(b.ScannedAt.Unix()))
 }
 
 func (m *Metrics) setEngines(n int) {

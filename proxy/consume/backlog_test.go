@@ -1,0 +1,277 @@
+package consume
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/apache/pulsar-client-go/pulsaradmin"
+	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/admin/config"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/stretchr/testify/require"
+)
+
+// tagsOf returns the tags of the messages in sent with the given uids.
+func countTags(sent []testMsg, uids []string) map[string]int64 {
+	byUID := map[string]testMsg{}
+	for _, m := range sent {
+		byUID[m.uid] = m
+	}
+	out := map[string]int64{}
+	for _, u := range uids {
+		for _, t := range byUID[u].tags {
+			out[t]++
+		}
+	}
+	return out
+}
+
+func tagPending(b *TagBacklog) map[string]int64 {
+	out := map[string]int64{}
+	for _, t := range b.Tags {
+		if t.Pending > 0 {
+			out[t.Tag] = t.Pending
+		}
+	}
+	return out
+}
+
+func tagRow(b *TagBacklog, tag string) TagCounts {
+	for _, t := range b.Tags {
+		if t.Tag == tag {
+			return t
+		}
+	}
+	return TagCounts{Tag: tag}
+}
+
+// Per-tag backlog with real traffic: 300 messages in batches, 200 of them
+// matching the filter, then part of them received and part of those
+// acknowledged. The broker scan plus the delivery states give the exact
+// per-tag numbers at every step, and the replica's report says how many are
+// in flight.
+func TestTagBacklogExact(t *testing.T) {
+	e := newEnv(t)
+	admin, err := pulsaradmin.NewClient(&config.Config{WebServiceURL: e.broker.AdminURL()})
+	require.NoError(t, err)
+	a := e.node(func(o *Options) {
+		o.Backlog = AdminBacklog(admin)
+		o.Peeker = AdminPeeker(e.broker.AdminURL(), "", nil)
+		o.TagBacklogCache = time.Nanosecond
+		o.rateSlot = 2 * time.Second // a 12 s window holds the whole test
+	})
+	ref := newRef("backlog")
+	a.put(ref, SubscriptionSpec{TagFilter: "PAY_A || PAY_B", InitialPosition: PositionEarliest})
+
+	var sent []testMsg
+	for i := range 300 {
+		switch i % 3 {
+		case 0:
+			sent = append(sent, newMsg("PAY_A"))
+		case 1:
+			sent = append(sent, newMsg("PAY_A", "PAY_B"))
+		default:
+			sent = append(sent, newMsg("PAY_C"))
+		}
+	}
+	produce(t, e.client, ref.TopicName(), sent)
+
+	var b TagBacklog
+	code, eb := a.do(http.MethodGet, subPath(ref)+"/backlog", nil, &b)
+	require.Equal(t, http.StatusOK, code, eb)
+	require.True(t, b.Exact, b.Error)
+	require.Equal(t, "end", b.StoppedBy)
+	require.EqualValues(t, 300, b.Scanned.Messages)
+	require.Less(t, b.Scanned.Entries, int64(300), "batches are one entry each")
+	require.EqualValues(t, 100, b.Scanned.NotMatching)
+	require.EqualValues(t, 200, b.Pending)
+	require.Equal(t, map[string]int64{"PAY_A": 200, "PAY_B": 100}, tagPending(&b))
+	require.NotNil(t, b.Broker)
+	require.EqualValues(t, 300, *b.Broker)
+	require.Nil(t, b.Estimated)
+	require.Zero(t, b.Held)
+
+	// Receive 50, acknowledge 30 of them.
+	got := a.receiveUntil(ref, 50, 10*time.Second)
+	require.GreaterOrEqual(t, len(got), 50)
+	if len(got) > 50 {
+		a.nack(ref, "", got[50:]...) // back at once; still owed
+		got = got[:50]
+	}
+	acked, open := got[:30], got[30:]
+	require.Equal(t, AckResponse{Acked: 30}, a.ack(ref, acked...))
+	ackedTags := countTags(sent, uids(acked))
+	openTags := countTags(sent, uids(open))
+
+	require.Eventually(t, func() bool {
+		bb, err := a.svc.TagBacklog(context.Background(), ref)
+		require.NoError(t, err)
+		b = *bb
+		return b.Held.InFlight == 20 && b.Replicas == 1
+	}, 10*time.Second, 50*time.Millisecond)
+	require.True(t, b.Exact, b.Error)
+	require.EqualValues(t, 170, b.Pending, "200 matching, 30 acknowledged")
+	require.Equal(t, map[string]int64{"PAY_A": 200 - ackedTags["PAY_A"], "PAY_B": 100 - ackedTags["PAY_B"]}, tagPending(&b))
+	require.EqualValues(t, openTags["PAY_A"], tagRow(&b, "PAY_A").Held.InFlight)
+	require.EqualValues(t, openTags["PAY_B"], tagRow(&b, "PAY_B").Held.InFlight)
+	require.LessOrEqual(t, b.Held.Ready+b.Held.InFlight+b.Held.Other, b.Pending, "what replicas hold is part of the backlog")
+	require.Zero(t, tagRow(&b, "PAY_C").Pending)
+
+	// Everything else, then nothing is owed.
+	rest := a.receiveUntil(ref, 150, 20*time.Second)
+	require.Len(t, rest, 150)
+	a.ack(ref, open...)
+	a.ack(ref, rest...)
+	require.Eventually(t, func() bool {
+		bb, err := a.svc.TagBacklog(context.Background(), ref)
+		require.NoError(t, err)
+		b = *bb
+		return b.Held == HeldCounts{}
+	}, 10*time.Second, 50*time.Millisecond)
+	require.True(t, b.Exact)
+	require.Zero(t, b.Pending)
+	require.Empty(t, tagPending(&b))
+
+	// Rates: 200 acks, 100 of them with PAY_B, flushed within the window.
+	require.Eventually(t, func() bool {
+		st := a.stats(ref)
+		return st.Rates.Acked*st.RateWindowSeconds > 199.5
+	}, 20*time.Second, 100*time.Millisecond)
+	st := a.stats(ref)
+	require.InDelta(t, 200, st.Rates.Acked*st.RateWindowSeconds, 0.5)
+	require.InDelta(t, 100, st.TagRates["PAY_B"].Acked*st.RateWindowSeconds, 0.5)
+	require.InDelta(t, 100, st.TagRates["PAY_C"].Filtered*st.RateWindowSeconds, 0.5)
+}
+
+// A scan stopped by a limit says so, and scales its sample to the
+// broker's backlog.
+func TestTagBacklogSample(t *testing.T) {
+	e := newEnv(t)
+	admin, err := pulsaradmin.NewClient(&config.Config{WebServiceURL: e.broker.AdminURL()})
+	require.NoError(t, err)
+	a := e.node(func(o *Options) {
+		o.Backlog = AdminBacklog(admin)
+		o.Peeker = AdminPeeker(e.broker.AdminURL(), "", nil)
+		o.TagBacklogScanEntries = 2
+	})
+	ref := newRef("sample")
+	a.put(ref, SubscriptionSpec{TagFilter: "PAY_A", InitialPosition: PositionEarliest})
+	var sent []testMsg
+	for i := range 1000 {
+		if i%4 == 0 {
+			sent = append(sent, newMsg("PAY_A"))
+		} else {
+			sent = append(sent, newMsg("PAY_Z"))
+		}
+	}
+	produce(t, e.client, ref.TopicName(), sent)
+	b, err := a.svc.TagBacklog(context.Background(), ref)
+	require.NoError(t, err)
+	require.False(t, b.Exact)
+	require.Equal(t, "entries", b.StoppedBy)
+	require.EqualValues(t, 2, b.Scanned.Entries)
+	require.Less(t, b.Scanned.Messages, int64(1000))
+	require.NotNil(t, b.Broker)
+	require.EqualValues(t, 1000, *b.Broker)
+	// The head is in produce order: every 4th message matches.
+	want := (b.Scanned.Messages + 3) / 4
+	require.Equal(t, want, b.Pending)
+	require.NotNil(t, b.Estimated)
+	require.Equal(t, b.Pending*1000/b.Scanned.Messages, *b.Estimated)
+	require.Equal(t, *b.Estimated, *tagRow(b, "PAY_A").Estimated)
+}
+
+// The Prometheus gauges: the periodic scan exports the per-tag backlog,
+// the largest tags under their own label and the rest summed as _other;
+// the held gauges say what this replica holds.
+func TestTagBacklogMetrics(t *testing.T) {
+	e := newEnv(t)
+	reg := prometheus.NewRegistry()
+	a := e.node(func(o *Options) {
+		o.Peeker = AdminPeeker(e.broker.AdminURL(), "", nil)
+		o.Registerer = reg
+		o.MaxTagLabels = 2
+		o.TagBacklogInterval = 100 * time.Millisecond
+		o.TagBacklogCache = time.Nanosecond
+	})
+	ref := newRef("metrics")
+	a.put(ref, SubscriptionSpec{TagFilter: "PAY_A || PAY_B || PAY_C", InitialPosition: PositionEarliest})
+	var sent []testMsg
+	for i := range 60 {
+		sent = append(sent, newMsg([]string{"PAY_A", "PAY_A", "PAY_A", "PAY_B", "PAY_B", "PAY_C"}[i%6]))
+	}
+	produce(t, e.client, ref.TopicName(), sent)
+	path := ref.Path()
+	read := func(g prometheus.Gauge) float64 {
+		var m dto.Metric
+		require.NoError(t, g.Write(&m))
+		return m.GetGauge().GetValue()
+	}
+	gauge := func(tag string) float64 { return read(a.svc.metrics.tagBacklog.WithLabelValues(path, tag)) }
+	require.Eventually(t, func() bool { return gauge("PAY_A") == 30 }, 10*time.Second, 50*time.Millisecond)
+	require.EqualValues(t, 20, gauge("PAY_B"))
+	require.EqualValues(t, 10, gauge(TagOther), "PAY_C is past the label limit")
+	require.EqualValues(t, 1, read(a.svc.metrics.backlogScan.WithLabelValues(path, "exact")))
+
+	got := a.receiveUntil(ref, 6, 10*time.Second)[:6]
+	want := countTags(sent, uids(got))
+	require.Eventually(t, func() bool {
+		return read(a.svc.metrics.tagHeld.WithLabelValues(path, "PAY_A", "inflight")) == float64(want["PAY_A"])
+	}, 10*time.Second, 50*time.Millisecond)
+	names := []string{}
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		names = append(names, mf.GetName())
+	}
+	require.True(t, slices.Contains(names, "psc_consume_tag_held_messages"), names)
+	require.True(t, slices.Contains(names, "psc_consume_tag_backlog_messages"), names)
+}
+
+// Batches as Pulsar's admin API returns them: each message keeps its own
+// properties (pulsaradmin's PeekMessages does not).
+func TestParsePeekedBatch(t *testing.T) {
+	e := newEnv(t)
+	ref := newRef("peek")
+	n := e.node()
+	n.put(ref, SubscriptionSpec{InitialPosition: PositionEarliest})
+	sent := []testMsg{newMsg("A"), newMsg("B", "C"), newMsg()}
+	produce(t, e.client, ref.TopicName(), sent)
+	p := AdminPeeker(e.broker.AdminURL(), "", nil)
+	var got []PeekedMessage
+	for pos := 1; ; pos++ {
+		msgs, ok, err := p.Peek(context.Background(), ref.TopicName(), ref.Subscription, pos)
+		require.NoError(t, err)
+		if !ok {
+			break
+		}
+		got = append(got, msgs...)
+	}
+	require.Len(t, got, 3)
+	for i, m := range got {
+		require.Equal(t, sent[i].uid, m.Properties[PropUID])
+		require.Equal(t, sent[i].pulsarProperties()[PropTags], m.Properties[PropTags])
+		require.False(t, m.PublishTime.IsZero())
+	}
+	parts, err := p.Partitions(context.Background(), ref.TopicName())
+	require.NoError(t, err)
+	require.Zero(t, parts)
+}
+
+func FuzzParseSingleMetadata(f *testing.F) {
+	f.Add([]byte{0x0a, 0x06, 0x0a, 0x01, 'k', 0x12, 0x01, 'v', 0x18, 0x05})
+	f.Add([]byte{0x18, 0x00})
+	f.Add([]byte{0x0a, 0xff})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		props, size, err := parseSingleMetadata(b)
+		if err != nil {
+			return
+		}
+		require.GreaterOrEqual(t, size, 0)
+		require.LessOrEqual(t, size, maxPeekBytes)
+		require.NotNil(t, props)
+	})
+}
