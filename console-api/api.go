@@ -135,6 +135,11 @@ func Routes() []Route {
 //
 //	api.Register(engine.Group(consoleapi.Prefix))
 //
+// SetTagBacklog plugs in the per-tag backlog provider after New, for a
+// component built after the console (the consume engine). Call it before
+// the API serves requests.
+func (a *API) SetTagBacklog(p TagBacklogProvider) { a.opts.Providers.TagBacklog = p }
+
 // Unknown paths and methods under the prefix are the engine's to answer;
 // Handler answers them with the console's JSON errors.
 func (a *API) Register(r gin.IRouter) {

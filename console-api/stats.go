@@ -27,12 +27,24 @@ type TagBacklogProvider interface {
 	TagBacklog(ctx context.Context, topic, subscription string) ([]TagBacklog, error)
 }
 
-// TagBacklog is the backlog of one tag on one subscription.
+// TagBacklog is the backlog of one tag on one subscription: messages with
+// the tag that match the subscription's filter and are not acknowledged
+// yet (docs/adr/060-consume.md, "Per-tag backlog").
 type TagBacklog struct {
-	Subscription string     `json:"subscription"`
-	Tag          string     `json:"tag"`
-	Messages     int64      `json:"messages"`
-	Oldest       *time.Time `json:"oldestPublishTime"`
+	Subscription string `json:"subscription"`
+	Tag          string `json:"tag"`
+	// Messages is the count over the scanned part of the backlog: all of
+	// it when Exact, else its head (ScannedMessages long), and Estimated
+	// scales it to the broker's whole backlog.
+	Messages        int64      `json:"messages"`
+	Exact           bool       `json:"exact"`
+	ScannedMessages int64      `json:"scannedMessages"`
+	Estimated       *int64     `json:"estimated,omitempty"`
+	Oldest          *time.Time `json:"oldestPublishTime"`
+	// Ready and InFlight are the part replicas hold: read and waiting for a
+	// receive, and delivered with the lease running.
+	Ready    int64 `json:"ready"`
+	InFlight int64 `json:"inFlight"`
 }
 
 // DelayProvider reports the delayed messages waiting (package delay).
@@ -174,7 +186,7 @@ func (a *API) statsTagBacklog(c *gin.Context) error {
 	}
 	p := a.opts.Providers.TagBacklog
 	if p == nil {
-		c.JSON(http.StatusOK, statsAnswer{Note: "no component provides per-tag backlog yet (the consume path's tag filtering will)"})
+		c.JSON(http.StatusOK, statsAnswer{Note: "no component provides per-tag backlog: the consume engine is not running on this sidecar"})
 		return nil
 	}
 	ctx, cancel := a.ctx(c)

@@ -102,3 +102,58 @@ func TestConsumeOverHTTPWithTrace(t *testing.T) {
 	}
 	require.Subset(t, types, []string{"accepted", "persisted", "delivered", "acked"}, "the full timeline: %v", types)
 }
+
+// The per-tag backlog over HTTP: the data plane's backlog endpoint and the
+// console's tag-backlog stats, from the embedded broker's subscription.
+func TestTagBacklogOverHTTP(t *testing.T) {
+	h := startApp(t, nil)
+	path, _ := newTopic(t)
+	sub := "/v1/topics/" + path + "/subscriptions/codes"
+	reg := h.do(http.MethodPut, sub, jsonHeader(), []byte(`{"tagFilter":"PAY_1001 || PAY_1002","initialPosition":"earliest"}`))
+	require.Equal(t, http.StatusCreated, reg.Status, reg.Raw)
+	res := h.produceJSON(path, `{"messages":[
+		{"payload":"a","tags":["PAY_1001"]},
+		{"payload":"b","tags":["PAY_2000"]},
+		{"payload":"c","tags":["PAY_1002","VIP"]},
+		{"payload":"d","tags":["PAY_1001"]}]}`)
+	require.Equal(t, http.StatusOK, res.Status, res.Raw)
+
+	r := h.do(http.MethodGet, sub+"/backlog", nil, nil)
+	require.Equal(t, http.StatusOK, r.Status, r.Raw)
+	var b struct {
+		Exact   bool  `json:"exact"`
+		Pending int64 `json:"pending"`
+		Scanned struct {
+			Messages    int64 `json:"messages"`
+			NotMatching int64 `json:"notMatching"`
+		} `json:"scanned"`
+		Tags []struct {
+			Tag     string `json:"tag"`
+			Pending int64  `json:"pending"`
+		} `json:"tags"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.Raw), &b))
+	require.True(t, b.Exact, r.Raw)
+	require.EqualValues(t, 3, b.Pending, r.Raw)
+	require.EqualValues(t, 4, b.Scanned.Messages, r.Raw)
+	require.EqualValues(t, 1, b.Scanned.NotMatching, r.Raw)
+
+	c := h.do(http.MethodGet, "/console/v1/stats/tag-backlog?topic=persistent://"+path, nil, nil)
+	require.Equal(t, http.StatusOK, c.Status, c.Raw)
+	var rows struct {
+		Data []struct {
+			Subscription string `json:"subscription"`
+			Tag          string `json:"tag"`
+			Messages     int64  `json:"messages"`
+			Exact        bool   `json:"exact"`
+		} `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(c.Raw), &rows))
+	got := map[string]int64{}
+	for _, row := range rows.Data {
+		require.Equal(t, "codes", row.Subscription)
+		require.True(t, row.Exact)
+		got[row.Tag] = row.Messages
+	}
+	require.Equal(t, map[string]int64{"PAY_1001": 2, "PAY_1002": 1, "VIP": 1}, got, c.Raw)
+}

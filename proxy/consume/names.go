@@ -125,6 +125,23 @@ func parseTopicPath(s string, def TopicRef) (TopicRef, bool) {
 	return TopicRef{}, false
 }
 
+// ParseTopicName reads a full persistent topic name,
+// persistent://tenant/namespace/topic, as the console gives it.
+func ParseTopicName(name string) (TopicRef, error) {
+	rest, ok := strings.CutPrefix(name, "persistent://")
+	if !ok {
+		return TopicRef{}, badRequest(CodeInvalidTopic, "topic %q: the consume API serves persistent topics only", clip(name, 100))
+	}
+	t, ok := parseTopicPath(rest, TopicRef{})
+	if !ok || t.Tenant == "" {
+		return TopicRef{}, badRequest(CodeInvalidTopic, "topic %q: want persistent://tenant/namespace/topic", clip(name, 100))
+	}
+	if err := t.Validate(); err != nil {
+		return TopicRef{}, err
+	}
+	return t, nil
+}
+
 func clip(s string, n int) string {
 	if len(s) <= n {
 		return s
