@@ -34,13 +34,32 @@ const (
 // raw=1 (or raw=true); every other request is the raw form, whose body is
 // the payload.
 func IsBatchRequest(r *http.Request) bool {
-	if raw := r.URL.Query().Get("raw"); raw != "" {
-		if b, err := strconv.ParseBool(raw); err == nil && b {
-			return false
+	if r.URL.RawQuery != "" { // parsing an empty query costs a map per request
+		if raw := r.URL.Query().Get("raw"); raw != "" {
+			if b, err := strconv.ParseBool(raw); err == nil && b {
+				return false
+			}
 		}
 	}
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	ct := r.Header.Get("Content-Type")
+	if !containsJSON(ct) {
+		// Cheap refusal for the raw form's usual types: ParseMediaType
+		// lower-cases ASCII only, so its result can only be
+		// application/json when ct holds "json" in some letter case.
+		return false
+	}
+	mt, _, err := mime.ParseMediaType(ct)
 	return err == nil && mt == "application/json"
+}
+
+// containsJSON reports whether s holds "json" in any ASCII letter case.
+func containsJSON(s string) bool {
+	for i := 0; i+4 <= len(s); i++ {
+		if s[i]|0x20 == 'j' && s[i+1]|0x20 == 's' && s[i+2]|0x20 == 'o' && s[i+3]|0x20 == 'n' {
+			return true
+		}
+	}
+	return false
 }
 
 // batchRequest is the JSON batch form.

@@ -4,8 +4,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"mime"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"strconv"
 	"testing"
 	"time"
 
@@ -102,13 +105,45 @@ func TestIsBatchRequest(t *testing.T) {
 		{"/x", "application/octet-stream", false},
 		{"/x", "application/x-www-form-urlencoded", false},
 		{"/x", "application/jsonx", false},
+		{"/x", "APPLICATION/JSON ; charset=utf-8", true},
+		{"/x", " application/json", true},
+		{"/x", "application/json;", true},
+		{"/x", "text/json", false},
+		{"/x", "application/js", false},
+		{"/x?other=1", "application/json", true},
+		{"/x?raw=yes", "application/json", true},
 	} {
 		r := httptest.NewRequest(http.MethodPost, tc.target, nil)
 		if tc.contentType != "" {
 			r.Header.Set("Content-Type", tc.contentType)
 		}
 		assert.Equal(t, tc.want, IsBatchRequest(r), "%s %q", tc.target, tc.contentType)
+		assert.Equal(t, tc.want, isBatchReference(r), "%s %q", tc.target, tc.contentType)
 	}
+}
+
+// isBatchReference is IsBatchRequest without its shortcuts: the rule as
+// the README states it.
+func isBatchReference(r *http.Request) bool {
+	if raw := r.URL.Query().Get("raw"); raw != "" {
+		if b, err := strconv.ParseBool(raw); err == nil && b {
+			return false
+		}
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return err == nil && mt == "application/json"
+}
+
+// FuzzIsBatchRequest: the shortcuts never change the answer.
+func FuzzIsBatchRequest(f *testing.F) {
+	for _, s := range []string{"application/json", "Application/JSON; charset=utf-8", "application/octet-stream", "", "text/json", "application/json;", "a/b; x=\"json\""} {
+		f.Add(s, "")
+		f.Add(s, "raw=1")
+	}
+	f.Fuzz(func(t *testing.T, contentType, query string) {
+		r := &http.Request{URL: &url.URL{Path: "/x", RawQuery: query}, Header: http.Header{"Content-Type": {contentType}}}
+		require.Equal(t, isBatchReference(r), IsBatchRequest(r), "%q %q", contentType, query)
+	})
 }
 
 // TestDecodeErrorsSayWhere: error messages name the message and field.

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/metrics"
@@ -20,6 +22,10 @@ type Metrics struct {
 	idemUnavail    prometheus.Counter
 	idemCompleteEr prometheus.Counter
 	rateLimited    *prometheus.CounterVec
+
+	// producedBy caches produced's children by status: every message
+	// counts one, and a vec lookup hashes its label each time.
+	producedBy sync.Map // string -> prometheus.Counter
 }
 
 // NewMetrics registers the data plane's metrics on reg.
@@ -58,9 +64,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 }
 
 func (m *Metrics) addProduced(s string) {
-	if m != nil {
-		m.produced.WithLabelValues(s).Inc()
+	if m == nil {
+		return
 	}
+	c, ok := m.producedBy.Load(s)
+	if !ok {
+		c, _ = m.producedBy.LoadOrStore(s, m.produced.WithLabelValues(s))
+	}
+	c.(prometheus.Counter).Inc()
 }
 
 func (m *Metrics) addError(code string) {

@@ -154,12 +154,13 @@ func (p *Pool) Len() int {
 // once the producer has the message, the outcome comes within SendTimeout.
 // Messages handed over by one goroutine keep their order.
 func (p *Pool) SendAsync(ctx context.Context, topic string, msg *pulsar.ProducerMessage, done func(pulsar.MessageID, error)) {
-	e, err := p.acquire(ctx, topic) // one reference for the hand-over
+	// Two references: one for the hand-over, one for the message until
+	// its callback. Taken together, under one lock.
+	e, err := p.acquire(ctx, topic, 2)
 	if err != nil {
 		done(nil, err)
 		return
 	}
-	p.ref(e) // and one for the message until its callback
 	e.handing.Add(1)
 	e.producer.SendAsync(ctx, msg, func(id pulsar.MessageID, _ *pulsar.ProducerMessage, err error) {
 		p.release(e, err)
@@ -174,8 +175,8 @@ func (p *Pool) SendAsync(ctx context.Context, topic string, msg *pulsar.Producer
 	p.release(e, nil)
 }
 
-// acquire returns topic's ready producer with one reference taken.
-func (p *Pool) acquire(ctx context.Context, topic string) (*poolEntry, error) {
+// acquire returns topic's ready producer with refs references taken.
+func (p *Pool) acquire(ctx context.Context, topic string, refs int) (*poolEntry, error) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -193,26 +194,31 @@ func (p *Pool) acquire(ctx context.Context, topic string) (*poolEntry, error) {
 	} else {
 		p.lru.MoveToFront(e.elem)
 	}
-	e.inflight++
+	e.inflight += refs
 	p.mu.Unlock()
 
 	select {
 	case <-e.ready:
 	case <-ctx.Done():
-		p.release(e, nil)
+		p.releaseN(e, refs)
 		return nil, ctx.Err()
 	}
 	if e.err != nil {
-		p.release(e, nil)
+		p.releaseN(e, refs)
 		return nil, e.err
 	}
 	return e, nil
 }
 
-func (p *Pool) ref(e *poolEntry) {
+// releaseN drops n references taken by acquire that no send used.
+func (p *Pool) releaseN(e *poolEntry, n int) {
 	p.mu.Lock()
-	e.inflight++
-	p.mu.Unlock()
+	defer p.mu.Unlock()
+	e.inflight -= n
+	e.lastUsed = p.opts.Now()
+	if e.retired && e.inflight == 0 {
+		p.closeAsyncLocked(e)
+	}
 }
 
 // create makes e's producer and starts its flusher; on failure the entry

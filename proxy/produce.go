@@ -95,7 +95,7 @@ func (s *Server) handleProduce(c *gin.Context) {
 		s.fail(c, err, results)
 		return
 	}
-	c.JSON(http.StatusOK, produceResponse{Results: results})
+	writeProduceAnswer(c.Writer, results)
 }
 
 // readBody reads at most limit bytes; a longer body is a 413 with code.
@@ -104,10 +104,16 @@ func readBody(c *gin.Context, limit int64, code, what string) ([]byte, error) {
 	if r.ContentLength > limit {
 		return nil, errorf(http.StatusRequestEntityTooLarge, code, "%s is %d bytes, the limit is %d", what, r.ContentLength, limit)
 	}
-	var buf bytes.Buffer
-	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength))
+	if r.ContentLength >= 0 {
+		// The length is known and within the limit, and net/http never
+		// reads past it: read it into a buffer of exactly that size.
+		body := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			return nil, badRequest(CodeInvalidJSON, "reading the request body failed: %v", err)
+		}
+		return body, nil
 	}
+	var buf bytes.Buffer
 	_, err := buf.ReadFrom(http.MaxBytesReader(c.Writer, r.Body, limit))
 	var mbe *http.MaxBytesError
 	switch {
@@ -142,7 +148,8 @@ type outcome struct {
 func (s *Server) produce(ctx context.Context, app, clientIP string, msgs []*Message, accepted time.Time) ([]Result, error) {
 	results := make([]Result, len(msgs))
 	done := make([]bool, len(msgs))
-	var send []*pendingMessage
+	pending := make([]pendingMessage, len(msgs))
+	send := make([]*pendingMessage, 0, len(msgs))
 	var busy []*pendingMessage
 	var acquired []*pendingMessage
 
@@ -190,7 +197,8 @@ func (s *Server) produce(ctx context.Context, app, clientIP string, msgs []*Mess
 
 	for i, m := range msgs {
 		m.App, m.AcceptedAt, m.UID = app, accepted, NewUID()
-		p := &pendingMessage{idx: i, m: m}
+		p := &pending[i]
+		p.idx, p.m = i, m
 		if m.IdempotencyKey == "" {
 			send = append(send, p)
 			continue

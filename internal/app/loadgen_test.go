@@ -31,6 +31,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -234,6 +235,7 @@ func runWorkers(b *testing.B, conc int, newWorker func(w int) (op func() error, 
 	var wg sync.WaitGroup
 	n := int64(b.N)
 	b.ResetTimer()
+	cpu0 := processCPU()
 	start := time.Now()
 	for w := range conc {
 		wg.Go(func() {
@@ -251,6 +253,7 @@ func runWorkers(b *testing.B, conc int, newWorker func(w int) (op func() error, 
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu := processCPU() - cpu0
 	b.StopTimer()
 	if k := failed.Load(); k > 0 {
 		b.Fatalf("%d workers failed, first error: %v", k, firstErr)
@@ -260,9 +263,23 @@ func runWorkers(b *testing.B, conc int, newWorker func(w int) (op func() error, 
 		all.merge(&hists[i])
 	}
 	b.ReportMetric(float64(all.count)/elapsed.Seconds(), "req/s")
+
 	b.ReportMetric(all.quantile(0.50).Seconds()*1000, "p50-ms")
 	b.ReportMetric(all.quantile(0.99).Seconds()*1000, "p99-ms")
+	// The whole process's CPU (user and system) per operation: load
+	// generator, server, client library and in-process broker together.
+	// Against elapsed time it also shows whether the run was CPU-bound.
+	b.ReportMetric(float64(cpu.Microseconds())/float64(all.count), "cpu-us/op")
 	runtime.KeepAlive(ops)
+}
+
+// processCPU is the user plus system CPU time this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // latencyHist is a log-linear histogram of durations: 64 buckets per

@@ -7,6 +7,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -37,6 +38,21 @@ func Handler(g prometheus.Gatherer) http.Handler {
 type HTTP struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+
+	// series caches the children by label values: a vec's
+	// WithLabelValues hashes and looks up its labels on every call, and the
+	// code label would need strconv on every request.
+	series sync.Map // httpKey -> *httpSeries
+}
+
+type httpKey struct {
+	route, method string
+	code          int
+}
+
+type httpSeries struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
 }
 
 // NewHTTP registers psc_http_requests_total and
@@ -66,8 +82,24 @@ func (h *HTTP) Middleware() gin.HandlerFunc {
 		if route == "" {
 			route = "unmatched"
 		}
-		code := strconv.Itoa(c.Writer.Status())
-		h.requests.WithLabelValues(route, c.Request.Method, code).Inc()
-		h.duration.WithLabelValues(route, c.Request.Method, code).Observe(time.Since(start).Seconds())
+		sr := h.seriesFor(httpKey{route: route, method: c.Request.Method, code: c.Writer.Status()})
+		sr.requests.Inc()
+		sr.duration.Observe(time.Since(start).Seconds())
 	}
+}
+
+// seriesFor returns the cached children for k, creating them on first use.
+// The cache holds one entry per child of the vecs, so it grows exactly as
+// the exported series do.
+func (h *HTTP) seriesFor(k httpKey) *httpSeries {
+	if v, ok := h.series.Load(k); ok {
+		return v.(*httpSeries)
+	}
+	code := strconv.Itoa(k.code)
+	sr := &httpSeries{
+		requests: h.requests.WithLabelValues(k.route, k.method, code),
+		duration: h.duration.WithLabelValues(k.route, k.method, code),
+	}
+	v, _ := h.series.LoadOrStore(k, sr)
+	return v.(*httpSeries)
 }

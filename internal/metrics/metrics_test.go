@@ -1,0 +1,59 @@
+package metrics
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+)
+
+// TestHTTPMiddleware counts requests by route pattern, method and code,
+// through the cached series, the same as a direct vec lookup would.
+func TestHTTPMiddleware(t *testing.T) {
+	gin.SetMode(gin.ReleaseMode)
+	reg := prometheus.NewRegistry()
+	h := NewHTTP(reg)
+	e := gin.New()
+	e.Use(h.Middleware())
+	e.GET("/items/:id", func(c *gin.Context) {
+		if c.Param("id") == "missing" {
+			c.Status(http.StatusNotFound)
+			return
+		}
+		c.Status(http.StatusOK)
+	})
+	for _, path := range []string{"/items/1", "/items/2", "/items/missing", "/items/3", "/nowhere"} {
+		e.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, path, nil))
+	}
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	got := map[string]map[string]uint64{}
+	for _, mf := range mfs {
+		series := map[string]uint64{}
+		for _, m := range mf.GetMetric() {
+			key := ""
+			for _, l := range m.GetLabel() {
+				key += l.GetName() + "=" + l.GetValue() + " "
+			}
+			if c := m.GetCounter(); c != nil {
+				series[key] = uint64(c.GetValue())
+			} else {
+				series[key] = m.GetHistogram().GetSampleCount()
+			}
+		}
+		got[mf.GetName()] = series
+	}
+	want := map[string]uint64{
+		"code=200 method=GET route=/items/:id ": 3,
+		"code=404 method=GET route=/items/:id ": 1,
+		"code=404 method=GET route=unmatched ":  1,
+	}
+	require.Equal(t, want, got["psc_http_requests_total"])
+	require.Equal(t, want, got["psc_http_request_duration_seconds"])
+	n := 0
+	h.series.Range(func(any, any) bool { n++; return true })
+	require.Equal(t, 3, n, "one cache entry per series")
+}
