@@ -294,8 +294,15 @@ func (p *Pool) release(e *poolEntry, sendErr error) {
 }
 
 func brokenProducer(err error) bool {
+	if err == nil {
+		return false // before pe exists: errors.As makes it escape, one allocation per call
+	}
+	return brokenProducerErr(err)
+}
+
+func brokenProducerErr(err error) bool {
 	var pe *pulsar.Error
-	if err == nil || !errors.As(err, &pe) {
+	if !errors.As(err, &pe) {
 		return false
 	}
 	return pe.Result() == pulsar.ProducerClosed || pe.Result() == pulsar.TimeoutError

@@ -91,7 +91,8 @@ func FormatMessageID(id pulsar.MessageID) string {
 	if id == nil {
 		return ""
 	}
-	var b []byte
+	var buf [64]byte // four numbers and three colons fit: one allocation, the string
+	b := buf[:0]
 	b = strconv.AppendInt(b, id.LedgerID(), 10)
 	b = append(b, ':')
 	b = strconv.AppendInt(b, id.EntryID(), 10)

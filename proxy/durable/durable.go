@@ -395,28 +395,48 @@ func (s *Sender) pick(avoid, refused *cluster) (*cluster, ticket, bool) {
 // sendOnce sends m to c and calls cb exactly once: with the cluster's
 // outcome, or with errAttemptTimeout when none came within timeout. A
 // success that comes later is counted as a late ack: the message may then
-// be stored twice, under the same uid.
+// be stored twice, under the same uid. The hand-over gets a context that is
+// cancelled when the attempt times out.
 func (s *Sender) sendOnce(ctx context.Context, c *cluster, m *proxy.Message, timeout time.Duration, cb func(proxy.Receipt, error)) {
-	actx, cancel := context.WithTimeout(ctx, timeout)
-	var once atomic.Bool
-	stop := context.AfterFunc(actx, func() {
-		if once.CompareAndSwap(false, true) {
-			cancel()
-			cb(proxy.Receipt{}, errAttemptTimeout)
+	// One timer and one cancelable context per attempt, and no context
+	// callback registration: every message pays for this.
+	a := &attemptCall{s: s, c: c, uid: m.UID, cb: cb}
+	var actx context.Context
+	actx, a.cancel = context.WithCancel(ctx)
+	a.timer = time.AfterFunc(timeout, a.expire)
+	c.sender.SendAsync(actx, m, a.outcome)
+}
+
+// attemptCall is one attempt of sendOnce: whichever of the outcome and the
+// timer comes first answers.
+type attemptCall struct {
+	s      *Sender
+	c      *cluster
+	uid    string
+	cb     func(proxy.Receipt, error)
+	cancel context.CancelFunc
+	timer  *time.Timer
+	once   atomic.Bool
+}
+
+func (a *attemptCall) expire() {
+	if a.once.CompareAndSwap(false, true) {
+		a.cancel()
+		a.cb(proxy.Receipt{}, errAttemptTimeout)
+	}
+}
+
+func (a *attemptCall) outcome(rc proxy.Receipt, err error) {
+	if !a.once.CompareAndSwap(false, true) {
+		if err == nil {
+			a.s.met.lateAck(a.c.name)
+			a.s.log.Debug("late acknowledgement after the attempt timed out", "cluster", a.c.name, "uid", a.uid)
 		}
-	})
-	c.sender.SendAsync(actx, m, func(rc proxy.Receipt, err error) {
-		if !once.CompareAndSwap(false, true) {
-			if err == nil {
-				s.met.lateAck(c.name)
-				s.log.Debug("late acknowledgement after the attempt timed out", "cluster", c.name, "uid", m.UID)
-			}
-			return
-		}
-		stop()
-		cancel()
-		cb(rc, err)
-	})
+		return
+	}
+	a.timer.Stop()
+	a.cancel()
+	a.cb(rc, err)
 }
 
 // attempted handles an attempt's outcome. It may run on the client's

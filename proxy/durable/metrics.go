@@ -1,6 +1,7 @@
 package durable
 
 import (
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +24,10 @@ type metricSet struct {
 	replayed    *prometheus.CounterVec
 	rejected    prometheus.Counter
 	corrupt     prometheus.Counter
+
+	// attemptBy caches attempts' children: every message counts one, and a
+	// vec lookup hashes both labels each time.
+	attemptBy sync.Map // [2]string{cluster, result} -> prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, stats func() spool.Stats, now func() time.Time) *metricSet {
@@ -95,9 +100,15 @@ func (m *metricSet) initState(cluster string) {
 }
 
 func (m *metricSet) attempt(cluster, result string) {
-	if m != nil {
-		m.attempts.WithLabelValues(cluster, result).Inc()
+	if m == nil {
+		return
 	}
+	k := [2]string{cluster, result}
+	c, ok := m.attemptBy.Load(k)
+	if !ok {
+		c, _ = m.attemptBy.LoadOrStore(k, m.attempts.WithLabelValues(cluster, result))
+	}
+	c.(prometheus.Counter).Inc()
 }
 
 func (m *metricSet) retry() {
