@@ -95,7 +95,8 @@ type engine struct {
 	// holds goes back to the broker, for replicas that have receivers.
 	lastActive time.Time
 	notify     chan struct{} // closed (and replaced) when the ready queue grows
-	space      chan struct{} // closed (and replaced) when records leave
+	space      chan struct{} // closed (and replaced) when records leave and a pump waits
+	spaceWait  int           // pumps waiting on space
 	closed     bool
 
 	consumers []*clusterConsumer
@@ -270,12 +271,15 @@ func (e *engine) waitSpace() bool {
 			return true
 		}
 		ch := e.space
+		e.spaceWait++
 		e.mu.Unlock()
 		select {
 		case <-ch:
 		case <-e.quit:
-			return false
 		}
+		e.mu.Lock()
+		e.spaceWait--
+		e.mu.Unlock()
 	}
 }
 
@@ -330,8 +334,10 @@ func (e *engine) signalReadyLocked() {
 	}
 }
 
+// signalSpaceLocked wakes the pumps waiting for space. Nobody waiting is
+// the usual case: then it allocates nothing.
 func (e *engine) signalSpaceLocked() {
-	if e.closed {
+	if e.closed || e.spaceWait == 0 {
 		return
 	}
 	close(e.space)
@@ -388,8 +394,11 @@ func (e *engine) receive(ctx context.Context, maxN int, wait time.Duration, call
 	for {
 		recs := e.take(maxN - len(out))
 		if len(recs) > 0 {
-			msgs, err := e.lease(ctx, recs, caller)
-			out = append(out, msgs...)
+			var err error
+			if out == nil {
+				out = make([]Message, 0, len(recs))
+			}
+			out, err = e.lease(ctx, recs, caller, out)
 			if err != nil {
 				lastErr = err
 				if len(out) == 0 {
@@ -440,8 +449,8 @@ func (e *engine) receive(ctx context.Context, maxN int, wait time.Duration, call
 }
 
 // lease asks Redis for each record's lease and acts on the answers. It
-// returns the messages to hand out.
-func (e *engine) lease(ctx context.Context, recs []*record, caller Caller) ([]Message, error) {
+// appends the messages to hand out to out.
+func (e *engine) lease(ctx context.Context, recs []*record, caller Caller, out []Message) ([]Message, error) {
 	cfg := e.cfg.Load()
 	svc := e.svc
 	now := svc.clock.Now()
@@ -457,9 +466,8 @@ func (e *engine) lease(ctx context.Context, recs []*record, caller Caller) ([]Me
 	vals, err := svc.states.eval(ctx, leaseScript, e.binding, len(recs), args, 4)
 	if err != nil {
 		e.requeue(recs)
-		return nil, storeError(err)
+		return out, storeError(err)
 	}
-	var out []Message
 	var drop []*record
 	for i, res := range parseLeases(vals) {
 		r := recs[i]
