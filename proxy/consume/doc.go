@@ -10,10 +10,14 @@
 //
 //   - Registrations (Registry): one hash per subscription and set indexes,
 //     cached per replica for Options.ConfigRefresh.
-//   - Delivery state (state.go): one short string per (subscription,
+//   - Delivery state (state.go): one short hash field per (subscription,
 //     message uid) with a lease ("delivery n runs until T"), an ack, or a
-//     dead-letter mark, kept for Options.DedupWindow after its last change.
-//     Lua scripts change it a batch at a time.
+//     dead-letter mark, in per-subscription hashes of DedupWindow-wide time
+//     buckets, so it is kept one to two windows after its last change. Lua
+//     scripts change it a batch at a time.
+//   - Per-tag backlog (backlog.go): a scan of the subscription's
+//     unacknowledged entries through the admin API, less what the delivery
+//     state says is acknowledged, beside what replicas hold per tag.
 //
 // Each replica consumes a subscription it serves through its own Shared
 // (or Key_Shared) Pulsar consumer per cluster, with batch-index
