@@ -69,8 +69,9 @@ func BenchmarkConsumeNative(b *testing.B) {
 				}
 			}
 			var matched int
-			var took time.Duration
+			var took, selfCPU time.Duration
 			for b.Loop() {
+				s0 := selfCPUTime()
 				start := time.Now()
 				matched = 0
 				for read := 0; read < len(msgs); read++ {
@@ -82,10 +83,12 @@ func BenchmarkConsumeNative(b *testing.B) {
 					_ = cons.Ack(m)
 				}
 				took = time.Since(start)
+				selfCPU = selfCPUTime() - s0
 			}
 			require.Equal(b, want, matched)
 			b.ReportMetric(float64(matched)/took.Seconds(), "msgs/s")
 			b.ReportMetric(float64(len(msgs))/took.Seconds(), "topic-msgs/s")
+			b.ReportMetric(float64(selfCPU.Microseconds())/float64(matched), "proc-cpu-us/msg")
 		})
 	}
 }
