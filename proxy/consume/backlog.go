@@ -657,7 +657,7 @@ func (s *Service) scanBacklog(ctx context.Context, ref SubscriptionRef, cfg *Sub
 		for _, c := range part {
 			args = append(args, c.stateID)
 		}
-		vals, err := s.states.eval(ctx, stateScript, ref.binding(), len(part), args, 1)
+		vals, err := s.states.eval(ctx, stateScript, s.states.space(ref.binding(), cfg.ackTimeout), len(part), args, 1)
 		if err != nil {
 			s.metrics.addStoreError()
 			return nil, storeError(err)

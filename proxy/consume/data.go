@@ -222,7 +222,8 @@ func (s *Service) Ack(ctx context.Context, ref SubscriptionRef, req AckRequest, 
 	if err := ref.Validate(); err != nil {
 		return nil, err
 	}
-	if _, err := s.config(ctx, ref); err != nil {
+	cfg, err := s.config(ctx, ref)
+	if err != nil {
 		return nil, err
 	}
 	now := s.clock.Now()
@@ -238,7 +239,7 @@ func (s *Service) Ack(ctx context.Context, ref SubscriptionRef, req AckRequest, 
 	for i := range ids {
 		args = append(args, ids[i].copy().String())
 	}
-	vals, err := s.states.eval(ctx, ackScript, ref.binding(), len(ids), args, 1)
+	vals, err := s.states.eval(ctx, ackScript, s.states.space(ref.binding(), cfg.ackTimeout), len(ids), args, 1)
 	if err != nil {
 		s.metrics.addStoreError()
 		return nil, storeError(err)
@@ -317,7 +318,7 @@ func (s *Service) nackIDs(ctx context.Context, ref SubscriptionRef, cfg *Subscri
 	for i := range ids {
 		args = append(args, ids[i].Delivery)
 	}
-	vals, err := s.states.eval(ctx, nackScript, ref.binding(), len(ids), args, 1)
+	vals, err := s.states.eval(ctx, nackScript, s.states.space(ref.binding(), cfg.ackTimeout), len(ids), args, 1)
 	if err != nil {
 		s.metrics.addStoreError()
 		return nil, storeError(err)

@@ -103,7 +103,7 @@ func (e *engine) deadLetter(producers map[int]pulsar.Producer, r *record) {
 		e.schedule(r, stHeld, svc.clock.Now().Add(svc.opts.DeadLetterLease))
 		return
 	}
-	if _, err := svc.states.eval(ctx, deadScript, e.binding, 1, []any{svc.states.widthArg(), r.stateID}, 1); err != nil {
+	if _, err := svc.states.eval(ctx, deadScript, svc.states.space(e.binding, cfg.ackTimeout), 1, []any{svc.states.widthArg(), r.stateID}, 1); err != nil {
 		// The message is in the dead-letter topic; the 'x' lease ends and
 		// the next lease dead-letters it again (a duplicate there, with the
 		// same uid) unless this is fixed by then. Ack the copy anyway.

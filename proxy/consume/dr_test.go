@@ -83,7 +83,7 @@ func TestDuplicatesDroppedWithinWindow(t *testing.T) {
 	// the previous one, across a bucket edge), which lives until two
 	// windows and a minute after it began, on Redis's clock.
 	ctx := context.Background()
-	buckets, err := e.rdb.Keys(ctx, a.svc.states.root(ref.binding())+"*").Result()
+	buckets, err := e.rdb.Keys(ctx, a.svc.states.root(a.svc.states.space(ref.binding(), 30*time.Second))+"*").Result()
 	require.NoError(t, err)
 	require.NotEmpty(t, buckets)
 	found := 0

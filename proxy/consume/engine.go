@@ -463,7 +463,7 @@ func (e *engine) lease(ctx context.Context, recs []*record, caller Caller, out [
 	for _, r := range recs {
 		args = append(args, r.key.String())
 	}
-	vals, err := svc.states.eval(ctx, leaseScript, e.binding, len(recs), args, 4)
+	vals, err := svc.states.eval(ctx, leaseScript, svc.states.space(e.binding, cfg.ackTimeout), len(recs), args, 4)
 	if err != nil {
 		e.requeue(recs)
 		return out, storeError(err)

@@ -162,7 +162,7 @@ func (s *Service) retryHeld(ctx context.Context, e *engine, a *AckID, caller Cal
 	}
 	cfg := e.cfg.Load()
 	hold := s.opts.DeadLetterLease
-	vals, err := s.states.eval(ctx, claimScript, e.binding, 1,
+	vals, err := s.states.eval(ctx, claimScript, s.states.space(e.binding, cfg.ackTimeout), 1,
 		[]any{s.states.widthArg(), now.UnixMilli(), hold.Milliseconds(), s.leaseKeep(cfg.ackTimeout).Milliseconds(), r.stateID, k.String(), a.Delivery}, 1)
 	if err != nil {
 		s.metrics.addStoreError()
@@ -209,7 +209,7 @@ func (s *Service) retryHeld(ctx context.Context, e *engine, a *AckID, caller Cal
 		e.schedule(r, stHeld, now.Add(hold))
 		return retryFailed, nil
 	}
-	if _, err := s.states.eval(ctx, ackHeldScript, e.binding, 1, []any{s.states.widthArg(), r.stateID}, 1); err != nil {
+	if _, err := s.states.eval(ctx, ackHeldScript, s.states.space(e.binding, cfg.ackTimeout), 1, []any{s.states.widthArg(), r.stateID}, 1); err != nil {
 		// The next copy is scheduled; when the hold ends this one is
 		// delivered again too. Ack it on the broker all the same.
 		s.log.Warn("retry: recording the ack", "uid", r.uid, "err", err)

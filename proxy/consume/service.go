@@ -279,7 +279,7 @@ func New(opts Options) (*Service, error) {
 	s.node = binary.BigEndian.Uint64(b[:])
 	s.registry = NewRegistry(s.rdb, opts.KeyPrefix, opts.RedisTimeout)
 	s.cache = newConfigCache(s.registry, opts.ConfigRefresh, s.clock.Now)
-	s.states = &states{rdb: s.rdb, prefix: opts.KeyPrefix, timeout: opts.RedisTimeout, width: opts.DedupWindow}
+	s.states = &states{rdb: s.rdb, prefix: opts.KeyPrefix, timeout: opts.RedisTimeout, dedup: opts.DedupWindow}
 	return s, nil
 }
 

@@ -20,8 +20,9 @@ import (
 // milliseconds on Redis's clock until which the entry must stay visible,
 // and copy the copy being delivered (cluster:ledger:entry:partition:batch).
 //
-// Buckets are Options.DedupWindow wide (the width is in the key name, so a
-// changed window never reads another width's buckets) and numbered on
+// Buckets are Options.DedupWindow wide, or two ack timeouts and a minute
+// when that is longer (the width is in the key name, so a changed window
+// or ack timeout never reads another width's buckets), and numbered on
 // Redis's clock (TIME), so every replica agrees on them. A script looks a
 // field up in the current bucket, then in the previous one, and writes to
 // the current one; a bucket expires when it stops being looked at, two
@@ -278,13 +279,27 @@ type states struct {
 	rdb     redis.UniversalClient
 	prefix  string
 	timeout time.Duration
-	width   time.Duration // bucket width: Options.DedupWindow
+	dedup   time.Duration // Options.DedupWindow
+}
+
+// space is one subscription's delivery state: its buckets' width.
+type space struct {
+	binding uint64
+	width   time.Duration
+}
+
+// space returns a subscription's state space. The bucket width is the
+// dedup window, or two ack timeouts and a minute when that is longer, so
+// a lease never has to be written ahead (only long nack delays and
+// dead-letter holds are).
+func (s *states) space(binding uint64, ackTimeout time.Duration) space {
+	return space{binding: binding, width: max(s.dedup, 2*ackTimeout+time.Minute)}
 }
 
 // root is the key prefix of a subscription's buckets (KEYS[1] of every
 // script).
-func (s *states) root(binding uint64) string {
-	return s.prefix + "cs2:{" + bindingHex(binding) + "}:" + strconv.FormatInt(s.width.Milliseconds(), 10) + ":"
+func (s *states) root(sp space) string {
+	return s.prefix + "cs2:{" + bindingHex(sp.binding) + "}:" + strconv.FormatInt(sp.width.Milliseconds(), 10) + ":"
 }
 
 // load makes sure Redis has the scripts, so pipelines can use EVALSHA.
@@ -299,12 +314,13 @@ func (s *states) load(ctx context.Context) error {
 
 // eval runs a script (EVALSHA, or EVAL when Redis lost its scripts) on a
 // subscription's state with the request's deadline capped at the store
-// timeout. args follow the bucket width (ARGV[1]); it returns per values
-// for each of the n messages.
-func (s *states) eval(ctx context.Context, sc *redis.Script, binding uint64, n int, args []any, per int) ([]int64, error) {
+// timeout. args[0] is a placeholder eval fills with the bucket width
+// (ARGV[1]); it returns per values for each of the n messages.
+func (s *states) eval(ctx context.Context, sc *redis.Script, sp space, n int, args []any, per int) ([]int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	vals, err := sc.Run(ctx, s.rdb, []string{s.root(binding)}, args...).Int64Slice()
+	args[0] = sp.width.Milliseconds()
+	vals, err := sc.Run(ctx, s.rdb, []string{s.root(sp)}, args...).Int64Slice()
 	if err != nil {
 		return nil, err
 	}
@@ -314,8 +330,8 @@ func (s *states) eval(ctx context.Context, sc *redis.Script, binding uint64, n i
 	return vals, nil
 }
 
-// widthArg is ARGV[1] of every script.
-func (s *states) widthArg() any { return s.width.Milliseconds() }
+// widthArg is the placeholder for ARGV[1] (the bucket width) that eval fills.
+func (s *states) widthArg() any { return nil }
 
 // leaseResult is what the lease script said about one copy.
 type leaseResult struct {

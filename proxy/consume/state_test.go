@@ -19,21 +19,22 @@ func TestStateBuckets(t *testing.T) {
 	srv := testredis.Start(t)
 	rdb := srv.Client()
 	ctx := context.Background()
-	st := &states{rdb: rdb, prefix: "t:", timeout: 5 * time.Second, width: 300 * time.Millisecond}
+	st := &states{rdb: rdb, prefix: "t:", timeout: 5 * time.Second, dedup: 300 * time.Millisecond}
+	sp := space{binding: 42, width: 300 * time.Millisecond} // as with a short ack timeout
 	require.NoError(t, st.load(ctx))
 	const binding = 42
 	const copyID = "0:1:2:0:-1"
 	now := time.Now().UnixMilli()
 	lease := func(keep time.Duration, now int64) leaseResult {
 		t.Helper()
-		vals, err := st.eval(ctx, leaseScript, binding, 1,
+		vals, err := st.eval(ctx, leaseScript, sp, 1,
 			[]any{st.widthArg(), now, int64(100), 16, int64(1000), keep.Milliseconds(), "uid-1", copyID}, 4)
 		require.NoError(t, err)
 		return parseLeases(vals)[0]
 	}
 	ack := func() int64 {
 		t.Helper()
-		vals, err := st.eval(ctx, ackScript, binding, 1, []any{st.widthArg(), "uid-1", copyID}, 1)
+		vals, err := st.eval(ctx, ackScript, sp, 1, []any{st.widthArg(), "uid-1", copyID}, 1)
 		require.NoError(t, err)
 		return vals[0]
 	}
@@ -42,7 +43,7 @@ func TestStateBuckets(t *testing.T) {
 	r := lease(2*time.Second, now)
 	require.Equal(t, leaseDeliver, r.outcome)
 	require.Equal(t, 1, r.n)
-	keys, err := rdb.Keys(ctx, st.root(binding)+"*").Result()
+	keys, err := rdb.Keys(ctx, st.root(sp)+"*").Result()
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, len(keys), 6, "2 s of 300 ms buckets ahead")
 
@@ -79,4 +80,13 @@ func TestStateBuckets(t *testing.T) {
 		require.NoError(t, err)
 		require.LessOrEqual(t, ttl, time.Minute+3*time.Second, "buckets expire two widths and a minute after they begin")
 	}
+}
+
+// A long ack timeout widens the buckets instead of writing leases ahead.
+func TestStateSpaceWidth(t *testing.T) {
+	st := &states{dedup: 10 * time.Minute}
+	require.Equal(t, 10*time.Minute, st.space(1, 30*time.Second).width)
+	require.Equal(t, 10*time.Minute, st.space(1, 4*time.Minute+30*time.Second).width)
+	require.Equal(t, 2*time.Hour+time.Minute, st.space(1, time.Hour).width)
+	require.NotEqual(t, st.root(st.space(1, 30*time.Second)), st.root(st.space(1, time.Hour)), "the width is in the key")
 }
