@@ -122,7 +122,7 @@ type PeekedMessage struct {
 	Partition   int32 // 0 on a non-partitioned topic
 	Ledger      int64
 	Entry       int64
-	BatchIdx    int32 // -1 when the entry is not a batch
+	BatchIdx    int32 // index in the batch; 0 when the entry is not a batch, as pulsar-client-go numbers it
 	Properties  map[string]string
 	PublishTime time.Time
 }
@@ -238,7 +238,7 @@ func parsePeeked(topic string, h http.Header, body []byte) ([]PeekedMessage, err
 	if err != nil {
 		return nil, err
 	}
-	base := PeekedMessage{Partition: part, Ledger: ledger, Entry: entry, BatchIdx: -1}
+	base := PeekedMessage{Partition: part, Ledger: ledger, Entry: entry}
 	if pt := h.Get("X-Pulsar-publish-time"); pt != "" {
 		for _, layout := range []string{"2006-01-02T15:04:05.000-0700", time.RFC3339Nano} {
 			if t, err := time.Parse(layout, pt); err == nil {

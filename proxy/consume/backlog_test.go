@@ -4,9 +4,11 @@ import (
 	"context"
 	"net/http"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/apache/pulsar-client-go/pulsaradmin"
 	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/admin/config"
 	"github.com/prometheus/client_golang/prometheus"
@@ -273,5 +275,87 @@ func FuzzParseSingleMetadata(f *testing.F) {
 		require.GreaterOrEqual(t, size, 0)
 		require.LessOrEqual(t, size, maxPeekBytes)
 		require.NotNil(t, props)
+	})
+}
+
+// Messages from a native producer without a uid, unbatched: their
+// delivery state is keyed by position, and the scan finds it the same way.
+func TestTagBacklogWithoutUIDs(t *testing.T) {
+	e := newEnv(t)
+	a := e.node(func(o *Options) {
+		o.Peeker = AdminPeeker(e.broker.AdminURL(), "", nil)
+		o.TagBacklogCache = time.Nanosecond
+	})
+	ref := newRef("native")
+	a.put(ref, SubscriptionSpec{TagFilter: "PAY_N", InitialPosition: PositionEarliest})
+	p, err := e.client.CreateProducer(pulsar.ProducerOptions{Topic: ref.TopicName(), DisableBatching: true})
+	require.NoError(t, err)
+	defer p.Close()
+	for i := range 5 {
+		_, err := p.Send(context.Background(), &pulsar.ProducerMessage{Payload: []byte{byte(i)}, Properties: map[string]string{PropTags: "PAY_N"}})
+		require.NoError(t, err)
+	}
+	got := a.receiveUntil(ref, 2, 10*time.Second)
+	require.GreaterOrEqual(t, len(got), 2)
+	if len(got) > 2 {
+		a.nack(ref, "", got[2:]...)
+	}
+	require.Empty(t, got[0].UID)
+	// The state id the scan derives from a peeked message is the one the
+	// engine keyed the delivery by.
+	peeker := AdminPeeker(e.broker.AdminURL(), "", nil)
+	want := map[string]bool{}
+	for pos := 1; pos <= 5; pos++ {
+		msgs, ok, err := peeker.Peek(context.Background(), ref.TopicName(), ref.Subscription, pos)
+		require.NoError(t, err)
+		require.True(t, ok)
+		m := msgs[0]
+		want[stateIDFor("", 0, copyKey{partition: m.Partition, ledger: m.Ledger, entry: m.Entry, batch: m.BatchIdx})] = true
+	}
+	for _, m := range got[:2] {
+		id, err := a.svc.signer.Decode(m.AckID)
+		require.NoError(t, err)
+		require.True(t, want[id.stateID()], "%s not among %v", id.stateID(), want)
+	}
+	require.Equal(t, AckResponse{Acked: 2}, a.ack(ref, got[:2]...))
+	b, err := a.svc.TagBacklog(context.Background(), ref)
+	require.NoError(t, err)
+	require.True(t, b.Exact, b.Error)
+	require.LessOrEqual(t, b.Scanned.Messages, int64(5))
+	require.EqualValues(t, b.Scanned.Messages-3, b.Scanned.Acknowledged, "acknowledged in Redis, the broker not told yet")
+	require.EqualValues(t, 3, b.Pending)
+	require.Equal(t, map[string]int64{"PAY_N": 3}, tagPending(b))
+}
+
+// A peeked entry is outside input: any body and batch header either parses
+// into as many messages as the header says, or fails; it never panics.
+func FuzzParsePeeked(f *testing.F) {
+	one := []byte{0, 0, 0, 4, 0x18, 0x02, 0x0a, 0x00, 'h', 'i'}
+	f.Add("1", one)
+	f.Add("2", append(append([]byte{}, one...), one...))
+	f.Add("", []byte("plain payload"))
+	f.Add("3", []byte{0, 0, 0, 200})
+	f.Add("-1", []byte{})
+	f.Fuzz(func(t *testing.T, batch string, body []byte) {
+		h := http.Header{}
+		h.Set("X-Pulsar-Message-ID", "7:3")
+		if batch != "" {
+			h.Set("X-Pulsar-num-batch-message", batch)
+		}
+		msgs, err := parsePeeked("persistent://t/n/x", h, body)
+		if err != nil {
+			return
+		}
+		if batch == "" {
+			require.Len(t, msgs, 1)
+			return
+		}
+		n, err := strconv.Atoi(batch)
+		require.NoError(t, err, "a batch header that does not parse must fail")
+		require.Len(t, msgs, n)
+		for i, m := range msgs {
+			require.EqualValues(t, i, m.BatchIdx)
+			require.EqualValues(t, 7, m.Ledger)
+		}
 	})
 }
