@@ -22,7 +22,6 @@ func TestStateBuckets(t *testing.T) {
 	st := &states{rdb: rdb, prefix: "t:", timeout: 5 * time.Second, dedup: 300 * time.Millisecond}
 	sp := space{binding: 42, width: 300 * time.Millisecond} // as with a short ack timeout
 	require.NoError(t, st.load(ctx))
-	const binding = 42
 	const copyID = "0:1:2:0:-1"
 	now := time.Now().UnixMilli()
 	lease := func(keep time.Duration, now int64) leaseResult {
