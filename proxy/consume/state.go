@@ -63,7 +63,8 @@ const (
 // statePrelude is shared by every script. KEYS[1] is the subscription's
 // bucket prefix (it carries the {binding} hash tag, so every bucket of a
 // subscription is on one Redis Cluster slot); ARGV[1] the bucket width in
-// ms. lookup reads fields (current bucket, else previous), parse splits a
+// ms. lookup reads fields (current bucket, then the previous one for those
+// it did not find), parse splits a
 // value, put queues a write that stays visible until need (Redis ms), and
 // flush writes the queue with one HSET and one PEXPIREAT per bucket.
 // written holds the values put so far, so a batch naming a field twice
@@ -74,19 +75,31 @@ local tm = redis.call('TIME')
 local rnow = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)
 local cb = math.floor(rnow / B)
 local CHUNK = 500
-local function hmget(key, fields, into, only_missing)
+local function hmget(key, fields)
+  local out = {}
   for s = 1, #fields, CHUNK do
     local e = math.min(s + CHUNK - 1, #fields)
     local got = redis.call('HMGET', key, unpack(fields, s, e))
-    for i = s, e do
-      if not only_missing or not into[i] then into[i] = got[i - s + 1] end
-    end
+    for i = s, e do out[i] = got[i - s + 1] end
   end
+  return out
 end
 local function lookup(fields)
-  local vals = {}
-  hmget(root .. cb, fields, vals, false)
-  hmget(root .. (cb - 1), fields, vals, true)
+  local vals = hmget(root .. cb, fields)
+  local n = 0
+  for i = 1, #fields do
+    if not vals[i] then n = n + 1 end
+  end
+  if n == #fields then
+    return hmget(root .. (cb - 1), fields)
+  elseif n > 0 then
+    local miss, at = {}, {}
+    for i = 1, #fields do
+      if not vals[i] then miss[#miss + 1] = fields[i]; at[#at + 1] = i end
+    end
+    local prev = hmget(root .. (cb - 1), miss)
+    for j = 1, #miss do vals[at[j]] = prev[j] end
+  end
   return vals
 end
 local function parse(v)
