@@ -5,19 +5,34 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/testredis"
 )
 
-// The bucket layout on a real redis-server with 300 ms buckets: an entry
-// that must outlive its bucket (a lease kept longer than a window) is
-// still found buckets later with its delivery count, a later change wins
-// over the copies written ahead, and an entry is forgotten once its need
-// and a window have passed.
+// The bucket layout with 300 ms buckets, on a real redis-server and on
+// miniredis (the embedded mode's Redis runs the same scripts in another Lua):
+// an entry that must outlive its bucket (a lease kept longer than a window)
+// is still found buckets later with its delivery count, a later change
+// wins over the copies written ahead, and an entry is forgotten once its
+// need and a window have passed.
 func TestStateBuckets(t *testing.T) {
-	srv := testredis.Start(t)
-	rdb := srv.Client()
+	t.Run("redis-server", func(t *testing.T) {
+		t.Parallel()
+		testStateBuckets(t, testredis.Start(t).Client())
+	})
+	t.Run("miniredis", func(t *testing.T) {
+		t.Parallel()
+		m := miniredis.RunT(t)
+		rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
+		t.Cleanup(func() { _ = rdb.Close() })
+		testStateBuckets(t, rdb)
+	})
+}
+
+func testStateBuckets(t *testing.T, rdb *redis.Client) {
 	ctx := context.Background()
 	st := &states{rdb: rdb, prefix: "t:", timeout: 5 * time.Second, dedup: 300 * time.Millisecond}
 	sp := space{binding: 42, width: 300 * time.Millisecond} // as with a short ack timeout
