@@ -299,6 +299,10 @@ func (s *Service) Start(ctx context.Context) error {
 	if err := s.states.load(lctx); err != nil {
 		return fmt.Errorf("consume: load Redis scripts: %w", err)
 	}
+	if n := s.states.legacyKeys(lctx); n > 0 {
+		s.log.Warn("delivery state of the one-key-per-message layout (psc:cs:) found in Redis: replicas of an older version may still be consuming, and the two layouts do not see each other; stop them (docs/adr/060-consume.md, upgrading)",
+			"keys_seen", n)
+	}
 	ps := s.rdb.Subscribe(ctx, s.nodeChannel(s.node))
 	if _, err := ps.Receive(lctx); err != nil {
 		_ = ps.Close()

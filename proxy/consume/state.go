@@ -343,6 +343,27 @@ func (s *states) eval(ctx context.Context, sc *redis.Script, sp space, n int, ar
 	return vals, nil
 }
 
+// legacyKeys looks (briefly, on the client's node) for delivery state of
+// the layout before the bucket hashes, one key per message
+// ({prefix}cs:{<binding>}:<uid>), which an older replica may still be
+// writing. It returns how many it saw; 0 also when it could not look.
+func (s *states) legacyKeys(ctx context.Context) int {
+	var cursor uint64
+	seen := 0
+	for range 20 {
+		keys, next, err := s.rdb.Scan(ctx, cursor, s.prefix+"cs:{*", 1000).Result()
+		if err != nil {
+			return seen
+		}
+		seen += len(keys)
+		if seen > 0 || next == 0 {
+			return seen
+		}
+		cursor = next
+	}
+	return seen
+}
+
 // widthArg is the placeholder for ARGV[1] (the bucket width) that eval fills.
 func (s *states) widthArg() any { return nil }
 

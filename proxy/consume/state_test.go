@@ -1,7 +1,10 @@
 package consume
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -103,4 +106,34 @@ func TestStateSpaceWidth(t *testing.T) {
 	require.Equal(t, 10*time.Minute, st.space(1, 4*time.Minute+30*time.Second).width)
 	require.Equal(t, 2*time.Hour+time.Minute, st.space(1, time.Hour).width)
 	require.NotEqual(t, st.root(st.space(1, 30*time.Second)), st.root(st.space(1, time.Hour)), "the width is in the key")
+}
+
+// A replica that finds delivery state of the old layout says so when it
+// starts: an older replica may still be consuming (ADR 060, upgrading).
+func TestLegacyStateWarning(t *testing.T) {
+	e := newEnv(t)
+	var quiet, loud syncBuffer
+	e.node(func(o *Options) { o.Logger = slog.New(slog.NewTextHandler(&quiet, nil)) })
+	require.NotContains(t, quiet.String(), "one-key-per-message")
+	require.NoError(t, e.rdb.Set(context.Background(), "psc:cs:{00000000000000aa}:some-uid", "a|0|1|0:1:2:0:0", time.Minute).Err())
+	e.node(func(o *Options) { o.Logger = slog.New(slog.NewTextHandler(&loud, nil)) })
+	require.Contains(t, loud.String(), "one-key-per-message")
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
