@@ -325,3 +325,15 @@ func (sub *subscription) unackedInEntry(id uint64, e *entry) int64 {
 	}
 	return int64(e.numMsgs)
 }
+
+// Fsyncs is how many segment fsyncs the store has run since the broker
+// opened its data directory: 0 for an in-memory broker. Benchmarks divide
+// it by the messages sent to show how many share one fsync.
+func (s *Server) Fsyncs() uint64 {
+	s.stateMu.Lock()
+	defer s.stateMu.Unlock()
+	if fs, ok := s.store.(*fileStore); ok {
+		return fs.fsyncs.Load()
+	}
+	return 0
+}
