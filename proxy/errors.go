@@ -65,7 +65,16 @@ const (
 	CodeDelayedNotFound  = "DELAYED_NOT_FOUND"
 	CodeDelayedInFlight  = "DELAYED_IN_FLIGHT"
 	CodeDelayUnavailable = "DELAY_MODE_UNAVAILABLE"
+	// 499: the client closed the connection before the answer. Nobody
+	// reads the answer; the code is for logs and metrics, kept apart from
+	// PRODUCE_TIMEOUT so a deadline problem is not hidden among clients
+	// that went away.
+	CodeClientClosedRequest = "CLIENT_CLOSED_REQUEST"
 )
+
+// StatusClientClosedRequest is the status recorded when the client closed
+// the connection before the answer (nginx's 499; not a standard status).
+const StatusClientClosedRequest = 499
 
 // Error is an error with its HTTP answer. Handlers return it (or wrap it);
 // writeError is the one place that turns errors into responses.
@@ -106,8 +115,9 @@ type errorResponse struct {
 	Results []Result  `json:"results,omitempty"`
 }
 
-// toError maps any error to an *Error: *Error values as they are, context
-// errors to 504, anything else to a 500 that hides its cause.
+// toError maps any error to an *Error: *Error values as they are, a passed
+// deadline to 504, a cancelled request (the client went away) to 499,
+// anything else to a 500 that hides its cause.
 func toError(err error) *Error {
 	var e *Error
 	switch {
@@ -116,6 +126,9 @@ func toError(err error) *Error {
 	case errors.Is(err, context.DeadlineExceeded):
 		return &Error{Status: http.StatusGatewayTimeout, Code: CodeProduceTimeout,
 			Message: "the request deadline passed before the broker acknowledged; the message may or may not be stored: retry with the same idempotency key", Err: err}
+	case errors.Is(err, context.Canceled):
+		return &Error{Status: StatusClientClosedRequest, Code: CodeClientClosedRequest,
+			Message: "the client closed the request before the answer; a message already handed to the broker may still be stored: retry with the same idempotency key", Err: err}
 	default:
 		return &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error", Err: err}
 	}
@@ -125,7 +138,13 @@ func toError(err error) *Error {
 // nil, tells the caller which messages of a batch were stored.
 func writeError(c *gin.Context, log *slog.Logger, err error, results []Result) {
 	e := toError(err)
-	if e.Status >= 500 {
+	switch {
+	case e.Status == StatusClientClosedRequest:
+		// The client's doing (a closed connection, a cancelled call), not
+		// a failure of ours: what it left in flight is still finished and
+		// recorded for the idempotency key.
+		log.InfoContext(c.Request.Context(), "client closed the request", "route", c.FullPath(), "code", e.Code)
+	case e.Status >= 500:
 		log.ErrorContext(c.Request.Context(), "request failed", "route", c.FullPath(), "code", e.Code, "err", err)
 	}
 	if e.RetryAfter > 0 {

@@ -284,16 +284,17 @@ collect:
 		}
 	}
 	if remaining > 0 {
-		// The deadline passed with messages still unacknowledged. Their
-		// outcome still matters: a late success must reach the idempotency
-		// store so a retry does not produce twice.
+		// The deadline passed, or the client went away, with messages
+		// still unacknowledged. Their outcome still matters: a late
+		// success must reach the idempotency store so a retry does not
+		// produce twice.
 		n := remaining
 		s.goStraggler(func() {
 			for range n {
 				_, _ = s.finish(app, clientIP, <-ch)
 			}
 		})
-		e := toError(context.DeadlineExceeded)
+		e := toError(ctx.Err()) // PRODUCE_TIMEOUT or CLIENT_CLOSED_REQUEST
 		for i := range results {
 			if !done[i] {
 				results[i] = Result{UID: msgs[i].UID, Status: StatusFailed, DuplicateRisk: msgs[i].DuplicateRisk,
