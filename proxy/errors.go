@@ -143,7 +143,7 @@ func writeError(c *gin.Context, log *slog.Logger, err error, results []Result) {
 		// The client's doing (a closed connection, a cancelled call), not
 		// a failure of ours: what it left in flight is still finished and
 		// recorded for the idempotency key.
-		log.InfoContext(c.Request.Context(), "client closed the request", "route", c.FullPath(), "code", e.Code)
+		log.InfoContext(c.Request.Context(), "client closed the request", "route", c.FullPath(), "status", e.Status, "code", e.Code)
 	case e.Status >= 500:
 		log.ErrorContext(c.Request.Context(), "request failed", "route", c.FullPath(), "code", e.Code, "err", err)
 	}

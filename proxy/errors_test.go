@@ -50,6 +50,9 @@ func TestErrorContextMapping(t *testing.T) {
 			require.Equal(t, 1, strings.Count(logs.String(), "\n"), logs.String())
 			assert.Contains(t, logs.String(), "level="+tc.level)
 			assert.Contains(t, logs.String(), "code="+tc.code)
+			if tc.status == StatusClientClosedRequest {
+				assert.Contains(t, logs.String(), "status=499")
+			}
 		})
 	}
 }
