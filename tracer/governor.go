@@ -9,7 +9,7 @@ import (
 // "The data plane first"). It holds a token bucket of CPU time that fills
 // at budget CPU-seconds per second, up to budget x governorBurst; every
 // sink write (direct or replay) spends the CPU it measured, so the balance
-// can go negative. While the data plane is busy and the balance is
+// can go negative (by at most one second of budget, and only while busy). While the data plane is busy and the balance is
 // negative, the writer parks new batches in the outbox and the replayer
 // waits. The data plane counts as busy while the events arriving would, at
 // the sink's recent cost per event, need more than half the budget: then
@@ -80,7 +80,15 @@ func (g *governor) charge(now time.Time, cpu time.Duration, n int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.refillLocked(now)
-	g.tokens -= cpu.Seconds()
+	// Debt is what the budget holds back while the data plane is busy. A
+	// write while it is quiet (a full-speed drain) does not run up debt for
+	// the next busy period, and no debt exceeds one second of budget, so the
+	// sink never waits much longer than a second.
+	floor := -g.budget
+	if !g.busy {
+		floor = 0
+	}
+	g.tokens = max(g.tokens-cpu.Seconds(), min(floor, g.tokens))
 	if n > 0 {
 		c := cpu.Seconds() / float64(n)
 		if g.costPerEvent == 0 {

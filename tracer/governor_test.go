@@ -27,11 +27,14 @@ func TestGovernor(t *testing.T) {
 	g.sample(at(200*time.Millisecond), 2000, 0, 0)
 	require.True(t, g.busy)
 	require.Zero(t, g.hold(at(200*time.Millisecond)), "the burst allowance (0.2 CPU-s) still covers it")
-	// 0.2 - 0.05 + 0.02 (refilled in 200 ms) - 0.3 = 0.13 CPU-s in debt.
+	// 0.2 - 0.05 + 0.02 (refilled in 200 ms) - 0.3 = 0.13 CPU-s, but debt
+	// stops at one second of budget (0.1 CPU-s).
 	g.charge(at(200*time.Millisecond), 300*time.Millisecond, 3000)
 	d := g.hold(at(200 * time.Millisecond))
-	require.InDelta(t, 1.3, d.Seconds(), 0.01, "0.13 CPU-s of debt at 0.1 CPU-s/s")
-	require.Zero(t, g.hold(at(1700*time.Millisecond)), "paid back")
+	require.InDelta(t, 1.0, d.Seconds(), 0.01, "0.1 CPU-s of debt at 0.1 CPU-s/s")
+	require.NotZero(t, g.hold(at(1100*time.Millisecond)))
+	require.Zero(t, g.hold(at(1200*time.Millisecond)), "paid back")
+	require.Zero(t, g.hold(at(1700*time.Millisecond)))
 
 	// Quiet: 10 events/s would need 1 ms of CPU per second.
 	g.charge(at(1700*time.Millisecond), time.Second, 10000)
@@ -41,12 +44,15 @@ func TestGovernor(t *testing.T) {
 	}
 	require.False(t, g.busy)
 	require.Zero(t, g.hold(at(3*time.Second)), "quiet: drain at full speed")
+	g.charge(at(3*time.Second), 5*time.Second, 500_000)
+	require.Zero(t, g.tokens, "a quiet drain runs up no debt for the next busy spell")
 
 	// Busy again, but past a deferral limit: full speed too.
 	for i := range 5 {
 		g.sample(at(3*time.Second+time.Duration(i)*100*time.Millisecond), 3000+uint64(i)*1000, 0, 0)
 	}
 	require.True(t, g.busy)
+	g.charge(at(3500*time.Millisecond), 300*time.Millisecond, 3000)
 	require.NotZero(t, g.hold(at(3500*time.Millisecond)))
 	g.sample(at(3600*time.Millisecond), 8000, 2<<20, 0)
 	limited, hits := g.atLimit()

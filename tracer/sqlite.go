@@ -357,6 +357,15 @@ func (s *SQLite) list(ctx context.Context, where string, args []any, page Page) 
 	return pageResult(events, limit), nil
 }
 
+// Count returns how many events the store holds.
+func (s *SQLite) Count(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM events`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("tracer: sqlite count: %w", err)
+	}
+	return n, nil
+}
+
 // Consumption implements Store.
 func (s *SQLite) Consumption(ctx context.Context, uid string) ([]Consumption, error) {
 	args := []any{uid}

@@ -17,10 +17,12 @@ import (
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/config"
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/testredis"
 	"github.com/pulsar-sidecar/pulsar-sidecar/minipulsar"
 	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
+	"github.com/pulsar-sidecar/pulsar-sidecar/tracer/esfake"
 )
 
 // BenchmarkProduce compares, in one run against one minipulsar:
@@ -185,31 +187,164 @@ func bareHTTP(b *testing.B) string {
 }
 
 // BenchmarkProduceTracing compares, in one run against one broker and
-// Redis, the sidecar with lifecycle tracing off (a Nop recorder) and on
-// (the real pipeline into the SQLite trace store, every request recording
-// accepted and persisted events):
+// Redis, the sidecar with lifecycle tracing off (a Nop recorder) and on,
+// with the raw-TCP load generator (loadgen_test.go) from 32 keep-alive
+// connections, one-message raw requests of 1 KiB, two events per message
+// (accepted, persisted):
+//
+//   - off: tracing off;
+//   - sqlite: the pipeline into the SQLite store with the default ingest
+//     budget (trace.ingestBudget 0.1: beyond 10% of a CPU, events wait in
+//     the outbox until produce is quiet);
+//   - sqlite-nodefer: the same with the budget off (every batch written at
+//     once: what tracing costs when the store keeps up in real time);
+//   - es: the pipeline into the Elasticsearch store, default budget, against
+//     esfake, which runs in this process: its CPU (decoding bulk bodies,
+//     indexing in maps) is taken from the sidecar here, not on a real
+//     deployment where Elasticsearch runs elsewhere.
+//
+// After each load the clock is stopped and the benchmark waits until every
+// event is in the store, reporting that time as catchup-s, and checks that
+// the store holds exactly two events per message sent to that app, none
+// dropped, rejected or lost. deferred-% is the share of the round's events
+// that waited in the outbox; ingest-cpu-% the store's CPU during the load,
+// in % of one core. Each run logs per-second samples of the first app that
+// defers (req/s, outbox bytes, lag) to show what a long run does once the
+// deferral limits (trace.deferMaxBytes 256 MiB, trace.deferMaxAge 5m) are
+// reached.
 //
 //	go test ./internal/app -run '^$' -bench ProduceTracing -benchtime 3s -count 3
+//	go test ./internal/app -run '^$' -bench 'ProduceTracing/(off|sqlite)/' -benchtime 60s -count 1 -v
 //
 // The target is tracing-on at least 0.95x tracing-off.
 func BenchmarkProduceTracing(b *testing.B) {
 	broker := minipulsar.RunT(b)
 	rds := testredis.Start(b)
+	fake := esfake.RunT(b)
 	payload := bytes.Repeat([]byte("x"), 1024)
-	run := func(name string, opts ...Option) {
+	persisted := func(body []byte) error {
+		if !bytes.Contains(body, []byte(`"status":"persisted"`)) {
+			return fmt.Errorf("answer without status persisted: %s", body)
+		}
+		return nil
+	}
+	run := func(name string, edit func(*config.Config), opts ...Option) {
 		cfg := testConfig(b, broker, rds)
+		if edit != nil {
+			edit(&cfg)
+		}
 		a, err := New(cfg, append([]Option{WithLogger(testLogger(b))}, opts...)...)
 		require.NoError(b, err)
 		require.NoError(b, a.Start(context.Background()))
 		defer func() { _ = a.Stop(context.Background()) }()
+		req := &rawRequest{Method: http.MethodPost, Path: "/v1/topics/bench/trace/" + name + "/messages",
+			Headers: []string{"Content-Type: application/octet-stream"}, Body: payload, Check: persisted}
+		var sent int64 // requests sent to this app over every round
 		b.Run(name+"/conc=32", func(b *testing.B) {
-			httpLoad(b, 32, "http://"+a.Addr()+"/v1/topics/bench/trace/"+name+"/messages", payload, nil)
-		})
-		if a.pipeline != nil {
+			var st0 tracer.Stats
+			if a.pipeline != nil {
+				st0 = a.pipeline.Stats()
+			}
+			stopSampler := sampleTrace(b, a)
+			t0 := time.Now()
+			rawHTTPLoad(b, 32, a.Addr(), req)
+			loadTime := time.Since(t0)
+			b.StopTimer()
+			stopSampler()
+			sent += int64(b.N)
+			if a.pipeline == nil {
+				return
+			}
+			stLoad := a.pipeline.Stats()
+			caughtUp := waitTraceStored(b, a, st0.Recorded+uint64(2*b.N))
 			st := a.pipeline.Stats()
-			b.Logf("%s: pipeline stats %+v", name, st)
+			require.Zero(b, st.Dropped(), "%+v", st)
+			require.Zero(b, st.Rejected, "%+v", st)
+			require.Zero(b, st.SpillFailed, "%+v", st)
+			require.EqualValues(b, 2*sent, st.Recorded, "two events per message: %+v", st)
+			require.EqualValues(b, 2*sent, traceCount(b, a, fake), "events in the store")
+			events := float64(2 * b.N)
+			b.ReportMetric(caughtUp.Seconds(), "catchup-s")
+			b.ReportMetric(100*float64(stLoad.Deferred-st0.Deferred)/events, "deferred-%")
+			b.ReportMetric(100*(stLoad.IngestCPU-st0.IngestCPU).Seconds()/loadTime.Seconds(), "ingest-cpu-%")
+			b.ReportMetric(float64(st.DeferLimitHits-st0.DeferLimitHits), "limit-hits")
+		})
+	}
+	run("off", nil, WithRecorder(tracer.Nop{}))
+	run("sqlite", nil)
+	run("sqlite-nodefer", func(c *config.Config) { c.Trace.IngestBudget = 0 })
+	run("es", func(c *config.Config) {
+		c.Trace.Store = "elasticsearch"
+		c.Trace.Elasticsearch.Addresses = fake.URL()
+	})
+}
+
+// waitTraceStored waits until the pipeline has recorded want events and
+// every one of them is settled (stored, rejected or lost, which the caller
+// checks) with nothing left in the queue or the outbox, and returns how
+// long that took.
+func waitTraceStored(b *testing.B, a *App, want uint64) time.Duration {
+	t0 := time.Now()
+	deadline := t0.Add(5 * time.Minute)
+	for {
+		st := a.pipeline.Stats()
+		if st.Recorded >= want && st.QueueLen == 0 && st.OverflowLen == 0 && st.OutboxBytes == 0 &&
+			st.Written+st.Replayed+st.Rejected+st.SpillFailed == st.Recorded {
+			return time.Since(t0)
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("trace store did not catch up in 5 minutes: %+v", st)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// traceCount is the number of events in the app's trace store.
+func traceCount(b *testing.B, a *App, fake *esfake.Server) int64 {
+	switch st := a.traceStore.(type) {
+	case *tracer.SQLite:
+		n, err := st.Count(context.Background())
+		require.NoError(b, err)
+		return n
+	case *tracer.Elastic:
+		return int64(fake.Count())
+	}
+	b.Fatalf("unknown trace store %T", a.traceStore)
+	return 0
+}
+
+// sampleTrace logs, once a second while a load runs for at least 10 s, the
+// produce rate (from the recorded events: two per message) and the
+// pipeline's outbox, lag and state; the returned function stops it.
+func sampleTrace(b *testing.B, a *App) func() {
+	if a.pipeline == nil {
+		return func() {}
+	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	var lines []string
+	go func() {
+		defer close(done)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		prev := a.pipeline.Stats()
+		for i := 1; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+			st := a.pipeline.Stats()
+			lines = append(lines, fmt.Sprintf("t=%3ds req/s=%6d outbox=%4dMiB lag=%5.1fs throttled=%v limit=%v ingest-cpu=%4.0f%%",
+				i, (st.Recorded-prev.Recorded)/2, st.OutboxBytes>>20, st.Lag.Seconds(), st.Throttled, st.DeferLimit,
+				100*(st.IngestCPU-prev.IngestCPU).Seconds()))
+			prev = st
+		}
+	}()
+	return func() {
+		close(stop)
+		<-done
+		if len(lines) >= 10 {
+			b.Logf("per-second samples:\n%s", strings.Join(lines, "\n"))
 		}
 	}
-	run("tracing-off", WithRecorder(tracer.Nop{}))
-	run("tracing-on")
 }
