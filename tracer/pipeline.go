@@ -30,7 +30,7 @@ type Options struct {
 	ReplayMaxBackoff time.Duration // longest wait between replay attempts; 30s
 
 	// IngestBudget is the share of one CPU the sink may use while the data
-	// plane is busy (see governor): 0.1; negative: never defer, write each
+	// plane is busy (see governor): 0.05; negative: never defer, write each
 	// batch as soon as it is full. Batches beyond the budget wait in the
 	// outbox and are replayed when the data plane is quiet.
 	IngestBudget float64
@@ -70,7 +70,7 @@ func (o *Options) defaults() error {
 		o.MaxOutboxBytes = 1 << 30
 	}
 	if o.IngestBudget == 0 {
-		o.IngestBudget = 0.1
+		o.IngestBudget = 0.05
 	}
 	if o.DeferMaxBytes <= 0 {
 		o.DeferMaxBytes = 256 << 20
@@ -435,9 +435,6 @@ func (w *batcher) flush(ctx context.Context) {
 		return
 	}
 	p := w.p
-	for i := range w.batch {
-		ensureID(&w.batch[i])
-	}
 	pending := p.ob.pending()
 	if !pending {
 		p.deferring.Store(false)
@@ -470,10 +467,19 @@ func (w *batcher) flush(ctx context.Context) {
 	w.batch = w.batch[:0]
 }
 
-// sinkWrite writes to the sink and charges the CPU it took to the governor.
+// sinkWrite fills in the event ids, writes to the sink and charges the CPU
+// it took to the governor. Ids are computed here, not when events are
+// recorded or spilled, so that a batch parked in the outbox while the data
+// plane is busy costs no hashing until it is written; they are
+// deterministic (ComputeID), so when they are computed does not matter.
 func (p *Pipeline) sinkWrite(ctx context.Context, events []Event) error {
 	var err error
-	cpu := p.measure(func() { err = p.opts.Sink.Write(ctx, events) })
+	cpu := p.measure(func() {
+		for i := range events {
+			ensureID(&events[i])
+		}
+		err = p.opts.Sink.Write(ctx, events)
+	})
 	p.c.ingestCPU.Add(uint64(max(cpu, 0)))
 	p.gov.charge(p.now(), cpu, len(events))
 	return err
@@ -586,13 +592,13 @@ func (p *Pipeline) spill(buf []byte, events []Event) []byte {
 	}
 	var err error
 	if len(buf)-recordHeaderLen > maxRecordLen {
-		err = fmt.Errorf("%w: event %s encodes to %d bytes", errRecordLength, events[0].ID, len(buf))
+		err = fmt.Errorf("%w: event of uid %s encodes to %d bytes", errRecordLength, events[0].UID, len(buf))
 	} else {
 		err = p.ob.append(buf, oldest)
 	}
 	if err != nil {
 		p.c.spillFailed.Add(uint64(len(events)))
-		p.log.Error("trace events lost: outbox write failed", "events", len(events), "first_id", events[0].ID, "err", err)
+		p.log.Error("trace events lost: outbox write failed", "events", len(events), "first_uid", events[0].UID, "err", err)
 	} else {
 		p.c.spilled.Add(uint64(len(events)))
 		p.signalReplay()
@@ -616,9 +622,6 @@ func (p *Pipeline) runOverflow() {
 	batch := make([]Event, 0, p.opts.BatchSize)
 	var enc []byte
 	spill := func() {
-		for i := range batch {
-			ensureID(&batch[i])
-		}
 		enc = p.spill(enc, batch)
 		clear(batch)
 		batch = batch[:0]

@@ -293,7 +293,7 @@ func Default() Config {
 			Store:            "sqlite",
 			Retention:        7 * 24 * time.Hour,
 			QueueSize:        16384,
-			IngestBudget:     0.1,
+			IngestBudget:     0.05,
 			DeferMaxBytes:    256 * MiB,
 			DeferMaxAge:      5 * time.Minute,
 			OutboxMaxBytes:   1 * GiB,
