@@ -17,13 +17,18 @@
 //     full. Every event is accounted for in Stats and in Prometheus metrics
 //     (psc_trace_*): stored, spilled, replayed, rejected by the
 //     sink for good, lost to a full outbox, or dropped because both buffers
-//     were full. None is lost silently.
+//     were full. None is lost silently. While the data plane is busy, the
+//     sink gets a CPU budget (Options.IngestBudget) and batches beyond it
+//     wait in the outbox until the data plane is quiet (the governor, ADR
+//     020); the lag is a metric, and past DeferMaxBytes or DeferMaxAge the
+//     sink runs at full speed again.
 //   - Store: writes plus the queries (ByUID, ByMessageID, ByKey, ByTopic
 //     over a time range, Search by any combination of topic, time range,
 //     uid, message id, key, tag, app, client IP, subscription and event
 //     types, Consumption per subscription, DeleteBefore for retention),
 //     paginated with opaque cursors. SQLite is the embedded
-//     store (one file, WAL); Elastic is the Elasticsearch one (daily
+//     store (one file, WAL, a table clustered on time and id, schema
+//     version 2, migrated in place from version 1); Elastic is the Elasticsearch one (daily
 //     indices behind a composable template, _bulk create with the event id,
 //     per-item retry, a circuit breaker). Both pass the same contract suite
 //     (package storetest); package esfake is the in-memory Elasticsearch

@@ -337,30 +337,51 @@ func traceCount(b *testing.B, a *App, fake *esfake.Server) int64 {
 }
 
 // sampleTrace logs, once a second while a load runs for at least 10 s, the
-// produce rate (from the recorded events: two per message) and the
+// produce rate (psc_produce_messages_total) and, with tracing on, the
 // pipeline's outbox, lag and state; the returned function stops it.
 func sampleTrace(b *testing.B, a *App) func() {
-	if a.pipeline == nil {
-		return func() {}
-	}
 	stop, done := make(chan struct{}), make(chan struct{})
 	var lines []string
+	produced := func() float64 {
+		mfs, err := a.reg.Gather()
+		if err != nil {
+			return 0
+		}
+		var n float64
+		for _, mf := range mfs {
+			if mf.GetName() == "psc_produce_messages_total" {
+				for _, m := range mf.GetMetric() {
+					n += m.GetCounter().GetValue()
+				}
+			}
+		}
+		return n
+	}
 	go func() {
 		defer close(done)
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
-		prev := a.pipeline.Stats()
+		var prev tracer.Stats
+		if a.pipeline != nil {
+			prev = a.pipeline.Stats()
+		}
+		prevN := produced()
 		for i := 1; ; i++ {
 			select {
 			case <-stop:
 				return
 			case <-t.C:
 			}
-			st := a.pipeline.Stats()
-			lines = append(lines, fmt.Sprintf("t=%3ds req/s=%6d outbox=%4dMiB lag=%5.1fs throttled=%v limit=%v ingest-cpu=%4.0f%%",
-				i, (st.Recorded-prev.Recorded)/2, st.OutboxBytes>>20, st.Lag.Seconds(), st.Throttled, st.DeferLimit,
-				100*(st.IngestCPU-prev.IngestCPU).Seconds()))
-			prev = st
+			n := produced()
+			line := fmt.Sprintf("t=%3ds req/s=%6.0f", i, n-prevN)
+			prevN = n
+			if a.pipeline != nil {
+				st := a.pipeline.Stats()
+				line += fmt.Sprintf(" outbox=%4dMiB lag=%5.1fs throttled=%-5v limit=%-5v ingest-cpu=%4.0f%%",
+					st.OutboxBytes>>20, st.Lag.Seconds(), st.Throttled, st.DeferLimit, 100*(st.IngestCPU-prev.IngestCPU).Seconds())
+				prev = st
+			}
+			lines = append(lines, line)
 		}
 	}()
 	return func() {
