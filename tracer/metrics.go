@@ -43,7 +43,7 @@ func (p *Pipeline) register(reg prometheus.Registerer) error {
 		counter("sink_failures_total", "Sink writes that failed in whole or in part.", &p.c.sinkFailures, nil),
 		gauge("queue_length", "Trace events waiting in the queue.", func() float64 { return float64(len(p.queue)) }),
 		gauge("overflow_length", "Trace events waiting in the overflow buffer.", func() float64 { return float64(len(p.overflow)) }),
-		gauge("outbox_bytes", "Bytes waiting in the outbox.", func() float64 { b, _ := p.ob.size(); return float64(b) }),
+		gauge("outbox_bytes", "Bytes of outbox segments not yet fully replayed (a segment is deleted, and its bytes leave this gauge, once all its records are stored).", func() float64 { b, _ := p.ob.size(); return float64(b) }),
 		gauge("outbox_segments", "Segment files waiting in the outbox.", func() float64 { _, n := p.ob.size(); return float64(n) }),
 		counter("events_deferred_total", "Trace events parked in the outbox by the ingest budget while the data plane was busy (a subset of events_spilled_total).", &p.c.deferred, nil),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
