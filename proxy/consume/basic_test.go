@@ -29,6 +29,7 @@ func TestReceiveAckOneReplica(t *testing.T) {
 	msgs := []testMsg{newMsg("PAY_1"), newMsg("PAY_3"), newMsg("PAY_2", "X"), newMsg()}
 	msgs[0].props = map[string]string{"order": "42"}
 	msgs[0].key = "k1"
+	msgs[0].eventTime = time.Date(2026, 1, 2, 3, 4, 5, 6e6, time.UTC)
 	produce(t, e.client, ref.TopicName(), msgs)
 
 	got := a.receiveUntil(ref, 2, 5*time.Second)
@@ -43,6 +44,11 @@ func TestReceiveAckOneReplica(t *testing.T) {
 			require.Equal(t, map[string]string{"order": "42"}, m.Properties)
 			require.Equal(t, "k1", m.Key)
 			require.Equal(t, []string{"PAY_1"}, m.Tags)
+			require.Equal(t, "2026-01-02T03:04:05.006Z", m.EventTime)
+		} else {
+			// Pulsar's client gives 1970-01-01 for a message without
+			// an event time; the answer leaves the field out.
+			require.Empty(t, m.EventTime, "no event time was set")
 		}
 	}
 	require.Empty(t, a.receive(ref, 10, 300))

@@ -133,7 +133,7 @@ func toMessage(r *record, token string, n int, clusters int) Message {
 	} else {
 		m.PayloadBase64 = base64.StdEncoding.EncodeToString(p)
 	}
-	if et := msg.EventTime(); !et.IsZero() {
+	if et, ok := eventTime(msg); ok {
 		m.EventTime = formatTime(et)
 	}
 	props := msg.Properties()
@@ -475,4 +475,12 @@ func (s *Service) traceAck(typ tracer.Type, ref SubscriptionRef, a *AckID, calle
 		Subscription: ref.Subscription, Consumer: caller.App, App: caller.App, ClientIP: caller.ClientIP,
 		Time: s.clock.Now(), Attempt: a.Delivery - 1, Error: errText,
 	})
+}
+
+// eventTime is the message's event time, if its producer set one.
+// pulsar-client-go gives the Unix epoch, not the zero time, for a message
+// without one, so IsZero cannot tell.
+func eventTime(msg pulsar.Message) (time.Time, bool) {
+	et := msg.EventTime()
+	return et, et.UnixMilli() > 0
 }

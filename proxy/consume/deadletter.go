@@ -95,7 +95,7 @@ func (e *engine) deadLetter(producers map[int]pulsar.Producer, r *record) {
 	ctx, cancel := context.WithTimeout(context.Background(), svc.opts.DeadLetterTimeout)
 	defer cancel()
 	pm := &pulsar.ProducerMessage{Payload: msg.Payload(), Key: msg.Key(), Properties: props}
-	if et := msg.EventTime(); !et.IsZero() {
+	if et, ok := eventTime(msg); ok {
 		pm.EventTime = et
 	}
 	if _, err := p.Send(ctx, pm); err != nil {

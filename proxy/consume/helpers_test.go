@@ -247,6 +247,8 @@ type testMsg struct {
 	key     string
 	payload []byte
 	props   map[string]string
+	// eventTime is set on the Pulsar message when not zero.
+	eventTime time.Time
 }
 
 // pulsarProperties mirrors proxy.Message.PulsarProperties.
@@ -288,7 +290,7 @@ func produce(t testing.TB, c pulsar.Client, topic string, msgs []testMsg) []puls
 	var firstErr error
 	for i, m := range msgs {
 		wg.Add(1)
-		p.SendAsync(context.Background(), &pulsar.ProducerMessage{Payload: m.payload, Key: m.key, Properties: m.pulsarProperties()},
+		p.SendAsync(context.Background(), &pulsar.ProducerMessage{Payload: m.payload, Key: m.key, Properties: m.pulsarProperties(), EventTime: m.eventTime},
 			func(id pulsar.MessageID, _ *pulsar.ProducerMessage, err error) {
 				defer wg.Done()
 				mu.Lock()

@@ -200,7 +200,7 @@ func (s *Service) retryHeld(ctx context.Context, e *engine, a *AckID, caller Cal
 		UID: r.uid, App: props[PropApp], Topic: e.ref.TopicName(), Key: r.msg.Key(), Tags: r.tags,
 		Properties: next, Payload: r.msg.Payload(), DueAt: due, Step: retryStepOf(next),
 	}
-	if et := r.msg.EventTime(); et.UnixMilli() > 0 {
+	if et, ok := eventTime(r.msg); ok {
 		m.EventTime = et
 	}
 	if err := s.opts.Retry(ctx, m); err != nil {
