@@ -45,7 +45,7 @@ func (a *App) startConsume(ctx context.Context) error {
 		Node:       cfg.Node,
 		Recorder:   a.rec,
 		Registerer: a.reg,
-		Logger:     a.log.With("component", "consume"),
+		Logger:     a.log, // the service names itself
 	}
 	if a.delay != nil {
 		opts.Retry = a.scheduleRetry
@@ -115,7 +115,6 @@ func (a *App) mountConsume(v1 *gin.RouterGroup) {
 	a.consume.Register(v1, consume.HTTPOptions{
 		AppFromContext:    proxy.AppFromContext,
 		MayConsumeContext: proxy.MayConsume,
-		Logger:            a.log.With("component", "consume"),
 	})
 }
 

@@ -31,7 +31,7 @@ func (a *App) startDurable(pm *proxy.Metrics) error {
 		Recorder:       a.rec,
 		Node:           cfg.Node,
 		Registerer:     a.reg,
-		Logger:         a.log.With("component", "durable"),
+		Logger:         a.log,
 	}
 	if cfg.Pulsar.DRURL != "" {
 		name := a.drName()

@@ -80,7 +80,7 @@ func (a *App) startTrace(ctx context.Context) error {
 		ReplayMinBackoff: cfg.ReplayMinBackoff,
 		ReplayMaxBackoff: cfg.ReplayMaxBackoff,
 		Registerer:       a.reg,
-		Logger:           a.log.With("component", "tracer"),
+		Logger:           a.log, // the pipeline names itself
 	})
 	if err != nil {
 		return fmt.Errorf("app: trace pipeline: %w", err)
@@ -148,7 +148,7 @@ func (a *App) buildConsole() (*consoleapi.API, error) {
 	opts := consoleapi.Options{
 		Store:  a.traceStore,
 		Open:   len(a.cfg.Apps) == 0, // protected mode: loopback only, no apps
-		Logger: a.log.With("component", "console"),
+		Logger: a.log,                // the console names itself
 	}
 	if adminURL != "" {
 		adm, err := consoleapi.NewPulsarAdmin(&config.Config{WebServiceURL: adminURL, Token: a.cfg.Pulsar.AuthToken})
