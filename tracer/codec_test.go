@@ -3,6 +3,7 @@ package tracer
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -106,6 +107,19 @@ func FuzzDecodeRecord(f *testing.F) {
 		if fmt.Sprint(again) != fmt.Sprint(got) {
 			t.Fatalf("round trip changed events:\n%v\n%v", got, again)
 		}
+		// Decoding into an array that held other events (the replayer
+		// reuses one) must leave nothing of them behind.
+		dirty := make([]Event, len(got), len(got)+3)
+		for i := range dirty {
+			dirty[i] = Event{ID: "stale", Tags: []string{"stale"}, Properties: map[string]string{"stale": "x"}, Attempt: 7, Latency: 9}
+		}
+		reused, m, err := decodeRecordInto(dirty, b)
+		if err != nil || m != n {
+			t.Fatalf("decoding into a used array: %d bytes, %v", m, err)
+		}
+		if fmt.Sprint(reused) != fmt.Sprint(got) {
+			t.Fatalf("decoding into a used array changed events:\n%v\n%v", got, reused)
+		}
 	})
 }
 
@@ -145,5 +159,28 @@ func TestSegmentReaderResumesAndStopsAtTornTail(t *testing.T) {
 	require.Equal(t, evs[1:], got)
 	_, err = r.next()
 	require.ErrorIs(t, err, errShortRecord)
+	require.NoError(t, r.close())
+}
+
+// The segment reader decodes every record into the same array: a record
+// after a richer one must come back with nothing of the first left over.
+func TestSegmentReaderReusesArrayWithoutLeftovers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "1.seg")
+	evs := sampleEvents()
+	rich := []Event{evs[1], evs[1], evs[1]}
+	plain := []Event{evs[2], evs[0]}
+	b := appendRecord(appendRecord(nil, rich), plain)
+	require.NoError(t, os.WriteFile(path, b, 0o600))
+
+	r, err := openSegment(path, 0)
+	require.NoError(t, err)
+	got, err := r.next()
+	require.NoError(t, err)
+	require.Equal(t, rich, got)
+	got, err = r.next()
+	require.NoError(t, err)
+	require.Equal(t, plain, got)
+	_, err = r.next()
+	require.ErrorIs(t, err, io.EOF)
 	require.NoError(t, r.close())
 }

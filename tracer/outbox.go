@@ -273,6 +273,7 @@ type segmentReader struct {
 	r   *bufio.Reader
 	off int64 // offset of the next record
 	buf []byte
+	evs []Event // the array next decodes into
 }
 
 func openSegment(path string, off int64) (*segmentReader, error) {
@@ -289,7 +290,9 @@ func openSegment(path string, off int64) (*segmentReader, error) {
 	return &segmentReader{f: f, r: bufio.NewReaderSize(f, 256<<10), off: off}, nil
 }
 
-// next returns the next record's events; io.EOF at a clean end.
+// next returns the next record's events; io.EOF at a clean end. The slice
+// is reused by the following call: a caller that keeps events beyond it
+// copies them (Pipeline.settle does for the events it retries).
 func (s *segmentReader) next() ([]Event, error) {
 	var h [recordHeaderLen]byte
 	if _, err := io.ReadFull(s.r, h[:]); err != nil {
@@ -310,12 +313,19 @@ func (s *segmentReader) next() ([]Event, error) {
 	if _, err := io.ReadFull(s.r, b[recordHeaderLen:]); err != nil {
 		return nil, errShortRecord
 	}
-	evs, used, err := decodeRecord(b)
+	evs, used, err := decodeRecordInto(s.evs, b)
 	if err != nil {
 		return nil, err
+	}
+	if cap(evs) <= maxReusedEvents {
+		s.evs = evs
 	}
 	s.off += int64(used)
 	return evs, nil
 }
+
+// maxReusedEvents bounds the array a segmentReader keeps between records
+// (~1 MiB): records are BatchSize events (500), a larger one is rare.
+const maxReusedEvents = 4096
 
 func (s *segmentReader) close() error { return s.f.Close() }

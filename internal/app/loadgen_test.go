@@ -25,7 +25,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -235,7 +237,8 @@ func runWorkers(b *testing.B, conc int, newWorker func(w int) (op func() error, 
 	var wg sync.WaitGroup
 	n := int64(b.N)
 	b.ResetTimer()
-	cpu0 := processCPU()
+	stopProfile := loadProfile(b)
+	cpu0, flt0 := processCPU(), minorFaults()
 	start := time.Now()
 	for w := range conc {
 		wg.Go(func() {
@@ -253,7 +256,8 @@ func runWorkers(b *testing.B, conc int, newWorker func(w int) (op func() error, 
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	cpu := processCPU() - cpu0
+	cpu, flt := processCPU()-cpu0, minorFaults()-flt0
+	stopProfile()
 	b.StopTimer()
 	if k := failed.Load(); k > 0 {
 		b.Fatalf("%d workers failed, first error: %v", k, firstErr)
@@ -270,7 +274,48 @@ func runWorkers(b *testing.B, conc int, newWorker func(w int) (op func() error, 
 	// generator, server, client library and in-process broker together.
 	// Against elapsed time it also shows whether the run was CPU-bound.
 	b.ReportMetric(float64(cpu.Microseconds())/float64(all.count), "cpu-us/op")
+	// Page faults: a heap growing into memory never touched before costs
+	// a fault per 4 KiB page, which the CPU profile shows as the runtime
+	// clearing new spans. With minipulsar holding every message in this
+	// process's heap, later benchmarks run with a larger heap than earlier
+	// ones; this shows when that, not the code under test, moves cpu-us/op.
+	b.ReportMetric(float64(flt)/float64(all.count), "minflt/op")
 	runtime.KeepAlive(ops)
+}
+
+// minorFaults is the number of minor page faults this process has taken.
+func minorFaults() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Minflt
+}
+
+// loadProfile starts a CPU profile of the load alone when
+// PSC_BENCH_CPUPROFILE names a file prefix: <prefix>-<benchmark>.prof,
+// without the setup (connections, the other variants) or
+// what a benchmark does after the load (the trace benchmark's catch-up).
+// Do not combine it with -cpuprofile: a process has one CPU profile at a
+// time.
+func loadProfile(b *testing.B) func() {
+	prefix := os.Getenv("PSC_BENCH_CPUPROFILE")
+	if prefix == "" {
+		return func() {}
+	}
+	name := strings.NewReplacer("/", "_", "=", "", "#", "_").Replace(b.Name())
+	f, err := os.Create(fmt.Sprintf("%s-%s-n%d.prof", prefix, name, b.N))
+	if err != nil {
+		b.Fatalf("cpu profile: %v", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		b.Fatalf("cpu profile: %v", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}
 }
 
 // processCPU is the user plus system CPU time this process has used.
