@@ -154,6 +154,7 @@ func decodePayload(dst []Event, payload []byte) ([]Event, error) {
 	} else {
 		events = make([]Event, count)
 	}
+	var tags []string
 	for i := range events {
 		ev := &events[i]
 		ev.ID = d.string()
@@ -175,7 +176,15 @@ func decodePayload(dst []Event, payload []byte) ([]Event, error) {
 		ev.Latency = time.Duration(d.varint())
 		ev.Attempt = int(d.varint())
 		if n := d.count(); n > 0 {
-			ev.Tags = make([]string, n)
+			// One array for the tags of many events, not one per event;
+			// each event's slice is capped so that appending to it cannot
+			// write into the next event's tags.
+			if cap(tags)-len(tags) < n {
+				tags = make([]string, 0, max(n, 2*len(events)))
+			}
+			at := len(tags)
+			tags = tags[:at+n]
+			ev.Tags = tags[at : at+n : at+n]
 			for j := range ev.Tags {
 				ev.Tags[j] = d.string()
 			}

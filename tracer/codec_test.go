@@ -40,6 +40,14 @@ func TestCodecRoundTrip(t *testing.T) {
 	second, _, err := decodeRecord(two[n:])
 	require.NoError(t, err)
 	require.Equal(t, evs[1:], second)
+
+	// Events of a record share one tags array; appending to one event's
+	// tags must not change another's.
+	rich := []Event{evs[1], evs[1]}
+	got, _, err = decodeRecord(appendRecord(nil, rich))
+	require.NoError(t, err)
+	got[0].Tags = append(got[0].Tags, "added")
+	require.Equal(t, []string{"x", "y"}, got[1].Tags)
 }
 
 func TestCodecRejectsDamage(t *testing.T) {
