@@ -205,6 +205,14 @@ func bareHTTP(b *testing.B) string {
 //     indexing in maps) is taken from the sidecar here, not on a real
 //     deployment where Elasticsearch runs elsewhere.
 //
+// The broker is cmd/minipulsar in a child process on loopback
+// (startChildBroker): minipulsar keeps every message in memory, and in this
+// process its heap grew by hundreds of MB over a run, so later rounds paid
+// more for garbage collection and fresh pages than earlier ones, tracing on
+// and off alike. cpu-us/op includes the child's CPU (broker-cpu-us/op on
+// its own). PSC_BENCH_BROKER=inproc runs the broker in this process as
+// before, to compare.
+//
 // The four apps run side by side on one broker; the variants take turns,
 // PSC_BENCH_ROUNDS times (3), so that each traced round has tracing-off
 // rounds just before and after it on a machine whose load drifts
@@ -225,7 +233,13 @@ func bareHTTP(b *testing.B) string {
 //
 // The target is tracing-on at least 0.95x tracing-off.
 func BenchmarkProduceTracing(b *testing.B) {
-	broker := minipulsar.RunT(b)
+	var broker *minipulsar.Server
+	var child *childBroker
+	if os.Getenv("PSC_BENCH_BROKER") == "inproc" {
+		broker = minipulsar.RunT(b)
+	} else {
+		child = startChildBroker(b)
+	}
 	rds := testredis.Start(b)
 	fake := esfake.RunT(b)
 	payload := bytes.Repeat([]byte("x"), 1024)
@@ -242,6 +256,9 @@ func BenchmarkProduceTracing(b *testing.B) {
 	}
 	start := func(name string, edit func(*config.Config), opts ...Option) *variant {
 		cfg := testConfig(b, broker, rds)
+		if child != nil {
+			cfg.Pulsar.URL, cfg.Pulsar.AdminURL = child.serviceURL, child.adminURL
+		}
 		if edit != nil {
 			edit(&cfg)
 		}
