@@ -228,7 +228,8 @@ func bareHTTP(b *testing.B) string {
 // what a long run does once a deferral limit (trace.deferMaxBytes 256 MiB,
 // trace.deferMaxAge 5m) is reached.
 //
-//	go test ./internal/app -run '^$' -bench ProduceTracing -benchtime 2s
+//	go test ./internal/app -run '^$' -bench 'ProduceTracing/^(off|sqlite)$/' -benchtime 5s
+//	go test ./internal/app -run '^$' -bench ProduceTracing -benchtime 5s
 //	PSC_BENCH_ROUNDS=1 go test ./internal/app -run '^$' -bench 'ProduceTracing/(off|sqlite)/' -benchtime 60s -v
 //
 // The target is tracing-on at least 0.95x tracing-off.
