@@ -46,6 +46,14 @@ func (a *App) startConsume(ctx context.Context) error {
 		Recorder:   a.rec,
 		Registerer: a.reg,
 		Logger:     a.log, // the service names itself
+
+		TagBacklogScanMessages: cfg.Consume.BacklogScanMessages,
+		TagBacklogScanEntries:  cfg.Consume.BacklogScanEntries,
+		TagBacklogScanTime:     cfg.Consume.BacklogScanTime,
+		TagBacklogInterval:     cfg.Consume.BacklogInterval,
+	}
+	if opts.TagBacklogInterval == 0 {
+		opts.TagBacklogInterval = -1 // consume.Options: negative is never, 0 the default
 	}
 	if a.delay != nil {
 		opts.Retry = a.scheduleRetry

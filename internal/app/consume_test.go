@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/config"
 )
 
 type receiveAnswer struct {
@@ -156,4 +158,31 @@ func TestTagBacklogOverHTTP(t *testing.T) {
 		got[row.Tag] = row.Messages
 	}
 	require.Equal(t, map[string]int64{"PAY_1001": 2, "PAY_1002": 1, "VIP": 1}, got, c.Raw)
+}
+
+// consume.backlogScanMessages reaches the scan: with a limit below the
+// backlog the answer is a marked sample, not an exact count.
+func TestTagBacklogScanLimitFromConfig(t *testing.T) {
+	h := startApp(t, func(c *config.Config) { c.Consume.BacklogScanMessages = 2 })
+	path, _ := newTopic(t)
+	sub := "/v1/topics/" + path + "/subscriptions/codes"
+	reg := h.do(http.MethodPut, sub, jsonHeader(), []byte(`{"tagFilter":"PAY_1001","initialPosition":"earliest"}`))
+	require.Equal(t, http.StatusCreated, reg.Status, reg.Raw)
+	for range 5 { // one request each: one broker entry each
+		res := h.produceJSON(path, `{"messages":[{"payload":"a","tags":["PAY_1001"]}]}`)
+		require.Equal(t, http.StatusOK, res.Status, res.Raw)
+	}
+	r := h.do(http.MethodGet, sub+"/backlog", nil, nil)
+	require.Equal(t, http.StatusOK, r.Status, r.Raw)
+	var b struct {
+		Exact     bool   `json:"exact"`
+		StoppedBy string `json:"stoppedBy"`
+		Scanned   struct {
+			Messages int64 `json:"messages"`
+		} `json:"scanned"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.Raw), &b))
+	require.False(t, b.Exact, r.Raw)
+	require.Equal(t, "messages", b.StoppedBy, r.Raw)
+	require.Less(t, b.Scanned.Messages, int64(5), r.Raw)
 }

@@ -187,6 +187,16 @@ type Consume struct {
 	// Secret signs ackIds; every replica behind one load balancer needs the
 	// same one (at least 16 bytes). Empty: a random key per process.
 	Secret string `yaml:"secret"`
+	// BacklogScanMessages, BacklogScanEntries and BacklogScanTime bound one
+	// per-tag backlog scan of a subscription; past any of them the answer
+	// is a sample (exact false) scaled to the broker's backlog.
+	BacklogScanMessages int           `yaml:"backlogScanMessages"`
+	BacklogScanEntries  int           `yaml:"backlogScanEntries"`
+	BacklogScanTime     time.Duration `yaml:"backlogScanTime"`
+	// BacklogInterval is how often each registered subscription is scanned
+	// for the Prometheus per-tag backlog gauges, by one replica at a time;
+	// 0 turns the periodic scan off (the HTTP and console answers still scan).
+	BacklogInterval time.Duration `yaml:"backlogInterval"`
 }
 
 // Durability configures retry, failover and the local spool (ADR 050).
@@ -287,7 +297,13 @@ func Default() Config {
 			PollInterval: 20 * time.Millisecond,
 		},
 		Durability: Durability{AttemptTimeout: time.Second, SpoolMaxBytes: 1 * GiB},
-		Delay:      Delay{Mode: "wheel", Levels: "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h"},
+		Consume: Consume{
+			BacklogScanMessages: 10000,
+			BacklogScanEntries:  1000,
+			BacklogScanTime:     3 * time.Second,
+			BacklogInterval:     time.Minute,
+		},
+		Delay: Delay{Mode: "wheel", Levels: "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h"},
 		Trace: Trace{
 			LogLevel:         "debug",
 			Store:            "sqlite",
@@ -366,6 +382,16 @@ func (c *Config) Validate() error {
 	positive("durability.attemptTimeout", c.Durability.AttemptTimeout)
 	if n := len(c.Consume.Secret); n > 0 && n < 16 {
 		bad("consume.secret must be at least 16 bytes, got %d", n)
+	}
+	if c.Consume.BacklogScanMessages < 1 {
+		bad("consume.backlogScanMessages must be at least 1, got %d", c.Consume.BacklogScanMessages)
+	}
+	if c.Consume.BacklogScanEntries < 1 {
+		bad("consume.backlogScanEntries must be at least 1, got %d", c.Consume.BacklogScanEntries)
+	}
+	positive("consume.backlogScanTime", c.Consume.BacklogScanTime)
+	if c.Consume.BacklogInterval < 0 {
+		bad("consume.backlogInterval must be 0 (off) or positive, got %s", c.Consume.BacklogInterval)
 	}
 	if c.Durability.SpoolMaxBytes < 1*MiB {
 		bad("durability.spoolMaxBytes must be at least 1MiB, got %s", c.Durability.SpoolMaxBytes)

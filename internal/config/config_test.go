@@ -110,6 +110,10 @@ func TestInvalid(t *testing.T) {
 		"duplicate app":         {"apps: [{name: a, tokenSHA256: " + hash + "}, {name: a, tokenSHA256: " + strings.Repeat("b", 64) + "}]", "duplicate app name"},
 		"bad pattern":           {"apps: [{name: a, tokenSHA256: " + hash + ", produce: ['pay/settle']}]", "must end in *"},
 		"burst without rate":    {"apps: [{name: a, tokenSHA256: " + hash + ", rateLimit: {burst: 5}}]", "burst is set"},
+		"scan messages":         {"consume: {backlogScanMessages: 0}", "consume.backlogScanMessages"},
+		"scan entries":          {"consume: {backlogScanEntries: -1}", "consume.backlogScanEntries"},
+		"scan time":             {"consume: {backlogScanTime: 0s}", "consume.backlogScanTime"},
+		"scan interval":         {"consume: {backlogInterval: -1m}", "consume.backlogInterval"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.yaml))
