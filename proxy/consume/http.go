@@ -247,40 +247,16 @@ func (a *api) list(c *gin.Context) {
 	c.JSON(http.StatusOK, SubscriptionList{Subscriptions: out})
 }
 
-// receive writes its answer with appendReceiveResponse (encode.go), the
-// same bytes as c.JSON at a fraction of the cost.
 func (a *api) receive(c *gin.Context) {
-	ref, caller, ok := a.authorize(c)
-	if !ok {
-		return
-	}
-	body, ok := a.readBody(c)
-	if !ok {
-		return
-	}
-	req, err := DecodeReceiveRequest(body)
-	if err != nil {
-		a.fail(c, err)
-		return
-	}
-	resp, err := a.svc.Receive(c.Request.Context(), ref, req, caller)
-	if err != nil {
-		a.fail(c, err)
-		return
-	}
-	buf := getBuf()
-	*buf = appendReceiveResponse(*buf, resp)
-	c.Data(http.StatusOK, "application/json; charset=utf-8", *buf)
-	putBuf(buf)
+	serveBody(a, c, DecodeReceiveRequest, a.svc.Receive, writeReceive)
 }
-
-func (a *api) ack(c *gin.Context)  { serveBody(a, c, DecodeAckRequest, a.svc.Ack) }
-func (a *api) nack(c *gin.Context) { serveBody(a, c, DecodeNackRequest, a.svc.Nack) }
+func (a *api) ack(c *gin.Context)  { serveBody(a, c, DecodeAckRequest, a.svc.Ack, writeJSON) }
+func (a *api) nack(c *gin.Context) { serveBody(a, c, DecodeNackRequest, a.svc.Nack, writeJSON) }
 
 // serveBody is receive, ack and nack: authorize, read and decode the body,
-// call the service, answer its result as JSON.
+// call the service, write its result.
 func serveBody[Req, Resp any](a *api, c *gin.Context, decode func([]byte) (Req, error),
-	call func(context.Context, SubscriptionRef, Req, Caller) (*Resp, error)) {
+	call func(context.Context, SubscriptionRef, Req, Caller) (*Resp, error), write func(*gin.Context, *Resp)) {
 	ref, caller, ok := a.authorize(c)
 	if !ok {
 		return
@@ -299,7 +275,18 @@ func serveBody[Req, Resp any](a *api, c *gin.Context, decode func([]byte) (Req, 
 		a.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, resp)
+	write(c, resp)
+}
+
+func writeJSON[Resp any](c *gin.Context, resp *Resp) { c.JSON(http.StatusOK, resp) }
+
+// writeReceive writes the receive answer with appendReceiveResponse
+// (encode.go): the same bytes as c.JSON at a fraction of the cost.
+func writeReceive(c *gin.Context, resp *ReceiveResponse) {
+	buf := getBuf()
+	*buf = appendReceiveResponse(*buf, resp)
+	c.Data(http.StatusOK, "application/json; charset=utf-8", *buf)
+	putBuf(buf)
 }
 
 func (a *api) stats(c *gin.Context) {
