@@ -134,10 +134,21 @@ func toError(err error) *Error {
 	}
 }
 
+// requestError is toError for c's request: a cancellation counts as the
+// client closing the request only when the request itself was cancelled;
+// any other context cancelled under it is a failure of ours (500).
+func requestError(c *gin.Context, err error) *Error {
+	e := toError(err)
+	if e.Status == StatusClientClosedRequest && !errors.Is(c.Request.Context().Err(), context.Canceled) {
+		return &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error", Err: err}
+	}
+	return e
+}
+
 // writeError answers with err's status and JSON body. results, when not
 // nil, tells the caller which messages of a batch were stored.
 func writeError(c *gin.Context, log *slog.Logger, err error, results []Result) {
-	e := toError(err)
+	e := requestError(c, err)
 	switch {
 	case e.Status == StatusClientClosedRequest:
 		// The client's doing (a closed connection, a cancelled call), not

@@ -31,6 +31,7 @@ func TestErrorContextMapping(t *testing.T) {
 		{"wrapped deadline", fmt.Errorf("idempotency: %w", context.DeadlineExceeded), http.StatusGatewayTimeout, CodeProduceTimeout, "ERROR"},
 		{"client closed", context.Canceled, StatusClientClosedRequest, CodeClientClosedRequest, "INFO"},
 		{"wrapped client closed", fmt.Errorf("redis: %w", context.Canceled), StatusClientClosedRequest, CodeClientClosedRequest, "INFO"},
+		{"cancelled under an open request", fmt.Errorf("store: %w", context.Canceled), http.StatusInternalServerError, CodeInternal, "ERROR"},
 		{"own error", badRequest(CodeInvalidKey, "bad key"), http.StatusBadRequest, CodeInvalidKey, ""},
 		{"anything else", errors.New("boom"), http.StatusInternalServerError, CodeInternal, "ERROR"},
 	} {
@@ -39,7 +40,13 @@ func TestErrorContextMapping(t *testing.T) {
 			log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			w := httptest.NewRecorder()
 			c, _ := gin.CreateTestContext(w)
-			c.Request = httptest.NewRequest(http.MethodPost, "/v1/topics/t/n/x/messages", nil)
+			req := httptest.NewRequest(http.MethodPost, "/v1/topics/t/n/x/messages", nil)
+			if tc.status == StatusClientClosedRequest {
+				ctx, cancel := context.WithCancel(req.Context())
+				cancel() // the client went away
+				req = req.WithContext(ctx)
+			}
+			c.Request = req
 			writeError(c, log, tc.err, nil)
 			require.Equal(t, tc.status, w.Code)
 			assert.Contains(t, w.Body.String(), `"code":"`+tc.code+`"`)

@@ -262,7 +262,7 @@ func (s *Server) Authenticate(r *http.Request) (app string, console bool, err er
 
 // fail is the one place that turns an error into an HTTP answer.
 func (s *Server) fail(c *gin.Context, err error, results []Result) {
-	e := toError(err)
+	e := requestError(c, err)
 	s.metrics.addError(e.Code)
 	writeError(c, s.log, e, results)
 }
