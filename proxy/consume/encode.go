@@ -1,6 +1,7 @@
 package consume
 
 import (
+	"bytes"
 	"slices"
 	"strconv"
 	"sync"
@@ -266,7 +267,7 @@ func decodeAckIDsFast(body []byte) (ids []string, ok bool) {
 		return nil, false
 	}
 	ws()
-	ids = make([]string, 0, min(bytesCount(body, '"')/2, 1<<16))
+	ids = make([]string, 0, min(bytes.Count(body, []byte{'"'})/2, 1<<16))
 	if !lit("]") {
 		for {
 			if !lit(`"`) {
@@ -301,14 +302,4 @@ func decodeAckIDsFast(body []byte) (ids []string, ok bool) {
 
 func isTokenByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
-}
-
-func bytesCount(b []byte, c byte) int {
-	n := 0
-	for _, x := range b {
-		if x == c {
-			n++
-		}
-	}
-	return n
 }

@@ -197,18 +197,7 @@ func (a *api) put(c *gin.Context) {
 	c.JSON(status, sub)
 }
 
-func (a *api) get(c *gin.Context) {
-	ref, _, ok := a.authorize(c)
-	if !ok {
-		return
-	}
-	sub, err := a.svc.GetSubscription(c.Request.Context(), ref)
-	if err != nil {
-		a.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, sub)
-}
+func (a *api) get(c *gin.Context) { serveRef(a, c, a.svc.GetSubscription) }
 
 func (a *api) delete(c *gin.Context) {
 	ref, _, ok := a.authorize(c)
@@ -289,30 +278,22 @@ func writeReceive(c *gin.Context, resp *ReceiveResponse) {
 	putBuf(buf)
 }
 
-func (a *api) stats(c *gin.Context) {
-	ref, _, ok := a.authorize(c)
-	if !ok {
-		return
-	}
-	st, err := a.svc.Stats(c.Request.Context(), ref)
-	if err != nil {
-		a.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, st)
-}
+func (a *api) stats(c *gin.Context)      { serveRef(a, c, a.svc.Stats) }
+func (a *api) tagBacklog(c *gin.Context) { serveRef(a, c, a.svc.TagBacklog) }
 
-func (a *api) tagBacklog(c *gin.Context) {
+// serveRef is get, stats and backlog: authorize, call the service with the
+// subscription, answer its result as JSON.
+func serveRef[Resp any](a *api, c *gin.Context, call func(context.Context, SubscriptionRef) (*Resp, error)) {
 	ref, _, ok := a.authorize(c)
 	if !ok {
 		return
 	}
-	b, err := a.svc.TagBacklog(c.Request.Context(), ref)
+	resp, err := call(c.Request.Context(), ref)
 	if err != nil {
 		a.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, b)
+	c.JSON(http.StatusOK, resp)
 }
 
 // --- decoders ---
