@@ -82,10 +82,21 @@ func (h *HTTP) Middleware() gin.HandlerFunc {
 		if route == "" {
 			route = "unmatched"
 		}
-		sr := h.seriesFor(httpKey{route: route, method: c.Request.Method, code: c.Writer.Status()})
+		sr := h.seriesFor(httpKey{route: route, method: methodLabel(c.Request.Method), code: c.Writer.Status()})
 		sr.requests.Inc()
 		sr.duration.Observe(time.Since(start).Seconds())
 	}
+}
+
+// methodLabel bounds the method label: net/http accepts any token as a
+// method, so a client could otherwise create series without limit.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return m
+	}
+	return "other"
 }
 
 // seriesFor returns the cached children for k, creating them on first use.

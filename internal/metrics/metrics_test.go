@@ -28,6 +28,10 @@ func TestHTTPMiddleware(t *testing.T) {
 	for _, path := range []string{"/items/1", "/items/2", "/items/missing", "/items/3", "/nowhere"} {
 		e.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, path, nil))
 	}
+	// Methods are client input: made-up ones share one label value.
+	for _, m := range []string{"FOO", "BAR1", "xyz"} {
+		e.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(m, "/items/1", nil))
+	}
 	mfs, err := reg.Gather()
 	require.NoError(t, err)
 	got := map[string]map[string]uint64{}
@@ -47,13 +51,14 @@ func TestHTTPMiddleware(t *testing.T) {
 		got[mf.GetName()] = series
 	}
 	want := map[string]uint64{
-		"code=200 method=GET route=/items/:id ": 3,
-		"code=404 method=GET route=/items/:id ": 1,
-		"code=404 method=GET route=unmatched ":  1,
+		"code=200 method=GET route=/items/:id ":  3,
+		"code=404 method=GET route=/items/:id ":  1,
+		"code=404 method=GET route=unmatched ":   1,
+		"code=404 method=other route=unmatched ": 3,
 	}
 	require.Equal(t, want, got["psc_http_requests_total"])
 	require.Equal(t, want, got["psc_http_request_duration_seconds"])
 	n := 0
 	h.series.Range(func(any, any) bool { n++; return true })
-	require.Equal(t, 3, n, "one cache entry per series")
+	require.Equal(t, 4, n, "one cache entry per series")
 }
