@@ -20,6 +20,8 @@ import (
 //     treated as retriable unless errors.Is(err, ErrPermanent).
 //
 // Write must honour ctx's deadline. Events passed in have their ID set.
+// Write must not keep events (or its backing array) after it returns: the
+// outbox replayer decodes the next record into the same array.
 type Sink interface {
 	Write(ctx context.Context, events []Event) error
 }

@@ -24,7 +24,7 @@ import (
 // on a bigger heap than the round before (tracing on and off alike). In
 // its own process the broker's heap no longer moves the sidecar's
 // numbers; its CPU is still on the same cores and still counted (see
-// childCPU).
+// childUsage).
 type childBroker struct {
 	pid        int
 	serviceURL string
@@ -32,7 +32,7 @@ type childBroker struct {
 }
 
 // benchChildPID is the pid of the child broker whose CPU and page
-// faults rawHTTPLoad adds to its own (0: none).
+// faults runWorkers adds to its own (0: none).
 var benchChildPID atomic.Int64
 
 var brokerURLs = regexp.MustCompile(`serviceURL=(pulsar://\S+) adminURL=(http://\S+)`)
