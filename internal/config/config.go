@@ -155,7 +155,8 @@ type Trace struct {
 	// quiet (ADR 020). 0 turns deferral off.
 	IngestBudget float64 `yaml:"ingestBudget"`
 	// DeferMaxBytes and DeferMaxAge end deferral: past either, the store is
-	// written at full speed whatever the load.
+	// written at full speed whatever the load. DeferMaxBytes 0 is derived:
+	// min(256MiB, OutboxMaxBytes/4), as the pipeline does.
 	DeferMaxBytes ByteSize      `yaml:"deferMaxBytes"`
 	DeferMaxAge   time.Duration `yaml:"deferMaxAge"`
 	// OutboxMaxBytes caps <dataDir>/trace/outbox; beyond it events are lost
@@ -310,7 +311,6 @@ func Default() Config {
 			Retention:        7 * 24 * time.Hour,
 			QueueSize:        16384,
 			IngestBudget:     0.05,
-			DeferMaxBytes:    256 * MiB,
 			DeferMaxAge:      5 * time.Minute,
 			OutboxMaxBytes:   1 * GiB,
 			ReplayMinBackoff: 500 * time.Millisecond,
@@ -424,8 +424,8 @@ func (c *Config) Validate() error {
 	if c.Trace.OutboxMaxBytes < 1*MiB {
 		bad("trace.outboxMaxBytes must be at least 1MiB, got %s", c.Trace.OutboxMaxBytes)
 	}
-	if c.Trace.DeferMaxBytes < 1 || c.Trace.DeferMaxBytes >= c.Trace.OutboxMaxBytes {
-		bad("trace.deferMaxBytes must be positive and below trace.outboxMaxBytes (%s), got %s", c.Trace.OutboxMaxBytes, c.Trace.DeferMaxBytes)
+	if c.Trace.DeferMaxBytes < 0 || c.Trace.DeferMaxBytes >= c.Trace.OutboxMaxBytes {
+		bad("trace.deferMaxBytes must be 0 (derived) or below trace.outboxMaxBytes (%s), got %s", c.Trace.OutboxMaxBytes, c.Trace.DeferMaxBytes)
 	}
 	positive("trace.replayMinBackoff", c.Trace.ReplayMinBackoff)
 	if c.Trace.ReplayMaxBackoff < c.Trace.ReplayMinBackoff {

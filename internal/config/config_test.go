@@ -25,6 +25,11 @@ func TestDefaultIsValid(t *testing.T) {
 	assert.True(t, c.EmbeddedRedis())
 	assert.Equal(t, "embedded", c.ClusterName())
 	assert.Equal(t, "127.0.0.1:8088", c.Listen)
+
+	// A smaller outbox alone is enough: the deferral limit follows it.
+	small, err := Parse([]byte("trace: {outboxMaxBytes: 128MiB}"))
+	require.NoError(t, err)
+	assert.Zero(t, small.Trace.DeferMaxBytes, "derived by the pipeline")
 }
 
 func TestKebab(t *testing.T) {
@@ -110,6 +115,8 @@ func TestInvalid(t *testing.T) {
 		"duplicate app":         {"apps: [{name: a, tokenSHA256: " + hash + "}, {name: a, tokenSHA256: " + strings.Repeat("b", 64) + "}]", "duplicate app name"},
 		"bad pattern":           {"apps: [{name: a, tokenSHA256: " + hash + ", produce: ['pay/settle']}]", "must end in *"},
 		"burst without rate":    {"apps: [{name: a, tokenSHA256: " + hash + ", rateLimit: {burst: 5}}]", "burst is set"},
+		"defer over outbox":     {"trace: {outboxMaxBytes: 64MiB, deferMaxBytes: 64MiB}", "trace.deferMaxBytes"},
+		"ingest budget":         {"trace: {ingestBudget: 1.5}", "trace.ingestBudget"},
 		"scan messages":         {"consume: {backlogScanMessages: 0}", "consume.backlogScanMessages"},
 		"scan entries":          {"consume: {backlogScanEntries: -1}", "consume.backlogScanEntries"},
 		"scan time":             {"consume: {backlogScanTime: 0s}", "consume.backlogScanTime"},
