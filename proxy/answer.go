@@ -1,9 +1,9 @@
 package proxy
 
 import (
-	"encoding/json"
 	"net/http"
-	"strconv"
+
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/jsonenc"
 )
 
 // jsonContentType is the Content-Type of every JSON answer, as gin's
@@ -41,20 +41,20 @@ func appendProduceResponse(b []byte, results []Result) []byte {
 // appendResult follows Result's json tags: field order, omitempty.
 func appendResult(b []byte, r *Result) []byte {
 	b = append(b, `{"uid":`...)
-	b = appendJSONString(b, r.UID)
+	b = jsonenc.AppendString(b, r.UID)
 	if r.MessageID != "" {
 		b = append(b, `,"messageId":`...)
-		b = appendJSONString(b, r.MessageID)
+		b = jsonenc.AppendString(b, r.MessageID)
 	}
 	b = append(b, `,"status":`...)
-	b = appendJSONString(b, string(r.Status))
+	b = jsonenc.AppendString(b, string(r.Status))
 	if r.Cluster != "" {
 		b = append(b, `,"cluster":`...)
-		b = appendJSONString(b, r.Cluster)
+		b = jsonenc.AppendString(b, r.Cluster)
 	}
 	if r.DeliverAt != "" {
 		b = append(b, `,"deliverAt":`...)
-		b = appendJSONString(b, r.DeliverAt)
+		b = jsonenc.AppendString(b, r.DeliverAt)
 	}
 	if r.Duplicate {
 		b = append(b, `,"duplicate":true`...)
@@ -64,30 +64,10 @@ func appendResult(b []byte, r *Result) []byte {
 	}
 	if r.Error != nil {
 		b = append(b, `,"error":{"code":`...)
-		b = appendJSONString(b, r.Error.Code)
+		b = jsonenc.AppendString(b, r.Error.Code)
 		b = append(b, `,"message":`...)
-		b = appendJSONString(b, r.Error.Message)
+		b = jsonenc.AppendString(b, r.Error.Message)
 		b = append(b, '}')
 	}
 	return append(b, '}')
-}
-
-// appendJSONString appends s as a JSON string the way encoding/json does.
-// The strings of an answer (uids, message ids, statuses, cluster names,
-// times) are plain printable ASCII and are copied as they are; anything
-// else (quotes, backslashes, control characters, <, >, &, non-ASCII) goes
-// through encoding/json, so its escaping rules are never re-implemented.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, err := json.Marshal(s)
-			if err != nil { // cannot happen for a string
-				return strconv.AppendQuote(b, s)
-			}
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }

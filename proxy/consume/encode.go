@@ -6,7 +6,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
+
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/jsonenc"
 )
 
 // The receive answer is the largest thing the consume API writes: per
@@ -51,28 +52,28 @@ func appendReceiveResponse(b []byte, r *ReceiveResponse) []byte {
 
 func appendMessage(b []byte, m *Message) []byte {
 	b = append(b, `{"ackId":`...)
-	b = appendJSONString(b, m.AckID)
+	b = jsonenc.AppendString(b, m.AckID)
 	if m.UID != "" {
 		b = append(b, `,"uid":`...)
-		b = appendJSONString(b, m.UID)
+		b = jsonenc.AppendString(b, m.UID)
 	}
 	b = append(b, `,"messageId":`...)
-	b = appendJSONString(b, m.MessageID)
+	b = jsonenc.AppendString(b, m.MessageID)
 	if m.Cluster != "" {
 		b = append(b, `,"cluster":`...)
-		b = appendJSONString(b, m.Cluster)
+		b = jsonenc.AppendString(b, m.Cluster)
 	}
 	if m.Payload != nil {
 		b = append(b, `,"payload":`...)
-		b = appendJSONString(b, *m.Payload)
+		b = jsonenc.AppendString(b, *m.Payload)
 	}
 	if m.PayloadBase64 != "" {
 		b = append(b, `,"payloadBase64":`...)
-		b = appendJSONString(b, m.PayloadBase64)
+		b = jsonenc.AppendString(b, m.PayloadBase64)
 	}
 	if m.Key != "" {
 		b = append(b, `,"key":`...)
-		b = appendJSONString(b, m.Key)
+		b = jsonenc.AppendString(b, m.Key)
 	}
 	if len(m.Tags) > 0 {
 		b = append(b, `,"tags":[`...)
@@ -80,7 +81,7 @@ func appendMessage(b []byte, m *Message) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSONString(b, t)
+			b = jsonenc.AppendString(b, t)
 		}
 		b = append(b, ']')
 	}
@@ -96,30 +97,30 @@ func appendMessage(b []byte, m *Message) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSONString(b, k)
+			b = jsonenc.AppendString(b, k)
 			b = append(b, ':')
-			b = appendJSONString(b, m.Properties[k])
+			b = jsonenc.AppendString(b, m.Properties[k])
 		}
 		b = append(b, '}')
 	}
 	b = append(b, `,"publishTime":`...)
-	b = appendJSONString(b, m.PublishTime)
+	b = jsonenc.AppendString(b, m.PublishTime)
 	if m.EventTime != "" {
 		b = append(b, `,"eventTime":`...)
-		b = appendJSONString(b, m.EventTime)
+		b = jsonenc.AppendString(b, m.EventTime)
 	}
 	b = append(b, `,"redeliveryCount":`...)
 	b = strconv.AppendInt(b, int64(m.RedeliveryCount), 10)
 	if d := m.DeadLetter; d != nil {
 		b = append(b, `,"deadLetter":{"reason":`...)
-		b = appendJSONString(b, d.Reason)
+		b = jsonenc.AppendString(b, d.Reason)
 		for _, f := range [...]struct{ name, v string }{
 			{`,"originalMessageId":`, d.OriginalMessageID}, {`,"originalTopic":`, d.OriginalTopic},
 			{`,"originalCluster":`, d.OriginalCluster}, {`,"subscription":`, d.Subscription},
 		} {
 			if f.v != "" {
 				b = append(b, f.name...)
-				b = appendJSONString(b, f.v)
+				b = jsonenc.AppendString(b, f.v)
 			}
 		}
 		if d.Deliveries != 0 {
@@ -129,72 +130,6 @@ func appendMessage(b []byte, m *Message) []byte {
 		b = append(b, '}')
 	}
 	return append(b, '}')
-}
-
-const hexDigits = "0123456789abcdef"
-
-// safeASCII[c] is true for the ASCII bytes json.Marshal writes as they are
-// (with its default HTML escaping: not <, > or &).
-var safeASCII = func() (t [utf8.RuneSelf]bool) {
-	for c := 0x20; c < utf8.RuneSelf; c++ {
-		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
-	}
-	return t
-}()
-
-// appendJSONString appends s as a JSON string exactly as json.Marshal
-// does: \" \\ \n \r \t \b \f, other control bytes and <, >, & as \u00XX, U+2028
-// and U+2029 escaped, invalid UTF-8 as \ufffd.
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if safeASCII[c] {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // formatTime formats t as TimeLayout in UTC (RFC 3339 with milliseconds,

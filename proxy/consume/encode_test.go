@@ -39,17 +39,6 @@ func TestReceiveResponseMatchesEncodingJSON(t *testing.T) {
 	}
 }
 
-func FuzzJSONString(f *testing.F) {
-	for _, s := range []string{"", "plain", "<>&", "\u2028\u2029", "\x00\x1f\x7f", "\xff\xfe", "é💶", "\"\\/", "\b\f"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		want, err := json.Marshal(s)
-		require.NoError(t, err)
-		require.Equal(t, string(want), string(appendJSONString(nil, s)))
-	})
-}
-
 func TestFormatTime(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	times := []time.Time{time.Unix(0, 0), time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
