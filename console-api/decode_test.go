@@ -308,8 +308,13 @@ func TestDecodeBatchEntry(t *testing.T) {
 	h := http.Header{}
 	h.Set("X-Pulsar-Num-Batch-Message", "3")
 	h.Set("X-Pulsar-Publish-Time", "2026-03-01T12:00:00.000+0000")
-	h.Set("X-Pulsar-Partition-Key", "entry-key")
-	for i, want := range []struct{ uid, key, payload string }{{"a", "k-a", "first"}, {"b", "entry-key", ""}, {"c", "k-c", "third"}} {
+	// The entry's headers are the first message's metadata, as
+	// pulsar-client-go's batch builder sets them; they belong to no other
+	// message of the batch.
+	h.Set("X-Pulsar-Partition-Key", "k-a")
+	h.Set("X-Pulsar-Property", `{"psc-uid":"a","first-only":"1"}`)
+	h.Set("X-Pulsar-Event-Time", "2026-02-01T00:00:00.000+0000")
+	for i, want := range []struct{ uid, key, payload string }{{"a", "k-a", "first"}, {"b", "", ""}, {"c", "k-c", "third"}} {
 		m, err := decodeEntry("t", MessageID{Ledger: 1, Entry: 2, Batch: int32(i)}, h, body)
 		require.NoError(t, err)
 		require.Equal(t, want.uid, m.Properties["psc-uid"])
@@ -317,6 +322,12 @@ func TestDecodeBatchEntry(t *testing.T) {
 		require.Equal(t, want.payload, string(m.Payload))
 		require.Equal(t, 3, m.BatchSize)
 		require.Equal(t, time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), m.PublishTime)
+		if i == 1 {
+			require.Equal(t, time.UnixMilli(1772366400000).UTC(), m.EventTime)
+		} else {
+			require.True(t, m.EventTime.IsZero(), "message %d has no event time of its own", i)
+		}
+		require.NotContains(t, m.Properties, "first-only", "the entry's properties are not merged into message %d", i)
 		if i == 2 {
 			require.Equal(t, "x", m.Properties["extra"])
 		} else {

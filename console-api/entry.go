@@ -44,13 +44,19 @@ func decodeEntry(topic string, id MessageID, h http.Header, body []byte) (*Broke
 		return nil, fmt.Errorf("consoleapi: message %s: %w", id, err)
 	}
 	m.Payload = single.payload
-	// Message-level metadata overrides the entry's.
-	for k, v := range single.properties {
-		m.Properties[k] = v
+	// In a batch, properties, key and event time are each message's own.
+	// The entry's (the headers) are the first message's, as
+	// pulsar-client-go's batch builder copies them, so they must not be
+	// merged into the others.
+	m.Properties = single.properties
+	if m.Properties == nil {
+		m.Properties = map[string]string{}
 	}
+	m.Key = ""
 	if single.hasKey {
 		m.Key = single.key
 	}
+	m.EventTime = time.Time{}
 	if single.eventTime > 0 {
 		m.EventTime = time.UnixMilli(int64(single.eventTime)).UTC()
 	}
