@@ -212,16 +212,16 @@ func TestTagBacklogMetrics(t *testing.T) {
 		require.NoError(t, g.Write(&m))
 		return m.GetGauge().GetValue()
 	}
-	gauge := func(tag string) float64 { return read(a.svc.metrics.tagBacklog.WithLabelValues(path, tag)) }
+	gauge := func(tag string) float64 { return read(a.svc.metrics.tagBacklog.vec.WithLabelValues(path, tag)) }
 	require.Eventually(t, func() bool { return gauge("PAY_A") == 30 }, 10*time.Second, 50*time.Millisecond)
 	require.EqualValues(t, 20, gauge("PAY_B"))
 	require.EqualValues(t, 10, gauge(TagOther), "PAY_C is past the label limit")
-	require.EqualValues(t, 1, read(a.svc.metrics.backlogScan.WithLabelValues(path, "exact")))
+	require.EqualValues(t, 1, read(a.svc.metrics.backlogScan.vec.WithLabelValues(path, "exact")))
 
 	got := a.receiveUntil(ref, 6, 10*time.Second)[:6]
 	want := countTags(sent, uids(got))
 	require.Eventually(t, func() bool {
-		return read(a.svc.metrics.tagHeld.WithLabelValues(path, "PAY_A", "inflight")) == float64(want["PAY_A"])
+		return read(a.svc.metrics.tagHeld.vec.WithLabelValues(path, "PAY_A", "inflight")) == float64(want["PAY_A"])
 	}, 10*time.Second, 50*time.Millisecond)
 	names := []string{}
 	mfs, err := reg.Gather()

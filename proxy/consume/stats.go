@@ -366,9 +366,9 @@ func AdminBacklog(admin pulsaradmin.Client) BacklogFunc {
 type Metrics struct {
 	messages    *prometheus.CounterVec
 	tagMessages *prometheus.CounterVec
-	tagHeld     *prometheus.GaugeVec
-	tagBacklog  *prometheus.GaugeVec
-	backlogScan *prometheus.GaugeVec
+	tagHeld     gaugeSet
+	tagBacklog  gaugeSet
+	backlogScan gaugeSet
 	engines     prometheus.Gauge
 	storeErrors prometheus.Counter
 
@@ -389,13 +389,13 @@ func NewMetrics(reg prometheus.Registerer, maxTagLabels int) *Metrics {
 		tagMessages: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "consume_tag_messages_total",
 			Help: "Messages by subscription, tag and outcome; a message counts once per tag. Tags beyond the per-subscription label limit are counted as _other, messages without tags as _none."},
 			[]string{"subscription", "tag", "outcome"}),
-		tagHeld: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "consume_tag_held_messages",
+		tagHeld: newGaugeSet(prometheus.GaugeOpts{Namespace: ns, Name: "consume_tag_held_messages",
 			Help: "Matching messages this replica holds, by subscription, tag and state: ready (waiting for a receive), inflight (delivered, lease running), other (held off by another delivery, being dead-lettered). Sum over replicas. At most the per-subscription label limit of tags, the rest as _other."},
 			[]string{"subscription", "tag", "state"}),
-		tagBacklog: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "consume_tag_backlog_messages",
+		tagBacklog: newGaugeSet(prometheus.GaugeOpts{Namespace: ns, Name: "consume_tag_backlog_messages",
 			Help: "Per-tag backlog from the last scan of the subscription: matching messages not acknowledged (ADR 060). Exported by the replica that scanned last; aggregate with max by (subscription, tag). At most the per-subscription label limit of tags (the largest), the rest summed as _other. Counts of the scanned head only when consume_tag_backlog_scan{value=\"exact\"} is 0."},
 			[]string{"subscription", "tag"}),
-		backlogScan: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "consume_tag_backlog_scan",
+		backlogScan: newGaugeSet(prometheus.GaugeOpts{Namespace: ns, Name: "consume_tag_backlog_scan",
 			Help: "The last per-tag backlog scan of a subscription, by value: exact (1 when it read the whole backlog, 0 when a scan limit stopped it), messages (how many it read), timestamp (Unix seconds when it ran)."},
 			[]string{"subscription", "value"}),
 		engines: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "consume_active_subscriptions",
@@ -405,7 +405,7 @@ func NewMetrics(reg prometheus.Registerer, maxTagLabels int) *Metrics {
 		labeled: map[string]map[string]struct{}{},
 		maxTags: maxTagLabels,
 	}
-	reg.MustRegister(m.messages, m.tagMessages, m.tagHeld, m.tagBacklog, m.backlogScan, m.engines, m.storeErrors)
+	reg.MustRegister(m.messages, m.tagMessages, m.tagHeld.vec, m.tagBacklog.vec, m.backlogScan.vec, m.engines, m.storeErrors)
 	return m
 }
 
@@ -450,12 +450,13 @@ func (m *Metrics) setHeld(sub string, tags map[string]HeldCounts) {
 	if m == nil {
 		return
 	}
-	m.tagHeld.DeletePartialMatch(prometheus.Labels{"subscription": sub})
-	for t, h := range capTags(tags, m.maxTags) {
-		m.tagHeld.WithLabelValues(sub, t, "ready").Set(float64(h.Ready))
-		m.tagHeld.WithLabelValues(sub, t, "inflight").Set(float64(h.InFlight))
-		m.tagHeld.WithLabelValues(sub, t, "other").Set(float64(h.Other))
-	}
+	m.tagHeld.replace(sub, func(set func(v float64, labels ...string)) {
+		for t, h := range capTags(tags, m.maxTags) {
+			set(float64(h.Ready), t, "ready")
+			set(float64(h.InFlight), t, "inflight")
+			set(float64(h.Other), t, "other")
+		}
+	})
 }
 
 // setBacklog replaces a subscription's backlog gauges with a scan's result
@@ -464,31 +465,71 @@ func (m *Metrics) setBacklog(sub string, b *TagBacklog) {
 	if m == nil {
 		return
 	}
-	m.tagBacklog.DeletePartialMatch(prometheus.Labels{"subscription": sub})
-	m.backlogScan.DeletePartialMatch(prometheus.Labels{"subscription": sub})
-	if b == nil {
-		return
-	}
-	var other int64
-	hasOther := false
-	for i, t := range b.Tags { // largest first
-		if i < m.maxTags && t.Tag != TagOther {
-			m.tagBacklog.WithLabelValues(sub, t.Tag).Set(float64(t.Pending))
-		} else {
-			other += t.Pending
-			hasOther = true
+	m.tagBacklog.replace(sub, func(set func(v float64, labels ...string)) {
+		if b == nil {
+			return
+		}
+		var other int64
+		hasOther := false
+		for i, t := range b.Tags { // largest first
+			if i < m.maxTags && t.Tag != TagOther {
+				set(float64(t.Pending), t.Tag)
+			} else {
+				other += t.Pending
+				hasOther = true
+			}
+		}
+		if hasOther {
+			set(float64(other), TagOther)
+		}
+	})
+	m.backlogScan.replace(sub, func(set func(v float64, labels ...string)) {
+		if b == nil {
+			return
+		}
+		exact := 0.0
+		if b.Exact {
+			exact = 1
+		}
+		set(exact, "exact")
+		set(float64(b.Scanned.Messages), "messages")
+		set(float64(b.ScannedAt.Unix()), "timestamp")
+	})
+}
+
+// gaugeSet is a GaugeVec whose first label is the subscription, updated a
+// subscription at a time: replace sets the new series, then deletes only
+// those of the previous call that are gone, so a scrape never finds the
+// subscription's series missing, and no call scans the whole vector.
+type gaugeSet struct {
+	vec  *prometheus.GaugeVec
+	mu   sync.Mutex
+	prev map[string]map[string][]string // subscription -> series key -> label values
+}
+
+func newGaugeSet(opts prometheus.GaugeOpts, labels []string) gaugeSet {
+	return gaugeSet{vec: prometheus.NewGaugeVec(opts, labels), prev: map[string]map[string][]string{}}
+}
+
+func (g *gaugeSet) replace(sub string, fill func(set func(v float64, labels ...string))) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	next := map[string][]string{}
+	fill(func(v float64, labels ...string) {
+		lvs := append([]string{sub}, labels...)
+		g.vec.WithLabelValues(lvs...).Set(v)
+		next[strings.Join(lvs, "\x00")] = lvs
+	})
+	for k, lvs := range g.prev[sub] {
+		if _, ok := next[k]; !ok {
+			g.vec.DeleteLabelValues(lvs...)
 		}
 	}
-	if hasOther {
-		m.tagBacklog.WithLabelValues(sub, TagOther).Set(float64(other))
+	if len(next) == 0 {
+		delete(g.prev, sub)
+	} else {
+		g.prev[sub] = next
 	}
-	exact := 0.0
-	if b.Exact {
-		exact = 1
-	}
-	m.backlogScan.WithLabelValues(sub, "exact").Set(exact)
-	m.backlogScan.WithLabelValues(sub, "messages").Set(float64(b.Scanned.Messages))
-	m.backlogScan.WithLabelValues(sub, "timestamp").Set(float64(b.ScannedAt.Unix()))
 }
 
 func (m *Metrics) setEngines(n int) {
