@@ -68,8 +68,11 @@ func (g *governor) sample(now time.Time, recorded uint64, outboxBytes int64, lag
 		g.lastCount, g.lastSample = recorded, now
 	}
 	g.busy = g.rate*g.costPerEvent > g.budget/2
-	limited := (g.maxBytes > 0 && outboxBytes > g.maxBytes) || (g.maxAge > 0 && lag > g.maxAge)
-	if limited && !g.limited && g.enabled() {
+	// Without a budget nothing is deferred, so no deferral limit applies
+	// (the outbox may still grow while the sink is down).
+	limited := g.enabled() &&
+		((g.maxBytes > 0 && outboxBytes > g.maxBytes) || (g.maxAge > 0 && lag > g.maxAge))
+	if limited && !g.limited {
 		g.limitHits++
 	}
 	g.limited = limited

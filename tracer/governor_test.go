@@ -67,24 +67,39 @@ func TestGovernor(t *testing.T) {
 	off := newGovernor(-1, 0, 0, t0)
 	off.charge(t0, time.Hour, 1)
 	require.Zero(t, off.hold(t0), "a negative budget never defers")
+	offLimits := newGovernor(-1, 1<<20, time.Minute, t0)
+	offLimits.sample(at(time.Second), 1000, 2<<20, 2*time.Minute)
+	limited, hits = offLimits.atLimit()
+	require.False(t, limited, "no deferral, so no deferral limit reached")
+	require.Zero(t, hits)
 }
 
 // cpuSink stores events and charges a fixed, simulated CPU cost per event
 // to a clock the pipeline reads instead of the thread's CPU time.
 type cpuSink struct {
 	perEvent time.Duration
-	cpu      atomic.Int64 // simulated ns
-
-	mu     sync.Mutex
-	stored map[string]bool
+	cpu      atomic.Int64  // simulated ns
+	latency  time.Duration // each Write takes this long (fake time), for tests that need writes to take time
+	mu       sync.Mutex
+	stored   map[string]bool
+	reject   string // uid of an event refused for good (400), or ""
 }
 
 func (s *cpuSink) Write(_ context.Context, evs []Event) error {
+	time.Sleep(s.latency)
 	s.cpu.Add(int64(s.perEvent) * int64(len(evs)))
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, ev := range evs {
-		s.stored[ev.ID] = true
+	var be BatchError
+	for i, ev := range evs {
+		if s.reject != "" && ev.UID == s.reject {
+			be.Items = append(be.Items, ItemError{Index: i, Status: 400, Reason: "mapping conflict"})
+			continue
+		}
+		s.stored[ev.UID] = true // every test event has its own uid
+	}
+	if len(be.Items) > 0 {
+		return &be
 	}
 	return nil
 }
@@ -203,6 +218,33 @@ func TestPipelineCloseDrainsDeferred(t *testing.T) {
 		require.NoError(t, p.Close(context.Background()))
 		st := p.Stats()
 		require.Equal(t, n, sink.count(), "%+v", st)
+		require.Zero(t, st.OutboxBytes)
+	})
+}
+
+// TestPipelineCloseDrainsPastARejectedEvent: an event the store refuses
+// for good, among the deferred ones, is counted as rejected and does not
+// stop Close from draining the rest.
+func TestPipelineCloseDrainsPastARejectedEvent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sink := &cpuSink{perEvent: 100 * time.Microsecond, latency: time.Millisecond, stored: map[string]bool{}}
+		p := deferralPipeline(t, sink, Options{IngestBudget: 0.1, SegmentBytes: 64 << 10}) // many segments
+		n := 0
+		busyFor(p, 10_000, 3*time.Second, &n)
+		// Reject the oldest event still deferred: the drain meets it first,
+		// with segments of the outbox still after it.
+		sink.mu.Lock()
+		first := 0
+		for sink.stored["u-"+strconv.Itoa(first)] {
+			first++
+		}
+		require.Less(t, first, n/2, "most of the burst is deferred")
+		sink.reject = "u-" + strconv.Itoa(first)
+		sink.mu.Unlock()
+		require.NoError(t, p.Close(context.Background()))
+		st := p.Stats()
+		require.Equal(t, n-1, sink.count(), "%+v", st)
+		require.EqualValues(t, 1, st.Rejected)
 		require.Zero(t, st.OutboxBytes)
 	})
 }

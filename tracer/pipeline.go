@@ -188,6 +188,7 @@ type Pipeline struct {
 	measure   func(func()) time.Duration // CPU time of a sink write
 	deferring atomic.Bool                // the outbox holds batches parked by the budget, not by a failure
 	draining  atomic.Bool                // Close is draining deferred batches: no budget
+	stalls    atomic.Uint64              // replay passes stopped by a sink that did not take a record
 	replayAt  atomic.Int64               // earliest event time (µs) of the record being replayed; 0: none
 }
 
@@ -350,14 +351,16 @@ func (p *Pipeline) Close(ctx context.Context) error {
 
 // drainDeferred lets the replayer write what the budget parked in the
 // outbox, at full speed, until the outbox is empty, ctx ends or the sink
-// fails (then the rest waits for the next start, as after an outage).
+// stops taking records (then the rest waits for the next start, as after
+// an outage). An event the sink rejects for good does not stop it: it is
+// counted as rejected and the replay goes on.
 func (p *Pipeline) drainDeferred(ctx context.Context) {
 	p.draining.Store(true)
-	failures := p.c.sinkFailures.Load()
+	stalls := p.stalls.Load()
 	p.signalReplay()
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
-	for p.ob.pending() && p.c.sinkFailures.Load() == failures {
+	for p.ob.pending() && p.stalls.Load() == stalls {
 		select {
 		case <-ctx.Done():
 			return
@@ -700,7 +703,9 @@ func (p *Pipeline) runReplayer() {
 				backoff = p.opts.ReplayMinBackoff
 				break
 			}
-			if !errors.Is(err, errSinkDown) {
+			if errors.Is(err, errSinkDown) {
+				p.stalls.Add(1)
+			} else {
 				p.log.Error("trace outbox replay failed", "err", err)
 			}
 			t := time.NewTimer(backoff)
