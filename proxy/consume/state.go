@@ -155,10 +155,6 @@ for i = 1, n do
       local same = 0
       if cur == id then same = 1 end
       out[#out + 1] = 2; out[#out + 1] = cnt; out[#out + 1] = 0; out[#out + 1] = same
-    elseif cur == id and untl == luntil and st == 'l' then
-      -- This very call already ran: the client sent it again after a
-      -- timeout that hid the answer (go-redis retries). The lease is ours.
-      out[#out + 1] = 1; out[#out + 1] = cnt; out[#out + 1] = untl; out[#out + 1] = 0
     elseif untl > now then
       if cur == id then out[#out + 1] = 4 else out[#out + 1] = 3 end
       out[#out + 1] = cnt; out[#out + 1] = untl; out[#out + 1] = 0
