@@ -59,6 +59,8 @@ type App struct {
 
 	delay   *delay.Engine    // delay.go
 	consume *consume.Service // consume.go
+	// consumeRDB is the consume service's own Redis client (consume.go).
+	consumeRDB *redis.Client
 
 	// durability (durable.go): the disaster-recovery cluster and the spool
 	durable  *durable.Sender
@@ -361,6 +363,7 @@ func (a *App) stop(ctx context.Context) error {
 	if a.consume != nil {
 		// Hands what this replica holds back to the broker.
 		step("consume service", func() error { return a.consume.Close(ctx) })
+		step("consume redis client", a.consumeRDB.Close)
 	}
 	if a.durable != nil {
 		// Drains the spool while a cluster takes it; the rest stays on disk.

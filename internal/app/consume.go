@@ -9,6 +9,7 @@ import (
 	"github.com/apache/pulsar-client-go/pulsaradmin"
 	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/admin/config"
 	"github.com/gin-gonic/gin"
+	"github.com/redis/go-redis/v9"
 
 	consoleapi "github.com/pulsar-sidecar/pulsar-sidecar/console-api"
 	"github.com/pulsar-sidecar/pulsar-sidecar/delay"
@@ -38,14 +39,26 @@ func (a *App) startConsume(ctx context.Context) error {
 	if a.drClient != nil {
 		clusters = append(clusters, consume.Cluster{Name: a.drName(), Client: a.drClient})
 	}
+	// The delivery-state scripts must not run twice: a go-redis retry after
+	// a read timeout runs a lease again, which then finds the lease it has
+	// just written and holds its own message off for a whole ack timeout.
+	// So the consume service gets a client of its own without retries,
+	// whose socket timeouts are its per-call deadline rather than the
+	// produce path's redis.timeout (500ms, which a script's first run can
+	// exceed on a busy machine).
+	ro := *a.rdb.Options()
+	ro.MaxRetries = -1
+	ro.ReadTimeout, ro.WriteTimeout = consumeRedisTimeout, consumeRedisTimeout
+	a.consumeRDB = redis.NewClient(&ro)
 	opts := consume.Options{
-		Redis:      a.rdb,
-		Clusters:   clusters,
-		Secret:     secret,
-		Node:       cfg.Node,
-		Recorder:   a.rec,
-		Registerer: a.reg,
-		Logger:     a.log, // the service names itself
+		Redis:        a.consumeRDB,
+		RedisTimeout: consumeRedisTimeout,
+		Clusters:     clusters,
+		Secret:       secret,
+		Node:         cfg.Node,
+		Recorder:     a.rec,
+		Registerer:   a.reg,
+		Logger:       a.log, // the service names itself
 
 		TagBacklogScanMessages: cfg.Consume.BacklogScanMessages,
 		TagBacklogScanEntries:  cfg.Consume.BacklogScanEntries,
@@ -143,3 +156,6 @@ func (a *App) scheduleRetry(ctx context.Context, m consume.RetryMessage) error {
 	}
 	return nil
 }
+
+// consumeRedisTimeout bounds each Redis call of the consume service.
+const consumeRedisTimeout = 2 * time.Second
