@@ -48,14 +48,16 @@ type App struct {
 	rec tracer.Recorder
 	reg *prometheus.Registry
 
-	broker  *minipulsar.Server   // embedded mode only
-	mredis  *miniredis.Miniredis // embedded Redis only
-	client  pulsar.Client
-	rdb     *redis.Client
-	pool    *proxy.Pool
-	proxy   *proxy.Server
-	httpSrv *http.Server
-	ln      net.Listener
+	broker *minipulsar.Server   // embedded mode only
+	mredis *miniredis.Miniredis // embedded Redis only
+	client pulsar.Client
+	// consumerClient serves the consume service and the delay engine.
+	consumerClient pulsar.Client
+	rdb            *redis.Client
+	pool           *proxy.Pool
+	proxy          *proxy.Server
+	httpSrv        *http.Server
+	ln             net.Listener
 
 	delay   *delay.Engine    // delay.go
 	consume *consume.Service // consume.go
@@ -66,6 +68,9 @@ type App struct {
 	durable  *durable.Sender
 	drClient pulsar.Client
 	drPool   *proxy.Pool
+	// drConsumerClient is the disaster-recovery cluster's client for
+	// consumers, apart from its producers' as consumerClient is.
+	drConsumerClient pulsar.Client
 
 	// the lifecycle trace and the console (trace.go)
 	traceStore    tracer.Store
@@ -157,6 +162,14 @@ func (a *App) start(ctx context.Context) error {
 		return fmt.Errorf("app: pulsar client for %s: %w", a.pulsarURL, err)
 	}
 	a.client = client
+	// Consumers get a client, and so connections, of their own: with
+	// pulsar-client-go v0.19 a SEND that crosses a broker's CLOSE_PRODUCER
+	// (a topic unload) makes the broker close the connection, and a
+	// consumer on that connection then re-subscribes twice and strands the
+	// messages in its receive queue until it next reconnects (ADR 060).
+	if a.consumerClient, err = pulsar.NewClient(copts); err != nil {
+		return fmt.Errorf("app: pulsar consumer client for %s: %w", a.pulsarURL, err)
+	}
 
 	a.rdb = redis.NewClient(&redis.Options{
 		Addr:            a.redisAddr,
@@ -392,8 +405,14 @@ func (a *App) stop(ctx context.Context) error {
 	if a.client != nil {
 		step("pulsar client", func() error { return withDeadline(ctx, a.client.Close) })
 	}
+	if a.consumerClient != nil {
+		step("pulsar consumer client", func() error { return withDeadline(ctx, a.consumerClient.Close) })
+	}
 	if a.drClient != nil {
 		step("disaster-recovery pulsar client", func() error { return withDeadline(ctx, a.drClient.Close) })
+	}
+	if a.drConsumerClient != nil {
+		step("disaster-recovery pulsar consumer client", func() error { return withDeadline(ctx, a.drConsumerClient.Close) })
 	}
 	if a.rdb != nil {
 		step("redis client", a.rdb.Close)

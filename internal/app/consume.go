@@ -35,9 +35,9 @@ func (a *App) startConsume(ctx context.Context) error {
 			a.log.Warn("consume.secret is not set: ackIds are signed with a random key only this process accepts; set the same consume.secret on every replica")
 		}
 	}
-	clusters := []consume.Cluster{{Name: cfg.ClusterName(), Client: a.client}}
-	if a.drClient != nil {
-		clusters = append(clusters, consume.Cluster{Name: a.drName(), Client: a.drClient})
+	clusters := []consume.Cluster{{Name: cfg.ClusterName(), Client: a.consumerClient, Producers: a.client}}
+	if a.drConsumerClient != nil {
+		clusters = append(clusters, consume.Cluster{Name: a.drName(), Client: a.drConsumerClient, Producers: a.drClient})
 	}
 	// The delivery-state scripts must not run twice: a go-redis retry after
 	// a read timeout runs a lease again, which then finds the lease it has

@@ -2,6 +2,7 @@ package app
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -185,4 +186,85 @@ func TestTagBacklogScanLimitFromConfig(t *testing.T) {
 	require.False(t, b.Exact, r.Raw)
 	require.Equal(t, "messages", b.StoppedBy, r.Raw)
 	require.Less(t, b.Scanned.Messages, int64(5), r.Raw)
+}
+
+// TestConsumeThroughTopicUnloads: a topic unloaded again and again (Pulsar
+// moves bundles between brokers this way) while the sidecar produces to it
+// and serves an HTTP subscription on it. Every message is received, and
+// the sidecar's consumers are on connections of their own: with one
+// shared client, a produce SEND crossing CLOSE_PRODUCER makes the broker
+// close the connection, and pulsar-client-go v0.19 then re-subscribes the
+// consumer twice and strands its receive queue (ADR 060).
+func TestConsumeThroughTopicUnloads(t *testing.T) {
+	h := startApp(t, nil)
+	path, full := newTopic(t)
+	sub := "/v1/topics/" + path + "/subscriptions/billing"
+	reg := h.do(http.MethodPut, sub, jsonHeader(), []byte(`{"initialPosition":"earliest"}`))
+	require.Equal(t, http.StatusCreated, reg.Status, reg.Raw)
+
+	want := map[string]bool{}
+	seen := map[string]int{}
+	receiveAll := func() {
+		deadline := time.Now().Add(20 * time.Second)
+		for len(seen) < len(want) && time.Now().Before(deadline) {
+			r := h.do(http.MethodPost, sub+"/receive", jsonHeader(), []byte(`{"max":50,"waitMs":500}`))
+			require.Equal(t, http.StatusOK, r.Status, r.Raw)
+			var page receiveAnswer
+			require.NoError(t, json.Unmarshal([]byte(r.Raw), &page))
+			var ackIDs []string
+			for _, m := range page.Messages {
+				seen[*m.Payload]++
+				ackIDs = append(ackIDs, `"`+m.AckID+`"`)
+			}
+			if len(ackIDs) > 0 {
+				ack := h.do(http.MethodPost, sub+"/ack", jsonHeader(), []byte(`{"ackIds":[`+strings.Join(ackIDs, ",")+`]}`))
+				require.Equal(t, http.StatusOK, ack.Status, ack.Raw)
+			}
+		}
+		for p := range want {
+			require.NotZero(t, seen[p], "%s never received; received %d of %d", p, len(seen), len(want))
+		}
+	}
+
+	n := 0
+	for round := range 5 {
+		require.NoError(t, h.broker.UnloadTopic(full))
+		// Produce straight after the unload, so sends cross CLOSE_PRODUCER.
+		for range 10 {
+			p := fmt.Sprintf("m%03d", n)
+			n++
+			want[p] = true
+			res := h.produceJSON(path, `{"messages":[{"payload":"`+p+`"}]}`)
+			require.Equal(t, http.StatusOK, res.Status, "round %d: %s", round, res.Raw)
+		}
+		receiveAll()
+	}
+	require.Len(t, seen, n)
+
+	// Where the broker sees the sidecar's producer and consumers.
+	res, err := http.Get(h.broker.AdminURL() + "/admin/v2/persistent/" + path + "/stats")
+	require.NoError(t, err)
+	defer res.Body.Close()
+	var stats struct {
+		Publishers []struct {
+			Address string `json:"address"`
+		} `json:"publishers"`
+		Subscriptions map[string]struct {
+			Consumers []struct {
+				Address string `json:"address"`
+			} `json:"consumers"`
+		} `json:"subscriptions"`
+	}
+	require.NoError(t, json.NewDecoder(res.Body).Decode(&stats))
+	require.NotEmpty(t, stats.Publishers)
+	consumers := 0
+	for name, s := range stats.Subscriptions {
+		for _, c := range s.Consumers {
+			consumers++
+			for _, p := range stats.Publishers {
+				require.NotEqual(t, p.Address, c.Address, "subscription %s: a consumer shares the producer's connection", name)
+			}
+		}
+	}
+	require.NotZero(t, consumers)
 }

@@ -32,7 +32,7 @@ func (a *App) startDelay(ctx context.Context) error {
 	}
 	dc.Logger = a.log.With("component", "delay")
 	e, err := delay.NewEngine(delay.EngineOptions{
-		Client:    a.client,
+		Client:    a.consumerClient,
 		Publisher: a.pool,
 		Redis:     a.rdb,
 		Recorder:  a.rec,

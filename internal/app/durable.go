@@ -43,6 +43,9 @@ func (a *App) startDurable(pm *proxy.Metrics) error {
 			return fmt.Errorf("app: pulsar client for the disaster-recovery cluster %s: %w", cfg.Pulsar.DRURL, err)
 		}
 		a.drClient = client
+		if a.drConsumerClient, err = pulsar.NewClient(copts); err != nil {
+			return fmt.Errorf("app: pulsar consumer client for the disaster-recovery cluster %s: %w", cfg.Pulsar.DRURL, err)
+		}
 		a.drPool = proxy.NewPool(client, a.poolOptions(pm))
 		a.drPool.Start()
 		opts.DR = &durable.Cluster{Name: name, Sender: &proxy.PulsarSender{Pool: a.drPool, Cluster: name}}

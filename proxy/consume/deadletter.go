@@ -67,7 +67,7 @@ func (e *engine) deadLetter(producers map[int]pulsar.Producer, r *record) {
 	p := producers[r.cc.idx]
 	if p == nil {
 		var err error
-		p, err = r.cc.cluster.Client.CreateProducer(pulsar.ProducerOptions{
+		p, err = r.cc.cluster.producers().CreateProducer(pulsar.ProducerOptions{
 			Topic:           cfg.dlq.Name(),
 			DisableBatching: true,
 			SendTimeout:     svc.opts.DeadLetterTimeout,

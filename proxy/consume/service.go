@@ -37,6 +37,18 @@ func (realClock) AfterFunc(d time.Duration, f func()) func() bool {
 type Cluster struct {
 	Name   string // in dead-letter properties and trace events, e.g. "primary", "dr"
 	Client pulsar.Client
+	// Producers, when set, creates the dead-letter producers, so that a
+	// producer's connection closing (a SEND crossing a topic unload) does
+	// not touch the consumers' connection (ADR 060); nil uses Client.
+	Producers pulsar.Client
+}
+
+// producers is the client dead-letter producers are created on.
+func (c Cluster) producers() pulsar.Client {
+	if c.Producers != nil {
+		return c.Producers
+	}
+	return c.Client
 }
 
 // Options configure a Service. Redis, Clusters and Secret are required;
