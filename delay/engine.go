@@ -72,7 +72,8 @@ type Config struct {
 	// (hand-over and broker ack); default 30 s. A forward that fails is
 	// retried when its claim's lease ends.
 	WheelForwardTimeout time.Duration
-	// Node names this sidecar in trace events.
+	// Node names this sidecar in trace events and is the consumer name
+	// of its level forwarders (the lowest one forwards).
 	Node string
 	// Clock is the time of the engine (accept times, level waits, the
 	// wheel's runner, event times); default the system clock. The wheel's

@@ -85,6 +85,12 @@ func (f *forwarder) start(ctx context.Context) error {
 		Type:                        pulsar.Failover,
 		SubscriptionInitialPosition: pulsar.SubscriptionPositionEarliest,
 		ReceiverQueueSize:           f.cfg.ReceiverQueueSize,
+		// The node name: the broker's stats then say which replica
+		// forwards a level, and the Failover election (priority, then
+		// consumer name) is stable: the lowest node name is active, and a
+		// replica joining with a higher name takes nothing over. A
+		// switch with a message held is what forwards it twice.
+		Name: f.node,
 	})
 	if err != nil {
 		return fmt.Errorf("delay: subscribe to level %s (%s): %w", f.lv.Name, f.topic, err)
