@@ -9,6 +9,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// processCPU is the CPU time (user and system) the process has used so
+// far, or -1 when it cannot be read.
+func processCPU() time.Duration {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		return -1
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // measureCPU runs f on a locked OS thread and returns the CPU time that
 // thread spent in it. The SQLite driver runs in the calling goroutine, so
 // this is the store's whole cost; for Elasticsearch it is the encoding and

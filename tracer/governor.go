@@ -1,6 +1,7 @@
 package tracer
 
 import (
+	"runtime"
 	"sync"
 	"time"
 )
@@ -12,9 +13,10 @@ import (
 // can go negative (by at most one second of budget, and only while busy). While the data plane is busy and the balance is
 // negative, the writer parks new batches in the outbox and the replayer
 // waits. The data plane counts as busy while the events arriving would, at
-// the sink's recent cost per event, need more than half the budget: then
-// writing them all at once would eat into the data plane's CPU. Otherwise
-// the outbox drains at full speed.
+// the sink's recent cost per event, need more than half the budget, and the
+// process's CPU outside the sink is at least busyShare of GOMAXPROCS: then
+// writing them all at once would eat into the CPU the data plane is using.
+// Otherwise (few events, or CPU to spare) the outbox drains at full speed.
 //
 // Deferral has limits: once the outbox holds more than maxBytes, or its
 // oldest event is older than maxAge, the governor stops holding anything
@@ -23,9 +25,10 @@ import (
 //
 // Methods take the time as an argument so that tests drive it.
 type governor struct {
-	budget   float64 // CPU-seconds per second; <= 0: never defer
-	maxBytes int64
-	maxAge   time.Duration
+	budget    float64 // CPU-seconds per second; <= 0: never defer
+	maxBytes  int64
+	maxAge    time.Duration
+	busyShare float64 // data-plane CPU / GOMAXPROCS that counts as busy; <= 0: any
 
 	mu           sync.Mutex
 	tokens       float64 // CPU-seconds; negative is debt
@@ -35,15 +38,20 @@ type governor struct {
 	lastCount    uint64
 	lastSample   time.Time
 	busy         bool
-	limited      bool   // a deferral limit is reached: full speed
-	limitHits    uint64 // times limited went from false to true
+	share        float64       // the process's CPU outside the sink / GOMAXPROCS, moving average
+	lastProc     time.Duration // process CPU at the last sample; < 0: not read yet
+	sinkCPU      time.Duration // CPU charged by sink writes, running total
+	lastSink     time.Duration // sinkCPU at the last sample
+	limited      bool          // a deferral limit is reached: full speed
+	limitHits    uint64        // times limited went from false to true
 }
 
 // governorBurst is how many seconds of budget the bucket holds.
 const governorBurst = 2.0
 
-func newGovernor(budget float64, maxBytes int64, maxAge time.Duration, now time.Time) *governor {
-	g := &governor{budget: budget, maxBytes: maxBytes, maxAge: maxAge, last: now, lastSample: now}
+func newGovernor(budget float64, maxBytes int64, maxAge time.Duration, busyShare float64, now time.Time) *governor {
+	g := &governor{budget: budget, maxBytes: maxBytes, maxAge: maxAge, busyShare: busyShare,
+		last: now, lastSample: now, lastProc: -1}
 	g.tokens = budget * governorBurst
 	return g
 }
@@ -57,17 +65,32 @@ func (g *governor) refillLocked(now time.Time) {
 	}
 }
 
-// sample updates the arrival rate from the running count of recorded events
-// and the deferral limits from the outbox's size and lag.
-func (g *governor) sample(now time.Time, recorded uint64, outboxBytes int64, lag time.Duration) {
+// sample updates the arrival rate from the running count of recorded
+// events, the data plane's CPU share from the process's CPU time (procCPU,
+// a running total; negative when it cannot be read, which leaves the rate
+// alone to decide), and the deferral limits from the outbox's size and lag.
+func (g *governor) sample(now time.Time, recorded uint64, outboxBytes int64, lag, procCPU time.Duration) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if dt := now.Sub(g.lastSample).Seconds(); dt >= 0.05 {
 		r := float64(recorded-g.lastCount) / dt
 		g.rate = 0.5*g.rate + 0.5*r
 		g.lastCount, g.lastSample = recorded, now
+		if procCPU >= 0 {
+			if g.lastProc >= 0 {
+				// The sink's own CPU does not count: a full-speed drain
+				// must not make the process look busy and throttle itself.
+				data := (procCPU - g.lastProc) - (g.sinkCPU - g.lastSink)
+				s := max(data.Seconds(), 0) / dt / float64(runtime.GOMAXPROCS(0))
+				g.share = 0.5*g.share + 0.5*s
+			}
+			g.lastProc, g.lastSink = procCPU, g.sinkCPU
+		} else {
+			g.lastProc = -1
+		}
 	}
-	g.busy = g.rate*g.costPerEvent > g.budget/2
+	contended := g.busyShare <= 0 || g.lastProc < 0 || g.share >= g.busyShare
+	g.busy = contended && g.rate*g.costPerEvent > g.budget/2
 	// Without a budget nothing is deferred, so no deferral limit applies
 	// (the outbox may still grow while the sink is down).
 	limited := g.enabled() &&
@@ -83,6 +106,7 @@ func (g *governor) charge(now time.Time, cpu time.Duration, n int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.refillLocked(now)
+	g.sinkCPU += cpu
 	// Debt is what the budget holds back while the data plane is busy. A
 	// write while it is quiet (a full-speed drain) does not run up debt for
 	// the next busy period, and no debt exceeds one second of budget, so the

@@ -3,6 +3,7 @@ package tracer
 import (
 	"context"
 	"log/slog"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -17,14 +18,14 @@ func TestGovernor(t *testing.T) {
 	t0 := time.Unix(1_800_000_000, 0)
 	at := func(d time.Duration) time.Time { return t0.Add(d) }
 
-	g := newGovernor(0.1, 1<<20, time.Minute, t0)
+	g := newGovernor(0.1, 1<<20, time.Minute, 0.5, t0)
 	require.Zero(t, g.hold(t0), "nothing known yet: go ahead")
 
 	// 500 events cost 50 ms of CPU: 100 µs each. 10k events/s arriving
 	// would need 1 CPU: busy.
 	g.charge(at(0), 50*time.Millisecond, 500)
-	g.sample(at(100*time.Millisecond), 1000, 0, 0)
-	g.sample(at(200*time.Millisecond), 2000, 0, 0)
+	g.sample(at(100*time.Millisecond), 1000, 0, 0, -1)
+	g.sample(at(200*time.Millisecond), 2000, 0, 0, -1)
 	require.True(t, g.busy)
 	require.Zero(t, g.hold(at(200*time.Millisecond)), "the burst allowance (0.2 CPU-s) still covers it")
 	// 0.2 - 0.05 + 0.02 (refilled in 200 ms) - 0.3 = 0.13 CPU-s, but debt
@@ -40,7 +41,7 @@ func TestGovernor(t *testing.T) {
 	g.charge(at(1700*time.Millisecond), time.Second, 10000)
 	require.NotZero(t, g.hold(at(1700*time.Millisecond)))
 	for i := range 10 {
-		g.sample(at(2*time.Second+time.Duration(i)*100*time.Millisecond), 2000+uint64(i), 0, 0)
+		g.sample(at(2*time.Second+time.Duration(i)*100*time.Millisecond), 2000+uint64(i), 0, 0, -1)
 	}
 	require.False(t, g.busy)
 	require.Zero(t, g.hold(at(3*time.Second)), "quiet: drain at full speed")
@@ -49,26 +50,26 @@ func TestGovernor(t *testing.T) {
 
 	// Busy again, but past a deferral limit: full speed too.
 	for i := range 5 {
-		g.sample(at(3*time.Second+time.Duration(i)*100*time.Millisecond), 3000+uint64(i)*1000, 0, 0)
+		g.sample(at(3*time.Second+time.Duration(i)*100*time.Millisecond), 3000+uint64(i)*1000, 0, 0, -1)
 	}
 	require.True(t, g.busy)
 	g.charge(at(3500*time.Millisecond), 300*time.Millisecond, 3000)
 	require.NotZero(t, g.hold(at(3500*time.Millisecond)))
-	g.sample(at(3600*time.Millisecond), 8000, 2<<20, 0)
+	g.sample(at(3600*time.Millisecond), 8000, 2<<20, 0, -1)
 	limited, hits := g.atLimit()
 	require.True(t, limited)
 	require.EqualValues(t, 1, hits)
 	require.Zero(t, g.hold(at(3600*time.Millisecond)), "outbox past DeferMaxBytes")
-	g.sample(at(3700*time.Millisecond), 9000, 0, 2*time.Minute)
+	g.sample(at(3700*time.Millisecond), 9000, 0, 2*time.Minute, -1)
 	require.Zero(t, g.hold(at(3700*time.Millisecond)), "lag past DeferMaxAge")
-	g.sample(at(3800*time.Millisecond), 10000, 0, 0)
+	g.sample(at(3800*time.Millisecond), 10000, 0, 0, -1)
 	require.NotZero(t, g.hold(at(3800*time.Millisecond)), "back under the limits")
 
-	off := newGovernor(-1, 0, 0, t0)
+	off := newGovernor(-1, 0, 0, 0.5, t0)
 	off.charge(t0, time.Hour, 1)
 	require.Zero(t, off.hold(t0), "a negative budget never defers")
-	offLimits := newGovernor(-1, 1<<20, time.Minute, t0)
-	offLimits.sample(at(time.Second), 1000, 2<<20, 2*time.Minute)
+	offLimits := newGovernor(-1, 1<<20, time.Minute, 0.5, t0)
+	offLimits.sample(at(time.Second), 1000, 2<<20, 2*time.Minute, -1)
 	limited, hits = offLimits.atLimit()
 	require.False(t, limited, "no deferral, so no deferral limit reached")
 	require.Zero(t, hits)
@@ -122,6 +123,11 @@ func deferralPipeline(t *testing.T, sink *cpuSink, opts Options) *Pipeline {
 	opts.QueueSize, opts.OverflowSize = 1<<16, 1<<16
 	opts.BatchSize, opts.FlushInterval = 100, 100*time.Millisecond
 	opts.ReplayMinBackoff, opts.ReplayMaxBackoff = 10*time.Millisecond, 100*time.Millisecond
+	if opts.BusyCPUShare == 0 {
+		// The sink's CPU is simulated and the test process is idle, so the
+		// rate alone decides (TestGovernorBusyNeedsCPU covers the CPU test).
+		opts.BusyCPUShare = -1
+	}
 	p, err := NewPipeline(opts)
 	require.NoError(t, err)
 	p.measure = sink.measure
@@ -265,4 +271,62 @@ func TestPipelineNoDeferralUnderLightLoad(t *testing.T) {
 		require.Equal(t, n, sink.count())
 		require.NoError(t, p.Close(context.Background()))
 	})
+}
+
+// The budget applies only while the process is using its CPUs: with the
+// same stream of events, a process with CPU to spare writes at full speed,
+// and the sink's own CPU never counts towards the process being busy.
+func TestGovernorBusyNeedsCPU(t *testing.T) {
+	t0 := time.Unix(1_800_000_000, 0)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	procs := float64(runtime.GOMAXPROCS(0))
+	// cpuAt is a process CPU clock that has used share of every CPU.
+	var proc time.Duration
+	step := func(share float64) time.Duration {
+		proc += time.Duration(share * procs * float64(100*time.Millisecond))
+		return proc
+	}
+
+	g := newGovernor(0.02, 1<<30, time.Hour, 0.5, t0)
+	// 100 µs an event; 10k events/s would need a whole CPU, far more than
+	// half the budget.
+	g.charge(at(0), 50*time.Millisecond, 500)
+	n := uint64(0)
+	for i := range 10 {
+		n += 1000
+		g.sample(at(time.Duration(i+1)*100*time.Millisecond), n, 0, 0, step(0.1))
+	}
+	require.False(t, g.busy, "10% of the CPUs in use: CPU to spare")
+	g.charge(at(time.Second), 2*time.Second, 20000)
+	require.Zero(t, g.hold(at(time.Second)), "not busy: full speed")
+
+	// The sink itself takes 80% of the CPUs: still not busy.
+	for i := range 10 {
+		n += 1000
+		g.charge(at(time.Second+time.Duration(i)*100*time.Millisecond), time.Duration(0.8*procs*float64(100*time.Millisecond)), 1000)
+		g.sample(at(time.Second+time.Duration(i+1)*100*time.Millisecond), n, 0, 0, step(0.9))
+	}
+	require.False(t, g.busy, "the sink's own CPU does not make the process busy")
+
+	// The data plane takes 70%: busy, and the budget holds the sink back.
+	for i := range 10 {
+		n += 1000
+		g.sample(at(2*time.Second+time.Duration(i+1)*100*time.Millisecond), n, 0, 0, step(0.7))
+	}
+	require.True(t, g.busy)
+	g.charge(at(3*time.Second), time.Second, 10000)
+	require.NotZero(t, g.hold(at(3*time.Second)))
+
+	// Unknown process CPU (off Linux): the rate alone decides, as before.
+	u := newGovernor(0.02, 1<<30, time.Hour, 0.5, t0)
+	u.charge(at(0), 50*time.Millisecond, 500)
+	u.sample(at(100*time.Millisecond), 1000, 0, 0, -1)
+	u.sample(at(200*time.Millisecond), 2000, 0, 0, -1)
+	require.True(t, u.busy)
+	// A negative busy share: any CPU use counts.
+	a := newGovernor(0.02, 1<<30, time.Hour, -1, t0)
+	a.charge(at(0), 50*time.Millisecond, 500)
+	a.sample(at(100*time.Millisecond), 1000, 0, 0, 0)
+	a.sample(at(200*time.Millisecond), 2000, 0, 0, 0)
+	require.True(t, a.busy)
 }

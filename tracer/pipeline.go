@@ -30,10 +30,15 @@ type Options struct {
 	ReplayMaxBackoff time.Duration // longest wait between replay attempts; 30s
 
 	// IngestBudget is the share of one CPU the sink may use while the data
-	// plane is busy (see governor): 0.05; negative: never defer, write each
+	// plane is busy (see governor): 0.02; negative: never defer, write each
 	// batch as soon as it is full. Batches beyond the budget wait in the
 	// outbox and are replayed when the data plane is quiet.
 	IngestBudget float64
+	// BusyCPUShare is the share of GOMAXPROCS the process's CPU outside the
+	// sink must reach before the budget applies: below it there is CPU to
+	// spare and the sink writes at full speed. 0.5; negative: the budget
+	// applies whatever the process's CPU (the arrival rate alone decides).
+	BusyCPUShare float64
 	// DeferMaxBytes and DeferMaxAge end deferral: once the outbox holds more
 	// than DeferMaxBytes, or its oldest event is older than DeferMaxAge, the
 	// sink runs at full speed whatever the data plane is doing. 256 MiB
@@ -70,7 +75,10 @@ func (o *Options) defaults() error {
 		o.MaxOutboxBytes = 1 << 30
 	}
 	if o.IngestBudget == 0 {
-		o.IngestBudget = 0.05
+		o.IngestBudget = 0.02
+	}
+	if o.BusyCPUShare == 0 {
+		o.BusyCPUShare = 0.5
 	}
 	if o.DeferMaxBytes <= 0 {
 		o.DeferMaxBytes = 256 << 20
@@ -186,6 +194,7 @@ type Pipeline struct {
 	gov       *governor
 	now       func() time.Time
 	measure   func(func()) time.Duration // CPU time of a sink write
+	procCPU   func() time.Duration       // the process's CPU time so far; < 0: unknown
 	deferring atomic.Bool                // the outbox holds batches parked by the budget, not by a failure
 	draining  atomic.Bool                // Close is draining deferred batches: no budget
 	stalls    atomic.Uint64              // replay passes stopped by a sink that did not take a record
@@ -226,8 +235,9 @@ func NewPipeline(opts Options) (*Pipeline, error) {
 		stopReplay: make(chan struct{}),
 		now:        time.Now,
 		measure:    measureCPU,
+		procCPU:    processCPU,
 	}
-	p.gov = newGovernor(opts.IngestBudget, opts.DeferMaxBytes, opts.DeferMaxAge, p.now())
+	p.gov = newGovernor(opts.IngestBudget, opts.DeferMaxBytes, opts.DeferMaxAge, opts.BusyCPUShare, p.now())
 	if opts.Registerer != nil {
 		if err := p.register(opts.Registerer); err != nil {
 			cancel()
@@ -511,7 +521,7 @@ func (p *Pipeline) sinkWrite(ctx context.Context, events []Event) error {
 func (p *Pipeline) sampleLoad() {
 	now := p.now()
 	bytes, _ := p.ob.size()
-	p.gov.sample(now, p.c.recorded.Load(), bytes, p.lag(now))
+	p.gov.sample(now, p.c.recorded.Load(), bytes, p.lag(now), p.procCPU())
 }
 
 // lag is the age of the oldest event waiting in the outbox.

@@ -74,6 +74,7 @@ func (a *App) startTrace(ctx context.Context) error {
 		Dir:              filepath.Join(dir, "outbox"),
 		QueueSize:        cfg.QueueSize,
 		IngestBudget:     budget,
+		BusyCPUShare:     cfg.IngestBusyCPU,
 		DeferMaxBytes:    int64(cfg.DeferMaxBytes),
 		DeferMaxAge:      cfg.DeferMaxAge,
 		MaxOutboxBytes:   int64(cfg.OutboxMaxBytes),

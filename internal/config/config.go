@@ -154,6 +154,11 @@ type Trace struct {
 	// the data plane is busy; the rest waits in the outbox until produce is
 	// quiet (ADR 020). 0 turns deferral off.
 	IngestBudget float64 `yaml:"ingestBudget"`
+	// IngestBusyCPU is the share of the process's CPUs (GOMAXPROCS) its
+	// work outside the trace store must use before IngestBudget applies:
+	// below it there is CPU to spare and the store is written at once.
+	// Negative: the budget applies whatever the CPU use.
+	IngestBusyCPU float64 `yaml:"ingestBusyCPU"`
 	// DeferMaxBytes and DeferMaxAge end deferral: past either, the store is
 	// written at full speed whatever the load. DeferMaxBytes 0 is derived:
 	// min(256MiB, OutboxMaxBytes/4), as the pipeline does.
@@ -310,7 +315,8 @@ func Default() Config {
 			Store:            "sqlite",
 			Retention:        7 * 24 * time.Hour,
 			QueueSize:        16384,
-			IngestBudget:     0.05,
+			IngestBudget:     0.02,
+			IngestBusyCPU:    0.5,
 			DeferMaxAge:      5 * time.Minute,
 			OutboxMaxBytes:   1 * GiB,
 			ReplayMinBackoff: 500 * time.Millisecond,
@@ -419,6 +425,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Trace.IngestBudget < 0 || c.Trace.IngestBudget > 1 {
 		bad("trace.ingestBudget must be between 0 (no deferral) and 1 (a whole CPU), got %g", c.Trace.IngestBudget)
+	}
+	if c.Trace.IngestBusyCPU == 0 || c.Trace.IngestBusyCPU > 1 {
+		bad("trace.ingestBusyCPU must be a share of the CPUs up to 1, or negative for any CPU use, got %g", c.Trace.IngestBusyCPU)
 	}
 	positive("trace.deferMaxAge", c.Trace.DeferMaxAge)
 	if c.Trace.OutboxMaxBytes < 1*MiB {

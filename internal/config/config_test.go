@@ -117,6 +117,7 @@ func TestInvalid(t *testing.T) {
 		"burst without rate":    {"apps: [{name: a, tokenSHA256: " + hash + ", rateLimit: {burst: 5}}]", "burst is set"},
 		"defer over outbox":     {"trace: {outboxMaxBytes: 64MiB, deferMaxBytes: 64MiB}", "trace.deferMaxBytes"},
 		"ingest budget":         {"trace: {ingestBudget: 1.5}", "trace.ingestBudget"},
+		"ingest busy cpu":       {"trace: {ingestBusyCPU: 0}", "trace.ingestBusyCPU"},
 		"scan messages":         {"consume: {backlogScanMessages: 0}", "consume.backlogScanMessages"},
 		"scan entries":          {"consume: {backlogScanEntries: -1}", "consume.backlogScanEntries"},
 		"scan time":             {"consume: {backlogScanTime: 0s}", "consume.backlogScanTime"},
