@@ -13,10 +13,11 @@ import (
 // can go negative (by at most one second of budget, and only while busy). While the data plane is busy and the balance is
 // negative, the writer parks new batches in the outbox and the replayer
 // waits. The data plane counts as busy while the events arriving would, at
-// the sink's recent cost per event, need more than half the budget, and the
-// process's CPU outside the sink is at least busyShare of GOMAXPROCS: then
-// writing them all at once would eat into the CPU the data plane is using.
-// Otherwise (few events, or CPU to spare) the outbox drains at full speed.
+// the sink's recent cost per event, need more than half the budget, and
+// the process's CPU outside the sink plus what the sink would need to keep
+// up comes to at least busyShare of GOMAXPROCS: then writing them all at
+// once would compete with the data plane for the CPUs. Otherwise (few
+// events, or CPUs to spare) the outbox drains at full speed.
 //
 // Deferral has limits: once the outbox holds more than maxBytes, or its
 // oldest event is older than maxAge, the governor stops holding anything
@@ -28,7 +29,7 @@ type governor struct {
 	budget    float64 // CPU-seconds per second; <= 0: never defer
 	maxBytes  int64
 	maxAge    time.Duration
-	busyShare float64 // data-plane CPU / GOMAXPROCS that counts as busy; <= 0: any
+	busyShare float64 // (data-plane CPU + sink demand) / GOMAXPROCS that counts as busy; <= 0: any
 
 	mu           sync.Mutex
 	tokens       float64 // CPU-seconds; negative is debt
@@ -89,8 +90,10 @@ func (g *governor) sample(now time.Time, recorded uint64, outboxBytes int64, lag
 			g.lastProc = -1
 		}
 	}
-	contended := g.busyShare <= 0 || g.lastProc < 0 || g.share >= g.busyShare
-	g.busy = contended && g.rate*g.costPerEvent > g.budget/2
+	demand := g.rate * g.costPerEvent // CPUs the sink needs to keep up
+	contended := g.busyShare <= 0 || g.lastProc < 0 ||
+		g.share+demand/float64(runtime.GOMAXPROCS(0)) >= g.busyShare
+	g.busy = contended && demand > g.budget/2
 	// Without a budget nothing is deferred, so no deferral limit applies
 	// (the outbox may still grow while the sink is down).
 	limited := g.enabled() &&

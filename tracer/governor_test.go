@@ -273,60 +273,63 @@ func TestPipelineNoDeferralUnderLightLoad(t *testing.T) {
 	})
 }
 
-// The budget applies only while the process is using its CPUs: with the
-// same stream of events, a process with CPU to spare writes at full speed,
-// and the sink's own CPU never counts towards the process being busy.
+// The budget applies only while the CPUs are in use: with the same stream
+// of events, a process with CPUs to spare writes at full speed, and the
+// sink's own CPU never counts towards the process being busy.
 func TestGovernorBusyNeedsCPU(t *testing.T) {
 	t0 := time.Unix(1_800_000_000, 0)
 	at := func(d time.Duration) time.Time { return t0.Add(d) }
 	procs := float64(runtime.GOMAXPROCS(0))
-	// cpuAt is a process CPU clock that has used share of every CPU.
+	// A process CPU clock that used share of every CPU in each 100 ms step.
 	var proc time.Duration
 	step := func(share float64) time.Duration {
 		proc += time.Duration(share * procs * float64(100*time.Millisecond))
 		return proc
 	}
+	// 100 µs an event and 2000 x GOMAXPROCS events/s: the sink would need
+	// a fifth of the CPUs to keep up, far more than half the budget.
+	perStep := uint64(200 * procs)
+	const cost = 100 * time.Microsecond
 
-	g := newGovernor(0.02, 1<<30, time.Hour, 0.5, t0)
-	// 100 µs an event; 10k events/s would need a whole CPU, far more than
-	// half the budget.
-	g.charge(at(0), 50*time.Millisecond, 500)
+	g := newGovernor(0.02, 1<<30, time.Hour, 0.7, t0)
+	g.charge(at(0), 500*cost, 500)
 	n := uint64(0)
 	for i := range 10 {
-		n += 1000
+		n += perStep
 		g.sample(at(time.Duration(i+1)*100*time.Millisecond), n, 0, 0, step(0.1))
 	}
-	require.False(t, g.busy, "10% of the CPUs in use: CPU to spare")
+	require.False(t, g.busy, "10% of the CPUs in use plus 20% for the sink: CPUs to spare")
 	g.charge(at(time.Second), 2*time.Second, 20000)
 	require.Zero(t, g.hold(at(time.Second)), "not busy: full speed")
 
 	// The sink itself takes 80% of the CPUs: still not busy.
 	for i := range 10 {
-		n += 1000
-		g.charge(at(time.Second+time.Duration(i)*100*time.Millisecond), time.Duration(0.8*procs*float64(100*time.Millisecond)), 1000)
+		n += perStep
+		g.charge(at(time.Second+time.Duration(i)*100*time.Millisecond), time.Duration(0.8*procs*float64(100*time.Millisecond)), int(0.8*procs*1000))
 		g.sample(at(time.Second+time.Duration(i+1)*100*time.Millisecond), n, 0, 0, step(0.9))
 	}
 	require.False(t, g.busy, "the sink's own CPU does not make the process busy")
 
-	// The data plane takes 70%: busy, and the budget holds the sink back.
+	// The data plane takes 60%, the sink would need 20% more: busy, and
+	// the budget holds the sink back.
 	for i := range 10 {
-		n += 1000
-		g.sample(at(2*time.Second+time.Duration(i+1)*100*time.Millisecond), n, 0, 0, step(0.7))
+		n += perStep
+		g.sample(at(2*time.Second+time.Duration(i+1)*100*time.Millisecond), n, 0, 0, step(0.6))
 	}
 	require.True(t, g.busy)
 	g.charge(at(3*time.Second), time.Second, 10000)
 	require.NotZero(t, g.hold(at(3*time.Second)))
 
 	// Unknown process CPU (off Linux): the rate alone decides, as before.
-	u := newGovernor(0.02, 1<<30, time.Hour, 0.5, t0)
-	u.charge(at(0), 50*time.Millisecond, 500)
-	u.sample(at(100*time.Millisecond), 1000, 0, 0, -1)
-	u.sample(at(200*time.Millisecond), 2000, 0, 0, -1)
+	u := newGovernor(0.02, 1<<30, time.Hour, 0.7, t0)
+	u.charge(at(0), 500*cost, 500)
+	u.sample(at(100*time.Millisecond), perStep, 0, 0, -1)
+	u.sample(at(200*time.Millisecond), 2*perStep, 0, 0, -1)
 	require.True(t, u.busy)
 	// A negative busy share: any CPU use counts.
 	a := newGovernor(0.02, 1<<30, time.Hour, -1, t0)
-	a.charge(at(0), 50*time.Millisecond, 500)
-	a.sample(at(100*time.Millisecond), 1000, 0, 0, 0)
-	a.sample(at(200*time.Millisecond), 2000, 0, 0, 0)
+	a.charge(at(0), 500*cost, 500)
+	a.sample(at(100*time.Millisecond), perStep, 0, 0, 0)
+	a.sample(at(200*time.Millisecond), 2*perStep, 0, 0, 0)
 	require.True(t, a.busy)
 }

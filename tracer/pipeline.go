@@ -34,10 +34,11 @@ type Options struct {
 	// batch as soon as it is full. Batches beyond the budget wait in the
 	// outbox and are replayed when the data plane is quiet.
 	IngestBudget float64
-	// BusyCPUShare is the share of GOMAXPROCS the process's CPU outside the
-	// sink must reach before the budget applies: below it there is CPU to
-	// spare and the sink writes at full speed. 0.5; negative: the budget
-	// applies whatever the process's CPU (the arrival rate alone decides).
+	// BusyCPUShare is the share of GOMAXPROCS that the process's CPU
+	// outside the sink, plus the CPU the sink needs to keep up, must reach
+	// before the budget applies: below it there are CPUs to spare and the
+	// sink writes at full speed. 0.7; negative: the budget applies whatever
+	// the process's CPU (the arrival rate alone decides).
 	BusyCPUShare float64
 	// DeferMaxBytes and DeferMaxAge end deferral: once the outbox holds more
 	// than DeferMaxBytes, or its oldest event is older than DeferMaxAge, the
@@ -78,7 +79,7 @@ func (o *Options) defaults() error {
 		o.IngestBudget = 0.02
 	}
 	if o.BusyCPUShare == 0 {
-		o.BusyCPUShare = 0.5
+		o.BusyCPUShare = 0.7
 	}
 	if o.DeferMaxBytes <= 0 {
 		o.DeferMaxBytes = 256 << 20

@@ -154,10 +154,11 @@ type Trace struct {
 	// the data plane is busy; the rest waits in the outbox until produce is
 	// quiet (ADR 020). 0 turns deferral off.
 	IngestBudget float64 `yaml:"ingestBudget"`
-	// IngestBusyCPU is the share of the process's CPUs (GOMAXPROCS) its
-	// work outside the trace store must use before IngestBudget applies:
-	// below it there is CPU to spare and the store is written at once.
-	// Negative: the budget applies whatever the CPU use.
+	// IngestBusyCPU is the share of the process's CPUs (GOMAXPROCS) that
+	// its work outside the trace store, plus what the store needs to keep
+	// up, must reach before IngestBudget applies: below it there are CPUs
+	// to spare and the store is written at once. Negative: the budget
+	// applies whatever the CPU use.
 	IngestBusyCPU float64 `yaml:"ingestBusyCPU"`
 	// DeferMaxBytes and DeferMaxAge end deferral: past either, the store is
 	// written at full speed whatever the load. DeferMaxBytes 0 is derived:
@@ -316,7 +317,7 @@ func Default() Config {
 			Retention:        7 * 24 * time.Hour,
 			QueueSize:        16384,
 			IngestBudget:     0.02,
-			IngestBusyCPU:    0.5,
+			IngestBusyCPU:    0.7,
 			DeferMaxAge:      5 * time.Minute,
 			OutboxMaxBytes:   1 * GiB,
 			ReplayMinBackoff: 500 * time.Millisecond,

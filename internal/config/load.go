@@ -171,7 +171,7 @@ func bind(c *Config) []Setting {
 	add("trace.retention", "events older than this are deleted (checked hourly)", &c.Trace.Retention)
 	add("trace.queueSize", "events buffered between the data plane and the trace writer; beyond it they spill to <dataDir>/trace/outbox", &c.Trace.QueueSize)
 	add("trace.ingestBudget", "share of one CPU the trace store may use while produce is busy; the rest waits in <dataDir>/trace/outbox until it is quiet (0: write at once)", &c.Trace.IngestBudget)
-	add("trace.ingestBusyCPU", "share of the sidecar's CPUs (GOMAXPROCS) its work outside the trace store must use before trace.ingestBudget applies (negative: at any CPU use)", &c.Trace.IngestBusyCPU)
+	add("trace.ingestBusyCPU", "share of the sidecar's CPUs (GOMAXPROCS) that its work outside the trace store, plus what the store needs to keep up, must reach before trace.ingestBudget applies (negative: at any CPU use)", &c.Trace.IngestBusyCPU)
 	add("trace.deferMaxBytes", "outbox size past which trace events are no longer deferred: the store is written at full speed", &c.Trace.DeferMaxBytes)
 	add("trace.deferMaxAge", "age of the oldest waiting trace event past which nothing is deferred any more", &c.Trace.DeferMaxAge)
 	add("trace.outboxMaxBytes", "cap of <dataDir>/trace/outbox; beyond it trace events are lost and counted", &c.Trace.OutboxMaxBytes)
