@@ -74,8 +74,11 @@ func (g *governor) sample(now time.Time, recorded uint64, outboxBytes int64, lag
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if dt := now.Sub(g.lastSample).Seconds(); dt >= 0.05 {
+		// Both averages rise at once and fall smoothly: when load starts,
+		// the sink is held back from the first sample instead of writing
+		// at full speed while the averages catch up.
 		r := float64(recorded-g.lastCount) / dt
-		g.rate = 0.5*g.rate + 0.5*r
+		g.rate = max(r, 0.5*g.rate+0.5*r)
 		g.lastCount, g.lastSample = recorded, now
 		if procCPU >= 0 {
 			if g.lastProc >= 0 {
@@ -83,7 +86,7 @@ func (g *governor) sample(now time.Time, recorded uint64, outboxBytes int64, lag
 				// must not make the process look busy and throttle itself.
 				data := (procCPU - g.lastProc) - (g.sinkCPU - g.lastSink)
 				s := max(data.Seconds(), 0) / dt / float64(runtime.GOMAXPROCS(0))
-				g.share = 0.5*g.share + 0.5*s
+				g.share = max(s, 0.5*g.share+0.5*s)
 			}
 			g.lastProc, g.lastSink = procCPU, g.sinkCPU
 		} else {
