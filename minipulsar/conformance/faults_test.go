@@ -127,7 +127,7 @@ func TestFaultDropConnections(t *testing.T) {
 // redelivering nothing that was acknowledged.
 //
 // Two behaviours of pulsar-client-go v0.19.0 around an unload shape this
-// test; both were seen in CI-like runs (2 busy cores, -race) and both
+// test; both were seen under -race with busy loops on both cores, and both
 // happen against a real Pulsar too, whose broker answers as minipulsar does:
 //
 //   - A message sent while the producer re-registers can be written twice:
