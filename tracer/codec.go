@@ -11,27 +11,52 @@ import (
 // The outbox keeps batches of events as records:
 //
 //	record  = length:uint32le  crc:uint32le  payload[length]
-//	payload = version:byte(1)  count:uvarint  event*count
-//	event   = ID Type UID MessageID Topic Key App ClientIP Node Cluster
-//	          Subscription Consumer Error   (each a string)
-//	          time:varint (Unix nanoseconds, 0 for the zero time)
-//	          latency:varint (nanoseconds)  attempt:varint
-//	          tags:uvarint string*tags
-//	          props:uvarint (key string, value string)*props
-//	string  = length:uvarint  bytes
+//	payload = version:byte  count:uvarint  event*count
 //
 // crc is CRC-32C (Castagnoli) of payload. A record is written with one
 // write call; a torn record at the end of a segment (a crash mid-write) is
 // detected by its length or checksum.
+//
+// Version 2 (written since 2026-11-21; half the bytes of version 1 for the
+// events of a busy producer, whose topic, app, client, node and cluster
+// repeat from event to event):
+//
+//	event   = ID Type UID MessageID Topic Key App ClientIP Node Cluster
+//	          Subscription Consumer Error   (each a ref)
+//	          time:varint (Unix nanoseconds minus the previous event's, 0
+//	                       standing for the zero time, the first event's
+//	                       previous being 0)
+//	          latency:varint (nanoseconds)  attempt:varint
+//	          tags:uvarint ref*tags
+//	          props:uvarint (key ref, value ref)*props
+//	ref     = 0            the field's most recent value in this record
+//	        | 1            the field's value before that
+//	        | n+2:uvarint  followed by n bytes, a new value
+//
+// "Field" is one of the 13 string fields, the tags (one history for all
+// tags), property keys or property values; both values start as "" at the
+// start of each record, and each new or second-most-recent value becomes
+// the most recent, the old most recent moving to second.
+//
+// Version 1 (still read, for outboxes left by older releases):
+//
+//	event   = the 13 string fields as strings, time:varint (Unix
+//	          nanoseconds, 0 for the zero time), latency:varint,
+//	          attempt:varint, tags:uvarint string*tags,
+//	          props:uvarint (key string, value string)*props
+//	string  = length:uvarint  bytes
 
 const (
 	recordHeaderLen = 8
-	codecVersion    = 1
+	codecV1         = 1
+	codecV2         = 2
+	codecVersion    = codecV2 // what appendRecord writes
 	// maxRecordLen bounds a record's payload, so a corrupt length cannot make
 	// the reader allocate without limit.
 	maxRecordLen = 64 << 20
-	// minEventLen is the smallest encoding of one event (13 empty strings and
-	// five one-byte numbers); it bounds count against the payload length.
+	// minEventLen is the smallest encoding of one event in either version
+	// (13 one-byte strings or refs and five one-byte numbers); it bounds
+	// count against the payload length.
 	minEventLen = 18
 )
 
@@ -63,34 +88,65 @@ func putHeader(h, payload []byte) {
 func appendPayload(dst []byte, events []Event) []byte {
 	dst = append(dst, codecVersion)
 	dst = binary.AppendUvarint(dst, uint64(len(events)))
+	var h history
+	var prev int64
 	for i := range events {
 		ev := &events[i]
-		for _, s := range [...]string{ev.ID, string(ev.Type), ev.UID, ev.MessageID, ev.Topic, ev.Key, ev.App,
-			ev.ClientIP, ev.Node, ev.Cluster, ev.Subscription, ev.Consumer, ev.Error} {
-			dst = appendString(dst, s)
-		}
+		f := &h.fields
+		dst = f[0].append(dst, ev.ID)
+		dst = f[1].append(dst, string(ev.Type))
+		dst = f[2].append(dst, ev.UID)
+		dst = f[3].append(dst, ev.MessageID)
+		dst = f[4].append(dst, ev.Topic)
+		dst = f[5].append(dst, ev.Key)
+		dst = f[6].append(dst, ev.App)
+		dst = f[7].append(dst, ev.ClientIP)
+		dst = f[8].append(dst, ev.Node)
+		dst = f[9].append(dst, ev.Cluster)
+		dst = f[10].append(dst, ev.Subscription)
+		dst = f[11].append(dst, ev.Consumer)
+		dst = f[12].append(dst, ev.Error)
 		var ns int64
 		if !ev.Time.IsZero() {
 			ns = ev.Time.UnixNano()
 		}
-		dst = binary.AppendVarint(dst, ns)
+		dst = binary.AppendVarint(dst, ns-prev) // wraps, and unwraps on decode
+		prev = ns
 		dst = binary.AppendVarint(dst, int64(ev.Latency))
 		dst = binary.AppendVarint(dst, int64(ev.Attempt))
 		dst = binary.AppendUvarint(dst, uint64(len(ev.Tags)))
 		for _, t := range ev.Tags {
-			dst = appendString(dst, t)
+			dst = h.tags.append(dst, t)
 		}
 		dst = binary.AppendUvarint(dst, uint64(len(ev.Properties)))
 		for k, v := range ev.Properties {
-			dst = appendString(dst, k)
-			dst = appendString(dst, v)
+			dst = h.propKeys.append(dst, k)
+			dst = h.propValues.append(dst, v)
 		}
 	}
 	return dst
 }
 
-func appendString(dst []byte, s string) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(s)))
+// history is what the version 2 refs of one record refer to.
+type history struct {
+	fields                     [13]recent
+	tags, propKeys, propValues recent
+}
+
+// recent is one field's two most recent distinct values.
+type recent struct{ a, b string }
+
+// append writes s as a ref and makes it the most recent value.
+func (r *recent) append(dst []byte, s string) []byte {
+	switch s {
+	case r.a:
+		return append(dst, 0)
+	case r.b:
+		r.a, r.b = s, r.a
+		return append(dst, 1)
+	}
+	r.a, r.b = s, r.a
+	dst = binary.AppendUvarint(dst, uint64(len(s))+2)
 	return append(dst, s...)
 }
 
@@ -140,7 +196,8 @@ func decodeRecordInto(dst []Event, b []byte) ([]Event, int, error) {
 // allocation.
 func decodePayload(dst []Event, payload []byte) ([]Event, error) {
 	d := decoder{buf: string(payload)}
-	if v := d.byte(); v != codecVersion {
+	v := d.byte()
+	if v != codecV1 && v != codecV2 {
 		return nil, fmt.Errorf("%w: version %d", errBadPayload, v)
 	}
 	count := d.uvarint()
@@ -154,23 +211,33 @@ func decodePayload(dst []Event, payload []byte) ([]Event, error) {
 	} else {
 		events = make([]Event, count)
 	}
+	d.refs = v == codecV2
+	var h history
 	var tags []string
+	var prev int64
 	for i := range events {
 		ev := &events[i]
-		ev.ID = d.string()
-		ev.Type = Type(d.string())
-		ev.UID = d.string()
-		ev.MessageID = d.string()
-		ev.Topic = d.string()
-		ev.Key = d.string()
-		ev.App = d.string()
-		ev.ClientIP = d.string()
-		ev.Node = d.string()
-		ev.Cluster = d.string()
-		ev.Subscription = d.string()
-		ev.Consumer = d.string()
-		ev.Error = d.string()
-		if ns := d.varint(); ns != 0 {
+		f := &h.fields
+		str := d.field
+		ev.ID = str(&f[0])
+		ev.Type = Type(str(&f[1]))
+		ev.UID = str(&f[2])
+		ev.MessageID = str(&f[3])
+		ev.Topic = str(&f[4])
+		ev.Key = str(&f[5])
+		ev.App = str(&f[6])
+		ev.ClientIP = str(&f[7])
+		ev.Node = str(&f[8])
+		ev.Cluster = str(&f[9])
+		ev.Subscription = str(&f[10])
+		ev.Consumer = str(&f[11])
+		ev.Error = str(&f[12])
+		ns := d.varint()
+		if d.refs {
+			ns += prev // wraps back what the encoder wrapped
+			prev = ns
+		}
+		if ns != 0 {
 			ev.Time = time.Unix(0, ns).UTC()
 		}
 		ev.Latency = time.Duration(d.varint())
@@ -186,14 +253,14 @@ func decodePayload(dst []Event, payload []byte) ([]Event, error) {
 			tags = tags[:at+n]
 			ev.Tags = tags[at : at+n : at+n]
 			for j := range ev.Tags {
-				ev.Tags[j] = d.string()
+				ev.Tags[j] = str(&h.tags)
 			}
 		}
 		if n := d.count(); n > 0 {
 			ev.Properties = make(map[string]string, n)
 			for range n {
-				k := d.string()
-				ev.Properties[k] = d.string()
+				k := str(&h.propKeys)
+				ev.Properties[k] = str(&h.propValues)
 			}
 		}
 		if d.err != nil {
@@ -208,9 +275,42 @@ func decodePayload(dst []Event, payload []byte) ([]Event, error) {
 
 // decoder reads the payload encoding; the first error sticks.
 type decoder struct {
-	buf string
-	off int
-	err error
+	buf  string
+	off  int
+	err  error
+	refs bool // strings are version 2's refs
+}
+
+// field reads one string: a ref into r in version 2, in full in version 1.
+func (d *decoder) field(r *recent) string {
+	if d.refs {
+		return d.ref(r)
+	}
+	return d.string()
+}
+
+// ref reads a version 2 ref and makes its value r's most recent.
+func (d *decoder) ref(r *recent) string {
+	n := d.uvarint()
+	if d.err != nil {
+		return ""
+	}
+	switch n {
+	case 0:
+		return r.a
+	case 1:
+		r.a, r.b = r.b, r.a
+		return r.a
+	}
+	n -= 2
+	if n > uint64(len(d.buf)-d.off) {
+		d.fail("string length")
+		return ""
+	}
+	s := d.buf[d.off : d.off+int(n)]
+	d.off += int(n)
+	r.a, r.b = s, r.a
+	return s
 }
 
 func (d *decoder) fail(what string) {
