@@ -121,7 +121,10 @@ func deferralPipeline(t *testing.T, sink *cpuSink, opts Options) *Pipeline {
 	t.Helper()
 	opts.Sink, opts.Dir, opts.Logger = sink, t.TempDir(), slog.New(slog.DiscardHandler)
 	opts.QueueSize, opts.OverflowSize = 1<<16, 1<<16
-	opts.BatchSize, opts.FlushInterval = 100, 100*time.Millisecond
+	opts.BatchSize = 100
+	if opts.FlushInterval == 0 {
+		opts.FlushInterval = 100 * time.Millisecond
+	}
 	opts.ReplayMinBackoff, opts.ReplayMaxBackoff = 10*time.Millisecond, 100*time.Millisecond
 	if opts.BusyCPUShare == 0 {
 		// The sink's CPU is simulated and the test process is idle, so the
@@ -252,6 +255,33 @@ func TestPipelineCloseDrainsPastARejectedEvent(t *testing.T) {
 		require.Equal(t, n-1, sink.count(), "%+v", st)
 		require.EqualValues(t, 1, st.Rejected)
 		require.Zero(t, st.OutboxBytes)
+	})
+}
+
+// TestPipelineHoldsABurstFromItsFirstBatch: a burst after a quiet spell is
+// held back from its first batch on, not only from the writer's next
+// flush tick: the load is sampled at every batch (at most every 50 ms), so
+// with a long flush interval a burst shorter than it is not written at full
+// speed. The first batch goes straight to the store (the bucket holds the
+// burst allowance), the rest wait in the outbox.
+func TestPipelineHoldsABurstFromItsFirstBatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sink := &cpuSink{perEvent: 100 * time.Microsecond, stored: map[string]bool{}}
+		p := deferralPipeline(t, sink, Options{IngestBudget: 0.001, FlushInterval: time.Second})
+		p.Record(Event{Type: Accepted, UID: "first", Time: time.Now()}) // the store's cost becomes known
+		time.Sleep(1600 * time.Millisecond)                             // 600 ms after a tick
+		synctest.Wait()
+		require.Equal(t, 1, sink.count())
+		n := 0
+		busyFor(p, 10_000, 300*time.Millisecond, &n) // 30 batches, all before the next tick
+		st := p.Stats()
+		require.EqualValues(t, n+1, st.Recorded)
+		require.GreaterOrEqual(t, st.Deferred, uint64(n-100), "at most the first batch is written: %+v", st)
+
+		time.Sleep(3 * time.Second) // quiet again: the outbox drains
+		synctest.Wait()
+		require.Equal(t, n+1, sink.count(), "%+v", p.Stats())
+		require.NoError(t, p.Close(context.Background()))
 	})
 }
 

@@ -30,7 +30,7 @@ type Options struct {
 	ReplayMaxBackoff time.Duration // longest wait between replay attempts; 30s
 
 	// IngestBudget is the share of one CPU the sink may use while the data
-	// plane is busy (see governor): 0.02; negative: never defer, write each
+	// plane is busy (see governor): 0.005; negative: never defer, write each
 	// batch as soon as it is full. Batches beyond the budget wait in the
 	// outbox and are replayed when the data plane is quiet.
 	IngestBudget float64
@@ -76,7 +76,7 @@ func (o *Options) defaults() error {
 		o.MaxOutboxBytes = 1 << 30
 	}
 	if o.IngestBudget == 0 {
-		o.IngestBudget = 0.02
+		o.IngestBudget = 0.005
 	}
 	if o.BusyCPUShare == 0 {
 		o.BusyCPUShare = 0.7
@@ -468,6 +468,13 @@ func (w *batcher) flush(ctx context.Context) {
 		return
 	}
 	p := w.p
+	if !w.final {
+		// Sample at every batch, not only at the flush tick: a burst after
+		// a quiet spell is then held back from its first batches instead
+		// of being written at full speed until the next tick (the
+		// governor's averages move at most every 50 ms).
+		p.sampleLoad()
+	}
 	pending := p.ob.pending()
 	if !pending {
 		p.deferring.Store(false)

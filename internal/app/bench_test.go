@@ -279,6 +279,9 @@ func BenchmarkProduceTracing(b *testing.B) {
 		start("off2", nil, WithRecorder(tracer.Nop{})),
 		start("sqlite", nil),
 		start("sqlite-nodefer", func(c *config.Config) { c.Trace.IngestBudget = 0 }),
+		// The default budget before 2026-11-21's last change, for a side
+		// by side comparison in one run.
+		start("sqlite-2pct", func(c *config.Config) { c.Trace.IngestBudget = 0.02 }),
 		start("es", func(c *config.Config) {
 			c.Trace.Store = "elasticsearch"
 			c.Trace.Elasticsearch.Addresses = fake.URL()

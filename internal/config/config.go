@@ -316,7 +316,7 @@ func Default() Config {
 			Store:            "sqlite",
 			Retention:        7 * 24 * time.Hour,
 			QueueSize:        16384,
-			IngestBudget:     0.02,
+			IngestBudget:     0.005,
 			IngestBusyCPU:    0.7,
 			DeferMaxAge:      5 * time.Minute,
 			OutboxMaxBytes:   1 * GiB,
