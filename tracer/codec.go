@@ -218,20 +218,19 @@ func decodePayload(dst []Event, payload []byte) ([]Event, error) {
 	for i := range events {
 		ev := &events[i]
 		f := &h.fields
-		str := d.field
-		ev.ID = str(&f[0])
-		ev.Type = Type(str(&f[1]))
-		ev.UID = str(&f[2])
-		ev.MessageID = str(&f[3])
-		ev.Topic = str(&f[4])
-		ev.Key = str(&f[5])
-		ev.App = str(&f[6])
-		ev.ClientIP = str(&f[7])
-		ev.Node = str(&f[8])
-		ev.Cluster = str(&f[9])
-		ev.Subscription = str(&f[10])
-		ev.Consumer = str(&f[11])
-		ev.Error = str(&f[12])
+		ev.ID = d.field(&f[0])
+		ev.Type = Type(d.field(&f[1]))
+		ev.UID = d.field(&f[2])
+		ev.MessageID = d.field(&f[3])
+		ev.Topic = d.field(&f[4])
+		ev.Key = d.field(&f[5])
+		ev.App = d.field(&f[6])
+		ev.ClientIP = d.field(&f[7])
+		ev.Node = d.field(&f[8])
+		ev.Cluster = d.field(&f[9])
+		ev.Subscription = d.field(&f[10])
+		ev.Consumer = d.field(&f[11])
+		ev.Error = d.field(&f[12])
 		ns := d.varint()
 		if d.refs {
 			ns += prev // wraps back what the encoder wrapped
@@ -253,14 +252,14 @@ func decodePayload(dst []Event, payload []byte) ([]Event, error) {
 			tags = tags[:at+n]
 			ev.Tags = tags[at : at+n : at+n]
 			for j := range ev.Tags {
-				ev.Tags[j] = str(&h.tags)
+				ev.Tags[j] = d.field(&h.tags)
 			}
 		}
 		if n := d.count(); n > 0 {
 			ev.Properties = make(map[string]string, n)
 			for range n {
-				k := str(&h.propKeys)
-				ev.Properties[k] = str(&h.propValues)
+				k := d.field(&h.propKeys)
+				ev.Properties[k] = d.field(&h.propValues)
 			}
 		}
 		if d.err != nil {
