@@ -31,7 +31,7 @@ def rounds(paths):
                 continue
             f = line.split()
             m = re.match(r"BenchmarkProduceTracing/([^/]+)/(\S+?)(-\d+)?$", f[0])
-            if not m or m.group(2) == "warmup":
+            if not m or m.group(2) == "warmup" or len(f) < 4:  # len: a result still running
                 continue
             vals = {f[i + 1]: float(f[i]) for i in range(2, len(f) - 1, 2)}
             cur.setdefault(m.group(2), {})[m.group(1)] = vals
