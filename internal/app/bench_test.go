@@ -286,6 +286,12 @@ func BenchmarkProduceTracing(b *testing.B) {
 			c.Trace.Store = "elasticsearch"
 			c.Trace.Elasticsearch.Addresses = fake.URL()
 		}),
+		// Elasticsearch down for the whole run (nothing listens at its
+		// address): every event goes to the outbox; none may be lost.
+		start("es-down", func(c *config.Config) {
+			c.Trace.Store = "elasticsearch"
+			c.Trace.Elasticsearch.Addresses = "http://" + unusedAddr(b)
+		}),
 	}
 	rounds := 3
 	if v, err := strconv.Atoi(os.Getenv("PSC_BENCH_ROUNDS")); err == nil && v > 0 {
@@ -311,6 +317,12 @@ func BenchmarkProduceTracing(b *testing.B) {
 				return
 			}
 			stLoad := a.pipeline.Stats()
+			if v.name == "es-down" {
+				st := waitTraceSpilled(b, a, 2*uint64(v.sent))
+				require.Zero(b, st.Written+st.Replayed, "the store is down: %+v", st)
+				b.ReportMetric(float64(st.OutboxBytes)/float64(st.Spilled), "outbox-B/event")
+				return
+			}
 			caughtUp := waitTraceStored(b, a, st0.Recorded+uint64(2*b.N))
 			st := a.pipeline.Stats()
 			require.Zero(b, st.Dropped(), "%+v", st)
@@ -358,6 +370,26 @@ func waitTraceStored(b *testing.B, a *App, want uint64) time.Duration {
 		}
 		if time.Now().After(deadline) {
 			b.Fatalf("trace store did not catch up in 5 minutes: %+v", st)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitTraceSpilled waits until want events are recorded and every one of
+// them is in the outbox (the store being down), with none dropped or lost,
+// and returns the pipeline's stats.
+func waitTraceSpilled(b *testing.B, a *App, want uint64) tracer.Stats {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		st := a.pipeline.Stats()
+		require.Zero(b, st.Dropped(), "%+v", st)
+		require.Zero(b, st.SpillFailed, "%+v", st)
+		require.LessOrEqual(b, st.Recorded, want, "%+v", st)
+		if st.Recorded == want && st.QueueLen == 0 && st.OverflowLen == 0 && st.Spilled == want {
+			return st
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("events did not reach the outbox in a minute: %+v", st)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

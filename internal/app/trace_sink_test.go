@@ -190,7 +190,7 @@ func pct(sorted []time.Duration, p int) time.Duration {
 }
 
 // unusedAddr returns a loopback address nothing listens on (yet).
-func unusedAddr(t *testing.T) string {
+func unusedAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
