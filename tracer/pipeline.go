@@ -408,8 +408,7 @@ func (p *Pipeline) runWriter() {
 			}
 			time.Sleep(writerLinger)
 		case <-tick.C:
-			p.sampleLoad()
-			w.flush(p.ctx)
+			w.flush(p.ctx) // samples the load even when the batch is empty
 			if d := p.c.droppedFull.Load(); d != loggedDrops {
 				p.log.Warn("trace events dropped: queue and overflow buffer full", "dropped", d-loggedDrops, "dropped_total", d)
 				loggedDrops = d
@@ -464,16 +463,16 @@ func (w *batcher) add(ctx context.Context, ev Event) {
 }
 
 func (w *batcher) flush(ctx context.Context) {
-	if len(w.batch) == 0 {
-		return
-	}
 	p := w.p
 	if !w.final {
-		// Sample at every batch, not only at the flush tick: a burst after
-		// a quiet spell is then held back from its first batches instead
-		// of being written at full speed until the next tick (the
-		// governor's averages move at most every 50 ms).
+		// Sampled at every batch and every flush tick: a burst after a
+		// quiet spell is then held back from its first batches instead of
+		// being written at full speed until the next tick (the governor's
+		// averages move at most every 50 ms); an idle tick lets them fall.
 		p.sampleLoad()
+	}
+	if len(w.batch) == 0 {
+		return
 	}
 	pending := p.ob.pending()
 	if !pending {
