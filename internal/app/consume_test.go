@@ -30,10 +30,7 @@ type receiveAnswer struct {
 func TestConsumeOverHTTPWithTrace(t *testing.T) {
 	h := startApp(t, nil)
 	path, _ := newTopic(t)
-	sub := "/v1/topics/" + path + "/subscriptions/pay-1001"
-
-	reg := h.do(http.MethodPut, sub, jsonHeader(), []byte(`{"tagFilter":"PAY_1001 || PAY_1002","initialPosition":"earliest"}`))
-	require.Equal(t, http.StatusCreated, reg.Status, reg.Raw)
+	sub := h.register(path, "pay-1001", `{"tagFilter":"PAY_1001 || PAY_1002","initialPosition":"earliest"}`)
 	bad := h.do(http.MethodPut, "/v1/topics/"+path+"/subscriptions/bad", jsonHeader(), []byte(`{"tagFilter":"PAY_1001 ||"}`))
 	require.Equal(t, http.StatusBadRequest, bad.Status, bad.Raw)
 	require.Equal(t, "INVALID_TAG_FILTER", bad.code())
@@ -111,9 +108,7 @@ func TestConsumeOverHTTPWithTrace(t *testing.T) {
 func TestTagBacklogOverHTTP(t *testing.T) {
 	h := startApp(t, nil)
 	path, _ := newTopic(t)
-	sub := "/v1/topics/" + path + "/subscriptions/codes"
-	reg := h.do(http.MethodPut, sub, jsonHeader(), []byte(`{"tagFilter":"PAY_1001 || PAY_1002","initialPosition":"earliest"}`))
-	require.Equal(t, http.StatusCreated, reg.Status, reg.Raw)
+	sub := h.register(path, "codes", `{"tagFilter":"PAY_1001 || PAY_1002","initialPosition":"earliest"}`)
 	res := h.produceJSON(path, `{"messages":[
 		{"payload":"a","tags":["PAY_1001"]},
 		{"payload":"b","tags":["PAY_2000"]},
@@ -166,9 +161,7 @@ func TestTagBacklogOverHTTP(t *testing.T) {
 func TestTagBacklogScanLimitFromConfig(t *testing.T) {
 	h := startApp(t, func(c *config.Config) { c.Consume.BacklogScanMessages = 2 })
 	path, _ := newTopic(t)
-	sub := "/v1/topics/" + path + "/subscriptions/codes"
-	reg := h.do(http.MethodPut, sub, jsonHeader(), []byte(`{"tagFilter":"PAY_1001","initialPosition":"earliest"}`))
-	require.Equal(t, http.StatusCreated, reg.Status, reg.Raw)
+	sub := h.register(path, "codes", `{"tagFilter":"PAY_1001","initialPosition":"earliest"}`)
 	for range 5 { // one request each: one broker entry each
 		res := h.produceJSON(path, `{"messages":[{"payload":"a","tags":["PAY_1001"]}]}`)
 		require.Equal(t, http.StatusOK, res.Status, res.Raw)
@@ -198,9 +191,7 @@ func TestTagBacklogScanLimitFromConfig(t *testing.T) {
 func TestConsumeThroughTopicUnloads(t *testing.T) {
 	h := startApp(t, nil)
 	path, full := newTopic(t)
-	sub := "/v1/topics/" + path + "/subscriptions/billing"
-	reg := h.do(http.MethodPut, sub, jsonHeader(), []byte(`{"initialPosition":"earliest"}`))
-	require.Equal(t, http.StatusCreated, reg.Status, reg.Raw)
+	sub := h.register(path, "billing", `{"initialPosition":"earliest"}`)
 
 	want := map[string]bool{}
 	seen := map[string]int{}

@@ -208,6 +208,16 @@ func (h *harness) produceJSON(p string, body string, kv ...string) response {
 	return h.do(http.MethodPost, "/v1/topics/"+p+"/messages", jsonHeader(kv...), []byte(body))
 }
 
+// register creates the HTTP subscription name on topic path p with the
+// JSON body (PUT, answered 201) and returns its path.
+func (h *harness) register(p, name, body string) string {
+	h.t.Helper()
+	sub := "/v1/topics/" + p + "/subscriptions/" + name
+	reg := h.do(http.MethodPut, sub, jsonHeader(), []byte(body))
+	require.Equal(h.t, http.StatusCreated, reg.Status, reg.Raw)
+	return sub
+}
+
 // readAll reads every message on a topic from the start with a reader.
 func (h *harness) readAll(full string) []pulsar.Message {
 	h.t.Helper()

@@ -63,9 +63,7 @@ func (h *harness) nackRetry(sub, ackID string) nackAnswer {
 func TestRetryPlanOverHTTP(t *testing.T) {
 	h := start(t, nil)
 	path, _ := newTopic(t)
-	sub := "/v1/topics/" + path + "/subscriptions/billing"
-	reg := h.do(http.MethodPut, sub, jsonHeader(), []byte(`{"initialPosition":"earliest"}`))
-	require.Equal(t, http.StatusCreated, reg.Status, reg.Raw)
+	sub := h.register(path, "billing", `{"initialPosition":"earliest"}`)
 
 	res := h.produceJSON(path, `{"messages":[{"payload":"order-42","key":"o42","properties":{"orderId":"42"},"retryPlan":"1s, 2s"}]}`)
 	require.Equal(t, http.StatusOK, res.Status, res.Raw)
@@ -86,9 +84,7 @@ func TestRetryPlanOverHTTP(t *testing.T) {
 	}
 
 	require.Equal(t, nackAnswer{Nacked: 1, DeadLettered: 1}, h.nackRetry(sub, m.AckID), "the plan is used up")
-	dlqSub := "/v1/topics/" + path + "-billing-DLQ/subscriptions/ops" // the default <topic>-<sub>-DLQ
-	reg = h.do(http.MethodPut, dlqSub, jsonHeader(), []byte(`{"initialPosition":"earliest"}`))
-	require.Equal(t, http.StatusCreated, reg.Status, reg.Raw)
+	dlqSub := h.register(path+"-billing-DLQ", "ops", `{"initialPosition":"earliest"}`) // the default <topic>-<sub>-DLQ
 	dead := h.receiveOne(dlqSub, 15*time.Second)
 	require.Equal(t, uid, dead.UID)
 	require.NotNil(t, dead.DeadLetter)
@@ -106,9 +102,7 @@ func TestRetryPlanOverHTTP(t *testing.T) {
 func TestRetryWithoutPlanIsPlainNack(t *testing.T) {
 	h := start(t, nil)
 	path, _ := newTopic(t)
-	sub := "/v1/topics/" + path + "/subscriptions/billing"
-	reg := h.do(http.MethodPut, sub, jsonHeader(), []byte(`{"initialPosition":"earliest"}`))
-	require.Equal(t, http.StatusCreated, reg.Status, reg.Raw)
+	sub := h.register(path, "billing", `{"initialPosition":"earliest"}`)
 	res := h.produceJSON(path, `{"messages":[{"payload":"no-plan"}]}`)
 	require.Equal(t, http.StatusOK, res.Status, res.Raw)
 
