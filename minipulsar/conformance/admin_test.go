@@ -352,3 +352,68 @@ func TestHTTPLookup(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEmpty(t, lookup.BrokerURL)
 }
+
+// TestAdminPeekAfterAcks: peek counts positions over the entries a
+// subscription has not acknowledged, so an ack shifts the entries behind
+// it up a place; the subscription's cursor in internalStats changes with
+// every ack and not with new messages. The sidecar's per-tag backlog scan
+// depends on both.
+func TestAdminPeekAfterAcks(t *testing.T) {
+	serviceURL, adminURL := target(t)
+	admin := newAdmin(t, adminURL)
+	c := newClient(t, serviceURL)
+	topic := newTopic(t)
+	tn := adminTopic(t, topic)
+
+	cons := subscribe(t, c, pulsar.ConsumerOptions{Topic: topic, SubscriptionName: "sub", Type: pulsar.Shared, AckWithResponse: true})
+	p := newProducer(t, c, pulsar.ProducerOptions{Topic: topic, DisableBatching: true})
+	sendN(t, p, 0, 4)
+	msgs := receiveN(t, cons, 4)
+
+	cursor := func() string {
+		t.Helper()
+		is, err := admin.Topics().GetInternalStats(tn)
+		require.NoError(t, err)
+		cur, ok := is.Cursors["sub"]
+		require.True(t, ok, "no cursor sub in %+v", is.Cursors)
+		return cur.MarkDeletePosition + " " + cur.IndividuallyDeletedMessages
+	}
+	peek := func(n int) []string {
+		t.Helper()
+		got, err := admin.Subscriptions().PeekMessages(tn, "sub", n)
+		require.NoError(t, err)
+		out := make([]string, len(got))
+		for i, m := range got {
+			out[i] = string(m.Payload)
+		}
+		return out
+	}
+	pl := func(is ...int) []string {
+		out := make([]string, len(is))
+		for i, n := range is {
+			out[i] = string(payload(n))
+		}
+		return out
+	}
+	start := cursor()
+	require.Equal(t, pl(0, 1, 2, 3), peek(4))
+
+	// An individual ack in the middle: position 2 is now the third message.
+	require.NoError(t, cons.Ack(msgs[1]))
+	middle := cursor()
+	require.NotEqual(t, start, middle)
+	require.Equal(t, pl(0, 2, 3), peek(3))
+
+	// A new message changes neither.
+	sendN(t, p, 4, 1)
+	receiveN(t, cons, 1)
+	require.Equal(t, middle, cursor())
+	require.Equal(t, pl(0, 2, 3, 4), peek(4))
+
+	// Acking the head moves the mark-delete position past both.
+	require.NoError(t, cons.Ack(msgs[0]))
+	head := cursor()
+	require.NotEqual(t, middle, head)
+	require.NotEqual(t, start, head)
+	require.Equal(t, pl(2, 3, 4), peek(3))
+}

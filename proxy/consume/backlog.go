@@ -44,6 +44,13 @@ import (
 // head only: Exact is false, Scanned says how much was read, and Estimated
 // scales each count by the broker's backlog over the messages scanned.
 //
+// Positions shift while the scan runs: when the broker hears of an ack,
+// the entries behind it move up one place, and the scan's next position
+// skips an entry it never saw. So the scan reads the subscription's cursor
+// (mark-delete position and individually deleted ranges) before and after
+// each partition; when it moved, it reads that partition again, and when it
+// moved again, the answer is not exact (StoppedBy "moving").
+//
 // Beside that, every replica reports what it holds per tag: ready (read,
 // waiting for a receive) and in flight (delivered, lease running), summed
 // over the replicas that reported within a few stats intervals. Those are a
@@ -63,7 +70,9 @@ type TagBacklog struct {
 	// cluster, so Pending and Tags[*].Pending are the counts, not a sample.
 	Exact bool `json:"exact"`
 	// StoppedBy says why the scan ended: "end" (exact), "messages",
-	// "entries" or "time" (the Options.TagBacklogScan* limits).
+	// "entries" or "time" (the Options.TagBacklogScan* limits), "moving"
+	// (acks moved the cursor during every read of a partition), "error" or
+	// "unavailable" (no admin API).
 	StoppedBy string      `json:"stoppedBy"`
 	Scanned   ScanCounts  `json:"scanned"`
 	Broker    *int64      `json:"brokerBacklog"` // the broker's msgBacklog for the subscription, when asked and answered
@@ -136,6 +145,10 @@ type Peeker interface {
 	// entry of subscription on topic (a partition's name on a partitioned
 	// topic), and false when the backlog has fewer entries.
 	Peek(ctx context.Context, topic, subscription string, pos int) ([]PeekedMessage, bool, error)
+	// Cursor returns a token of the subscription's cursor on topic that
+	// changes whenever acknowledgements remove entries from its backlog;
+	// "" when the topic has no such subscription.
+	Cursor(ctx context.Context, topic, subscription string) (string, error)
 }
 
 // AdminPeeker peeks through the Pulsar admin REST API at baseURL (the
@@ -224,6 +237,50 @@ func (p *adminPeeker) Peek(ctx context.Context, topic, subscription string, pos 
 	}
 	msgs, err := parsePeeked(topic, resp.Header, body)
 	return msgs, err == nil, err
+}
+
+// maxStatsBytes bounds one internalStats answer (it lists every ledger and cursor).
+const maxStatsBytes = 16 << 20
+
+func (p *adminPeeker) Cursor(ctx context.Context, topic, subscription string) (string, error) {
+	rp, err := restPath(topic)
+	if err != nil {
+		return "", err
+	}
+	resp, err := p.get(ctx, rp+"/internalStats")
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return "", fmt.Errorf("internal stats of %s: HTTP %d: %s", topic, resp.StatusCode, bytes.TrimSpace(body))
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxStatsBytes))
+	if err != nil {
+		return "", err
+	}
+	return cursorToken(body, subscription)
+}
+
+// cursorToken reads subscription's cursor from a topic's internalStats
+// answer: its mark-delete position and individually deleted ranges, which
+// together say which entries acknowledgements removed.
+func cursorToken(body []byte, subscription string) (string, error) {
+	var st struct {
+		Cursors map[string]struct {
+			MarkDelete string `json:"markDeletePosition"`
+			Deleted    string `json:"individuallyDeletedMessages"`
+		} `json:"cursors"`
+	}
+	if err := json.Unmarshal(body, &st); err != nil {
+		return "", fmt.Errorf("internal stats: %w", err)
+	}
+	c, ok := st.Cursors[subscription]
+	if !ok {
+		return "", nil
+	}
+	return c.MarkDelete + " " + c.Deleted, nil
 }
 
 // parsePeeked reads one peeked entry: X-Pulsar-* headers and the body, a
@@ -744,46 +801,84 @@ func (s *Service) scanBroker(ctx context.Context, ref SubscriptionRef, cfg *Subs
 	var cands []scanCandidate
 	out.StoppedBy = "end"
 	out.Exact = true
+	moved := false
 	for _, t := range topics {
-		for pos := 1; ; pos++ {
-			switch {
-			case out.Scanned.Messages >= int64(s.opts.TagBacklogScanMessages):
-				out.StoppedBy, out.Exact = "messages", false
-			case out.Scanned.Entries >= int64(s.opts.TagBacklogScanEntries):
-				out.StoppedBy, out.Exact = "entries", false
-			}
-			if !out.Exact {
-				return cands, nil
-			}
-			msgs, ok, err := s.opts.Peeker.Peek(ctx, t, ref.Subscription, pos)
-			if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
-				out.StoppedBy, out.Exact = "time", false
-				return cands, nil
-			}
-			if err != nil {
+		for attempt := 1; ; attempt++ {
+			before, cerr := s.opts.Peeker.Cursor(ctx, t, ref.Subscription)
+			scanned, n := out.Scanned, len(cands)
+			var err error
+			cands, err = s.scanPartition(ctx, t, ref.Subscription, cfg, out, cands)
+			if err != nil || !out.Exact {
 				return cands, err
 			}
-			if !ok {
+			if cerr != nil {
+				// No cursor to compare (internalStats refused, say): as
+				// before the check existed, the read counts as it is.
+				s.log.Debug("backlog scan: reading the cursor", "topic", t, "err", cerr)
 				break
 			}
-			out.Scanned.Entries++
-			for _, m := range msgs {
-				out.Scanned.Messages++
-				tags := splitTags(m.Properties[PropTags])
-				if !cfg.filter.Match(tags) {
-					out.Scanned.NotMatching++
-					continue
-				}
-				uid := m.Properties[PropUID]
-				if len(uid) > maxUIDBytes {
-					uid = ""
-				}
-				k := copyKey{partition: m.Partition, ledger: m.Ledger, entry: m.Entry, batch: m.BatchIdx}
-				cands = append(cands, scanCandidate{stateID: stateIDFor(uid, retryStepOf(m.Properties), k), tags: tags, publish: m.PublishTime})
+			after, err := s.opts.Peeker.Cursor(ctx, t, ref.Subscription)
+			if err != nil || after == before {
+				break
 			}
+			if attempt == backlogScanAttempts {
+				moved = true
+				break
+			}
+			out.Scanned, cands = scanned, cands[:n]
 		}
 	}
+	if moved {
+		out.StoppedBy, out.Exact = "moving", false
+	}
 	return cands, nil
+}
+
+// backlogScanAttempts is how often one partition is read while acks keep
+// moving its cursor.
+const backlogScanAttempts = 2
+
+// scanPartition peeks topic's (one partition's) backlog from position 1 to
+// its end or a scan limit, adding the matching messages to cands. A limit
+// sets out.Exact false and out.StoppedBy.
+func (s *Service) scanPartition(ctx context.Context, topic, subscription string, cfg *Subscription, out *TagBacklog, cands []scanCandidate) ([]scanCandidate, error) {
+	for pos := 1; ; pos++ {
+		switch {
+		case out.Scanned.Messages >= int64(s.opts.TagBacklogScanMessages):
+			out.StoppedBy, out.Exact = "messages", false
+		case out.Scanned.Entries >= int64(s.opts.TagBacklogScanEntries):
+			out.StoppedBy, out.Exact = "entries", false
+		}
+		if !out.Exact {
+			return cands, nil
+		}
+		msgs, ok, err := s.opts.Peeker.Peek(ctx, topic, subscription, pos)
+		if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+			out.StoppedBy, out.Exact = "time", false
+			return cands, nil
+		}
+		if err != nil {
+			return cands, err
+		}
+		if !ok {
+			return cands, nil
+		}
+		out.Scanned.Entries++
+		for _, m := range msgs {
+			out.Scanned.Messages++
+			tags := splitTags(m.Properties[PropTags])
+			if !cfg.filter.Match(tags) {
+				out.Scanned.NotMatching++
+				continue
+			}
+			uid := m.Properties[PropUID]
+			if len(uid) > maxUIDBytes {
+				uid = ""
+			}
+			k := copyKey{partition: m.Partition, ledger: m.Ledger, entry: m.Entry, batch: m.BatchIdx}
+			cands = append(cands, scanCandidate{stateID: stateIDFor(uid, retryStepOf(m.Properties), k), tags: tags, publish: m.PublishTime})
+		}
+	}
 }
 
 // backlogLoop scans every registered subscription's per-tag backlog each

@@ -5,12 +5,15 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/apache/pulsar-client-go/pulsaradmin"
 	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/admin/config"
+	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/utils"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
@@ -169,7 +172,7 @@ func TestTagBacklogSample(t *testing.T) {
 			sent = append(sent, newMsg("PAY_Z"))
 		}
 	}
-	produce(t, e.client, ref.TopicName(), sent)
+	produceEach(t, e.client, ref.TopicName(), sent)
 	b, err := a.svc.TagBacklog(context.Background(), ref)
 	require.NoError(t, err)
 	require.False(t, b.Exact)
@@ -358,4 +361,125 @@ func FuzzParsePeeked(f *testing.F) {
 			require.EqualValues(t, 7, m.Ledger)
 		}
 	})
+}
+
+// movingPeeker removes the head of the backlog at the broker (skip 1, as an
+// ack reaching the broker does) just before the second peek of each of the
+// first moves reads.
+type movingPeeker struct {
+	Peeker
+	t            *testing.T
+	admin        pulsaradmin.Client
+	mu           sync.Mutex
+	reads, moves int
+}
+
+func (p *movingPeeker) Peek(ctx context.Context, topic, subscription string, pos int) ([]PeekedMessage, bool, error) {
+	if pos == 2 {
+		p.mu.Lock()
+		if p.reads < p.moves {
+			p.reads++
+			tn, err := utils.GetTopicName(topic)
+			require.NoError(p.t, err)
+			require.NoError(p.t, p.admin.Subscriptions().SkipMessages(*tn, subscription, 1))
+		}
+		p.mu.Unlock()
+	}
+	return p.Peeker.Peek(ctx, topic, subscription, pos)
+}
+
+// movingScan scans a backlog of messages tagged T1..Tn while the peeker
+// moves the cursor during the first moves reads.
+func movingScan(t *testing.T, n, moves int) (*TagBacklog, *movingPeeker) {
+	e := newEnv(t)
+	admin, err := pulsaradmin.NewClient(&config.Config{WebServiceURL: e.broker.AdminURL()})
+	require.NoError(t, err)
+	p := &movingPeeker{Peeker: AdminPeeker(e.broker.AdminURL(), "", nil), t: t, admin: admin, moves: moves}
+	a := e.node(func(o *Options) {
+		o.Peeker = p
+		o.TagBacklogCache = time.Nanosecond
+	})
+	ref := newRef("moving")
+	var sent []testMsg
+	var terms []string
+	for i := 1; i <= n; i++ {
+		sent = append(sent, newMsg("T"+strconv.Itoa(i)))
+		terms = append(terms, "T"+strconv.Itoa(i))
+	}
+	a.put(ref, SubscriptionSpec{TagFilter: strings.Join(terms, " || "), InitialPosition: PositionEarliest})
+	produceEach(t, e.client, ref.TopicName(), sent)
+	b, err := a.svc.TagBacklog(context.Background(), ref)
+	require.NoError(t, err)
+	return b, p
+}
+
+// An ack reaching the broker during the scan shifts every later position by
+// one: without a second read the scan skips T3 and counts T1, which the
+// broker no longer holds.
+func TestTagBacklogCursorMovesDuringScan(t *testing.T) {
+	b, p := movingScan(t, 5, 1)
+	require.Equal(t, 1, p.reads)
+	require.True(t, b.Exact, "%+v", b)
+	require.Equal(t, "end", b.StoppedBy)
+	require.EqualValues(t, 4, b.Scanned.Messages)
+	require.Equal(t, map[string]int64{"T2": 1, "T3": 1, "T4": 1, "T5": 1}, tagPending(b))
+}
+
+// A cursor that moves during every read gives an answer that says so.
+func TestTagBacklogCursorKeepsMoving(t *testing.T) {
+	b, p := movingScan(t, 6, 100)
+	require.Equal(t, backlogScanAttempts, p.reads)
+	require.False(t, b.Exact)
+	require.Equal(t, "moving", b.StoppedBy)
+	// The counts are the last read's (T2, then T4..T6 after the skip), not
+	// the sum of both.
+	require.EqualValues(t, 4, b.Scanned.Messages)
+	require.Equal(t, map[string]int64{"T2": 1, "T4": 1, "T5": 1, "T6": 1}, tagPending(b))
+}
+
+func FuzzCursorToken(f *testing.F) {
+	f.Add([]byte(`{"cursors":{"s":{"markDeletePosition":"3:4","individuallyDeletedMessages":"[(3:5..3:7]]"}}}`), "s")
+	f.Add([]byte(`{"cursors":{}}`), "s")
+	f.Add([]byte(`{"cursors":{"s":{"markDeletePosition":7}}}`), "s")
+	f.Add([]byte(`[`), "")
+	f.Fuzz(func(t *testing.T, body []byte, sub string) {
+		tok, err := cursorToken(body, sub)
+		if err != nil {
+			require.Empty(t, tok)
+			return
+		}
+		again, err := cursorToken(body, sub)
+		require.NoError(t, err)
+		require.Equal(t, tok, again)
+	})
+}
+
+// The token changes when an ack removes an entry, and not otherwise.
+func TestAdminPeekerCursor(t *testing.T) {
+	e := newEnv(t)
+	ref := newRef("cursor")
+	n := e.node()
+	n.put(ref, SubscriptionSpec{InitialPosition: PositionEarliest})
+	ids := produceEach(t, e.client, ref.TopicName(), []testMsg{newMsg("A"), newMsg("B"), newMsg("C")})
+	p := AdminPeeker(e.broker.AdminURL(), "", nil)
+	ctx := context.Background()
+	tok := func() string {
+		s, err := p.Cursor(ctx, ref.TopicName(), ref.Subscription)
+		require.NoError(t, err)
+		return s
+	}
+	first := tok()
+	require.NotEmpty(t, first)
+	produceEach(t, e.client, ref.TopicName(), []testMsg{newMsg("D")})
+	require.Equal(t, first, tok(), "a new message does not move the cursor")
+
+	c, err := e.client.Subscribe(pulsar.ConsumerOptions{Topic: ref.TopicName(), SubscriptionName: ref.Subscription, Type: pulsar.Shared})
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.AckID(ids[1]))
+	require.Eventually(t, func() bool { return tok() != first }, 5*time.Second, 10*time.Millisecond)
+
+	missing, err := p.Cursor(ctx, ref.TopicName(), "nobody")
+	require.NoError(t, err)
+	require.Empty(t, missing)
 }

@@ -307,6 +307,21 @@ func produce(t testing.TB, c pulsar.Client, topic string, msgs []testMsg) []puls
 	return ids
 }
 
+// produceEach publishes with batching off: one entry per message, so
+// positions in the backlog are messages.
+func produceEach(t testing.TB, c pulsar.Client, topic string, msgs []testMsg) []pulsar.MessageID {
+	t.Helper()
+	p, err := c.CreateProducer(pulsar.ProducerOptions{Topic: topic, DisableBatching: true, SendTimeout: 10 * time.Second})
+	require.NoError(t, err)
+	defer p.Close()
+	ids := make([]pulsar.MessageID, len(msgs))
+	for i, m := range msgs {
+		ids[i], err = p.Send(context.Background(), &pulsar.ProducerMessage{Payload: m.payload, Key: m.key, Properties: m.pulsarProperties(), EventTime: m.eventTime})
+		require.NoError(t, err)
+	}
+	return ids
+}
+
 func uids(msgs []Message) []string {
 	out := make([]string, len(msgs))
 	for i, m := range msgs {
