@@ -124,6 +124,8 @@ type Request struct {
 	// AcceptedAt is when the sidecar accepted the message: the base of
 	// DeliverAfter and Level. Zero means now.
 	AcceptedAt time.Time
+	// IndexID: see Message.IndexID (the wheel only).
+	IndexID string
 }
 
 // Result is the outcome of Schedule.
@@ -505,10 +507,10 @@ func (e *Engine) ScheduleAsync(ctx context.Context, req Request, done func(Resul
 func (e *Engine) scheduleWheel(ctx context.Context, req *Request, p plan) (Result, error) {
 	start := e.clock.Now()
 	m := Message{UID: req.UID, Topic: req.Topic, Key: req.Key, Tags: req.Tags, Properties: req.Properties,
-		Payload: req.Payload, EventTime: req.EventTime, Due: p.due, App: req.App}
+		Payload: req.Payload, EventTime: req.EventTime, Due: p.due, App: req.App, IndexID: req.IndexID}
 	_, err := e.wheel.Schedule(ctx, m)
 	if errors.Is(err, ErrExists) {
-		s, gerr := e.index.Get(ctx, req.UID)
+		s, gerr := e.index.Get(ctx, m.indexID())
 		if gerr != nil {
 			return Result{UID: req.UID}, gerr
 		}

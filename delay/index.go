@@ -102,8 +102,8 @@ func (x *Index) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
 }
 
 // Schedule stores m durably and returns its number (the timer id for a
-// Wheel). Scheduling a uid that is already there writes nothing and returns
-// the stored number with ErrExists.
+// Wheel). Scheduling a uid (or IndexID) that is already there writes
+// nothing and returns the stored number with ErrExists.
 func (x *Index) Schedule(ctx context.Context, m Message) (uint64, error) {
 	if m.UID == "" || m.Topic == "" {
 		return 0, fmt.Errorf("%w: uid and topic are required", ErrInvalid)
@@ -115,7 +115,7 @@ func (x *Index) Schedule(ctx context.Context, m Message) (uint64, error) {
 	ctx, cancel := x.ctx(ctx)
 	defer cancel()
 	res, err := scheduleScript.Run(ctx, x.rdb, []string{x.dueKey},
-		x.prefix, m.UID, dueSeconds(m.Due), body, m.Topic, m.Key).Slice()
+		x.prefix, m.indexID(), dueSeconds(m.Due), body, m.Topic, m.Key).Slice()
 	if err != nil {
 		return 0, fmt.Errorf("delay: schedule %s: %w", m.UID, err)
 	}

@@ -506,3 +506,30 @@ func assertNoError(t *testing.T, err error) bool {
 	}
 	return true
 }
+
+// A message under its own IndexID is found, cancelled by key and acked by
+// that id, and each of those frees the id for a new message.
+func TestIndexIndexID(t *testing.T) {
+	rdb := testredis.Start(t).Client()
+	x := newIndex(t, rdb, nil, IndexConfig{})
+	ctx := t.Context()
+	m := msg("u", time.Unix(2_000_000_000, 0))
+	m.Key, m.IndexID = "order-1", "u/retry-1"
+	_, err := x.Schedule(ctx, m)
+	require.NoError(t, err)
+	got, err := x.Get(ctx, "u/retry-1")
+	require.NoError(t, err)
+	require.Equal(t, "u", got.UID)
+	require.Equal(t, "u/retry-1", got.IndexID)
+	_, err = x.Get(ctx, "u")
+	require.ErrorIs(t, err, ErrNotFound)
+
+	uids, err := x.CancelKey(ctx, m.Topic, "order-1")
+	require.NoError(t, err)
+	require.Equal(t, []string{"u"}, uids)
+	seq, err := x.Schedule(ctx, m)
+	require.NoError(t, err, "the cancel freed the IndexID")
+	require.NoError(t, x.ackSeq(ctx, "u/retry-1", seq))
+	_, err = x.Schedule(ctx, m)
+	require.NoError(t, err, "the ack freed it")
+}

@@ -28,6 +28,21 @@ type Message struct {
 	Due time.Time
 	// App is the producing app.
 	App string
+	// IndexID, when set, is the message's key in the index in place of
+	// UID. A retry plan schedules one copy of a uid per step, and a step's
+	// copy is scheduled while the previous copy's forward may still be
+	// waiting for its ack in the index; under the uid alone it would be
+	// taken for a repeat and dropped. Scheduling one IndexID twice stores it
+	// once. Get, Cancel and Reschedule by uid do not see such copies.
+	IndexID string
+}
+
+// indexID is m's key in the index.
+func (m *Message) indexID() string {
+	if m.IndexID != "" {
+		return m.IndexID
+	}
+	return m.UID
 }
 
 // Scheduled is a message in the index with the index's own bookkeeping.
@@ -55,12 +70,13 @@ type record struct {
 	Event   int64             `json:"e,omitempty"` // Unix milliseconds
 	Due     int64             `json:"d"`           // Unix seconds
 	App     string            `json:"a,omitempty"`
+	IndexID string            `json:"i,omitempty"` // when not UID; cancelKeyScript reads it
 }
 
 func encodeMessage(m *Message) ([]byte, error) {
 	r := record{
 		UID: m.UID, Topic: m.Topic, Key: m.Key, Tags: m.Tags, Props: m.Properties,
-		Payload: m.Payload, Due: dueSeconds(m.Due), App: m.App,
+		Payload: m.Payload, Due: dueSeconds(m.Due), App: m.App, IndexID: m.IndexID,
 	}
 	if !m.EventTime.IsZero() {
 		r.Event = m.EventTime.UnixMilli()
@@ -75,7 +91,7 @@ func decodeMessage(b []byte) (Message, error) {
 	}
 	m := Message{
 		UID: r.UID, Topic: r.Topic, Key: r.Key, Tags: r.Tags, Properties: r.Props,
-		Payload: r.Payload, Due: time.Unix(r.Due, 0), App: r.App,
+		Payload: r.Payload, Due: time.Unix(r.Due, 0), App: r.App, IndexID: r.IndexID,
 	}
 	if r.Event != 0 {
 		m.EventTime = time.UnixMilli(r.Event)

@@ -292,7 +292,7 @@ func (s *Scheduler) forwardOne(ctx context.Context, m Scheduled) {
 		s.addIfLoaded(m.Seq, m.LeaseUntil)
 		return
 	}
-	if err := s.index.ackSeq(ctx, m.UID, m.Seq); err != nil && !errors.Is(err, ErrNotFound) {
+	if err := s.index.ackSeq(ctx, m.indexID(), m.Seq); err != nil && !errors.Is(err, ErrNotFound) {
 		// The message was delivered; if the ack is lost it is delivered
 		// again after the lease, and consumers drop the duplicate by uid.
 		s.log.Warn("delay: ack after forward", "uid", m.UID, "err", err)

@@ -280,3 +280,75 @@ func TestSchedulerRunner(t *testing.T) {
 	require.NoError(t, s.Close())
 	require.NoError(t, s.Close())
 }
+
+// A retry plan's next step is scheduled for a uid whose previous copy the
+// scheduler has forwarded but not yet removed from the index: the consumer
+// got the copy and nacked it again before the ack after the forward. Under
+// its own IndexID the next step is stored and forwarded; under the bare uid
+// it would be taken for a repeat and lost.
+func TestSchedulerNextStepWhileForwardIsUnacked(t *testing.T) {
+	srv := testredis.Start(t)
+	clock := newFakeClock(base)
+	var s *Scheduler
+	var mu sync.Mutex
+	var fired []string // IndexID@second
+	nested := make(chan error, 2)
+	fwd := func(ctx context.Context, m Scheduled) error {
+		mu.Lock()
+		fired = append(fired, fmt.Sprintf("%s@%d", m.IndexID, clock.Now().Sub(base)/time.Second))
+		first := len(fired) == 1
+		mu.Unlock()
+		if first {
+			bare := msg("u", base.Add(5*time.Second))
+			_, err := s.Schedule(ctx, bare)
+			nested <- err
+			next := msg("u", base.Add(5*time.Second))
+			next.IndexID = "u/retry-2"
+			_, err = s.Schedule(ctx, next)
+			nested <- err
+		}
+		return nil
+	}
+	s = newScheduler(t, srv, clock, fwd, SchedulerConfig{})
+	ctx := t.Context()
+	require.NoError(t, s.Load(ctx))
+	first := msg("u", base.Add(2*time.Second))
+	first.IndexID = "u/retry-1"
+	_, err := s.Schedule(ctx, first)
+	require.NoError(t, err)
+	_, err = s.Schedule(ctx, first)
+	require.ErrorIs(t, err, ErrExists, "one step scheduled twice is stored once")
+
+	stepTo(t, clock, base.Add(10*time.Second), s)
+	require.NoError(t, <-nested, "the bare uid is free: step 1 lives under its IndexID")
+	require.NoError(t, <-nested, "step 2 is stored while step 1 waits for its ack")
+	mu.Lock()
+	require.Equal(t, []string{"u/retry-1@2", "@5", "u/retry-2@5"}, fired)
+	mu.Unlock()
+	n, err := s.index.Len(ctx)
+	require.NoError(t, err)
+	require.Zero(t, n, "every copy's ack removed it from the index")
+}
+
+// Without IndexIDs the same sequence loses the next step: the old
+// behaviour, kept here so the reason for IndexID stays visible.
+func TestSchedulerBareUIDWhileForwardIsUnacked(t *testing.T) {
+	srv := testredis.Start(t)
+	clock := newFakeClock(base)
+	var s *Scheduler
+	nested := make(chan error, 1)
+	var once sync.Once
+	fwd := func(ctx context.Context, m Scheduled) error {
+		once.Do(func() {
+			_, err := s.Schedule(ctx, msg("u", base.Add(5*time.Second)))
+			nested <- err
+		})
+		return nil
+	}
+	s = newScheduler(t, srv, clock, fwd, SchedulerConfig{})
+	require.NoError(t, s.Load(t.Context()))
+	_, err := s.Schedule(t.Context(), msg("u", base.Add(2*time.Second)))
+	require.NoError(t, err)
+	stepTo(t, clock, base.Add(3*time.Second), s)
+	require.ErrorIs(t, <-nested, ErrExists)
+}

@@ -104,7 +104,11 @@ for _, n in ipairs(redis.call('SMEMBERS', set)) do
   if body then
     local ok, r = pcall(cjson.decode, body)
     if ok and type(r.u) == 'string' then
-      redis.call('HDEL', p..'uid', r.u)
+      if type(r.i) == 'string' and r.i ~= '' then
+        redis.call('HDEL', p..'uid', r.i)
+      else
+        redis.call('HDEL', p..'uid', r.u)
+      end
       out[#out+1] = r.u
     end
   end

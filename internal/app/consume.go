@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsaradmin"
@@ -144,12 +145,17 @@ func (a *App) mountConsume(v1 *gin.RouterGroup) {
 // deliverAt goes to the timing wheel in the default mode, which re-publishes
 // it to the real topic with its uid, key, tags and properties, so every
 // subscription of the topic sees it again (one-second precision, never
-// early).
+// early). Each step is its own entry in the wheel's index (uid/retry-n):
+// the consumer can receive step n and nack it again before the wheel has
+// removed step n's entry, and under the bare uid step n+1 would be taken
+// for a repeat of it and dropped. A repeated nack of one step still finds
+// its entry and stores nothing new.
 func (a *App) scheduleRetry(ctx context.Context, m consume.RetryMessage) error {
 	_, err := a.delay.Schedule(ctx, delay.Request{
 		UID: m.UID, App: m.App, Topic: m.Topic, Key: m.Key, Tags: m.Tags,
 		Properties: m.Properties, Payload: m.Payload, EventTime: m.EventTime,
 		DeliverAt: m.DueAt, AcceptedAt: time.Now(),
+		IndexID: m.UID + "/retry-" + strconv.Itoa(m.Step),
 	})
 	if err != nil {
 		return fmt.Errorf("app: schedule retry %d of %s: %w", m.Step, m.UID, err)

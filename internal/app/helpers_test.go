@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -67,7 +68,11 @@ func testConfig(t testing.TB, broker *minipulsar.Server, rds *testredis.Server) 
 func testLogger(t testing.TB) *slog.Logger {
 	w := &testWriter{w: t.Output()}
 	t.Cleanup(w.close)
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	level := slog.LevelWarn
+	if os.Getenv("PSC_TEST_LOG") == "debug" { // to see what a failing test's app did
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
 type testWriter struct {
