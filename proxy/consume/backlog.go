@@ -803,8 +803,8 @@ func (s *Service) scanBroker(ctx context.Context, ref SubscriptionRef, cfg *Subs
 	out.Exact = true
 	moved := false
 	for _, t := range topics {
+		before, cerr := s.opts.Peeker.Cursor(ctx, t, ref.Subscription)
 		for attempt := 1; ; attempt++ {
-			before, cerr := s.opts.Peeker.Cursor(ctx, t, ref.Subscription)
 			scanned, n := out.Scanned, len(cands)
 			var err error
 			cands, err = s.scanPartition(ctx, t, ref.Subscription, cfg, out, cands)
@@ -825,6 +825,8 @@ func (s *Service) scanBroker(ctx context.Context, ref SubscriptionRef, cfg *Subs
 				moved = true
 				break
 			}
+			// The cursor read after this attempt is the one before the next.
+			before = after
 			out.Scanned, cands = scanned, cands[:n]
 		}
 	}
