@@ -194,16 +194,20 @@ func bareHTTP(b *testing.B) string {
 // connections, one-message raw requests of 1 KiB, two events per message
 // (accepted, persisted):
 //
-//   - off: tracing off;
+//   - off and off2: tracing off, two identical apps (below);
 //   - sqlite: the pipeline into the SQLite store with the default ingest
-//     budget (trace.ingestBudget 0.05: beyond 5% of a CPU, events wait in
-//     the outbox until produce is quiet);
+//     budget (trace.ingestBudget 0.005: beyond 0.5% of a CPU while produce
+//     is busy, events wait in the outbox until it is quiet);
+//   - sqlite-2pct: the same with the default before 2026-11-21's last
+//     change (0.02);
 //   - sqlite-nodefer: the same with the budget off (every batch written at
 //     once: what tracing costs when the store keeps up in real time);
 //   - es: the pipeline into the Elasticsearch store, default budget, against
 //     esfake, which runs in this process: its CPU (decoding bulk bodies,
 //     indexing in maps) is taken from the sidecar here, not on a real
-//     deployment where Elasticsearch runs elsewhere.
+//     deployment where Elasticsearch runs elsewhere;
+//   - es-down: the Elasticsearch store at an address nothing listens on for
+//     the whole run: every event goes to the outbox, none may be lost.
 //
 // The broker is cmd/minipulsar in a child process on loopback
 // (startChildBroker): minipulsar keeps every message in memory, and in this
@@ -213,7 +217,8 @@ func bareHTTP(b *testing.B) string {
 // its own). PSC_BENCH_BROKER=inproc runs the broker in this process as
 // before, to compare.
 //
-// The five apps run side by side on one broker; the variants take turns,
+// The seven apps run side by side on one broker (all start, whatever
+// -test.bench selects); the variants take turns,
 // PSC_BENCH_ROUNDS times (3), so that each traced round has tracing-off
 // rounds just before and after it on a machine whose load drifts
 // (repeated names get #01, #02 suffixes). The order rotates every round,
