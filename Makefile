@@ -18,7 +18,7 @@ build:
 # reconnect paths, which the race detector would report.
 test:
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./internal/app/ ./proxy/durable/
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./app/ ./durable/
 
 lint:
 	gofmt -l $$(git ls-files '*.go')

@@ -60,7 +60,7 @@ type DelayStats struct {
 	Lateness  *float64         `json:"latenessSeconds"` // how late the last fired message was, when known
 }
 
-// SpoolProvider reports the local durable spool (proxy/spool).
+// SpoolProvider reports the local durable spool (spool).
 type SpoolProvider interface {
 	SpoolStats(ctx context.Context) (SpoolStats, error)
 }

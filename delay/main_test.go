@@ -8,7 +8,7 @@ import (
 
 // Every engine, broker, redis-server and client is closed by t.Cleanup, so
 // nothing may outlive the tests, with one known exception (the same as in
-// proxy and internal/app): in pulsar-client-go v0.19 a closed producer's
+// proxy and app): in pulsar-client-go v0.19 a closed producer's
 // failTimeoutMessages goroutine only notices the close when its timer next
 // fires, up to SendTimeout later. It holds no resources and exits by
 // itself.

@@ -6,7 +6,7 @@ import (
 	"go.uber.org/goleak"
 )
 
-// See internal/app's TestMain for why failTimeoutMessages is ignored: a
+// See app's TestMain for why failTimeoutMessages is ignored: a
 // closed pulsar-client-go v0.19 producer's timeout goroutine ends only when
 // its timer next fires.
 func TestMain(m *testing.M) {

@@ -17,7 +17,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/pulsar-sidecar/pulsar-sidecar/internal/app"
+	"github.com/pulsar-sidecar/pulsar-sidecar/app"
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/config"
 	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
 )

@@ -4,7 +4,7 @@ import (
 	"time"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
-	"github.com/pulsar-sidecar/pulsar-sidecar/proxy/spool"
+	"github.com/pulsar-sidecar/pulsar-sidecar/spool"
 )
 
 // propDeliverAt is kept in a spool record's properties only (never sent to

@@ -16,7 +16,7 @@ import (
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/minipulsar"
 	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
-	"github.com/pulsar-sidecar/pulsar-sidecar/proxy/spool"
+	"github.com/pulsar-sidecar/pulsar-sidecar/spool"
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
 )
 

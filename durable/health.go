@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/pulsar-sidecar/pulsar-sidecar/proxy/spool"
+	"github.com/pulsar-sidecar/pulsar-sidecar/spool"
 )
 
 // fullHold is how long a refusal for lack of room marks the spool full.

@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
-	"github.com/pulsar-sidecar/pulsar-sidecar/proxy/spool"
+	"github.com/pulsar-sidecar/pulsar-sidecar/spool"
 )
 
 // mountTmpfs mounts a tmpfs of the given size on a fresh directory, or

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
-	"github.com/pulsar-sidecar/pulsar-sidecar/proxy/spool"
+	"github.com/pulsar-sidecar/pulsar-sidecar/spool"
 )
 
 func TestRetriable(t *testing.T) {

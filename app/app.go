@@ -20,13 +20,13 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	consoleapi "github.com/pulsar-sidecar/pulsar-sidecar/console-api"
+	"github.com/pulsar-sidecar/pulsar-sidecar/consume"
 	"github.com/pulsar-sidecar/pulsar-sidecar/delay"
+	"github.com/pulsar-sidecar/pulsar-sidecar/durable"
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/config"
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/metrics"
 	"github.com/pulsar-sidecar/pulsar-sidecar/minipulsar"
 	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
-	"github.com/pulsar-sidecar/pulsar-sidecar/proxy/consume"
-	"github.com/pulsar-sidecar/pulsar-sidecar/proxy/durable"
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
 )
 

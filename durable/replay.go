@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
-	"github.com/pulsar-sidecar/pulsar-sidecar/proxy/spool"
+	"github.com/pulsar-sidecar/pulsar-sidecar/spool"
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
 )
 

@@ -37,7 +37,7 @@ import (
 // messages per broker entry. The name avoids "Produce" so that the
 // commands documented for BenchmarkProduce do not pick it up.
 //
-//	go test ./internal/app -run '^$' -bench 'FsyncBroker' -benchtime 3s -count 3
+//	go test ./app -run '^$' -bench 'FsyncBroker' -benchtime 3s -count 3
 func BenchmarkFsyncBroker(b *testing.B) {
 	dataDir := b.TempDir()
 	broker := minipulsar.RunOptionsT(b, minipulsar.Options{DataDir: dataDir})

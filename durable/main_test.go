@@ -9,7 +9,7 @@ import (
 
 // TestMain runs the crash child when re-executed by TestSIGKILLWhileSpooling,
 // and otherwise checks that no goroutine outlives the tests. One known
-// exception, as in proxy and internal/app: in pulsar-client-go v0.19 a
+// exception, as in proxy and app: in pulsar-client-go v0.19 a
 // closed producer's failTimeoutMessages goroutine notices the close only
 // when its timer next fires (up to the pool's SendTimeout later); it holds
 // nothing and exits by itself.

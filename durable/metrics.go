@@ -7,7 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/metrics"
-	"github.com/pulsar-sidecar/pulsar-sidecar/proxy/spool"
+	"github.com/pulsar-sidecar/pulsar-sidecar/spool"
 )
 
 // metricSet holds the durability collectors. A nil *metricSet records

@@ -44,7 +44,7 @@ import (
 // The HTTP paths use the raw-TCP load generator (loadgen_test.go); req/s,
 // p50 and p99 are reported per sub-benchmark.
 //
-//	go test ./internal/app -run '^$' -bench 'Produce/.*/conc=64' -benchtime 3s -count 3
+//	go test ./app -run '^$' -bench 'Produce/.*/conc=64' -benchtime 3s -count 3
 func BenchmarkProduce(b *testing.B) {
 	broker := minipulsar.RunT(b)
 	rds := testredis.Start(b)
@@ -236,9 +236,9 @@ func bareHTTP(b *testing.B) string {
 // what a long run does once a deferral limit (trace.deferMaxBytes 256 MiB,
 // trace.deferMaxAge 5m) is reached.
 //
-//	go test ./internal/app -run '^$' -bench 'ProduceTracing/^(off|sqlite)$/' -benchtime 5s
-//	go test ./internal/app -run '^$' -bench ProduceTracing -benchtime 5s
-//	PSC_BENCH_ROUNDS=1 go test ./internal/app -run '^$' -bench 'ProduceTracing/(off|sqlite)/' -benchtime 60s -v
+//	go test ./app -run '^$' -bench 'ProduceTracing/^(off|sqlite)$/' -benchtime 5s
+//	go test ./app -run '^$' -bench ProduceTracing -benchtime 5s
+//	PSC_BENCH_ROUNDS=1 go test ./app -run '^$' -bench 'ProduceTracing/(off|sqlite)/' -benchtime 60s -v
 //
 // The target is tracing-on at least 0.95x tracing-off.
 func BenchmarkProduceTracing(b *testing.B) {

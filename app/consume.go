@@ -13,9 +13,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	consoleapi "github.com/pulsar-sidecar/pulsar-sidecar/console-api"
+	"github.com/pulsar-sidecar/pulsar-sidecar/consume"
 	"github.com/pulsar-sidecar/pulsar-sidecar/delay"
 	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
-	"github.com/pulsar-sidecar/pulsar-sidecar/proxy/consume"
 )
 
 // startConsume builds the HTTP consume API (issue 5): subscriptions with
@@ -95,7 +95,7 @@ func (a *App) startConsume(ctx context.Context) error {
 }
 
 // consoleTagBacklog answers the console's GET /stats/tag-backlog from the
-// consume engine's per-tag backlog (proxy/consume/backlog.go).
+// consume engine's per-tag backlog (consume/backlog.go).
 type consoleTagBacklog struct{ svc *consume.Service }
 
 func (p consoleTagBacklog) TagBacklog(ctx context.Context, topic, subscription string) ([]consoleapi.TagBacklog, error) {

@@ -1,7 +1,7 @@
 // Package durable keeps the sidecar's promise that an acknowledged message
 // is never lost. Its Sender implements proxy.Sender over a primary Pulsar
 // cluster, an optional disaster-recovery (DR) cluster and the local spool
-// (proxy/spool):
+// (spool):
 //
 //	s, err := durable.New(durable.Options{
 //		Primary:  durable.Cluster{Name: "primary", Sender: &proxy.PulsarSender{Pool: primaryPool, Cluster: "primary"}},
