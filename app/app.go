@@ -26,6 +26,7 @@ import (
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/config"
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/metrics"
 	"github.com/pulsar-sidecar/pulsar-sidecar/minipulsar"
+	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
 )
@@ -54,7 +55,7 @@ type App struct {
 	// consumerClient serves the consume service and the delay engine.
 	consumerClient pulsar.Client
 	rdb            *redis.Client
-	pool           *proxy.Pool
+	pool           *produce.Pool
 	proxy          *proxy.Server
 	httpSrv        *http.Server
 	ln             net.Listener
@@ -67,7 +68,7 @@ type App struct {
 	// durability (durable.go): the disaster-recovery cluster and the spool
 	durable  *durable.Sender
 	drClient pulsar.Client
-	drPool   *proxy.Pool
+	drPool   *produce.Pool
 	// drConsumerClient is the disaster-recovery cluster's client for
 	// consumers, apart from its producers' as consumerClient is.
 	drConsumerClient pulsar.Client
@@ -187,9 +188,10 @@ func (a *App) start(ctx context.Context) error {
 	})
 
 	pm := proxy.NewMetrics(a.reg)
-	a.pool = proxy.NewPool(client, a.poolOptions(pm))
+	poolm := produce.NewPoolMetrics(a.reg)
+	a.pool = produce.NewPool(client, a.poolOptions(poolm))
 	a.pool.Start()
-	if err := a.startDurable(pm); err != nil {
+	if err := a.startDurable(poolm); err != nil {
 		return err
 	}
 	if err := a.startDelay(ctx); err != nil {

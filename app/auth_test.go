@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/config"
+	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
 )
 
@@ -69,7 +70,7 @@ func TestAuth(t *testing.T) {
 	require.Equal(t, http.StatusOK, res.Status, res.Raw)
 	msgs := h.readAll(full)
 	require.Len(t, msgs, 1)
-	assert.Equal(t, "billing", msgs[0].Properties()[proxy.PropApp])
+	assert.Equal(t, "billing", msgs[0].Properties()[produce.PropApp])
 	// Health and metrics need no token.
 	assert.Equal(t, http.StatusOK, h.do(http.MethodGet, "/healthz", nil, nil).Status)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/delay"
+	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
 )
 
@@ -54,11 +55,11 @@ type delayScheduler struct {
 	cluster string
 }
 
-var _ proxy.Scheduler = delayScheduler{}
+var _ produce.Scheduler = delayScheduler{}
 
 func (d delayScheduler) HasLevel(level string) bool { return d.e.HasLevel(level) }
 
-func (d delayScheduler) ScheduleAsync(ctx context.Context, m *proxy.Message, done func(proxy.Receipt, error)) {
+func (d delayScheduler) ScheduleAsync(ctx context.Context, m *produce.Message, done func(produce.Receipt, error)) {
 	d.e.ScheduleAsync(ctx, delay.Request{
 		UID: m.UID, App: m.App, Topic: m.Topic, Key: m.Key, Tags: m.Tags,
 		Properties: m.PulsarProperties(), Payload: m.Payload, EventTime: m.EventTime,
@@ -66,12 +67,12 @@ func (d delayScheduler) ScheduleAsync(ctx context.Context, m *proxy.Message, don
 		AcceptedAt: m.AcceptedAt,
 	}, func(r delay.Result, err error) {
 		if err != nil {
-			done(proxy.Receipt{}, delayError(err))
+			done(produce.Receipt{}, delayError(err))
 			return
 		}
-		rc := proxy.Receipt{Cluster: d.cluster, Status: proxy.StatusScheduled, DeliverAt: r.Due}
+		rc := produce.Receipt{Cluster: d.cluster, Status: produce.StatusScheduled, DeliverAt: r.Due}
 		if r.MessageID != nil {
-			rc.MessageID = proxy.FormatMessageID(r.MessageID)
+			rc.MessageID = produce.FormatMessageID(r.MessageID)
 		}
 		done(rc, nil)
 	})
@@ -113,7 +114,7 @@ type scheduledView struct {
 func viewOf(s delay.Scheduled) scheduledView {
 	props := map[string]string{}
 	for k, v := range s.Properties {
-		if !strings.HasPrefix(k, proxy.ReservedPrefix) {
+		if !strings.HasPrefix(k, produce.ReservedPrefix) {
 			props[k] = v
 		}
 	}

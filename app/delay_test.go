@@ -10,6 +10,7 @@ import (
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
 )
 
@@ -48,7 +49,7 @@ func TestDelayedDeliveryToEverySubscriptionType(t *testing.T) {
 				"properties":{"orderId":"7"},`+tc.delayField+`}]}`)
 			require.Equal(t, http.StatusOK, res.Status, res.Raw)
 			r := res.Results[0]
-			require.Equal(t, proxy.StatusScheduled, r.Status)
+			require.Equal(t, produce.StatusScheduled, r.Status)
 			due, err := time.Parse(time.RFC3339Nano, r.DeliverAt)
 			require.NoError(t, err, "deliverAt %q", r.DeliverAt)
 
@@ -59,8 +60,8 @@ func TestDelayedDeliveryToEverySubscriptionType(t *testing.T) {
 			require.Less(t, arrived.Sub(due), 3*time.Second, "delivered too late")
 			require.Equal(t, "timeout check", string(m.Payload()))
 			require.Equal(t, "order-7", m.Key())
-			require.Equal(t, r.UID, m.Properties()[proxy.PropUID])
-			require.Equal(t, "ORDER_TIMEOUT", m.Properties()[proxy.PropTags])
+			require.Equal(t, r.UID, m.Properties()[produce.PropUID])
+			require.Equal(t, "ORDER_TIMEOUT", m.Properties()[produce.PropTags])
 			require.Equal(t, "7", m.Properties()["orderId"])
 			require.NoError(t, cons.Ack(m))
 		})

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
 )
@@ -105,11 +106,11 @@ func TestProduceClientClosedRequest(t *testing.T) {
 	require.Len(t, retry.Results, 1)
 	assert.Equal(t, uid, retry.Results[0].UID)
 	assert.True(t, retry.Results[0].Duplicate, "answered from the idempotency store")
-	assert.Equal(t, proxy.StatusPersisted, retry.Results[0].Status)
+	assert.Equal(t, produce.StatusPersisted, retry.Results[0].Status)
 
 	var charges []string
 	for _, m := range h.readAll(full) {
-		if m.Properties()[proxy.PropIdempotencyKey] == "bill-1" {
+		if m.Properties()[produce.PropIdempotencyKey] == "bill-1" {
 			charges = append(charges, m.ID().String())
 			assert.Equal(t, "charge 10 EUR", string(m.Payload()))
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/durable"
+	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
 	"github.com/pulsar-sidecar/pulsar-sidecar/spool"
 )
@@ -20,10 +21,10 @@ import (
 // retry with backoff, a circuit breaker per cluster, the disaster-recovery
 // cluster when pulsar.drURL is set, and the local spool under
 // <dataDir>/spool with its replayer.
-func (a *App) startDurable(pm *proxy.Metrics) error {
+func (a *App) startDurable(poolm *produce.PoolMetrics) error {
 	cfg := &a.cfg
 	opts := durable.Options{
-		Primary:        durable.Cluster{Name: cfg.ClusterName(), Sender: &proxy.PulsarSender{Pool: a.pool, Cluster: cfg.ClusterName()}},
+		Primary:        durable.Cluster{Name: cfg.ClusterName(), Sender: &produce.PulsarSender{Pool: a.pool, Cluster: cfg.ClusterName()}},
 		SpoolDir:       filepath.Join(cfg.DataDir, "spool"),
 		Spool:          spool.Options{MaxBytes: int64(cfg.Durability.SpoolMaxBytes)},
 		RequestTimeout: cfg.HTTP.RequestTimeout,
@@ -46,9 +47,9 @@ func (a *App) startDurable(pm *proxy.Metrics) error {
 		if a.drConsumerClient, err = pulsar.NewClient(copts); err != nil {
 			return fmt.Errorf("app: pulsar consumer client for the disaster-recovery cluster %s: %w", cfg.Pulsar.DRURL, err)
 		}
-		a.drPool = proxy.NewPool(client, a.poolOptions(pm))
+		a.drPool = produce.NewPool(client, a.poolOptions(poolm))
 		a.drPool.Start()
-		opts.DR = &durable.Cluster{Name: name, Sender: &proxy.PulsarSender{Pool: a.drPool, Cluster: name}}
+		opts.DR = &durable.Cluster{Name: name, Sender: &produce.PulsarSender{Pool: a.drPool, Cluster: name}}
 	}
 	d, err := durable.New(opts)
 	if err != nil {
@@ -61,10 +62,10 @@ func (a *App) startDurable(pm *proxy.Metrics) error {
 // durableSender answers durable's errors the data plane's way.
 type durableSender struct{ d *durable.Sender }
 
-var _ proxy.Sender = durableSender{}
+var _ produce.Sender = durableSender{}
 
-func (s durableSender) SendAsync(ctx context.Context, m *proxy.Message, done func(proxy.Receipt, error)) {
-	s.d.SendAsync(ctx, m, func(rc proxy.Receipt, err error) {
+func (s durableSender) SendAsync(ctx context.Context, m *produce.Message, done func(produce.Receipt, error)) {
+	s.d.SendAsync(ctx, m, func(rc produce.Receipt, err error) {
 		done(rc, durableError(err))
 	})
 }
@@ -116,9 +117,9 @@ func (a *App) clientOptions(url, token string) pulsar.ClientOptions {
 }
 
 // poolOptions are the producer pool's options, the same for every cluster.
-func (a *App) poolOptions(pm *proxy.Metrics) proxy.PoolOptions {
+func (a *App) poolOptions(pm *produce.PoolMetrics) produce.PoolOptions {
 	p := &a.cfg.Producer
-	return proxy.PoolOptions{
+	return produce.PoolOptions{
 		MaxProducers:            p.MaxProducers,
 		IdleTimeout:             p.IdleTimeout,
 		BatchingMaxPublishDelay: p.BatchingMaxPublishDelay,

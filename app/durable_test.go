@@ -19,7 +19,7 @@ import (
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/config"
 	"github.com/pulsar-sidecar/pulsar-sidecar/minipulsar"
-	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
+	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 )
 
 // uidsOn collects the psc-uid of every message stored on a topic.
@@ -31,7 +31,7 @@ func uidsOn(t *testing.T, b *minipulsar.Server, full string) map[string]int {
 	}
 	out := map[string]int{}
 	for _, m := range msgs {
-		out[m.Properties[proxy.PropUID]]++
+		out[m.Properties[produce.PropUID]]++
 	}
 	return out
 }
@@ -51,7 +51,7 @@ func TestSpoolWhileBrokerDown(t *testing.T) {
 	res := h.produceJSON(path, `{"messages":[{"payload":"charge","key":"o-1","idempotencyKey":"spool-1"}]}`)
 	require.Equal(t, http.StatusOK, res.Status, res.Raw)
 	r := res.Results[0]
-	require.Equal(t, proxy.StatusSpooled, r.Status, res.Raw)
+	require.Equal(t, produce.StatusSpooled, r.Status, res.Raw)
 
 	// A retry while still down answers the same result from the idempotency store.
 	again := h.produceJSON(path, `{"messages":[{"payload":"charge","key":"o-1","idempotencyKey":"spool-1"}]}`)
@@ -86,7 +86,7 @@ func TestFailoverToDRCluster(t *testing.T) {
 		res := h.produceJSON(path, `{"messages":[{"payload":"during outage"}]}`)
 		require.Equal(t, http.StatusOK, res.Status, res.Raw)
 		r := res.Results[0]
-		if r.Status == proxy.StatusFailover {
+		if r.Status == produce.StatusFailover {
 			require.Equal(t, "dr", r.Cluster)
 			failedOver = r.UID
 			return true
@@ -99,7 +99,7 @@ func TestFailoverToDRCluster(t *testing.T) {
 	require.Eventually(t, func() bool {
 		res := h.produceJSON(path, `{"messages":[{"payload":"after"}]}`)
 		require.Equal(t, http.StatusOK, res.Status, res.Raw)
-		return res.Results[0].Status == proxy.StatusPersisted && res.Results[0].Cluster != "dr"
+		return res.Results[0].Status == produce.StatusPersisted && res.Results[0].Cluster != "dr"
 	}, 30*time.Second, 200*time.Millisecond, "back to the primary once it is healthy")
 }
 
@@ -122,7 +122,7 @@ func TestBrokerFailure(t *testing.T) {
 	res := h.produceJSON(p, body)
 	require.Equal(t, http.StatusOK, res.Status, res.Raw)
 	require.Len(t, res.Results, 1)
-	assert.Equal(t, proxy.StatusSpooled, res.Results[0].Status)
+	assert.Equal(t, produce.StatusSpooled, res.Results[0].Status)
 	uid := res.Results[0].UID
 
 	res = h.produceJSON(p, body)
@@ -136,6 +136,6 @@ func TestBrokerFailure(t *testing.T) {
 	// Copies beyond one can only carry the same uid (an attempt the broker
 	// stored after the sidecar gave up on it); never one with another uid.
 	for _, m := range h.readAll(full)[1:] {
-		assert.Equal(t, uid, m.Properties()[proxy.PropUID])
+		assert.Equal(t, uid, m.Properties()[produce.PropUID])
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/config"
+	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
 )
 
@@ -39,7 +40,7 @@ func TestIdempotencySequentialRetries(t *testing.T) {
 
 	keyed := 0
 	for _, m := range h.readAll(full) {
-		if m.Properties()[proxy.PropIdempotencyKey] == "pay-1" {
+		if m.Properties()[produce.PropIdempotencyKey] == "pay-1" {
 			keyed++
 		}
 	}
@@ -145,7 +146,7 @@ func TestIdempotencyInFlight(t *testing.T) {
 	assert.Equal(t, "uid-of-first-attempt", res.Results[0].UID)
 	got := h.readAll(full)
 	require.Len(t, got, 1)
-	assert.Equal(t, "uid-of-first-attempt", got[0].Properties()[proxy.PropUID])
+	assert.Equal(t, "uid-of-first-attempt", got[0].Properties()[produce.PropUID])
 
 	// And the result is stored for the next retry.
 	again := h.produceJSON(p, body)
@@ -173,14 +174,14 @@ func TestRedisDown(t *testing.T) {
 	require.Equal(t, http.StatusOK, res.Status, res.Raw)
 	assert.True(t, res.Results[0].DuplicateRisk, "the keyed message is flagged")
 	assert.False(t, res.Results[1].DuplicateRisk, "a message without a key runs no risk the caller did not take")
-	assert.Equal(t, proxy.StatusPersisted, res.Results[0].Status)
+	assert.Equal(t, produce.StatusPersisted, res.Results[0].Status)
 
 	msgs := h.readAll(full)
 	require.Len(t, msgs, 4, "never lose a message: the retry is produced while Redis is down")
-	assert.NotContains(t, msgs[0].Properties(), proxy.PropDuplicateRisk)
-	assert.Equal(t, "true", msgs[2].Properties()[proxy.PropDuplicateRisk])
-	assert.Equal(t, "while-down", msgs[2].Properties()[proxy.PropIdempotencyKey], "consumers dedup by (psc-app, psc-idempotency-key)")
-	assert.Equal(t, msgs[0].Properties()[proxy.PropIdempotencyKey], msgs[2].Properties()[proxy.PropIdempotencyKey])
+	assert.NotContains(t, msgs[0].Properties(), produce.PropDuplicateRisk)
+	assert.Equal(t, "true", msgs[2].Properties()[produce.PropDuplicateRisk])
+	assert.Equal(t, "while-down", msgs[2].Properties()[produce.PropIdempotencyKey], "consumers dedup by (psc-app, psc-idempotency-key)")
+	assert.Equal(t, msgs[0].Properties()[produce.PropIdempotencyKey], msgs[2].Properties()[produce.PropIdempotencyKey])
 
 	ready := h.do(http.MethodGet, "/readyz", nil, nil)
 	assert.Equal(t, http.StatusServiceUnavailable, ready.Status, ready.Raw)

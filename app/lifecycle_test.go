@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/config"
+	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
 )
@@ -45,7 +46,7 @@ func TestGracefulShutdown(t *testing.T) {
 
 	msgs := h.readAll(full)
 	require.Len(t, msgs, 2)
-	assert.Equal(t, res.Results[0].MessageID, proxy.FormatMessageID(msgs[1].ID()))
+	assert.Equal(t, res.Results[0].MessageID, produce.FormatMessageID(msgs[1].ID()))
 
 	_, err := http.Post(h.base+"/v1/topics/"+p+"/messages", "text/plain", strings.NewReader("late"))
 	require.Error(t, err, "the listener is closed")
@@ -164,6 +165,6 @@ func TestEmbeddedMode(t *testing.T) {
 	m, err := r.Next(ctx)
 	require.NoError(t, err, "the message survived the restart")
 	assert.Equal(t, "hello", string(m.Payload()))
-	assert.Equal(t, "PAY_1001", m.Properties()[proxy.PropTags])
+	assert.Equal(t, "PAY_1001", m.Properties()[produce.PropTags])
 	assert.False(t, r.HasNext())
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/config"
+	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
 )
@@ -31,7 +32,7 @@ func TestProduceJSONRoundTrip(t *testing.T) {
 	require.Equal(t, http.StatusOK, res.Status, res.Raw)
 	require.Len(t, res.Results, 2)
 	for _, r := range res.Results {
-		assert.Equal(t, proxy.StatusPersisted, r.Status)
+		assert.Equal(t, produce.StatusPersisted, r.Status)
 		assert.Equal(t, "primary", r.Cluster)
 		assert.NotEmpty(t, r.UID)
 		assert.NotEmpty(t, r.MessageID)
@@ -45,27 +46,27 @@ func TestProduceJSONRoundTrip(t *testing.T) {
 	assert.Equal(t, "order-42", m.Key())
 	assert.True(t, m.EventTime().Equal(time.Date(2025, 3, 1, 11, 0, 0, 123e6, time.UTC)), "event time %v (%d)", m.EventTime(), m.EventTime().UnixMilli())
 	props := m.Properties()
-	acceptedAt, err := time.Parse(proxy.AcceptedAtLayout, props[proxy.PropAcceptedAt])
-	require.NoError(t, err, "psc-accepted-at %q", props[proxy.PropAcceptedAt])
+	acceptedAt, err := time.Parse(produce.AcceptedAtLayout, props[produce.PropAcceptedAt])
+	require.NoError(t, err, "psc-accepted-at %q", props[produce.PropAcceptedAt])
 	assert.WithinDuration(t, time.Now(), acceptedAt, time.Minute)
-	delete(props, proxy.PropAcceptedAt)
+	delete(props, produce.PropAcceptedAt)
 	assert.Equal(t, map[string]string{
 		"orderId": "42", "Currency": "EUR", "empty": "",
-		proxy.PropUID:            res.Results[0].UID,
-		proxy.PropApp:            "dev",
-		proxy.PropTags:           "PAY_1001,PAY_1002",
-		proxy.PropIdempotencyKey: "order-42-charge",
+		produce.PropUID:            res.Results[0].UID,
+		produce.PropApp:            "dev",
+		produce.PropTags:           "PAY_1001,PAY_1002",
+		produce.PropIdempotencyKey: "order-42-charge",
 	}, props)
-	assert.Equal(t, []string{"PAY_1001", "PAY_1002"}, proxy.ParseTags(m.Properties()[proxy.PropTags]))
-	assert.Equal(t, res.Results[0].MessageID, proxy.FormatMessageID(m.ID()), "messageId names the stored message")
+	assert.Equal(t, []string{"PAY_1001", "PAY_1002"}, produce.ParseTags(m.Properties()[produce.PropTags]))
+	assert.Equal(t, res.Results[0].MessageID, produce.FormatMessageID(m.ID()), "messageId names the stored message")
 
 	m = receive(t, cons)
 	assert.Equal(t, binary, m.Payload())
 	assert.Empty(t, m.Key())
 	assert.Zero(t, m.EventTime().UnixMilli(), "no event time: pulsar-client-go reports the Unix epoch")
-	assert.Equal(t, res.Results[1].UID, m.Properties()[proxy.PropUID])
-	assert.NotContains(t, m.Properties(), proxy.PropTags)
-	assert.Equal(t, res.Results[1].MessageID, proxy.FormatMessageID(m.ID()))
+	assert.Equal(t, res.Results[1].UID, m.Properties()[produce.PropUID])
+	assert.NotContains(t, m.Properties(), produce.PropTags)
+	assert.Equal(t, res.Results[1].MessageID, produce.FormatMessageID(m.ID()))
 
 	assert.Equal(t, []tracer.Type{tracer.Accepted, tracer.Persisted}, h.rec.types(res.Results[0].UID))
 }
@@ -98,10 +99,10 @@ func TestProduceRawRoundTrip(t *testing.T) {
 	props := m.Properties()
 	assert.Equal(t, "7", props["order-id"])
 	assert.Equal(t, "yes", props["CaseSensitive"])
-	assert.Equal(t, "PAY_1001,REFUND", props[proxy.PropTags])
-	assert.Equal(t, "raw-7", props[proxy.PropIdempotencyKey])
-	assert.Equal(t, res.Results[0].UID, props[proxy.PropUID])
-	assert.Equal(t, res.Results[0].MessageID, proxy.FormatMessageID(m.ID()))
+	assert.Equal(t, "PAY_1001,REFUND", props[produce.PropTags])
+	assert.Equal(t, "raw-7", props[produce.PropIdempotencyKey])
+	assert.Equal(t, res.Results[0].UID, props[produce.PropUID])
+	assert.Equal(t, res.Results[0].MessageID, produce.FormatMessageID(m.ID()))
 
 	// A JSON document as a raw payload: ?raw=1 overrides the content type.
 	res = h.do(http.MethodPost, "/v1/topics/"+p+"/messages?raw=1", jsonHeader(), []byte(`{"messages":"not a batch"}`))
@@ -131,7 +132,7 @@ func TestProduceBatchKeepsOrder(t *testing.T) {
 	msgs := h.readAll(full)
 	require.Len(t, msgs, 50)
 	for i, m := range msgs {
-		assert.Equal(t, res.Results[i].UID, m.Properties()[proxy.PropUID], "message %d", i)
+		assert.Equal(t, res.Results[i].UID, m.Properties()[produce.PropUID], "message %d", i)
 	}
 }
 
@@ -146,7 +147,7 @@ func TestNativeDelay(t *testing.T) {
 	res := h.produceJSON(p, `{"messages":[{"payload":"later","deliverAfter":"300ms"}]}`)
 	require.Equal(t, http.StatusOK, res.Status, res.Raw)
 	r := res.Results[0]
-	assert.Equal(t, proxy.StatusScheduled, r.Status)
+	assert.Equal(t, produce.StatusScheduled, r.Status)
 	due, err := time.Parse(time.RFC3339Nano, r.DeliverAt)
 	require.NoError(t, err)
 	assert.WithinDuration(t, before.Add(300*time.Millisecond), due, 250*time.Millisecond)

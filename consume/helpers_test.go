@@ -251,7 +251,7 @@ type testMsg struct {
 	eventTime time.Time
 }
 
-// pulsarProperties mirrors proxy.Message.PulsarProperties.
+// pulsarProperties mirrors produce.Message.PulsarProperties.
 func (m testMsg) pulsarProperties() map[string]string {
 	p := map[string]string{}
 	for k, v := range m.props {

@@ -151,7 +151,7 @@ func clip(s string, n int) string {
 
 // FormatMessageID renders a Pulsar message id as
 // "ledgerId:entryId:partition:batchIndex", the form the produce API
-// answers with (see proxy.FormatMessageID).
+// answers with (see produce.FormatMessageID).
 func FormatMessageID(id pulsar.MessageID) string {
 	if id == nil {
 		return ""

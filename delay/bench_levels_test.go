@@ -223,7 +223,7 @@ func rssKiB(pid int) int {
 // backlog of due messages (each checked against the cancel marks in Redis,
 // forwarded, acknowledged), by the number of forwards in flight. Broker
 // (in process), Redis and forwarder share the machine. Forwards go
-// unbatched, each flushed at once, as proxy.Pool sends a lone message.
+// unbatched, each flushed at once, as produce.Pool sends a lone message.
 func BenchmarkLevelForward(b *testing.B) {
 	const n = 20_000
 	for _, inflight := range []int{1, 16, 64} {

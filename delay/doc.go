@@ -46,7 +46,7 @@
 // NextRetry (retryplan.go) reads a message's retry plan ("1s,5s,30s,2m")
 // for the consume API's nack with retry.
 //
-// The engine publishes through a Publisher (the sidecar's proxy.Pool) and
+// The engine publishes through a Publisher (the sidecar's produce.Pool) and
 // records scheduled, fired and cancelled events through a tracer.Recorder.
 // proxy imports delay, so the few property names both use are repeated in
 // props.go and checked against proxy's by a test.

@@ -33,7 +33,7 @@ const (
 )
 
 // StatusScheduled is the status of a message the engine holds back; it is
-// proxy.StatusScheduled.
+// produce.StatusScheduled.
 const StatusScheduled = "scheduled"
 
 // Errors of the engine (besides the index's ErrNotFound, ErrInvalid...).
@@ -90,7 +90,7 @@ type EngineOptions struct {
 	// disabled.
 	Client pulsar.Client
 	// Publisher sends to level topics, native delays and forwards; required.
-	// The sidecar passes its *proxy.Pool.
+	// The sidecar passes its *produce.Pool.
 	Publisher Publisher
 	// Redis holds the wheel index and the level cancel marks; nil means no
 	// wheel mode and no cancel.
@@ -103,7 +103,7 @@ type EngineOptions struct {
 
 // Request asks for one message to be delivered later. Exactly one of
 // DeliverAfter, DeliverAt and Level is set. The fields are those of a
-// produce request (proxy.Message) one for one.
+// produce request (produce.Message) one for one.
 type Request struct {
 	UID   string // required; the uid the message keeps when delivered
 	App   string
@@ -460,7 +460,7 @@ func (e *Engine) Schedule(ctx context.Context, req Request) (Result, error) {
 // on any goroutine (possibly the caller's); done must not block. Level and
 // native messages are handed to the publisher before ScheduleAsync
 // returns, so messages handed over by one goroutine keep their order. This
-// is the shape of proxy.Scheduler.ScheduleAsync.
+// is the shape of produce.Scheduler.ScheduleAsync.
 func (e *Engine) ScheduleAsync(ctx context.Context, req Request, done func(Result, error)) {
 	p, err := e.plan(&req)
 	if err != nil {

@@ -16,9 +16,9 @@ import (
 // values must stay equal to proxy's constants; props_contract_test.go
 // checks that they do.
 const (
-	PropUID  = "psc-uid"  // the sidecar's message id (proxy.PropUID)
-	PropApp  = "psc-app"  // the producing app (proxy.PropApp)
-	PropTags = "psc-tags" // tags, sorted, comma-joined (proxy.PropTags)
+	PropUID  = "psc-uid"  // the sidecar's message id (produce.PropUID)
+	PropApp  = "psc-app"  // the producing app (produce.PropApp)
+	PropTags = "psc-tags" // tags, sorted, comma-joined (produce.PropTags)
 )
 
 // Properties that delayed delivery adds. They start with "psc-", which
@@ -39,7 +39,7 @@ const (
 )
 
 // DueLayout formats PropDelayDue: RFC 3339, UTC, milliseconds (the same
-// layout as proxy.AcceptedAtLayout). Due times are rounded up to the
+// layout as produce.AcceptedAtLayout). Due times are rounded up to the
 // millisecond before they are written, so reading one back never makes a
 // message early.
 const DueLayout = "2006-01-02T15:04:05.000Z07:00"
@@ -85,7 +85,7 @@ func splitTags(v string) []string {
 
 // FormatMessageID renders a Pulsar message id as
 // "ledgerId:entryId:partition:batchIndex", exactly as
-// proxy.FormatMessageID does (props_contract_test.go checks it), so ids in
+// produce.FormatMessageID does (props_contract_test.go checks it), so ids in
 // trace events and answers look the same whichever package wrote them.
 func FormatMessageID(id pulsar.MessageID) string {
 	if id == nil {

@@ -7,7 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/delay"
-	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
+	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 )
 
 // The contract between the produce path and delayed delivery: delay repeats
@@ -16,19 +16,19 @@ import (
 // the other relies on: consumers would see a delayed message without its
 // uid, app or tags.
 func TestPropertyNamesMatchProxy(t *testing.T) {
-	require.Equal(t, proxy.PropUID, delay.PropUID)
-	require.Equal(t, proxy.PropApp, delay.PropApp)
-	require.Equal(t, proxy.PropTags, delay.PropTags)
-	require.Equal(t, proxy.AcceptedAtLayout, delay.DueLayout)
-	require.Equal(t, string(proxy.StatusScheduled), delay.StatusScheduled)
+	require.Equal(t, produce.PropUID, delay.PropUID)
+	require.Equal(t, produce.PropApp, delay.PropApp)
+	require.Equal(t, produce.PropTags, delay.PropTags)
+	require.Equal(t, produce.AcceptedAtLayout, delay.DueLayout)
+	require.Equal(t, string(produce.StatusScheduled), delay.StatusScheduled)
 	for _, p := range []string{delay.PropDelayTopic, delay.PropDelayLevel, delay.PropDelayDue, delay.PropRetryPlan, delay.PropRetryStep} {
-		require.Truef(t, len(p) > len(proxy.ReservedPrefix) && p[:len(proxy.ReservedPrefix)] == proxy.ReservedPrefix,
+		require.Truef(t, len(p) > len(produce.ReservedPrefix) && p[:len(produce.ReservedPrefix)] == produce.ReservedPrefix,
 			"%s must be reserved, so producers cannot forge it", p)
 	}
 }
 
 // The sidecar's producer pool is the engine's publisher.
-var _ delay.Publisher = (*proxy.Pool)(nil)
+var _ delay.Publisher = (*produce.Pool)(nil)
 
 func TestMessageIDFormatMatchesProxy(t *testing.T) {
 	for _, id := range []pulsar.MessageID{
@@ -37,6 +37,6 @@ func TestMessageIDFormatMatchesProxy(t *testing.T) {
 		pulsar.EarliestMessageID(),
 		nil,
 	} {
-		require.Equal(t, proxy.FormatMessageID(id), delay.FormatMessageID(id))
+		require.Equal(t, produce.FormatMessageID(id), delay.FormatMessageID(id))
 	}
 }

@@ -10,7 +10,7 @@ import (
 // put messages into level topics, to hand native delays to Pulsar and to
 // forward due messages to their real topics.
 //
-// The method is the one of proxy.Pool, so the sidecar passes its producer
+// The method is the one of produce.Pool, so the sidecar passes its producer
 // pool as is: SendAsync hands msg to topic's producer (creating it when
 // needed, waiting at most until ctx is done) and calls done exactly once,
 // on any goroutine, with the broker's message id or an error. done must not

@@ -28,7 +28,7 @@ func newClient(t testing.TB, url string) pulsar.Client {
 }
 
 // testPublisher is a Publisher with one producer per topic, the way the
-// sidecar's proxy.Pool behaves, plus fault injection: fail[topic] sends
+// sidecar's produce.Pool behaves, plus fault injection: fail[topic] sends
 // fail before reaching the broker.
 type testPublisher struct {
 	client pulsar.Client

@@ -8,16 +8,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 	"github.com/stretchr/testify/require"
-
-	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
 )
 
-// senderFunc adapts a function to proxy.Sender, to control exactly when
+// senderFunc adapts a function to produce.Sender, to control exactly when
 // (and whether) an attempt's outcome comes.
-type senderFunc func(ctx context.Context, m *proxy.Message, done func(proxy.Receipt, error))
+type senderFunc func(ctx context.Context, m *produce.Message, done func(produce.Receipt, error))
 
-func (f senderFunc) SendAsync(ctx context.Context, m *proxy.Message, done func(proxy.Receipt, error)) {
+func (f senderFunc) SendAsync(ctx context.Context, m *produce.Message, done func(produce.Receipt, error)) {
 	f(ctx, m, done)
 }
 
@@ -26,20 +25,20 @@ func (f senderFunc) SendAsync(ctx context.Context, m *proxy.Message, done func(p
 // the attempt does; a success after the timeout counts as a late ack.
 func TestSendOnce(t *testing.T) {
 	s := &Sender{log: slog.New(slog.DiscardHandler)}
-	m := &proxy.Message{UID: "u1"}
+	m := &produce.Message{UID: "u1"}
 	type call struct {
-		rc  proxy.Receipt
+		rc  produce.Receipt
 		err error
 	}
 
 	t.Run("outcome first", func(t *testing.T) {
 		var handed context.Context
 		calls := make(chan call, 2)
-		c := &cluster{name: "a", sender: senderFunc(func(ctx context.Context, _ *proxy.Message, done func(proxy.Receipt, error)) {
+		c := &cluster{name: "a", sender: senderFunc(func(ctx context.Context, _ *produce.Message, done func(produce.Receipt, error)) {
 			handed = ctx
-			done(proxy.Receipt{MessageID: "1:2:0:0"}, nil) // on the caller's goroutine, as a sender may
+			done(produce.Receipt{MessageID: "1:2:0:0"}, nil) // on the caller's goroutine, as a sender may
 		})}
-		s.sendOnce(context.Background(), c, m, 50*time.Millisecond, func(rc proxy.Receipt, err error) { calls <- call{rc, err} })
+		s.sendOnce(context.Background(), c, m, 50*time.Millisecond, func(rc produce.Receipt, err error) { calls <- call{rc, err} })
 		got := <-calls
 		require.NoError(t, got.err)
 		require.Equal(t, "1:2:0:0", got.rc.MessageID)
@@ -49,20 +48,20 @@ func TestSendOnce(t *testing.T) {
 	})
 
 	t.Run("timeout first", func(t *testing.T) {
-		var late func(proxy.Receipt, error)
+		var late func(produce.Receipt, error)
 		var handed context.Context
 		calls := make(chan call, 2)
-		c := &cluster{name: "a", sender: senderFunc(func(ctx context.Context, _ *proxy.Message, done func(proxy.Receipt, error)) {
+		c := &cluster{name: "a", sender: senderFunc(func(ctx context.Context, _ *produce.Message, done func(produce.Receipt, error)) {
 			handed, late = ctx, done
 		})}
 		start := time.Now()
-		s.sendOnce(context.Background(), c, m, 30*time.Millisecond, func(rc proxy.Receipt, err error) { calls <- call{rc, err} })
+		s.sendOnce(context.Background(), c, m, 30*time.Millisecond, func(rc produce.Receipt, err error) { calls <- call{rc, err} })
 		got := <-calls
 		require.GreaterOrEqual(t, time.Since(start), 30*time.Millisecond)
 		require.True(t, errors.Is(got.err, errAttemptTimeout), "%v", got.err)
 		require.True(t, Retriable(got.err))
 		<-handed.Done() // the sender learns that the attempt is over
-		late(proxy.Receipt{MessageID: "late"}, nil)
+		late(produce.Receipt{MessageID: "late"}, nil)
 		require.Empty(t, calls, "a late outcome is not a second answer")
 	})
 
@@ -71,13 +70,13 @@ func TestSendOnce(t *testing.T) {
 		for range 200 {
 			var n atomic.Int32
 			answered := make(chan struct{}, 2)
-			c := &cluster{name: "a", sender: senderFunc(func(_ context.Context, _ *proxy.Message, done func(proxy.Receipt, error)) {
+			c := &cluster{name: "a", sender: senderFunc(func(_ context.Context, _ *produce.Message, done func(produce.Receipt, error)) {
 				go func() {
 					time.Sleep(time.Millisecond)
-					done(proxy.Receipt{}, nil)
+					done(produce.Receipt{}, nil)
 				}()
 			})}
-			s.sendOnce(context.Background(), c, m, time.Millisecond, func(proxy.Receipt, error) {
+			s.sendOnce(context.Background(), c, m, time.Millisecond, func(produce.Receipt, error) {
 				n.Add(1)
 				answered <- struct{}{}
 			})

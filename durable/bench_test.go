@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/minipulsar"
-	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
+	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 )
 
 // BenchmarkSend measures messages made durable per second through the
@@ -26,12 +26,12 @@ func BenchmarkSend(b *testing.B) {
 	modes := []struct {
 		name           string
 		primary, drUp  bool
-		want           proxy.Status
+		want           produce.Status
 		spoolWithFsync bool
 	}{
-		{"healthy", true, true, proxy.StatusPersisted, false},
-		{"failover", false, true, proxy.StatusFailover, false},
-		{"spooling", false, false, proxy.StatusSpooled, true},
+		{"healthy", true, true, produce.StatusPersisted, false},
+		{"failover", false, true, produce.StatusFailover, false},
+		{"spooling", false, false, produce.StatusSpooled, true},
 	}
 	payload := []byte(strings.Repeat("x", 256))
 	for _, mode := range modes {
@@ -48,7 +48,7 @@ func BenchmarkSend(b *testing.B) {
 				opts.Logger, opts.Registerer, opts.Recorder = quiet, nil, nil
 				opts.IdleProbeInterval = -1
 				s := start(b, opts)
-				sendOne := func(i int) proxy.Receipt {
+				sendOne := func(i int) produce.Receipt {
 					m := newMessage(i, testTopic)
 					m.Payload = payload
 					rc, err := send(b, s, m, 10*time.Second)

@@ -6,8 +6,7 @@ import (
 	"strings"
 
 	"github.com/apache/pulsar-client-go/pulsar"
-
-	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
+	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 )
 
 // errAttemptTimeout: the cluster did not answer within Options.AttemptTimeout.
@@ -30,7 +29,7 @@ func Retriable(err error) bool {
 		return false
 	}
 	if errors.Is(err, errAttemptTimeout) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, context.Canceled) || errors.Is(err, proxy.ErrPoolClosed) {
+		errors.Is(err, context.Canceled) || errors.Is(err, produce.ErrPoolClosed) {
 		return true
 	}
 	var pe *pulsar.Error

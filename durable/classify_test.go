@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
+	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 	"github.com/pulsar-sidecar/pulsar-sidecar/spool"
 )
 
@@ -25,7 +25,7 @@ func TestRetriable(t *testing.T) {
 		{"nil", nil, false},
 		{"attempt timeout", errAttemptTimeout, true},
 		{"hand-over deadline", context.DeadlineExceeded, true},
-		{"pool closed", fmt.Errorf("x: %w", proxy.ErrPoolClosed), true},
+		{"pool closed", fmt.Errorf("x: %w", produce.ErrPoolClosed), true},
 		{"send timeout", pulsar.ErrSendTimeout, true},
 		{"context expired in the client", pulsar.ErrContextExpired, true},
 		{"queue full", pulsar.ErrSendQueueIsFull, true},

@@ -12,10 +12,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
 )
 
 // spoolN spools n messages through a Sender whose only cluster is down,
@@ -34,7 +33,7 @@ func spoolN(t *testing.T, dir string, pc *clusterEnv, n int) []string {
 		wg.Go(func() {
 			rc, err := send(t, s, m, 5*time.Second)
 			assert.NoError(t, err)
-			assert.Equal(t, proxy.StatusSpooled, rc.Status)
+			assert.Equal(t, produce.StatusSpooled, rc.Status)
 			mu.Lock()
 			uids = append(uids, m.UID)
 			mu.Unlock()

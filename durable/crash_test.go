@@ -20,7 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
+	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 	"github.com/pulsar-sidecar/pulsar-sidecar/spool"
 )
 
@@ -37,13 +37,13 @@ const (
 func runCrashChild(urls, dir string) int {
 	primaryURL, drURL, _ := strings.Cut(urls, " ")
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	sender := func(url, name string) proxy.Sender {
+	sender := func(url, name string) produce.Sender {
 		client, err := pulsar.NewClient(pulsar.ClientOptions{URL: url, OperationTimeout: 2 * time.Second,
 			Logger: pulsarlog.NewLoggerWithSlog(quiet), MetricsRegisterer: prometheus.NewRegistry()})
 		if err != nil {
 			panic(err)
 		}
-		return &proxy.PulsarSender{Pool: proxy.NewPool(client, proxy.PoolOptions{SendTimeout: 2 * time.Second, Logger: quiet}), Cluster: name}
+		return &produce.PulsarSender{Pool: produce.NewPool(client, produce.PoolOptions{SendTimeout: 2 * time.Second, Logger: quiet}), Cluster: name}
 	}
 	s, err := New(Options{
 		Primary:        Cluster{Sender: sender(primaryURL, "primary")},
@@ -69,13 +69,13 @@ func runCrashChild(urls, dir string) int {
 				m := newMessage(i, crashTopic)
 				ch := make(chan result, 1)
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				s.SendAsync(ctx, m, func(rc proxy.Receipt, err error) { ch <- result{rc, err} })
+				s.SendAsync(ctx, m, func(rc produce.Receipt, err error) { ch <- result{rc, err} })
 				r := <-ch
 				cancel()
 				switch {
 				case r.err != nil:
 					emit("E " + r.err.Error())
-				case r.rc.Status != proxy.StatusSpooled:
+				case r.rc.Status != produce.StatusSpooled:
 					emit("E unexpected status " + string(r.rc.Status))
 				default:
 					emit("A " + m.UID)

@@ -1,11 +1,11 @@
 // Package durable keeps the sidecar's promise that an acknowledged message
-// is never lost. Its Sender implements proxy.Sender over a primary Pulsar
+// is never lost. Its Sender implements produce.Sender over a primary Pulsar
 // cluster, an optional disaster-recovery (DR) cluster and the local spool
 // (spool):
 //
 //	s, err := durable.New(durable.Options{
-//		Primary:  durable.Cluster{Name: "primary", Sender: &proxy.PulsarSender{Pool: primaryPool, Cluster: "primary"}},
-//		DR:       &durable.Cluster{Name: "dr", Sender: &proxy.PulsarSender{Pool: drPool, Cluster: "dr"}},
+//		Primary:  durable.Cluster{Name: "primary", Sender: &produce.PulsarSender{Pool: primaryPool, Cluster: "primary"}},
+//		DR:       &durable.Cluster{Name: "dr", Sender: &produce.PulsarSender{Pool: drPool, Cluster: "dr"}},
 //		SpoolDir: filepath.Join(dataDir, "spool"),
 //	})
 //	proxy.New(proxy.Options{Sender: s, ReadyChecks: map[string]proxy.Check{"durability": s.Ready}, ...})

@@ -13,7 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
+	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 	"github.com/pulsar-sidecar/pulsar-sidecar/spool"
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
 )
@@ -47,9 +47,9 @@ type Cluster struct {
 	// Name is reported in receipts (Receipt.Cluster), metrics and trace
 	// events. Defaults: "primary" and "dr".
 	Name string
-	// Sender writes to the cluster, typically a *proxy.PulsarSender over
+	// Sender writes to the cluster, typically a *produce.PulsarSender over
 	// the cluster's own Pool and client. Required.
-	Sender proxy.Sender
+	Sender produce.Sender
 	// Probe checks the cluster while its breaker is open or half-open, and
 	// when it was idle for Options.IdleProbeInterval. nil:
 	// SendProbe(Sender, Options.HealthTopic).
@@ -182,7 +182,7 @@ func (o Options) withDefaults() Options {
 
 // Sender makes messages durable: on the primary cluster, else on the
 // disaster-recovery cluster, else in the local spool, which a replayer
-// empties into a healthy cluster. It implements proxy.Sender. See the
+// empties into a healthy cluster. It implements produce.Sender. See the
 // package documentation for the rules.
 type Sender struct {
 	opts     Options
@@ -214,11 +214,11 @@ type Sender struct {
 	spoolFullAt atomic.Int64 // unix nanos of the last append refused for lack of room
 }
 
-var _ proxy.Sender = (*Sender)(nil)
+var _ produce.Sender = (*Sender)(nil)
 
 type cluster struct {
 	name         string
-	sender       proxy.Sender
+	sender       produce.Sender
 	probe        Probe
 	br           *breaker
 	probeRefused atomic.Bool // a refusal was logged once
@@ -227,8 +227,8 @@ type cluster struct {
 // op is one message on its way. Its fields are touched by one step at a
 // time (attempt, outcome, retry), each handing over to the next.
 type op struct {
-	m         *proxy.Message
-	done      func(proxy.Receipt, error)
+	m         *produce.Message
+	done      func(produce.Receipt, error)
 	ctx       context.Context // the caller's values, without its cancellation
 	start     time.Time
 	deadline  time.Time
@@ -327,18 +327,18 @@ func (s *Sender) changed() <-chan struct{} {
 	return s.notify
 }
 
-// SendAsync implements proxy.Sender. The first attempt is handed over on
+// SendAsync implements produce.Sender. The first attempt is handed over on
 // the caller's goroutine, so without faults messages keep their order per
 // topic; retries, failover and the spool may reorder (see the package
 // documentation). ctx's deadline (or Options.RequestTimeout) bounds the
 // whole journey: cluster attempts stop SpoolMargin before it, and the spool
 // append must finish by it. ctx's cancellation is ignored: once accepted,
 // a message is made durable or answered with an error by the deadline.
-func (s *Sender) SendAsync(ctx context.Context, m *proxy.Message, done func(proxy.Receipt, error)) {
+func (s *Sender) SendAsync(ctx context.Context, m *produce.Message, done func(produce.Receipt, error)) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		done(proxy.Receipt{}, ErrClosed)
+		done(produce.Receipt{}, ErrClosed)
 		return
 	}
 	s.ops.Add(1)
@@ -367,7 +367,7 @@ func (s *Sender) attempt(o *op) {
 		s.met.retry()
 	}
 	o.n++
-	s.sendOnce(o.ctx, c, o.m, min(s.opts.AttemptTimeout, budget), func(rc proxy.Receipt, err error) {
+	s.sendOnce(o.ctx, c, o.m, min(s.opts.AttemptTimeout, budget), func(rc produce.Receipt, err error) {
 		s.attempted(o, c, t, rc, err)
 	})
 }
@@ -397,7 +397,7 @@ func (s *Sender) pick(avoid, refused *cluster) (*cluster, ticket, bool) {
 // success that comes later is counted as a late ack: the message may then
 // be stored twice, under the same uid. The hand-over gets a context that is
 // cancelled when the attempt times out.
-func (s *Sender) sendOnce(ctx context.Context, c *cluster, m *proxy.Message, timeout time.Duration, cb func(proxy.Receipt, error)) {
+func (s *Sender) sendOnce(ctx context.Context, c *cluster, m *produce.Message, timeout time.Duration, cb func(produce.Receipt, error)) {
 	// One timer and one cancelable context per attempt, and no context
 	// callback registration: every message pays for this.
 	a := &attemptCall{s: s, c: c, uid: m.UID, cb: cb}
@@ -413,7 +413,7 @@ type attemptCall struct {
 	s      *Sender
 	c      *cluster
 	uid    string
-	cb     func(proxy.Receipt, error)
+	cb     func(produce.Receipt, error)
 	cancel context.CancelFunc
 	timer  *time.Timer
 	once   atomic.Bool
@@ -422,11 +422,11 @@ type attemptCall struct {
 func (a *attemptCall) expire() {
 	if a.once.CompareAndSwap(false, true) {
 		a.cancel()
-		a.cb(proxy.Receipt{}, errAttemptTimeout)
+		a.cb(produce.Receipt{}, errAttemptTimeout)
 	}
 }
 
-func (a *attemptCall) outcome(rc proxy.Receipt, err error) {
+func (a *attemptCall) outcome(rc produce.Receipt, err error) {
 	if !a.once.CompareAndSwap(false, true) {
 		if err == nil {
 			a.s.met.lateAck(a.c.name)
@@ -441,7 +441,7 @@ func (a *attemptCall) outcome(rc proxy.Receipt, err error) {
 
 // attempted handles an attempt's outcome. It may run on the client's
 // goroutine, so it never blocks: retries and spool appends go elsewhere.
-func (s *Sender) attempted(o *op, c *cluster, t ticket, rc proxy.Receipt, err error) {
+func (s *Sender) attempted(o *op, c *cluster, t ticket, rc produce.Receipt, err error) {
 	now := time.Now()
 	if err == nil {
 		c.br.success(t, now)
@@ -464,7 +464,7 @@ func (s *Sender) attempted(o *op, c *cluster, t ticket, rc proxy.Receipt, err er
 			return
 		}
 		s.log.Warn("message refused by the cluster", "cluster", c.name, "uid", o.m.UID, "topic", o.m.Topic, "err", err)
-		s.finish(o, proxy.Receipt{}, fmt.Errorf("%w by cluster %s: %w", ErrRejected, c.name, err))
+		s.finish(o, produce.Receipt{}, fmt.Errorf("%w by cluster %s: %w", ErrRejected, c.name, err))
 		return
 	}
 	c.br.failure(t, now)
@@ -521,10 +521,10 @@ func (s *Sender) recordRetried(o *op) {
 }
 
 // succeed answers o with a cluster's receipt.
-func (s *Sender) succeed(o *op, c *cluster, rc proxy.Receipt) {
+func (s *Sender) succeed(o *op, c *cluster, rc produce.Receipt) {
 	rc.Cluster = c.name
 	if c == s.dr {
-		rc.Status = proxy.StatusFailover
+		rc.Status = produce.StatusFailover
 		s.met.failover()
 		s.rec.Record(s.event(tracer.FailedOver, o.m, func(ev *tracer.Event) {
 			ev.Cluster, ev.MessageID, ev.Attempt, ev.Latency = c.name, rc.MessageID, o.n, time.Since(o.start)
@@ -538,7 +538,7 @@ func (s *Sender) succeed(o *op, c *cluster, rc proxy.Receipt) {
 
 // finish answers o. It is the last thing done for an op, so that Close,
 // which waits for every op, also waits for the goroutines serving them.
-func (s *Sender) finish(o *op, rc proxy.Receipt, err error) {
+func (s *Sender) finish(o *op, rc produce.Receipt, err error) {
 	o.done(rc, err)
 	s.ops.Done()
 }
@@ -562,14 +562,14 @@ func (s *Sender) spoolOp(o *op) {
 				ev.Error = o.lastErr.Error()
 			}
 		}))
-		s.finish(o, proxy.Receipt{Status: proxy.StatusSpooled}, nil)
+		s.finish(o, produce.Receipt{Status: produce.StatusSpooled}, nil)
 		return
 	}
 	result, err := s.spoolError(err)
 	s.met.spool(result)
 	s.log.Warn("message not durable: spool append failed", "uid", o.m.UID, "topic", o.m.Topic,
 		"result", result, "err", err, "last_cluster_err", o.lastErr)
-	s.finish(o, proxy.Receipt{}, err)
+	s.finish(o, produce.Receipt{}, err)
 }
 
 // spoolError maps a spool failure to a metric label and this package's
@@ -592,7 +592,7 @@ func (s *Sender) spoolError(err error) (result string, mapped error) {
 }
 
 // event builds a trace event about m; fill sets the step's own fields.
-func (s *Sender) event(typ tracer.Type, m *proxy.Message, fill func(*tracer.Event)) tracer.Event {
+func (s *Sender) event(typ tracer.Type, m *produce.Message, fill func(*tracer.Event)) tracer.Event {
 	ev := tracer.Event{Type: typ, UID: m.UID, Topic: m.Topic, Key: m.Key, Tags: m.Tags, App: m.App,
 		Node: s.opts.Node, Time: time.Now()}
 	fill(&ev)

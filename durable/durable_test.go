@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/minipulsar"
-	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
+	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
 )
 
@@ -24,7 +24,7 @@ import (
 // checkStored asserts that the broker holds m exactly as a direct send
 // would have stored it: same properties (psc-* included), key, event time
 // and payload.
-func checkStored(t *testing.T, got minipulsar.Message, m *proxy.Message) {
+func checkStored(t *testing.T, got minipulsar.Message, m *produce.Message) {
 	t.Helper()
 	assert.Equal(t, m.PulsarProperties(), got.Properties, "properties of %s", m.UID)
 	assert.Equal(t, m.Key, got.Key)
@@ -40,7 +40,7 @@ func TestHealthyPrimaryPersists(t *testing.T) {
 
 	// Handed over without waiting, as a batch request does: order is kept.
 	const n = 200
-	msgs := make([]*proxy.Message, n)
+	msgs := make([]*produce.Message, n)
 	results := make([]result, n)
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -48,7 +48,7 @@ func TestHealthyPrimaryPersists(t *testing.T) {
 	for i := range msgs {
 		msgs[i] = newMessage(i, testTopic)
 		wg.Add(1)
-		s.SendAsync(ctx, msgs[i], func(rc proxy.Receipt, err error) {
+		s.SendAsync(ctx, msgs[i], func(rc produce.Receipt, err error) {
 			results[i] = result{rc, err}
 			wg.Done()
 		})
@@ -56,7 +56,7 @@ func TestHealthyPrimaryPersists(t *testing.T) {
 	wg.Wait()
 	for i, r := range results {
 		require.NoError(t, r.err, i)
-		require.Equal(t, proxy.StatusPersisted, r.rc.Status, i)
+		require.Equal(t, produce.StatusPersisted, r.rc.Status, i)
 		require.Equal(t, "primary", r.rc.Cluster, i)
 		require.NotEmpty(t, r.rc.MessageID, i)
 	}
@@ -64,7 +64,7 @@ func TestHealthyPrimaryPersists(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, all, n)
 	for i, got := range all {
-		require.Equal(t, msgs[i].UID, got.Properties[proxy.PropUID], "order on the broker, message %d", i)
+		require.Equal(t, msgs[i].UID, got.Properties[produce.PropUID], "order on the broker, message %d", i)
 		checkStored(t, got, msgs[i])
 	}
 	assert.Empty(t, stored(t, dc.broker, testTopic))
@@ -89,8 +89,8 @@ func TestFailoverAndBack(t *testing.T) {
 	s := start(t, opts)
 	reg := opts.Registerer.(*prometheus.Registry)
 
-	var sent []*proxy.Message
-	sendOne := func(i int) (proxy.Receipt, time.Duration) {
+	var sent []*produce.Message
+	sendOne := func(i int) (produce.Receipt, time.Duration) {
 		m := newMessage(i, testTopic)
 		sent = append(sent, m)
 		begin := time.Now()
@@ -102,7 +102,7 @@ func TestFailoverAndBack(t *testing.T) {
 	// until the primary's breaker opens; then failover is immediate.
 	for i := range 10 {
 		rc, took := sendOne(i)
-		require.Equal(t, proxy.StatusFailover, rc.Status, i)
+		require.Equal(t, produce.StatusFailover, rc.Status, i)
 		require.Equal(t, "dr", rc.Cluster, i)
 		require.NotEmpty(t, rc.MessageID)
 		switch {
@@ -126,8 +126,8 @@ func TestFailoverAndBack(t *testing.T) {
 	for i := 10; persisted < 10; i++ {
 		require.Less(t, time.Since(back), 20*time.Second, "traffic never returned to the primary")
 		rc, _ := sendOne(i)
-		require.Contains(t, []proxy.Status{proxy.StatusFailover, proxy.StatusPersisted}, rc.Status)
-		if rc.Status == proxy.StatusPersisted {
+		require.Contains(t, []produce.Status{produce.StatusFailover, produce.StatusPersisted}, rc.Status)
+		if rc.Status == produce.StatusPersisted {
 			require.Equal(t, "primary", rc.Cluster)
 			persisted++
 		} else {
@@ -158,7 +158,7 @@ func TestSpoolAndReplay(t *testing.T) {
 	s := start(t, opts)
 	reg := opts.Registerer.(*prometheus.Registry)
 
-	var msgs []*proxy.Message
+	var msgs []*produce.Message
 	for i := range 30 {
 		m := newMessage(i, testTopic)
 		switch i {
@@ -172,7 +172,7 @@ func TestSpoolAndReplay(t *testing.T) {
 		msgs = append(msgs, m)
 		rc, err := send(t, s, m, 5*time.Second)
 		require.NoError(t, err, i)
-		require.Equal(t, proxy.Receipt{Status: proxy.StatusSpooled}, rc, i)
+		require.Equal(t, produce.Receipt{Status: produce.StatusSpooled}, rc, i)
 	}
 	require.Equal(t, Open, s.state("primary"))
 	require.Equal(t, Open, s.state("dr"))
@@ -194,7 +194,7 @@ func TestSpoolAndReplay(t *testing.T) {
 	var order []string
 	byUID := map[string]minipulsar.Message{}
 	for _, got := range all {
-		uid := got.Properties[proxy.PropUID]
+		uid := got.Properties[produce.PropUID]
 		byUID[uid] = got
 		if uid != msgs[3].UID {
 			order = append(order, uid)
@@ -230,7 +230,7 @@ func TestReplayToDR(t *testing.T) {
 		m := newMessage(i, testTopic)
 		rc, err := send(t, s, m, 5*time.Second)
 		require.NoError(t, err)
-		require.Equal(t, proxy.StatusSpooled, rc.Status)
+		require.Equal(t, produce.StatusSpooled, rc.Status)
 		uids = append(uids, m.UID)
 	}
 	require.NoError(t, dr.Start())
@@ -242,7 +242,7 @@ func TestReplayToDR(t *testing.T) {
 	// New messages now fail over to DR directly.
 	rc, err := send(t, s, newMessage(10, testTopic), 5*time.Second)
 	require.NoError(t, err)
-	assert.Equal(t, proxy.StatusFailover, rc.Status)
+	assert.Equal(t, produce.StatusFailover, rc.Status)
 }
 
 // TestRetryAfterTimeout: an attempt the broker answers too late is retried;
@@ -262,7 +262,7 @@ func TestRetryAfterTimeout(t *testing.T) {
 	m := newMessage(1, testTopic)
 	rc, err := send(t, s, m, 5*time.Second)
 	require.NoError(t, err)
-	require.Equal(t, proxy.StatusPersisted, rc.Status)
+	require.Equal(t, produce.StatusPersisted, rc.Status)
 	retried := opts.Recorder.(*recorder).of(tracer.Retried)
 	require.NotEmpty(t, retried)
 	assert.Equal(t, m.UID, retried[0].UID)
@@ -292,7 +292,7 @@ func TestDRRefusalKeepsTheMessageForThePrimary(t *testing.T) {
 		m := newMessage(i, testTopic)
 		rc, err := send(t, s, m, 5*time.Second)
 		require.NoError(t, err, i)
-		require.Equal(t, proxy.StatusSpooled, rc.Status, i)
+		require.Equal(t, produce.StatusSpooled, rc.Status, i)
 		uids = append(uids, m.UID)
 	}
 	assert.Equal(t, Closed, s.state("dr"), "a refusal says nothing about the DR cluster's health")
@@ -361,7 +361,7 @@ func TestSpoolFull(t *testing.T) {
 			full++
 			continue
 		}
-		require.Equal(t, proxy.StatusSpooled, rc.Status)
+		require.Equal(t, produce.StatusSpooled, rc.Status)
 		acked = append(acked, m.UID)
 	}
 	require.NotEmpty(t, acked)
@@ -399,10 +399,10 @@ func TestCloseLeavesTheRestInTheSpool(t *testing.T) {
 	for i := range n {
 		m := newMessage(i, testTopic)
 		wg.Add(1)
-		s.SendAsync(ctx, m, func(rc proxy.Receipt, err error) {
+		s.SendAsync(ctx, m, func(rc produce.Receipt, err error) {
 			defer wg.Done()
 			assert.NoError(t, err)
-			assert.Equal(t, proxy.StatusSpooled, rc.Status)
+			assert.Equal(t, produce.StatusSpooled, rc.Status)
 			mu.Lock()
 			spooled = append(spooled, m.UID)
 			mu.Unlock()
@@ -442,7 +442,7 @@ func TestReplayAcksOnlyWhatTheBrokerAcked(t *testing.T) {
 		m := newMessage(i, testTopic)
 		rc, err := send(t, s, m, 5*time.Second)
 		require.NoError(t, err)
-		require.Equal(t, proxy.StatusSpooled, rc.Status)
+		require.Equal(t, produce.StatusSpooled, rc.Status)
 		uids = append(uids, m.UID)
 	}
 	waitFor(t, 10*time.Second, "failed replays", func() bool {
@@ -486,7 +486,7 @@ func TestRefusedProbeCountsAsUp(t *testing.T) {
 	waitFor(t, 20*time.Second, "the primary's breaker to close", func() bool { return s.state("primary") == Closed })
 	rc, err := send(t, s, newMessage(9, testTopic), 5*time.Second)
 	require.NoError(t, err)
-	assert.Equal(t, proxy.StatusPersisted, rc.Status)
+	assert.Equal(t, produce.StatusPersisted, rc.Status)
 }
 
 // TestCloseDrainsTheSpool: Close lets the replayer empty the spool into a
@@ -504,7 +504,7 @@ func TestCloseDrainsTheSpool(t *testing.T) {
 		m := newMessage(i, testTopic)
 		rc, err := send(t, s, m, 5*time.Second)
 		require.NoError(t, err)
-		require.Equal(t, proxy.StatusSpooled, rc.Status)
+		require.Equal(t, produce.StatusSpooled, rc.Status)
 		uids = append(uids, m.UID)
 	}
 	primary.DelayNextSends(1<<20, 15*time.Millisecond) // ~1 s of replay
@@ -525,7 +525,7 @@ func TestCloseDrainsTheSpool(t *testing.T) {
 }
 
 func TestNewValidates(t *testing.T) {
-	pc := &clusterEnv{sender: &proxy.PulsarSender{}}
+	pc := &clusterEnv{sender: &produce.PulsarSender{}}
 	for name, opts := range map[string]Options{
 		"no primary":      {SpoolDir: t.TempDir()},
 		"no spool dir":    {Primary: Cluster{Sender: pc.sender}},

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
+	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 	"github.com/pulsar-sidecar/pulsar-sidecar/spool"
 )
 
@@ -62,7 +62,7 @@ func TestDiskFull(t *testing.T) {
 				if err != nil {
 					failures = append(failures, err)
 				} else {
-					assert.Equal(t, proxy.StatusSpooled, rc.Status)
+					assert.Equal(t, produce.StatusSpooled, rc.Status)
 					acked = append(acked, m.UID)
 				}
 				mu.Unlock()

@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/minipulsar"
-	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
+	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 	"github.com/pulsar-sidecar/pulsar-sidecar/spool"
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
 )
@@ -52,8 +52,8 @@ func deadBroker(t testing.TB) *minipulsar.Server {
 type clusterEnv struct {
 	broker *minipulsar.Server
 	client pulsar.Client
-	pool   *proxy.Pool
-	sender *proxy.PulsarSender
+	pool   *produce.Pool
+	sender *produce.PulsarSender
 }
 
 // connect opens a client and a pool to b; both are closed when the test
@@ -69,13 +69,13 @@ func connect(t testing.TB, b *minipulsar.Server, name string) *clusterEnv {
 	})
 	require.NoError(t, err)
 	t.Cleanup(client.Close)
-	pool := proxy.NewPool(client, proxy.PoolOptions{SendTimeout: 3 * time.Second, Logger: quiet})
+	pool := produce.NewPool(client, produce.PoolOptions{SendTimeout: 3 * time.Second, Logger: quiet})
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		require.NoError(t, pool.Close(ctx))
 	})
-	return &clusterEnv{broker: b, client: client, pool: pool, sender: &proxy.PulsarSender{Pool: pool, Cluster: name}}
+	return &clusterEnv{broker: b, client: client, pool: pool, sender: &produce.PulsarSender{Pool: pool, Cluster: name}}
 }
 
 // testOptions are fast settings: short attempts, quick probes and
@@ -115,9 +115,9 @@ func start(t testing.TB, opts Options) *Sender {
 const testTopic = "persistent://pay/settle/orders"
 
 // newMessage is message i as the produce path hands it over.
-func newMessage(i int, topic string) *proxy.Message {
-	return &proxy.Message{
-		UID:        proxy.NewUID(),
+func newMessage(i int, topic string) *produce.Message {
+	return &produce.Message{
+		UID:        produce.NewUID(),
 		App:        "billing",
 		Topic:      topic,
 		Key:        fmt.Sprintf("order-%d", i%17),
@@ -130,25 +130,25 @@ func newMessage(i int, topic string) *proxy.Message {
 }
 
 type result struct {
-	rc  proxy.Receipt
+	rc  produce.Receipt
 	err error
 }
 
 // send hands m over and waits for its outcome; timeout is the request
 // deadline.
-func send(t testing.TB, s proxy.Sender, m *proxy.Message, timeout time.Duration) (proxy.Receipt, error) {
+func send(t testing.TB, s produce.Sender, m *produce.Message, timeout time.Duration) (produce.Receipt, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	ch := make(chan result, 1)
-	s.SendAsync(ctx, m, func(rc proxy.Receipt, err error) { ch <- result{rc, err} })
+	s.SendAsync(ctx, m, func(rc produce.Receipt, err error) { ch <- result{rc, err} })
 	select {
 	case r := <-ch:
 		return r.rc, r.err
 	case <-time.After(timeout + 5*time.Second):
 		t.Fatalf("no outcome for %s within %v after the deadline", m.UID, 5*time.Second)
 	}
-	return proxy.Receipt{}, nil
+	return produce.Receipt{}, nil
 }
 
 // stored maps each psc-uid on topic to how many times the broker holds it.
@@ -161,7 +161,7 @@ func stored(t testing.TB, b *minipulsar.Server, topic string) map[string]int {
 	require.NoError(t, err)
 	out := make(map[string]int, len(msgs))
 	for _, m := range msgs {
-		out[m.Properties[proxy.PropUID]]++
+		out[m.Properties[produce.PropUID]]++
 	}
 	return out
 }

@@ -25,7 +25,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/minipulsar"
-	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
+	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
 )
 
@@ -57,7 +57,7 @@ func TestNoLossUnderLoad(t *testing.T) {
 	topics := []string{"persistent://pay/settle/a", "persistent://pay/settle/b", "persistent://pay/usage/c"}
 	type answer struct {
 		uid    string
-		status proxy.Status
+		status produce.Status
 		at     time.Time
 		err    error
 	}
@@ -73,7 +73,7 @@ func TestNoLossUnderLoad(t *testing.T) {
 				m := newMessage(i, topics[i%len(topics)])
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				ch := make(chan result, 1)
-				s.SendAsync(ctx, m, func(rc proxy.Receipt, err error) { ch <- result{rc, err} })
+				s.SendAsync(ctx, m, func(rc produce.Receipt, err error) { ch <- result{rc, err} })
 				r := <-ch
 				cancel()
 				mu.Lock()
@@ -112,7 +112,7 @@ func TestNoLossUnderLoad(t *testing.T) {
 			}
 		}
 	}
-	byStatus := map[proxy.Status]int{}
+	byStatus := map[produce.Status]int{}
 	var lost, failed []string
 	firstFailover, firstSpooled, firstBack := time.Time{}, time.Time{}, time.Time{}
 	for _, a := range answers {
@@ -125,11 +125,11 @@ func TestNoLossUnderLoad(t *testing.T) {
 			lost = append(lost, a.uid)
 		}
 		switch {
-		case a.status == proxy.StatusFailover && a.at.After(primaryDown) && (firstFailover.IsZero() || a.at.Before(firstFailover)):
+		case a.status == produce.StatusFailover && a.at.After(primaryDown) && (firstFailover.IsZero() || a.at.Before(firstFailover)):
 			firstFailover = a.at
-		case a.status == proxy.StatusSpooled && a.at.After(drDown) && (firstSpooled.IsZero() || a.at.Before(firstSpooled)):
+		case a.status == produce.StatusSpooled && a.at.After(drDown) && (firstSpooled.IsZero() || a.at.Before(firstSpooled)):
 			firstSpooled = a.at
-		case a.status == proxy.StatusPersisted && a.at.After(bothUp) && (firstBack.IsZero() || a.at.Before(firstBack)):
+		case a.status == produce.StatusPersisted && a.at.After(bothUp) && (firstBack.IsZero() || a.at.Before(firstBack)):
 			firstBack = a.at
 		}
 	}
@@ -154,7 +154,7 @@ func TestNoLossUnderLoad(t *testing.T) {
 	require.Empty(t, lost, "acknowledged messages missing from both clusters")
 	assert.Empty(t, failed, "messages not made durable")
 	assert.Greater(t, len(answers), 2000, "thousands of messages")
-	for _, st := range []proxy.Status{proxy.StatusPersisted, proxy.StatusFailover, proxy.StatusSpooled} {
+	for _, st := range []produce.Status{produce.StatusPersisted, produce.StatusFailover, produce.StatusSpooled} {
 		assert.Positive(t, byStatus[st], "no %s answers", st)
 	}
 	assert.NotZero(t, firstSpooled, "nothing spooled while both clusters were down")

@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
+	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 )
 
 // probeLoop probes c whenever its breaker wants it, until Close.
@@ -47,12 +47,12 @@ func (s *Sender) probeLoop(c *cluster) {
 // write path (lookup, producer, storage) of the cluster behind sender,
 // through the same client and pool as real traffic. The message carries
 // the usual psc-* properties with app "psc-health".
-func SendProbe(sender proxy.Sender, topic string) Probe {
+func SendProbe(sender produce.Sender, topic string) Probe {
 	return func(ctx context.Context) error {
-		m := &proxy.Message{UID: proxy.NewUID(), App: "psc-health", Topic: topic,
+		m := &produce.Message{UID: produce.NewUID(), App: "psc-health", Topic: topic,
 			Payload: []byte("psc health probe"), AcceptedAt: time.Now()}
 		ch := make(chan error, 1)
-		sender.SendAsync(ctx, m, func(_ proxy.Receipt, err error) { ch <- err })
+		sender.SendAsync(ctx, m, func(_ produce.Receipt, err error) { ch <- err })
 		select {
 		case err := <-ch:
 			return err

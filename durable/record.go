@@ -3,7 +3,7 @@ package durable
 import (
 	"time"
 
-	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
+	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 	"github.com/pulsar-sidecar/pulsar-sidecar/spool"
 )
 
@@ -16,7 +16,7 @@ const propDeliverAt = "psc-spool-deliver-at"
 // exact Pulsar properties the original send would have set (psc-uid,
 // psc-app, psc-accepted-at, psc-tags, psc-idempotency-key,
 // psc-duplicate-risk and the user's), so a replay reproduces them.
-func toRecord(m *proxy.Message) spool.Record {
+func toRecord(m *produce.Message) spool.Record {
 	props := m.PulsarProperties()
 	if due := m.DueAt(); !due.IsZero() {
 		props[propDeliverAt] = due.UTC().Format(time.RFC3339Nano)
@@ -35,8 +35,8 @@ func toRecord(m *proxy.Message) spool.Record {
 
 // fromRecord rebuilds the message toRecord stored. Its PulsarProperties
 // equal the original's.
-func fromRecord(r spool.Record) *proxy.Message {
-	m := &proxy.Message{
+func fromRecord(r spool.Record) *produce.Message {
+	m := &produce.Message{
 		UID:       r.UID,
 		App:       r.App,
 		Topic:     r.Topic,
@@ -47,15 +47,15 @@ func fromRecord(r spool.Record) *proxy.Message {
 	}
 	for k, v := range r.Properties {
 		switch k {
-		case proxy.PropUID, proxy.PropApp, proxy.PropTags:
+		case produce.PropUID, produce.PropApp, produce.PropTags:
 			// Rebuilt from UID, App and Tags by PulsarProperties.
-		case proxy.PropAcceptedAt:
-			if t, err := time.Parse(proxy.AcceptedAtLayout, v); err == nil {
+		case produce.PropAcceptedAt:
+			if t, err := time.Parse(produce.AcceptedAtLayout, v); err == nil {
 				m.AcceptedAt = t
 			}
-		case proxy.PropIdempotencyKey:
+		case produce.PropIdempotencyKey:
 			m.IdempotencyKey = v
-		case proxy.PropDuplicateRisk:
+		case produce.PropDuplicateRisk:
 			m.DuplicateRisk = v == "true"
 		case propDeliverAt:
 			if t, err := time.Parse(time.RFC3339Nano, v); err == nil {

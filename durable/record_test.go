@@ -7,7 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
+	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 	"github.com/pulsar-sidecar/pulsar-sidecar/spool"
 )
 
@@ -17,7 +17,7 @@ import (
 // send.
 func TestRecordRoundTrip(t *testing.T) {
 	accepted := time.Date(2025, 3, 1, 12, 0, 0, 123456789, time.UTC)
-	tests := map[string]*proxy.Message{
+	tests := map[string]*produce.Message{
 		"minimal": {UID: "u1", App: "a", Topic: testTopic, Payload: []byte("x"), AcceptedAt: accepted},
 		"everything": {UID: "u2", App: "billing", Topic: testTopic, Key: "order-7",
 			Tags: []string{"PAY_1001", "PAY_1002"}, Properties: map[string]string{"a": "1", "b": ""},

@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
+	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 	"github.com/pulsar-sidecar/pulsar-sidecar/spool"
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
 )
@@ -105,7 +105,7 @@ func (s *Sender) replayPass(ctx context.Context) error {
 		}
 		m := fromRecord(rec)
 		inflight.Add(1)
-		s.sendOnce(context.Background(), c, m, s.opts.AttemptTimeout, func(rc proxy.Receipt, err error) {
+		s.sendOnce(context.Background(), c, m, s.opts.AttemptTimeout, func(rc produce.Receipt, err error) {
 			if Retriable(err) {
 				// At once: a hand-over that failed (often on this very
 				// goroutine) must stop the pass before the next record
@@ -174,8 +174,8 @@ func (s *Sender) replayCluster(ctx context.Context) (*cluster, ticket, error) {
 }
 
 // replayed handles one replay outcome.
-func (s *Sender) replayed(c *cluster, t ticket, pos spool.Pos, rec spool.Record, m *proxy.Message,
-	rc proxy.Receipt, err error, rejected *atomic.Int64, stop context.CancelCauseFunc) {
+func (s *Sender) replayed(c *cluster, t ticket, pos spool.Pos, rec spool.Record, m *produce.Message,
+	rc produce.Receipt, err error, rejected *atomic.Int64, stop context.CancelCauseFunc) {
 	now := time.Now()
 	switch {
 	case err == nil:

@@ -5,10 +5,11 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/fakeclock"
+	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -87,26 +88,8 @@ func TestAuthenticate(t *testing.T) {
 	assert.Error(t, err, "dev mode excludes apps")
 }
 
-// fakeClock is a clock that moves only when told.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 func TestBucket(t *testing.T) {
-	clock := &fakeClock{now: testNow}
+	clock := fakeclock.New(testNow)
 	b := newBucket(10, 20, clock.Now) // 10 messages/s, burst 20
 	_, ok := b.take(15)
 	require.True(t, ok)
@@ -141,20 +124,20 @@ func TestBucket(t *testing.T) {
 }
 
 func TestMessageID(t *testing.T) {
-	p, err := ParseMessageID("12:3:-1:0")
+	p, err := produce.ParseMessageID("12:3:-1:0")
 	require.NoError(t, err)
-	assert.Equal(t, MessageIDParts{LedgerID: 12, EntryID: 3, Partition: -1, BatchIdx: 0}, p)
+	assert.Equal(t, produce.MessageIDParts{LedgerID: 12, EntryID: 3, Partition: -1, BatchIdx: 0}, p)
 	for _, bad := range []string{"", "1:2:3", "a:2:3:4", "1:2:3:4:5", "1:2:99999999999:0"} {
-		_, err := ParseMessageID(bad)
+		_, err := produce.ParseMessageID(bad)
 		assert.Error(t, err, bad)
 	}
-	assert.Empty(t, FormatMessageID(nil))
+	assert.Empty(t, produce.FormatMessageID(nil))
 }
 
 func TestUIDsSortByTime(t *testing.T) {
-	prev := NewUID()
+	prev := produce.NewUID()
 	for range 1000 {
-		u := NewUID()
+		u := produce.NewUID()
 		require.Greater(t, u, prev)
 		prev = u
 	}

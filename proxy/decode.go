@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 )
 
 // The raw single-message form carries everything but the payload in headers.
@@ -90,7 +92,7 @@ func (i batchFields) name(field string) string {
 // DecodeBatch decodes and validates the JSON batch form for topic (a full
 // name). Every message is checked before any is returned, so a rejected
 // request writes nothing. Errors are *Error with a 4xx status.
-func DecodeBatch(body []byte, topic string, lim *Limits, now time.Time) ([]*Message, error) {
+func DecodeBatch(body []byte, topic string, lim *Limits, now time.Time) ([]*produce.Message, error) {
 	if int64(len(body)) > lim.MaxRequestBytes {
 		return nil, errorf(http.StatusRequestEntityTooLarge, CodeRequestTooLarge,
 			"the request body is larger than %d bytes; split the batch", lim.MaxRequestBytes)
@@ -113,7 +115,7 @@ func DecodeBatch(body []byte, topic string, lim *Limits, now time.Time) ([]*Mess
 	case len(req.Messages) > lim.MaxMessages:
 		return nil, badRequest(CodeTooManyMessages, "%d messages, the limit is %d per request", len(req.Messages), lim.MaxMessages)
 	}
-	msgs := make([]*Message, len(req.Messages))
+	msgs := make([]*produce.Message, len(req.Messages))
 	keys := make(map[string]int)
 	for i := range req.Messages {
 		bm := &req.Messages[i]
@@ -234,7 +236,7 @@ func (rawFields) name(field string) string {
 
 // DecodeRaw decodes and validates the raw form: body is the payload, the
 // rest comes from headers. Errors are *Error with a 4xx status.
-func DecodeRaw(h http.Header, body []byte, topic string, lim *Limits, now time.Time) (*Message, error) {
+func DecodeRaw(h http.Header, body []byte, topic string, lim *Limits, now time.Time) (*produce.Message, error) {
 	in := input{
 		payload: body, hasPayload: true,
 		key:            h.Get(HeaderKey),

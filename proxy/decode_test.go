@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -25,30 +26,30 @@ func TestDecodeBatch(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		body string
-		want []*Message
+		want []*produce.Message
 	}{
 		{
 			name: "everything",
 			body: `{"messages":[{"payload":"p","key":"k","tags":["B","A","B"],"properties":{"x":"1"},
 				"eventTime":"2025-03-01T13:00:00.250+01:00","deliverAfter":"15m","idempotencyKey":"id-1"}]}`,
-			want: []*Message{{Topic: testTopic, Payload: []byte("p"), Key: "k", Tags: []string{"A", "B"},
+			want: []*produce.Message{{Topic: testTopic, Payload: []byte("p"), Key: "k", Tags: []string{"A", "B"},
 				Properties: map[string]string{"x": "1"}, EventTime: time.Date(2025, 3, 1, 12, 0, 0, 250e6, time.UTC),
 				DeliverAfter: 15 * time.Minute, IdempotencyKey: "id-1"}},
 		},
 		{
 			name: "base64 and empty payload",
 			body: `{"messages":[{"payloadBase64":"AP8="},{"payload":""}]}`,
-			want: []*Message{{Topic: testTopic, Payload: []byte{0, 0xff}}, {Topic: testTopic, Payload: []byte{}}},
+			want: []*produce.Message{{Topic: testTopic, Payload: []byte{0, 0xff}}, {Topic: testTopic, Payload: []byte{}}},
 		},
 		{
 			name: "deliverAt slightly in the past is accepted",
 			body: `{"messages":[{"payload":"p","deliverAt":"2025-03-01T11:59:30Z"}]}`,
-			want: []*Message{{Topic: testTopic, Payload: []byte("p"), DeliverAt: testNow.Add(-30 * time.Second)}},
+			want: []*produce.Message{{Topic: testTopic, Payload: []byte("p"), DeliverAt: testNow.Add(-30 * time.Second)}},
 		},
 		{
 			name: "nulls are absent",
 			body: `{"messages":[{"payload":"p","key":null,"tags":null,"properties":null}]}`,
-			want: []*Message{{Topic: testTopic, Payload: []byte("p")}},
+			want: []*produce.Message{{Topic: testTopic, Payload: []byte("p")}},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -78,7 +79,7 @@ func TestDecodeRaw(t *testing.T) {
 	h.Set(HeaderEventTime, "2025-03-01T11:00:00Z")
 	m, err := DecodeRaw(h, []byte("body"), testTopic, &lim, testNow)
 	require.NoError(t, err)
-	assert.Equal(t, &Message{Topic: testTopic, Payload: []byte("body"), Key: "k", Tags: []string{"A", "B", "C"},
+	assert.Equal(t, &produce.Message{Topic: testTopic, Payload: []byte("body"), Key: "k", Tags: []string{"A", "B", "C"},
 		Properties: map[string]string{"order-id": "42", "Mixed": "case"}, EventTime: m.EventTime,
 		DeliverAt: m.DeliverAt, IdempotencyKey: "id"}, m)
 	assert.True(t, m.EventTime.Equal(testNow.Add(-time.Hour)))
@@ -178,7 +179,7 @@ func TestTopicName(t *testing.T) {
 
 // encodeBatch writes messages back in the JSON batch form, for the fuzz
 // tests' round-trip invariant.
-func encodeBatch(t testing.TB, msgs []*Message) []byte {
+func encodeBatch(t testing.TB, msgs []*produce.Message) []byte {
 	type jm struct {
 		PayloadBase64  string            `json:"payloadBase64"`
 		Key            string            `json:"key,omitempty"`
@@ -218,7 +219,7 @@ func TestDecodeRetryPlan(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "1s,5s,30s,2m", m[0].RetryPlan, "kept in its normal form")
 	m[0].UID, m[0].App, m[0].AcceptedAt = "u", "a", testNow
-	assert.Equal(t, "1s,5s,30s,2m", m[0].PulsarProperties()[PropRetryPlan])
+	assert.Equal(t, "1s,5s,30s,2m", m[0].PulsarProperties()[produce.PropRetryPlan])
 
 	h := http.Header{}
 	h.Set(HeaderRetryPlan, "1s,2s")
@@ -229,7 +230,7 @@ func TestDecodeRetryPlan(t *testing.T) {
 	none, err := DecodeRaw(http.Header{}, []byte("p"), testTopic, &lim, testNow)
 	require.NoError(t, err)
 	assert.Empty(t, none.RetryPlan)
-	assert.NotContains(t, none.PulsarProperties(), PropRetryPlan)
+	assert.NotContains(t, none.PulsarProperties(), produce.PropRetryPlan)
 
 	for plan, want := range map[string]string{
 		`"abc"`:     `messages[0].retryPlan: invalid retry plan "abc": 0: step 1: "abc" is not a duration`,
@@ -261,7 +262,7 @@ func TestDecodeRetryPlan(t *testing.T) {
 }
 
 func TestFingerprintCoversRetryPlan(t *testing.T) {
-	a := &Message{Topic: testTopic, Payload: []byte("p")}
+	a := &produce.Message{Topic: testTopic, Payload: []byte("p")}
 	b := *a
 	b.RetryPlan = "1s,2s"
 	c := b

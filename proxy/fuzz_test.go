@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 	"github.com/pulsar-sidecar/pulsar-sidecar/tagfilter"
 )
 
@@ -29,7 +30,7 @@ func fuzzLimits() Limits {
 // checkDecoded asserts what every accepted message satisfies, and that
 // writing the messages back as a JSON batch decodes to the same messages
 // with the same fingerprints.
-func checkDecoded(t *testing.T, lim *Limits, msgs []*Message) {
+func checkDecoded(t *testing.T, lim *Limits, msgs []*produce.Message) {
 	for _, m := range msgs {
 		require.LessOrEqual(t, int64(len(m.Payload)), lim.MaxPayloadBytes)
 		require.LessOrEqual(t, len(m.Tags), lim.MaxTags)
@@ -133,6 +134,6 @@ func FuzzDecodeRaw(f *testing.F) {
 			return
 		}
 		require.Equal(t, string(body), string(m.Payload))
-		checkDecoded(t, &lim, []*Message{m})
+		checkDecoded(t, &lim, []*produce.Message{m})
 	})
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 )
 
 // ErrIdempotencyUnavailable wraps every failure to reach the idempotency
@@ -135,11 +137,11 @@ return 1
 
 // storedResult is what the store keeps of a Result.
 type storedResult struct {
-	UID       string `json:"uid"`
-	MessageID string `json:"messageId,omitempty"`
-	Status    Status `json:"status"`
-	Cluster   string `json:"cluster,omitempty"`
-	DeliverAt string `json:"deliverAt,omitempty"`
+	UID       string         `json:"uid"`
+	MessageID string         `json:"messageId,omitempty"`
+	Status    produce.Status `json:"status"`
+	Cluster   string         `json:"cluster,omitempty"`
+	DeliverAt string         `json:"deliverAt,omitempty"`
 }
 
 func newOwner() string {

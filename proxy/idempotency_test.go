@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/testredis"
+	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 )
 
 func TestRedisIdempotency(t *testing.T) {
@@ -18,7 +19,7 @@ func TestRedisIdempotency(t *testing.T) {
 	rdb := srv.Client()
 	s := NewRedisIdempotency(rdb, time.Hour, time.Minute, 2*time.Second)
 	ctx := context.Background()
-	res := Result{UID: "u1", MessageID: "1:2:-1:0", Status: StatusPersisted, Cluster: "primary"}
+	res := Result{UID: "u1", MessageID: "1:2:-1:0", Status: produce.StatusPersisted, Cluster: "primary"}
 
 	c, err := s.Begin(ctx, "app", "k", "fp1", "u1")
 	require.NoError(t, err)
@@ -89,7 +90,7 @@ func TestRedisIdempotencyRace(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 50 {
 		wg.Go(func() {
-			c, err := s.Begin(context.Background(), "app", "k", "fp", NewUID())
+			c, err := s.Begin(context.Background(), "app", "k", "fp", produce.NewUID())
 			assert.NoError(t, err)
 			mu.Lock()
 			states[c.State]++

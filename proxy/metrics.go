@@ -14,9 +14,6 @@ type Metrics struct {
 	produced       *prometheus.CounterVec
 	errors         *prometheus.CounterVec
 	ackLatency     prometheus.Histogram
-	poolSize       prometheus.Gauge
-	poolEvictions  *prometheus.CounterVec
-	createErrors   prometheus.Counter
 	idemHits       prometheus.Counter
 	idemConflicts  *prometheus.CounterVec
 	idemUnavail    prometheus.Counter
@@ -40,12 +37,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		ackLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "broker_ack_seconds",
 			Help:    "Time from handing a message to the producer to the broker's acknowledgement.",
 			Buckets: []float64{.0005, .001, .002, .003, .005, .0075, .01, .015, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}}),
-		poolSize: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "producer_pool_size",
-			Help: "Open producers in the pool."}),
-		poolEvictions: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "producer_pool_evictions_total",
-			Help: "Producers closed by the pool: idle, lru (over producer.maxProducers) or broken."}, []string{"reason"}),
-		createErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "producer_create_errors_total",
-			Help: "Producers that could not be created."}),
 		idemHits: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "idempotency_hits_total",
 			Help: "Messages answered from the idempotency store instead of being produced again."}),
 		idemConflicts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "idempotency_conflicts_total",
@@ -58,7 +49,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "rate_limited_total",
 			Help: "Requests refused by an app's rate limit."}, []string{"app"}),
 	}
-	reg.MustRegister(m.produced, m.errors, m.ackLatency, m.poolSize, m.poolEvictions, m.createErrors,
+	reg.MustRegister(m.produced, m.errors, m.ackLatency,
 		m.idemHits, m.idemConflicts, m.idemUnavail, m.idemCompleteEr, m.rateLimited)
 	return m
 }
@@ -83,24 +74,6 @@ func (m *Metrics) addError(code string) {
 func (m *Metrics) observeAck(seconds float64) {
 	if m != nil {
 		m.ackLatency.Observe(seconds)
-	}
-}
-
-func (m *Metrics) setPoolSize(n int) {
-	if m != nil {
-		m.poolSize.Set(float64(n))
-	}
-}
-
-func (m *Metrics) addEviction(reason string) {
-	if m != nil {
-		m.poolEvictions.WithLabelValues(reason).Inc()
-	}
-}
-
-func (m *Metrics) addCreateError() {
-	if m != nil {
-		m.createErrors.Inc()
 	}
 }
 

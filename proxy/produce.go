@@ -12,6 +12,8 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
+
+	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 )
 
 // produceResponse is the 200 answer.
@@ -36,7 +38,7 @@ func (s *Server) handleProduce(c *gin.Context) {
 	}
 	accepted := s.now()
 	lim := &s.opts.Limits
-	var msgs []*Message
+	var msgs []*produce.Message
 	if IsBatchRequest(c.Request) {
 		if c.GetHeader(HeaderIdempotencyKey) != "" {
 			// Ignoring it would leave the caller believing its retries are safe.
@@ -64,7 +66,7 @@ func (s *Server) handleProduce(c *gin.Context) {
 			s.fail(c, err, nil)
 			return
 		}
-		msgs = []*Message{m}
+		msgs = []*produce.Message{m}
 	}
 	for i, m := range msgs {
 		if m.DelayLevel == "" {
@@ -128,7 +130,7 @@ func readBody(c *gin.Context, limit int64, code, what string) ([]byte, error) {
 // pendingMessage is one message of a request on its way.
 type pendingMessage struct {
 	idx       int
-	m         *Message
+	m         *produce.Message
 	fp        string
 	claim     Claim // State is ClaimAcquired when this request owns the key
 	scheduled bool  // handed to the Scheduler, which records the scheduled event
@@ -136,7 +138,7 @@ type pendingMessage struct {
 
 type outcome struct {
 	p   *pendingMessage
-	rc  Receipt
+	rc  produce.Receipt
 	err error
 	at  time.Time
 }
@@ -145,7 +147,7 @@ type outcome struct {
 // claims, then the sender (or the scheduler for delay levels), then the
 // outcome of each message. It returns one Result per message. The error is
 // non-nil when any message is not durable; results then say which are.
-func (s *Server) produce(ctx context.Context, app, clientIP string, msgs []*Message, accepted time.Time) ([]Result, error) {
+func (s *Server) produce(ctx context.Context, app, clientIP string, msgs []*produce.Message, accepted time.Time) ([]Result, error) {
 	results := make([]Result, len(msgs))
 	done := make([]bool, len(msgs))
 	pending := make([]pendingMessage, len(msgs))
@@ -196,7 +198,7 @@ func (s *Server) produce(ctx context.Context, app, clientIP string, msgs []*Mess
 	}
 
 	for i, m := range msgs {
-		m.App, m.AcceptedAt, m.UID = app, accepted, NewUID()
+		m.App, m.AcceptedAt, m.UID = app, accepted, produce.NewUID()
 		p := &pending[i]
 		p.idx, p.m = i, m
 		if m.IdempotencyKey == "" {
@@ -259,7 +261,7 @@ func (s *Server) produce(ctx context.Context, app, clientIP string, msgs []*Mess
 			App: app, ClientIP: clientIP, Node: s.opts.Node, Time: accepted,
 			Properties: acceptedProps(m)})
 		start := time.Now()
-		cb := func(rc Receipt, err error) { ch <- outcome{p: p, rc: rc, err: err, at: start} }
+		cb := func(rc produce.Receipt, err error) { ch <- outcome{p: p, rc: rc, err: err, at: start} }
 		if m.Delayed() && s.opts.Scheduler != nil {
 			p.scheduled = true
 			s.opts.Scheduler.ScheduleAsync(ctx, m, cb)
@@ -297,7 +299,7 @@ collect:
 		e := toError(ctx.Err()) // PRODUCE_TIMEOUT or CLIENT_CLOSED_REQUEST
 		for i := range results {
 			if !done[i] {
-				results[i] = Result{UID: msgs[i].UID, Status: StatusFailed, DuplicateRisk: msgs[i].DuplicateRisk,
+				results[i] = Result{UID: msgs[i].UID, Status: produce.StatusFailed, DuplicateRisk: msgs[i].DuplicateRisk,
 					Error: &ErrorBody{Code: e.Code, Message: e.Message}}
 			}
 		}
@@ -311,7 +313,7 @@ collect:
 	return results, nil
 }
 
-func acceptedProps(m *Message) map[string]string {
+func acceptedProps(m *produce.Message) map[string]string {
 	if m.IdempotencyKey == "" && !m.DuplicateRisk {
 		return nil
 	}
@@ -333,7 +335,7 @@ func (s *Server) finish(app, clientIP string, o outcome) (Result, error) {
 	bg := context.Background()
 	if o.err != nil {
 		e := sendError(o.err)
-		s.metrics.addProduced(string(StatusFailed))
+		s.metrics.addProduced(string(produce.StatusFailed))
 		s.log.Warn("produce failed", "uid", m.UID, "topic", m.Topic, "app", app, "code", e.Code, "err", o.err)
 		if o.p.claim.State == ClaimAcquired {
 			// Not forgotten: the message may be stored (a timeout) and the
@@ -342,7 +344,7 @@ func (s *Server) finish(app, clientIP string, o outcome) (Result, error) {
 				s.log.Warn("idempotency release failed", "app", app, "key", m.IdempotencyKey, "err", err)
 			}
 		}
-		return Result{UID: m.UID, Status: StatusFailed, DuplicateRisk: m.DuplicateRisk,
+		return Result{UID: m.UID, Status: produce.StatusFailed, DuplicateRisk: m.DuplicateRisk,
 			Error: &ErrorBody{Code: e.Code, Message: e.Message}}, e
 	}
 	r := Result{UID: m.UID, MessageID: o.rc.MessageID, Status: o.rc.Status, Cluster: o.rc.Cluster, DuplicateRisk: m.DuplicateRisk}
@@ -360,12 +362,12 @@ func (s *Server) finish(app, clientIP string, o outcome) (Result, error) {
 	s.metrics.observeAck(latency.Seconds())
 	ev := tracer.Event{Type: tracer.Persisted, UID: m.UID, MessageID: r.MessageID, Topic: m.Topic, Key: m.Key, Tags: m.Tags,
 		App: app, ClientIP: clientIP, Node: s.opts.Node, Cluster: r.Cluster, Time: s.now(), Latency: latency}
-	if r.Status != StatusFailover && r.Status != StatusSpooled {
+	if r.Status != produce.StatusFailover && r.Status != produce.StatusSpooled {
 		// A failed-over or spooled message's events (failed_over, spooled,
 		// later replayed) come from the durable sender.
 		s.rec.Record(ev)
 	}
-	if r.Status == StatusScheduled && !o.p.scheduled {
+	if r.Status == produce.StatusScheduled && !o.p.scheduled {
 		ev.Type = tracer.Scheduled
 		ev.Properties = map[string]string{"deliverAt": r.DeliverAt}
 		s.rec.Record(ev)
@@ -382,7 +384,7 @@ func sendError(err error) *Error {
 		return own // a sender or scheduler that knows its answer
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &pe) && pe.Result() == pulsar.TimeoutError:
 		return toError(context.DeadlineExceeded)
-	case errors.Is(err, ErrPoolClosed):
+	case errors.Is(err, produce.ErrPoolClosed):
 		return &Error{Status: http.StatusServiceUnavailable, Code: CodeShuttingDown,
 			Message: "the sidecar is shutting down; nothing was stored: retry with the same idempotency key", Err: err}
 	case errors.Is(err, context.Canceled):

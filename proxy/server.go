@@ -14,6 +14,8 @@ import (
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/metrics"
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
+
+	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 )
 
 // Check is a readiness probe of one dependency; nil means reachable.
@@ -23,9 +25,9 @@ type Check func(ctx context.Context) error
 type Options struct {
 	// Sender makes messages durable (a *PulsarSender, later wrapped by
 	// retry, failover and spool).
-	Sender Sender
+	Sender produce.Sender
 	// Scheduler handles delayLevel; nil answers 501 DELAY_LEVEL_UNAVAILABLE.
-	Scheduler Scheduler
+	Scheduler produce.Scheduler
 	// Idempotency stores results by idempotency key; nil means every keyed
 	// message is produced with duplicateRisk, as when Redis is down.
 	Idempotency IdempotencyStore

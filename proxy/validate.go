@@ -9,6 +9,8 @@ import (
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/delay"
 	"github.com/pulsar-sidecar/pulsar-sidecar/tagfilter"
+
+	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 )
 
 // Limits bound what one request may carry. DefaultLimits gives the
@@ -71,8 +73,8 @@ type input struct {
 
 // validate checks one decoded message against the limits and returns it as
 // a Message. now is the acceptance time, used for deliverAt's range.
-func validate(in *input, f fields, topic string, lim *Limits, now time.Time) (*Message, error) {
-	m := &Message{Topic: topic, Payload: in.payload, Key: in.key, IdempotencyKey: in.idempotencyKey}
+func validate(in *input, f fields, topic string, lim *Limits, now time.Time) (*produce.Message, error) {
+	m := &produce.Message{Topic: topic, Payload: in.payload, Key: in.key, IdempotencyKey: in.idempotencyKey}
 	if !in.hasPayload {
 		return nil, badRequest(CodePayloadMissing, "%s: a message needs payload or payloadBase64", f.name("payload"))
 	}
@@ -96,7 +98,7 @@ func validate(in *input, f fields, topic string, lim *Limits, now time.Time) (*M
 				f.name(indexed("tags", i)), truncate(t, 140), tagfilter.MaxTagLen)
 		}
 	}
-	m.Tags = normalizeTags(in.tags)
+	m.Tags = produce.NormalizeTags(in.tags)
 
 	if len(in.properties) > lim.MaxProperties {
 		return nil, badRequest(CodeTooManyProperties, "%s: %d properties, the limit is %d", f.name("properties"), len(in.properties), lim.MaxProperties)
@@ -106,8 +108,8 @@ func validate(in *input, f fields, topic string, lim *Limits, now time.Time) (*M
 		switch {
 		case k == "":
 			return nil, badRequest(CodeInvalidProperty, "%s: empty property name", f.name("properties"))
-		case strings.HasPrefix(strings.ToLower(k), ReservedPrefix):
-			return nil, badRequest(CodeReservedProperty, "%s: names starting with %q are reserved for the sidecar", where, ReservedPrefix)
+		case strings.HasPrefix(strings.ToLower(k), produce.ReservedPrefix):
+			return nil, badRequest(CodeReservedProperty, "%s: names starting with %q are reserved for the sidecar", where, produce.ReservedPrefix)
 		case len(k) > lim.MaxPropertyKeyBytes:
 			return nil, badRequest(CodeInvalidProperty, "%s: name is %d bytes, the limit is %d", where, len(k), lim.MaxPropertyKeyBytes)
 		case len(v) > lim.MaxPropertyValueBytes:
@@ -154,7 +156,7 @@ func validate(in *input, f fields, topic string, lim *Limits, now time.Time) (*M
 	return m, nil
 }
 
-func validateDelay(in *input, f fields, m *Message, lim *Limits, now time.Time) error {
+func validateDelay(in *input, f fields, m *produce.Message, lim *Limits, now time.Time) error {
 	var given []string
 	for _, d := range [...]struct{ field, v string }{{"deliverAfter", in.deliverAfter}, {"deliverAt", in.deliverAt}, {"delayLevel", in.delayLevel}} {
 		if d.v != "" {

@@ -1,4 +1,4 @@
-package proxy
+package produce
 
 import (
 	"crypto/rand"
@@ -64,7 +64,7 @@ func (g *uidGenerator) next(u *[16]byte) {
 	if g.avail < 8 {
 		if _, err := rand.Read(g.rnd[:]); err != nil {
 			g.mu.Unlock()
-			panic("proxy: crypto/rand failed: " + err.Error()) // as uuid.Must did
+			panic("produce: crypto/rand failed: " + err.Error()) // as uuid.Must did
 		}
 		g.avail = len(g.rnd)
 	}

@@ -1,4 +1,4 @@
-package proxy
+package produce
 
 import (
 	"container/list"
@@ -13,7 +13,7 @@ import (
 )
 
 // ErrPoolClosed is returned by Pool.SendAsync after Close.
-var ErrPoolClosed = errors.New("proxy: producer pool closed")
+var ErrPoolClosed = errors.New("produce: producer pool closed")
 
 // PoolOptions configure a Pool. Zero values take the defaults noted.
 type PoolOptions struct {
@@ -30,7 +30,7 @@ type PoolOptions struct {
 	// message before it reports failure; the produce path sets it to the
 	// request deadline so every callback comes by then. 10s.
 	SendTimeout time.Duration
-	Metrics     *Metrics
+	Metrics     *PoolMetrics     // unregistered collectors when nil
 	Logger      *slog.Logger     // slog.Default() when nil
 	Now         func() time.Time // time.Now when nil; drives idle eviction
 }
@@ -109,6 +109,9 @@ func NewPool(client pulsar.Client, opts PoolOptions) *Pool {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewPoolMetrics(nil)
 	}
 	log := opts.Logger
 	if log == nil {
@@ -190,7 +193,7 @@ func (p *Pool) acquire(ctx context.Context, topic string, refs int) (*poolEntry,
 		e.elem = p.lru.PushFront(e)
 		p.wg.Add(1)
 		go p.create(e)
-		p.opts.Metrics.setPoolSize(len(p.entries))
+		p.opts.Metrics.size.Set(float64(len(p.entries)))
 	} else {
 		p.lru.MoveToFront(e.elem)
 	}
@@ -237,7 +240,7 @@ func (p *Pool) create(e *poolEntry) {
 	defer close(e.ready)
 	defer p.mu.Unlock()
 	if err != nil {
-		p.opts.Metrics.addCreateError()
+		p.opts.Metrics.createErr.Inc()
 		p.log.Warn("create producer failed", "topic", e.topic, "err", err)
 		e.err = err
 		close(e.stopped)
@@ -285,7 +288,7 @@ func (p *Pool) release(e *poolEntry, sendErr error) {
 	e.lastUsed = p.opts.Now()
 	if brokenProducer(sendErr) && !e.retired && !p.closed {
 		p.removeLocked(e)
-		p.opts.Metrics.addEviction("broken")
+		p.opts.Metrics.evictions.WithLabelValues("broken").Inc()
 		p.log.Warn("producer recycled after a failed send", "topic", e.topic, "err", sendErr)
 	}
 	if e.retired && e.inflight == 0 {
@@ -316,7 +319,7 @@ func (p *Pool) removeLocked(e *poolEntry) {
 	e.retired = true
 	delete(p.entries, e.topic)
 	p.lru.Remove(e.elem)
-	p.opts.Metrics.setPoolSize(len(p.entries))
+	p.opts.Metrics.size.Set(float64(len(p.entries)))
 }
 
 // closeAsyncLocked stops e's flusher and closes its producer on another
@@ -345,7 +348,7 @@ func (p *Pool) evictOverflowLocked() {
 		prev := el.Prev()
 		if e.inflight == 0 && e.producer != nil {
 			p.removeLocked(e)
-			p.opts.Metrics.addEviction("lru")
+			p.opts.Metrics.evictions.WithLabelValues("lru").Inc()
 			p.closeAsyncLocked(e)
 		}
 		el = prev
@@ -366,7 +369,7 @@ func (p *Pool) EvictIdle() {
 		prev := el.Prev()
 		if e.inflight == 0 && e.producer != nil && now.Sub(e.lastUsed) >= p.opts.IdleTimeout {
 			p.removeLocked(e)
-			p.opts.Metrics.addEviction("idle")
+			p.opts.Metrics.evictions.WithLabelValues("idle").Inc()
 			p.closeAsyncLocked(e)
 			p.log.Debug("idle producer closed", "topic", e.topic)
 		}
@@ -392,7 +395,7 @@ func (p *Pool) Close(ctx context.Context) error {
 	}
 	p.entries = map[string]*poolEntry{}
 	p.lru.Init()
-	p.opts.Metrics.setPoolSize(0)
+	p.opts.Metrics.size.Set(0)
 	p.mu.Unlock()
 
 	for _, e := range entries {

@@ -1,4 +1,4 @@
-package proxy
+package produce
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/fakeclock"
 	"github.com/pulsar-sidecar/pulsar-sidecar/minipulsar"
 )
 
@@ -97,7 +98,7 @@ func TestPoolConcurrentFirstUse(t *testing.T) {
 // TestPoolIdleEviction: producers unused for IdleTimeout are closed;
 // used ones stay.
 func TestPoolIdleEviction(t *testing.T) {
-	clock := &fakeClock{now: testNow}
+	clock := fakeclock.New(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))
 	p, _, _ := newTestPool(t, PoolOptions{IdleTimeout: time.Minute, Now: clock.Now})
 	_, err := send(t, p, "persistent://a/b/old", "x")
 	require.NoError(t, err)

@@ -1,4 +1,4 @@
-package proxy
+package produce
 
 import (
 	"crypto/sha256"
@@ -123,8 +123,8 @@ func ParseTags(v string) []string {
 	return strings.Split(v, ",")
 }
 
-// normalizeTags sorts and deduplicates tags in place.
-func normalizeTags(tags []string) []string {
+// NormalizeTags sorts and deduplicates tags in place.
+func NormalizeTags(tags []string) []string {
 	if len(tags) == 0 {
 		return nil
 	}
@@ -177,22 +177,4 @@ func timeMillis(t time.Time) int64 {
 		return 0
 	}
 	return t.UnixMilli()
-}
-
-// Result is the answer for one message. It is part of the API.
-type Result struct {
-	UID       string `json:"uid"`
-	MessageID string `json:"messageId,omitempty"`
-	Status    Status `json:"status"`
-	Cluster   string `json:"cluster,omitempty"`
-	// DeliverAt is when a scheduled message becomes visible (RFC 3339).
-	DeliverAt string `json:"deliverAt,omitempty"`
-	// Duplicate is true when the result comes from the idempotency store:
-	// an earlier request with the same key produced the message.
-	Duplicate bool `json:"duplicate,omitempty"`
-	// DuplicateRisk is true when the idempotency store was unreachable and
-	// the message was produced without the check (ADR 030).
-	DuplicateRisk bool `json:"duplicateRisk,omitempty"`
-	// Error says why a message is not durable (status failed).
-	Error *ErrorBody `json:"error,omitempty"`
 }
