@@ -210,7 +210,7 @@ func (a *App) start(ctx context.Context) error {
 	a.proxy, err = proxy.New(proxy.Options{
 		Sender:      durableSender{d: a.durable},
 		Scheduler:   delayScheduler{e: a.delay, cluster: cfg.ClusterName()},
-		Idempotency: proxy.NewRedisIdempotency(a.rdb, cfg.Idempotency.TTL, cfg.Idempotency.InFlightTTL, cfg.Redis.Timeout),
+		Idempotency: proxy.NewRedisIdempotency(a.rdb, cfg.Idempotency.TTL, cfg.Idempotency.Lease, cfg.Redis.Timeout),
 		Recorder:    a.rec,
 		Apps:        apps,
 		DevMode:     len(apps) == 0,

@@ -111,7 +111,6 @@ func TestFailoverToDRCluster(t *testing.T) {
 func TestBrokerFailure(t *testing.T) {
 	h := start(t, func(c *config.Config) {
 		c.HTTP.RequestTimeout = time.Second
-		c.Idempotency.InFlightTTL = 2 * time.Second
 	})
 	p, full := newTopic(t)
 	// Create the producer first, so the fault hits the message.

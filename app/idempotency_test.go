@@ -120,7 +120,6 @@ func TestIdempotencyKeyReused(t *testing.T) {
 func TestIdempotencyInFlight(t *testing.T) {
 	h := start(t, func(c *config.Config) {
 		c.HTTP.RequestTimeout = 400 * time.Millisecond // the retry waits half of it
-		c.Idempotency.InFlightTTL = time.Minute
 	})
 	p, full := newTopic(t)
 	body := `{"messages":[{"payload":"charge","idempotencyKey":"held"}]}`

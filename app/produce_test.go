@@ -39,7 +39,10 @@ func TestProduceJSONRoundTrip(t *testing.T) {
 		assert.False(t, r.Duplicate)
 		assert.False(t, r.DuplicateRisk)
 	}
-	assert.Less(t, res.Results[0].UID, res.Results[1].UID, "uids sort by acceptance")
+	// A keyed message's uid is name-based (version 5: the same for every
+	// attempt, ADR 030); others are time-ordered UUIDv7s.
+	assert.Equal(t, byte('5'), res.Results[0].UID[14], res.Results[0].UID)
+	assert.Equal(t, byte('7'), res.Results[1].UID[14], res.Results[1].UID)
 
 	m := receive(t, cons)
 	assert.Equal(t, "héllo {\"amount\":42}", string(m.Payload()))

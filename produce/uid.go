@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
+	"github.com/google/uuid"
 )
 
 // NewUID returns a new sidecar message id: a UUIDv7 (RFC 9562) in its
@@ -133,4 +134,27 @@ func ParseMessageID(s string) (MessageIDParts, error) {
 	}
 	p.BatchIdx = int32(n)
 	return p, nil
+}
+
+// keyedUIDSpace is the UUID namespace of keyed uids (a random constant of
+// this project's; it never changes, or every key's uid would).
+var keyedUIDSpace = uuid.MustParse("6f1d2a3e-4b7c-4e58-9a0d-2c5b8e7f1a94")
+
+// KeyedUID is the uid of a message sent with an idempotency key: a
+// name-based UUID (version 5, RFC 9562) of the app, the key and the
+// message's Fingerprint. Every attempt at one request gets the same uid
+// whatever happened between them (a crash, an expired lease, Redis
+// unreachable), so every copy that reaches the broker carries it and
+// dropping copies by uid is enough downstream (ADR 030). The fingerprint
+// is part of the name so that a key reused for another message, after its
+// record expired, never shares a uid with the first one. Unlike NewUID's
+// ids these do not sort by time.
+func KeyedUID(app, key, fingerprint string) string {
+	name := make([]byte, 0, len(app)+len(key)+len(fingerprint)+2)
+	name = append(name, app...)
+	name = append(name, 0)
+	name = append(name, key...)
+	name = append(name, 0)
+	name = append(name, fingerprint...)
+	return uuid.NewSHA1(keyedUIDSpace, name).String()
 }

@@ -8,11 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
+	"github.com/redis/go-redis/v9"
 )
 
 // ErrIdempotencyUnavailable wraps every failure to reach the idempotency
@@ -39,22 +39,33 @@ const (
 // Claim is the outcome of Begin.
 type Claim struct {
 	State  ClaimState
-	UID    string // ClaimAcquired: the uid to produce with (kept from a failed earlier attempt)
+	UID    string // ClaimAcquired: the uid to produce with (the key's uid)
 	Result Result // ClaimDone
-	Owner  string // ClaimAcquired: pass to Complete / Release
-	Fresh  bool   // ClaimAcquired: no earlier attempt existed
+	Owner  string // ClaimAcquired: pass to Complete, Renew and Release
+	// Fresh (ClaimAcquired): no earlier attempt existed. A claim taken over
+	// from a failed attempt or from an owner whose lease ran out is not
+	// fresh: the earlier attempt may have reached the broker, so the
+	// message is produced with duplicateRisk (same uid).
+	Fresh bool
 }
 
 // IdempotencyStore remembers the first result for (app, key).
 //
-// A key moves through three states: in flight (one request owns it and is
-// producing), done (the result is stored) and failed (the owner could not
-// make the message durable; the next attempt takes over and keeps the uid).
-// Every method is safe for concurrent use across goroutines and processes.
+// A key moves through three states: in flight (one request owns it under a
+// lease and is producing), done (the result is stored) and failed (the
+// owner could not make the message durable). An in-flight key whose lease
+// ran out, or a failed one, is taken over by the next attempt, which keeps
+// the key's uid. Every method is safe for concurrent use across goroutines
+// and processes.
 type IdempotencyStore interface {
 	// Begin claims key for a message with the given fingerprint, proposing
 	// uid. Errors wrap ErrIdempotencyUnavailable.
 	Begin(ctx context.Context, app, key, fingerprint, uid string) (Claim, error)
+	// Lease is how long a claim stays its owner's without a Renew.
+	Lease() time.Duration
+	// Renew extends an acquired claim's lease; false when the claim is no
+	// longer this owner's.
+	Renew(ctx context.Context, app, key, owner string) (bool, error)
 	// Complete stores the result of an acquired key for TTL.
 	Complete(ctx context.Context, app, key, owner, fingerprint string, r Result) error
 	// Release gives an acquired key up: forget deletes a fresh claim (nothing
@@ -62,86 +73,181 @@ type IdempotencyStore interface {
 	Release(ctx context.Context, app, key, owner string, forget bool) error
 }
 
-// RedisIdempotency is the IdempotencyStore on Redis. Each key is a hash
-// psc:idem:{app}:{key} with fields state, fp (fingerprint), uid, owner and
-// result (JSON), changed only by Lua scripts so every transition is atomic.
+// RedisIdempotency is the IdempotencyStore on Redis (ADR 030). Each key is
+// one string psc:idem:<app>:<key> holding a record
+//
+//	state|owner|leaseUntilMillis|fingerprint|uid|result
+//
+// with state i (in flight), f (failed) or d (done; result is the answer's
+// JSON). The record lives for the result TTL from the first claim on; the
+// owner's lease is a time inside it, so a dead owner's key is taken over as
+// soon as the lease ends while the uid stays. Begin is one SET NX GET, and
+// calls of concurrent requests share Redis round trips (see batcher).
+// Records written as hashes by earlier versions are still read (and a
+// failed one is converted on takeover), so replicas can be upgraded one by
+// one.
 type RedisIdempotency struct {
-	rdb         redis.Scripter
-	ttl         time.Duration
-	inFlightTTL time.Duration
-	timeout     time.Duration
+	rdb     redisPipeliner
+	ttl     time.Duration
+	lease   time.Duration
+	timeout time.Duration
+	now     func() time.Time
+	batch   *batcher
+}
+
+// redisPipeliner is what the store needs of a go-redis client
+// (*redis.Client, *redis.ClusterClient, redis.UniversalClient).
+type redisPipeliner interface {
+	redis.Scripter
+	Pipeline() redis.Pipeliner
 }
 
 var _ IdempotencyStore = (*RedisIdempotency)(nil)
 
 // NewRedisIdempotency returns a store on rdb. Results live for ttl; an
-// in-flight claim whose owner died blocks retries for inFlightTTL; each
-// call gives up after timeout.
-func NewRedisIdempotency(rdb redis.Scripter, ttl, inFlightTTL, timeout time.Duration) *RedisIdempotency {
-	return &RedisIdempotency{rdb: rdb, ttl: ttl, inFlightTTL: inFlightTTL, timeout: timeout}
+// owner's lease lasts lease (renewed while it sends, see Renew), so a key
+// whose owner died is taken over after at most lease; each call gives up
+// after timeout.
+func NewRedisIdempotency(rdb redisPipeliner, ttl, lease, timeout time.Duration) *RedisIdempotency {
+	return &RedisIdempotency{rdb: rdb, ttl: ttl, lease: lease, timeout: timeout, now: time.Now, batch: newBatcher(rdb)}
 }
+
+// Lease is how long a claim stays its owner's without a Renew.
+func (s *RedisIdempotency) Lease() time.Duration { return s.lease }
 
 // KeyPrefix starts every Redis key the store writes.
 const KeyPrefix = "psc:idem:"
 
 func redisKey(app, key string) string { return KeyPrefix + app + ":" + key }
 
+// record is a parsed stored value.
+type record struct {
+	state      byte // 'i', 'f' or 'd'
+	owner      string
+	leaseUntil int64 // Unix milliseconds
+	fp, uid    string
+	result     string
+}
+
+func (r record) encode() string {
+	var b strings.Builder
+	b.Grow(len(r.owner) + len(r.fp) + len(r.uid) + len(r.result) + 24)
+	b.WriteByte(r.state)
+	b.WriteByte('|')
+	b.WriteString(r.owner)
+	b.WriteByte('|')
+	b.WriteString(strconv.FormatInt(r.leaseUntil, 10))
+	b.WriteByte('|')
+	b.WriteString(r.fp)
+	b.WriteByte('|')
+	b.WriteString(r.uid)
+	b.WriteByte('|')
+	b.WriteString(r.result)
+	return b.String()
+}
+
+// parseRecord reads a stored value; the result (last) may hold any byte.
+func parseRecord(v string) (record, error) {
+	f := strings.SplitN(v, "|", 6)
+	if len(f) != 6 || len(f[0]) != 1 || !strings.Contains("ifd", f[0]) {
+		return record{}, fmt.Errorf("%w: unreadable record %q", ErrIdempotencyUnavailable, truncate(v, 80))
+	}
+	until, err := strconv.ParseInt(f[2], 10, 64)
+	if err != nil {
+		return record{}, fmt.Errorf("%w: unreadable lease in record %q", ErrIdempotencyUnavailable, truncate(v, 80))
+	}
+	return record{state: f[0][0], owner: f[1], leaseUntil: until, fp: f[3], uid: f[4], result: f[5]}, nil
+}
+
+// beginScript is Begin for servers older than Redis 7.0, which refuse SET
+// with both NX and GET.
 var beginScript = redis.NewScript(`
-local st = redis.call('HGET', KEYS[1], 'state')
-if not st then
-  redis.call('HSET', KEYS[1], 'state', 'inflight', 'fp', ARGV[1], 'uid', ARGV[2], 'owner', ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], ARGV[4])
-  return {'acquired', ARGV[2], '1'}
-end
-if redis.call('HGET', KEYS[1], 'fp') ~= ARGV[1] then
-  return {'mismatch', '', ''}
-end
-if st == 'done' then
-  return {'done', redis.call('HGET', KEYS[1], 'result'), ''}
-end
-if st == 'inflight' then
-  return {'busy', '', ''}
-end
-redis.call('HSET', KEYS[1], 'state', 'inflight', 'owner', ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return {'acquired', redis.call('HGET', KEYS[1], 'uid'), '0'}
+local v = redis.call('GET', KEYS[1])
+if v then return v end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false
 `)
 
-var completeScript = redis.NewScript(`
-local owner = redis.call('HGET', KEYS[1], 'owner')
-if owner and owner ~= ARGV[1] then
-  return 0
+// casScript replaces the value ARGV[1] with ARGV[2] (deletes the key when
+// ARGV[2] is empty), keeping the key's TTL. It answers false when it did,
+// or the value found otherwise.
+var casScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v ~= ARGV[1] then return v end
+if ARGV[2] == '' then
+  redis.call('DEL', KEYS[1])
+  return false
 end
-if not owner and redis.call('EXISTS', KEYS[1]) == 1 then
-  return 0
-end
-redis.call('HSET', KEYS[1], 'state', 'done', 'fp', ARGV[4], 'result', ARGV[2])
-redis.call('HDEL', KEYS[1], 'owner')
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return 1
+local ttl = redis.call('PTTL', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[2])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+return false
 `)
 
-var releaseScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then
+// ownerScript changes a claim only while ARGV[1] owns it (its record
+// starts "i|<owner>|"): ARGV[2] "renew" sets the lease to ARGV[3] keeping
+// the TTL; "fail" makes the record failed; "forget" deletes it; "complete"
+// stores the done record ARGV[3] for ARGV[4] ms, also when the key is gone
+// (the result of a late success still reaches a later retry). 1: done; 0:
+// the claim is not this owner's.
+var ownerScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+local op = ARGV[2]
+if not v then
+  if op == 'complete' then
+    redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+    return 1
+  end
   return 0
 end
-if ARGV[2] == '1' then
+local pre = 'i|' .. ARGV[1] .. '|'
+if string.sub(v, 1, string.len(pre)) ~= pre then return 0 end
+if op == 'complete' then
+  redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+  return 1
+end
+if op == 'forget' then
   redis.call('DEL', KEYS[1])
   return 1
 end
-redis.call('HSET', KEYS[1], 'state', 'failed')
-redis.call('HDEL', KEYS[1], 'owner')
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
+local rest = string.sub(v, string.len(pre) + 1)
+local tail = string.sub(rest, (string.find(rest, '|', 1, true) or 0) + 1)
+local ttl = redis.call('PTTL', KEYS[1])
+if op == 'renew' then
+  redis.call('SET', KEYS[1], pre .. ARGV[3] .. '|' .. tail)
+else
+  redis.call('SET', KEYS[1], 'f||0|' .. tail)
+end
+if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
 return 1
+`)
+
+// legacyScript reads a record written as a hash by an earlier version.
+// A failed one is converted to an in-flight record (ARGV[1] .. fp .. '|' ..
+// uid .. '|') owned by the caller, keeping its uid and TTL. It answers
+// {state, fp, uid, result}; state "acquired" when converted, "gone" when
+// the key is not a hash (any more).
+var legacyScript = redis.NewScript(`
+if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then return {'gone', '', '', ''} end
+local h = redis.call('HMGET', KEYS[1], 'state', 'fp', 'uid', 'result')
+local st, fp, uid, res = h[1] or '', h[2] or '', h[3] or '', h[4] or ''
+if st == 'failed' and fp == ARGV[2] then
+  local ttl = redis.call('PTTL', KEYS[1])
+  redis.call('DEL', KEYS[1])
+  redis.call('SET', KEYS[1], ARGV[1] .. fp .. '|' .. uid .. '|')
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+  return {'acquired', fp, uid, ''}
+end
+return {st, fp, uid, res}
 `)
 
 // storedResult is what the store keeps of a Result.
 type storedResult struct {
-	UID       string         `json:"uid"`
-	MessageID string         `json:"messageId,omitempty"`
-	Status    produce.Status `json:"status"`
-	Cluster   string         `json:"cluster,omitempty"`
-	DeliverAt string         `json:"deliverAt,omitempty"`
+	UID       string `json:"uid"`
+	MessageID string `json:"messageId,omitempty"`
+	Status    string `json:"status"`
+	Cluster   string `json:"cluster,omitempty"`
+	DeliverAt string `json:"deliverAt,omitempty"`
 }
 
 func newOwner() string {
@@ -150,51 +256,170 @@ func newOwner() string {
 	return hex.EncodeToString(b[:])
 }
 
+func (s *RedisIdempotency) unavailable(err error) error {
+	return fmt.Errorf("%w: %w", ErrIdempotencyUnavailable, err)
+}
+
+func (s *RedisIdempotency) leaseUntil() int64 { return s.now().Add(s.lease).UnixMilli() }
+
 // Begin implements IdempotencyStore.
 func (s *RedisIdempotency) Begin(ctx context.Context, app, key, fp, uid string) (Claim, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
+	k := redisKey(app, key)
 	owner := newOwner()
-	res, err := beginScript.Run(ctx, s.rdb, []string{redisKey(app, key)},
-		fp, uid, owner, strconv.FormatInt(s.inFlightTTL.Milliseconds(), 10)).StringSlice()
-	if err != nil {
-		return Claim{}, fmt.Errorf("%w: %w", ErrIdempotencyUnavailable, err)
+	mine := record{state: 'i', owner: owner, leaseUntil: s.leaseUntil(), fp: fp, uid: uid}
+	old, err := s.setNXGet(ctx, k, mine.encode())
+	switch {
+	case errors.Is(err, redis.Nil):
+		return Claim{State: ClaimAcquired, UID: uid, Owner: owner, Fresh: true}, nil
+	case err != nil && strings.HasPrefix(err.Error(), "WRONGTYPE"):
+		return s.beginLegacy(ctx, k, owner, fp)
+	case err != nil:
+		return Claim{}, s.unavailable(err)
 	}
-	if len(res) != 3 {
-		return Claim{}, fmt.Errorf("%w: unexpected reply %q", ErrIdempotencyUnavailable, res)
-	}
-	switch res[0] {
-	case "acquired":
-		return Claim{State: ClaimAcquired, UID: res[1], Owner: owner, Fresh: res[2] == "1"}, nil
-	case "done":
-		var sr storedResult
-		if err := json.Unmarshal([]byte(res[1]), &sr); err != nil {
-			return Claim{}, fmt.Errorf("%w: stored result: %w", ErrIdempotencyUnavailable, err)
+	// The key exists: answer from it, or take it over. A takeover that
+	// loses a race reads the value that won and decides again.
+	for range 3 {
+		r, err := parseRecord(old)
+		if err != nil {
+			return Claim{}, err
 		}
-		return Claim{State: ClaimDone, Result: Result{UID: sr.UID, MessageID: sr.MessageID, Status: sr.Status,
-			Cluster: sr.Cluster, DeliverAt: sr.DeliverAt, Duplicate: true}}, nil
-	case "busy":
-		return Claim{State: ClaimBusy}, nil
-	case "mismatch":
-		return Claim{State: ClaimMismatch}, nil
+		if r.fp != fp {
+			return Claim{State: ClaimMismatch}, nil
+		}
+		switch {
+		case r.state == 'd':
+			return s.done(r.result)
+		case r.state == 'i' && r.leaseUntil > s.now().UnixMilli():
+			return Claim{State: ClaimBusy}, nil
+		}
+		// Failed, or in flight under a lease that ran out: the owner gave
+		// up or died. Take over, keeping the key's uid.
+		mine.uid = r.uid
+		mine.leaseUntil = s.leaseUntil()
+		found, err := s.eval(ctx, casScript, k, old, mine.encode())
+		if errors.Is(err, redis.Nil) {
+			return Claim{State: ClaimAcquired, UID: r.uid, Owner: owner}, nil
+		}
+		if err != nil {
+			return Claim{}, s.unavailable(err)
+		}
+		v, ok := found.(string)
+		if !ok {
+			return Claim{}, fmt.Errorf("%w: unexpected reply %v", ErrIdempotencyUnavailable, found)
+		}
+		old = v
 	}
-	return Claim{}, fmt.Errorf("%w: unexpected reply %q", ErrIdempotencyUnavailable, res)
+	return Claim{State: ClaimBusy}, nil
+}
+
+// setNXGet is SET k v NX GET PX ttl: redis.Nil when it set the key, else
+// the value found.
+func (s *RedisIdempotency) setNXGet(ctx context.Context, k, v string) (string, error) {
+	if !s.batch.oldServer.Load() {
+		var cmd *redis.StatusCmd
+		err := s.batch.do(ctx, func(p redis.Pipeliner) {
+			cmd = p.SetArgs(ctx, k, v, redis.SetArgs{Mode: "NX", Get: true, TTL: s.ttl})
+		})
+		if err != nil {
+			return "", err
+		}
+		old, err := cmd.Result()
+		if err == nil || errors.Is(err, redis.Nil) || !strings.Contains(strings.ToLower(err.Error()), "syntax") {
+			return old, err
+		}
+		s.batch.oldServer.Store(true) // Redis before 7.0
+	}
+	res, err := s.eval(ctx, beginScript, k, v, strconv.FormatInt(s.ttl.Milliseconds(), 10))
+	if err != nil {
+		return "", err
+	}
+	old, ok := res.(string)
+	if !ok {
+		return "", fmt.Errorf("unexpected reply %v", res)
+	}
+	return old, nil
+}
+
+// eval runs a script through the batcher: EVALSHA, and EVAL when Redis
+// does not know the script yet.
+func (s *RedisIdempotency) eval(ctx context.Context, sc *redis.Script, k string, args ...any) (any, error) {
+	var cmd *redis.Cmd
+	err := s.batch.do(ctx, func(p redis.Pipeliner) { cmd = sc.EvalSha(ctx, p, []string{k}, args...) })
+	if err != nil {
+		return nil, err
+	}
+	res, err := cmd.Result()
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		return sc.Run(ctx, s.rdb, []string{k}, args...).Result()
+	}
+	return res, err
+}
+
+func (s *RedisIdempotency) done(stored string) (Claim, error) {
+	var sr storedResult
+	if err := json.Unmarshal([]byte(stored), &sr); err != nil {
+		return Claim{}, fmt.Errorf("%w: stored result: %w", ErrIdempotencyUnavailable, err)
+	}
+	return Claim{State: ClaimDone, Result: Result{UID: sr.UID, MessageID: sr.MessageID, Status: produce.Status(sr.Status),
+		Cluster: sr.Cluster, DeliverAt: sr.DeliverAt, Duplicate: true}}, nil
+}
+
+// beginLegacy answers a key stored as a hash by an earlier version.
+func (s *RedisIdempotency) beginLegacy(ctx context.Context, k, owner, fp string) (Claim, error) {
+	prefix := "i|" + owner + "|" + strconv.FormatInt(s.leaseUntil(), 10) + "|"
+	res, err := s.eval(ctx, legacyScript, k, prefix, fp)
+	if err != nil {
+		return Claim{}, s.unavailable(err)
+	}
+	f, ok := res.([]any)
+	if !ok || len(f) != 4 {
+		return Claim{}, fmt.Errorf("%w: unexpected reply %v", ErrIdempotencyUnavailable, res)
+	}
+	st, _ := f[0].(string)
+	hfp, _ := f[1].(string)
+	uid, _ := f[2].(string)
+	result, _ := f[3].(string)
+	switch {
+	case st == "gone":
+		return Claim{State: ClaimBusy}, nil // rewritten meanwhile: the caller polls again
+	case hfp != fp:
+		return Claim{State: ClaimMismatch}, nil
+	case st == "acquired":
+		return Claim{State: ClaimAcquired, UID: uid, Owner: owner}, nil
+	case st == "done":
+		return s.done(result)
+	}
+	return Claim{State: ClaimBusy}, nil // in flight: its hash expires after the old inFlightTTL
+}
+
+// Renew implements IdempotencyStore.
+func (s *RedisIdempotency) Renew(ctx context.Context, app, key, owner string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	res, err := s.eval(ctx, ownerScript, redisKey(app, key), owner, "renew", strconv.FormatInt(s.leaseUntil(), 10))
+	if err != nil {
+		return false, s.unavailable(err)
+	}
+	return res == int64(1), nil
 }
 
 // Complete implements IdempotencyStore. It stores the result even when the
-// claim expired meanwhile and nobody else took the key, so a late retry
-// still finds it; it does not overwrite another owner's claim.
+// key is gone meanwhile, so a late retry still finds it; it does not
+// overwrite a claim another owner took over (that owner stores its own
+// result; both copies carry the key's uid).
 func (s *RedisIdempotency) Complete(ctx context.Context, app, key, owner, fp string, r Result) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	data, err := json.Marshal(storedResult{UID: r.UID, MessageID: r.MessageID, Status: r.Status, Cluster: r.Cluster, DeliverAt: r.DeliverAt})
+	data, err := json.Marshal(storedResult{UID: r.UID, MessageID: r.MessageID, Status: string(r.Status), Cluster: r.Cluster, DeliverAt: r.DeliverAt})
 	if err != nil {
 		return err
 	}
-	_, err = completeScript.Run(ctx, s.rdb, []string{redisKey(app, key)},
-		owner, data, strconv.FormatInt(s.ttl.Milliseconds(), 10), fp).Result()
+	rec := record{state: 'd', fp: fp, uid: r.UID, result: string(data)}
+	_, err = s.eval(ctx, ownerScript, redisKey(app, key), owner, "complete", rec.encode(), strconv.FormatInt(s.ttl.Milliseconds(), 10))
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrIdempotencyUnavailable, err)
+		return s.unavailable(err)
 	}
 	return nil
 }
@@ -203,14 +428,12 @@ func (s *RedisIdempotency) Complete(ctx context.Context, app, key, owner, fp str
 func (s *RedisIdempotency) Release(ctx context.Context, app, key, owner string, forget bool) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	f := "0"
+	op := "fail"
 	if forget {
-		f = "1"
+		op = "forget"
 	}
-	_, err := releaseScript.Run(ctx, s.rdb, []string{redisKey(app, key)},
-		owner, f, strconv.FormatInt(s.ttl.Milliseconds(), 10)).Result()
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrIdempotencyUnavailable, err)
+	if _, err := s.eval(ctx, ownerScript, redisKey(app, key), owner, op); err != nil {
+		return s.unavailable(err)
 	}
 	return nil
 }

@@ -3,13 +3,17 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/fakeclock"
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/testredis"
 	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 )
@@ -25,7 +29,7 @@ func TestRedisIdempotency(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, Claim{State: ClaimAcquired, UID: "u1", Owner: c.Owner, Fresh: true}, c)
 	ttl := rdb.PTTL(ctx, KeyPrefix+"app:k").Val()
-	assert.InDelta(t, time.Minute.Seconds(), ttl.Seconds(), 2, "an in-flight claim lives inFlightTTL")
+	assert.InDelta(t, time.Hour.Seconds(), ttl.Seconds(), 2, "a key's record lives ttl from its first claim on; the lease is inside it")
 
 	busy, err := s.Begin(ctx, "app", "k", "fp1", "u2")
 	require.NoError(t, err)
@@ -37,6 +41,13 @@ func TestRedisIdempotency(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, ClaimAcquired, other.State, "keys are per app")
 
+	ok, err := s.Renew(ctx, "app", "k", c.Owner)
+	require.NoError(t, err)
+	assert.True(t, ok, "the owner renews its lease")
+	ok, err = s.Renew(ctx, "app", "k", "not-the-owner")
+	require.NoError(t, err)
+	assert.False(t, ok)
+
 	require.NoError(t, s.Complete(ctx, "app", "k", c.Owner, "fp1", res))
 	done, err := s.Begin(ctx, "app", "k", "fp1", "u9")
 	require.NoError(t, err)
@@ -45,9 +56,12 @@ func TestRedisIdempotency(t *testing.T) {
 	assert.Equal(t, Claim{State: ClaimDone, Result: want}, done)
 	ttl = rdb.PTTL(ctx, KeyPrefix+"app:k").Val()
 	assert.InDelta(t, time.Hour.Seconds(), ttl.Seconds(), 2, "a result lives ttl")
+	ok, err = s.Renew(ctx, "app", "k", c.Owner)
+	require.NoError(t, err)
+	assert.False(t, ok, "a done key has no lease to renew")
 
 	// Release: forget deletes a fresh claim; otherwise failed keeps the uid
-	// for the next attempt.
+	// for the next attempt, which is not fresh.
 	c, err = s.Begin(ctx, "app", "f", "fp", "first-uid")
 	require.NoError(t, err)
 	require.NoError(t, s.Release(ctx, "app", "f", c.Owner, false))
@@ -57,10 +71,11 @@ func TestRedisIdempotency(t *testing.T) {
 	assert.Equal(t, "first-uid", again.UID)
 	assert.False(t, again.Fresh)
 	require.NoError(t, s.Release(ctx, "app", "f", "not-the-owner", true), "a stranger's release is ignored")
+	assert.Equal(t, int64(1), rdb.Exists(ctx, KeyPrefix+"app:f").Val())
 	require.NoError(t, s.Release(ctx, "app", "f", again.Owner, true))
 	assert.Zero(t, rdb.Exists(ctx, KeyPrefix+"app:f").Val())
 
-	// A late Complete after the claim expired still stores the result.
+	// A late Complete after the key vanished still stores the result.
 	c, err = s.Begin(ctx, "app", "late", "fp", "u")
 	require.NoError(t, err)
 	require.NoError(t, rdb.Del(ctx, KeyPrefix+"app:late").Err())
@@ -79,6 +94,125 @@ func TestRedisIdempotency(t *testing.T) {
 	srv.Close()
 	_, err = s.Begin(ctx, "app", "k", "fp1", "u")
 	assert.True(t, errors.Is(err, ErrIdempotencyUnavailable), "%v", err)
+}
+
+// TestRedisIdempotencyLeaseTakeover: a claim whose owner stopped renewing
+// is taken over once its lease ends, keeping the uid; the old owner can
+// then neither renew nor overwrite the new owner's claim, and a late
+// Complete of the old owner does not hide the new owner's.
+func TestRedisIdempotencyLeaseTakeover(t *testing.T) {
+	srv := testredis.Start(t)
+	s := NewRedisIdempotency(srv.Client(), time.Hour, time.Minute, 2*time.Second)
+	clock := fakeclock.New(time.Now())
+	s.now = clock.Now
+	ctx := context.Background()
+
+	first, err := s.Begin(ctx, "app", "k", "fp", "the-uid")
+	require.NoError(t, err)
+	clock.Advance(59 * time.Second)
+	busy, err := s.Begin(ctx, "app", "k", "fp", "other-uid")
+	require.NoError(t, err)
+	assert.Equal(t, ClaimBusy, busy.State, "within the lease the key is the owner's")
+
+	clock.Advance(2 * time.Second) // the owner died: no renewal
+	second, err := s.Begin(ctx, "app", "k", "fp", "other-uid")
+	require.NoError(t, err)
+	assert.Equal(t, ClaimAcquired, second.State)
+	assert.Equal(t, "the-uid", second.UID, "a takeover keeps the key's uid")
+	assert.False(t, second.Fresh, "the first attempt may have reached the broker")
+
+	ok, err := s.Renew(ctx, "app", "k", first.Owner)
+	require.NoError(t, err)
+	assert.False(t, ok, "the first owner lost its claim")
+	require.NoError(t, s.Complete(ctx, "app", "k", first.Owner, "fp", Result{UID: "the-uid", MessageID: "1:1:0:0", Status: produce.StatusPersisted}))
+	stillBusy, err := s.Begin(ctx, "app", "k", "fp", "x")
+	require.NoError(t, err)
+	assert.Equal(t, ClaimBusy, stillBusy.State, "the late first owner did not overwrite the second's claim")
+	require.NoError(t, s.Complete(ctx, "app", "k", second.Owner, "fp", Result{UID: "the-uid", MessageID: "1:2:0:0", Status: produce.StatusPersisted}))
+	done, err := s.Begin(ctx, "app", "k", "fp", "x")
+	require.NoError(t, err)
+	assert.Equal(t, "1:2:0:0", done.Result.MessageID)
+}
+
+// TestRedisIdempotencyLegacyHash: keys written as hashes by the previous
+// version (a rolling upgrade) are answered: done gives the result, in
+// flight is busy, failed is taken over keeping its uid and converted.
+func TestRedisIdempotencyLegacyHash(t *testing.T) {
+	srv := testredis.Start(t)
+	rdb := srv.Client()
+	s := NewRedisIdempotency(rdb, time.Hour, time.Minute, 2*time.Second)
+	ctx := context.Background()
+	require.NoError(t, rdb.HSet(ctx, KeyPrefix+"app:done", "state", "done", "fp", "fp",
+		"result", `{"uid":"old-uid","messageId":"3:4:0:0","status":"persisted"}`).Err())
+	require.NoError(t, rdb.HSet(ctx, KeyPrefix+"app:busy", "state", "inflight", "fp", "fp", "uid", "old", "owner", "x").Err())
+	require.NoError(t, rdb.HSet(ctx, KeyPrefix+"app:failed", "state", "failed", "fp", "fp", "uid", "failed-uid").Err())
+	require.NoError(t, rdb.Expire(ctx, KeyPrefix+"app:failed", time.Hour).Err())
+
+	d, err := s.Begin(ctx, "app", "done", "fp", "new")
+	require.NoError(t, err)
+	assert.Equal(t, Claim{State: ClaimDone, Result: Result{UID: "old-uid", MessageID: "3:4:0:0", Status: produce.StatusPersisted, Duplicate: true}}, d)
+	m, err := s.Begin(ctx, "app", "done", "other-fp", "new")
+	require.NoError(t, err)
+	assert.Equal(t, ClaimMismatch, m.State)
+	b, err := s.Begin(ctx, "app", "busy", "fp", "new")
+	require.NoError(t, err)
+	assert.Equal(t, ClaimBusy, b.State)
+	f, err := s.Begin(ctx, "app", "failed", "fp", "new")
+	require.NoError(t, err)
+	assert.Equal(t, ClaimAcquired, f.State)
+	assert.Equal(t, "failed-uid", f.UID)
+	assert.Equal(t, "string", rdb.Type(ctx, KeyPrefix+"app:failed").Val(), "converted to the new record")
+	assert.InDelta(t, time.Hour.Seconds(), rdb.PTTL(ctx, KeyPrefix+"app:failed").Val().Seconds(), 5, "keeping its TTL")
+	require.NoError(t, s.Complete(ctx, "app", "failed", f.Owner, "fp", Result{UID: "failed-uid", Status: produce.StatusPersisted}))
+	again, err := s.Begin(ctx, "app", "failed", "fp", "new")
+	require.NoError(t, err)
+	assert.Equal(t, ClaimDone, again.State)
+}
+
+// TestRedisIdempotencyGroupCommit: many concurrent calls share round
+// trips: Redis sees fewer pipelines than calls, and every call gets its
+// own answer.
+func TestRedisIdempotencyGroupCommit(t *testing.T) {
+	srv := testredis.Start(t)
+	rdb := srv.Client()
+	var pipelines, cmds atomic.Int64
+	rdb.AddHook(countHook{pipelines: &pipelines, cmds: &cmds})
+	s := NewRedisIdempotency(rdb, time.Hour, time.Minute, 5*time.Second)
+	const n = 200
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			k := fmt.Sprint("k", i)
+			c, err := s.Begin(context.Background(), "app", k, "fp", "uid-"+k)
+			if assert.NoError(t, err) && assert.Equal(t, ClaimAcquired, c.State) {
+				assert.Equal(t, "uid-"+k, c.UID)
+				assert.NoError(t, s.Complete(context.Background(), "app", k, c.Owner, "fp", Result{UID: c.UID, Status: produce.StatusPersisted}))
+			}
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, int64(2*n), cmds.Load(), "one SET NX GET and one script call per key, all pipelined")
+	assert.Less(t, pipelines.Load(), int64(2*n), "concurrent calls share pipelines")
+	t.Logf("%d commands in %d pipelines", cmds.Load(), pipelines.Load())
+	for i := range n {
+		d, err := s.Begin(context.Background(), "app", fmt.Sprint("k", i), "fp", "x")
+		require.NoError(t, err)
+		require.Equal(t, ClaimDone, d.State)
+		require.Equal(t, fmt.Sprint("uid-k", i), d.Result.UID)
+	}
+}
+
+// countHook counts pipelines and the commands sent in them.
+type countHook struct{ pipelines, cmds *atomic.Int64 }
+
+func (countHook) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.pipelines.Add(1)
+		h.cmds.Add(int64(len(cmds)))
+		return next(ctx, cmds)
+	}
 }
 
 // TestRedisIdempotencyRace: of many concurrent claims, exactly one wins.

@@ -17,6 +17,7 @@ type Metrics struct {
 	idemHits       prometheus.Counter
 	idemConflicts  *prometheus.CounterVec
 	idemUnavail    prometheus.Counter
+	idemTakeovers  prometheus.Counter
 	idemCompleteEr prometheus.Counter
 	rateLimited    *prometheus.CounterVec
 
@@ -44,13 +45,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			[]string{"reason"}),
 		idemUnavail: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "idempotency_unavailable_total",
 			Help: "Messages produced without the idempotency check because the store was unreachable (duplicateRisk)."}),
+		idemTakeovers: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "idempotency_takeovers_total",
+			Help: "Keyed messages produced again, with their key's uid and duplicateRisk, after taking over a failed attempt or one whose owner's lease ran out."}),
 		idemCompleteEr: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "idempotency_record_errors_total",
 			Help: "Results that could not be written to the idempotency store after the broker acknowledged."}),
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "rate_limited_total",
 			Help: "Requests refused by an app's rate limit."}, []string{"app"}),
 	}
 	reg.MustRegister(m.produced, m.errors, m.ackLatency,
-		m.idemHits, m.idemConflicts, m.idemUnavail, m.idemCompleteEr, m.rateLimited)
+		m.idemHits, m.idemConflicts, m.idemUnavail, m.idemTakeovers, m.idemCompleteEr, m.rateLimited)
 	return m
 }
 
@@ -92,6 +95,12 @@ func (m *Metrics) addIdemConflict(reason string) {
 func (m *Metrics) addIdemUnavailable() {
 	if m != nil {
 		m.idemUnavail.Inc()
+	}
+}
+
+func (m *Metrics) addIdemTakeover() {
+	if m != nil {
+		m.idemTakeovers.Inc()
 	}
 }
 

@@ -180,6 +180,12 @@ func (s *Server) produce(ctx context.Context, app, clientIP string, msgs []*prod
 		case ClaimAcquired:
 			p.claim = cl
 			p.m.UID = cl.UID
+			if !cl.Fresh {
+				// Taken over from a failed attempt or a dead owner: that
+				// attempt may have reached the broker. Same uid, flagged.
+				p.m.DuplicateRisk = true
+				s.metrics.addIdemTakeover()
+			}
 			acquired = append(acquired, p)
 			send = append(send, p)
 		case ClaimDone:
@@ -205,12 +211,13 @@ func (s *Server) produce(ctx context.Context, app, clientIP string, msgs []*prod
 			send = append(send, p)
 			continue
 		}
+		p.fp = m.Fingerprint()
+		m.UID = produce.KeyedUID(app, m.IdempotencyKey, p.fp)
 		if s.opts.Idempotency == nil {
 			m.DuplicateRisk = true
 			send = append(send, p)
 			continue
 		}
-		p.fp = m.Fingerprint()
 		if ok, err := claim(p); !ok {
 			abort()
 			return nil, err
@@ -271,16 +278,21 @@ func (s *Server) produce(ctx context.Context, app, clientIP string, msgs []*prod
 	}
 	var firstErr error
 	remaining := len(send)
+	leases := s.newLeaseKeeper(app, acquired)
+	defer leases.stop()
 collect:
 	for remaining > 0 {
 		select {
 		case o := <-ch:
 			remaining--
+			leases.drop(o.p)
 			r, err := s.finish(app, clientIP, o)
 			results[o.p.idx], done[o.p.idx] = r, true
 			if err != nil && firstErr == nil {
 				firstErr = err
 			}
+		case <-leases.tick():
+			leases.renew(ctx)
 		case <-ctx.Done():
 			break collect
 		}
@@ -289,11 +301,20 @@ collect:
 		// The deadline passed, or the client went away, with messages
 		// still unacknowledged. Their outcome still matters: a late
 		// success must reach the idempotency store so a retry does not
-		// produce twice.
+		// produce twice. The claims stay ours (renewed) until then.
 		n := remaining
+		straggling := leases.handOver()
 		s.goStraggler(func() {
-			for range n {
-				_, _ = s.finish(app, clientIP, <-ch)
+			defer straggling.stop()
+			for n > 0 {
+				select {
+				case o := <-ch:
+					n--
+					straggling.drop(o.p)
+					_, _ = s.finish(app, clientIP, o)
+				case <-straggling.tick():
+					straggling.renew(context.Background())
+				}
 			}
 		})
 		e := toError(ctx.Err()) // PRODUCE_TIMEOUT or CLIENT_CLOSED_REQUEST

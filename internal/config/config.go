@@ -132,7 +132,7 @@ type Limits struct {
 // Idempotency configures the idempotency-key store.
 type Idempotency struct {
 	TTL          time.Duration `yaml:"ttl"`
-	InFlightTTL  time.Duration `yaml:"inFlightTTL"`
+	Lease        time.Duration `yaml:"lease"`
 	PollInterval time.Duration `yaml:"pollInterval"`
 }
 
@@ -300,7 +300,7 @@ func Default() Config {
 		},
 		Idempotency: Idempotency{
 			TTL:          24 * time.Hour,
-			InFlightTTL:  time.Minute,
+			Lease:        3 * time.Second,
 			PollInterval: 20 * time.Millisecond,
 		},
 		Durability: Durability{AttemptTimeout: time.Second, SpoolMaxBytes: 1 * GiB},
@@ -457,12 +457,12 @@ func (c *Config) Validate() error {
 	positive("limits.maxDelay", c.Limits.MaxDelay)
 	positive("idempotency.ttl", c.Idempotency.TTL)
 	positive("idempotency.pollInterval", c.Idempotency.PollInterval)
-	if c.Idempotency.InFlightTTL <= c.HTTP.RequestTimeout {
-		bad("idempotency.inFlightTTL (%s) must be longer than http.requestTimeout (%s), "+
-			"or a slow first attempt could be overtaken by its retry", c.Idempotency.InFlightTTL, c.HTTP.RequestTimeout)
+	if c.Idempotency.Lease < 3*c.Idempotency.PollInterval || c.Idempotency.Lease < 100*time.Millisecond {
+		bad("idempotency.lease (%s) must be at least 100ms and 3 x idempotency.pollInterval (%s): "+
+			"it is renewed every third of itself while its owner waits for the broker", c.Idempotency.Lease, c.Idempotency.PollInterval)
 	}
-	if c.Idempotency.InFlightTTL > c.Idempotency.TTL {
-		bad("idempotency.inFlightTTL (%s) must not exceed idempotency.ttl (%s)", c.Idempotency.InFlightTTL, c.Idempotency.TTL)
+	if c.Idempotency.Lease > c.Idempotency.TTL {
+		bad("idempotency.lease (%s) must not exceed idempotency.ttl (%s)", c.Idempotency.Lease, c.Idempotency.TTL)
 	}
 	atLeast := func(name string, v, min int) {
 		if v < min {

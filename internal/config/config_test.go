@@ -36,7 +36,7 @@ func TestKebab(t *testing.T) {
 	for in, want := range map[string]string{
 		"listen": "listen", "dataDir": "data-dir", "pulsar.url": "pulsar-url",
 		"producer.batchingMaxPublishDelay": "producer-batching-max-publish-delay",
-		"idempotency.inFlightTTL":          "idempotency-in-flight-ttl",
+		"idempotency.lease":                "idempotency-lease",
 		"redis.db":                         "redis-db",
 		"embedded.pulsarAdminListen":       "embedded-pulsar-admin-listen",
 	} {
@@ -107,7 +107,7 @@ func TestInvalid(t *testing.T) {
 		"bad pulsar url":        {"pulsar: {url: http://x}", "pulsar.url"},
 		"payload over frame":    {"limits: {maxPayloadBytes: 5MiB}", "limits.maxPayloadBytes"},
 		"request below payload": {"limits: {maxRequestBytes: 1KiB}", "limits.maxRequestBytes"},
-		"in-flight too short":   {"idempotency: {inFlightTTL: 5s}", "idempotency.inFlightTTL"},
+		"lease too short":       {"idempotency: {lease: 10ms}", "idempotency.lease"},
 		"log level":             {"log: {level: loud}", "log.level"},
 		"app name":              {"apps: [{name: 'a b', tokenSHA256: " + hash + "}]", "apps[0].name"},
 		"app hash":              {"apps: [{name: a, tokenSHA256: abc}]", "tokenSHA256"},

@@ -156,7 +156,7 @@ func bind(c *Config) []Setting {
 	add("limits.maxIdempotencyKeyBytes", "longest idempotency key", &c.Limits.MaxIdempotencyKeyBytes)
 	add("limits.maxDelay", "longest deliverAfter, and furthest deliverAt", &c.Limits.MaxDelay)
 	add("idempotency.ttl", "how long the first result for an idempotency key is kept", &c.Idempotency.TTL)
-	add("idempotency.inFlightTTL", "how long an in-flight marker blocks retries if its sidecar dies mid-request; > http.requestTimeout", &c.Idempotency.InFlightTTL)
+	add("idempotency.lease", "how long a request's claim on its idempotency key lasts without renewal (renewed every third of it while the broker is awaited): a retry takes over a dead sidecar's key after at most this", &c.Idempotency.Lease)
 	add("idempotency.pollInterval", "how often a retry that found its key in flight checks again", &c.Idempotency.PollInterval)
 	add("trace.logLevel", "level of the per-message lifecycle log lines (debug, info, warn, error, off)", &c.Trace.LogLevel)
 	add("delay.mode", "deliverAfter/deliverAt: wheel (timing wheel over Redis, every subscription type, cancel) or native (Pulsar deliverAt: Shared and Key_Shared only)", &c.Delay.Mode)

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -104,6 +105,30 @@ func (s *Server) Restart() {
 	}
 }
 
+// Stop kills the server, keeping its port for Restart: Redis is down
+// until then.
+func (s *Server) Stop() { s.stop() }
+
+// Pause stops the server process (SIGSTOP) without closing its
+// connections: commands hang, as with a Redis stalled by a fork, a slow
+// disk or a network partition, until Resume.
+func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server (SIGCONT).
+func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.tb.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		s.tb.Fatalf("testredis: %v: server not running", sig)
+	}
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		s.tb.Fatalf("testredis: %v: %v", sig, err)
+	}
+}
+
 // Close stops the server. It is idempotent and is also run by t.Cleanup.
 func (s *Server) Close() {
 	s.stop()
@@ -158,6 +183,7 @@ func (s *Server) stop() {
 	if s.cmd == nil {
 		return
 	}
+	_ = s.cmd.Process.Signal(syscall.SIGCONT) // a paused server cannot die of SIGKILL until continued on some kernels
 	_ = s.cmd.Process.Kill()
 	<-s.exited //nolint:errcheck // reaps the process; a killed server exits with "signal: killed"
 	_ = s.log.Close()

@@ -1,11 +1,14 @@
 package testredis
 
 import (
+	"context"
 	"fmt"
 	"os/exec"
 	"runtime"
 	"testing"
+	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
@@ -84,4 +87,18 @@ type fatalRecorder struct {
 func (f *fatalRecorder) Fatal(args ...any) {
 	f.msg = fmt.Sprint(args...)
 	runtime.Goexit()
+}
+
+func TestPauseHoldsCommandsUntilResume(t *testing.T) {
+	s := Start(t)
+	c := s.Client()
+	defer c.Close()
+	ctx := context.Background()
+	require.NoError(t, c.Set(ctx, "k", "v", 0).Err())
+	s.Pause()
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	assert.Error(t, c.Get(short, "k").Err(), "a paused server does not answer")
+	s.Resume()
+	assert.Equal(t, "v", c.Get(ctx, "k").Val())
 }
