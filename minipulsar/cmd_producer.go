@@ -284,6 +284,13 @@ func (t *topic) publish(p *producer, seq, highest uint64, f frame, done func(id 
 	t.mu.Unlock()
 
 	t.s.store.appendEntry(t.full, id, f.payload, p.name, lastSeq, func(err error) {
+		// As Pulsar does, the receipt is written before the entry can be
+		// dispatched: done queues it on the producer's connection before
+		// the entry becomes visible to the dispatchers, so a consumer on
+		// the same connection never sees a message before its receipt.
+		if err == nil {
+			done(id, false, nil)
+		}
 		t.mu.Lock()
 		if err != nil {
 			if e := t.entryAt(id); e != nil {
@@ -304,6 +311,8 @@ func (t *topic) publish(p *producer, seq, highest uint64, f frame, done func(id 
 		}
 		t.notifyAll()
 		t.mu.Unlock()
-		done(id, false, err)
+		if err != nil {
+			done(id, false, err)
+		}
 	})
 }
