@@ -291,7 +291,10 @@ const (
 	errSchemaNotFound   = "minipulsar keeps no schemas"
 	errTopicNotFound    = "topic not found"
 	errProducerBusy     = "producer with the same name is already connected"
-	errProducerFenced   = "topic has an exclusive producer"
+	errExclusiveHeld    = "Topic has an existing exclusive producer: "
+	errSharedHeld       = "Topic has existing shared producers"
+	errFencedOut        = "Fenced out"
+	errTopicTerminated  = "Topic was already terminated"
 	errConsumerBusy     = "exclusive subscription already has a consumer"
 	errSubTypeMismatch  = "subscription is of another type"
 	errConsumerNotFound = "consumer not found"
@@ -299,6 +302,5 @@ const (
 	errLookupRefused    = "lookups refused (fault injection)"
 	errHasConsumers     = "subscription has other consumers connected"
 	errProducerNotFound = "producer not found on this connection"
-	errWaitExclusive    = "WaitForExclusive access mode is not supported by minipulsar"
 	errTooManyMessages  = "num_messages does not match the metadata"
 )

@@ -57,6 +57,7 @@ type topic struct {
 	producers map[*producer]struct{}
 	names     map[string]*producer // producer name -> producer
 	exclusive *producer
+	waiting   []*producer // WaitForExclusive producers in line, oldest first
 	subs      map[string]*subscription
 	delays    map[uint64]int64 // entry id -> deliver_at_time (ms) of delayed entries
 	lastSeq   map[string]int64 // producer name -> highest sequence id accepted
@@ -394,7 +395,7 @@ func (s *Server) DeleteTopic(name string, force bool) error {
 func (t *topic) inUse() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if len(t.producers) > 0 {
+	if len(t.producers) > 0 || len(t.waiting) > 0 {
 		return true
 	}
 	for _, sub := range t.subs {
@@ -409,10 +410,11 @@ func (t *topic) inUse() bool {
 func (t *topic) markDeleted() {
 	t.mu.Lock()
 	t.deleted = true
-	prods := make([]*producer, 0, len(t.producers))
+	prods := make([]*producer, 0, len(t.producers)+len(t.waiting))
 	for p := range t.producers {
 		prods = append(prods, p)
 	}
+	prods = append(prods, t.waiting...)
 	var cons []*consumer
 	for _, sub := range t.subs {
 		sub.stopTimers()
