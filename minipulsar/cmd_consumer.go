@@ -22,6 +22,7 @@ type consumer struct {
 	ranges   []*pb.IntRange
 	hashSeed uint32
 	since    time.Time
+	metadata map[string]string // the consumer's metadata properties, shown in stats
 
 	permits int64
 	unacked int
@@ -73,6 +74,7 @@ func (c *conn) handleSubscribe(m *pb.CommandSubscribe) {
 		priority: m.GetPriorityLevel(),
 		hashSeed: murmur3([]byte(m.GetConsumerName() + "#" + c.remote)),
 		since:    time.Now(),
+		metadata: keyValues(m.GetMetadata()),
 	}
 	if ksm := m.GetKeySharedMeta(); ksm != nil && ksm.GetKeySharedMode() == pb.KeySharedMode_STICKY {
 		cons.ranges = ksm.GetHashRanges()

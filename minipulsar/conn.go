@@ -34,6 +34,9 @@ type conn struct {
 	consumers map[uint64]*consumer
 	connected bool
 	since     time.Time
+	// clientVersion is what CONNECT said (shown in producer and consumer
+	// stats); set once by the reader before any producer or consumer.
+	clientVersion string
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -262,6 +265,7 @@ func (c *conn) handleConnect(m *pb.CommandConnect) error {
 		c.s.log.Info("client offers authentication; minipulsar accepts without checking", "method", m.GetAuthMethodName())
 	}
 	c.connected = true
+	c.clientVersion = m.GetClientVersion()
 	c.send(&pb.BaseCommand{Type: pb.BaseCommand_CONNECTED.Enum(), Connected: &pb.CommandConnected{
 		ServerVersion:   proto.String(Version),
 		ProtocolVersion: proto.Int32(20),
