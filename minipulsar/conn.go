@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -27,6 +28,13 @@ type conn struct {
 
 	closeOnce sync.Once
 	done      chan struct{}
+
+	// keep-alive, as Pulsar's PulsarHandler: handshake is set by CONNECT;
+	// waitingPong is set when the broker pings and cleared by any frame.
+	handshake   atomic.Bool
+	waitingPong atomic.Bool
+	kaMu        sync.Mutex
+	kaStop      func() bool
 
 	// guarded by mu: producers and consumers registered on this connection.
 	mu        sync.Mutex
@@ -55,22 +63,62 @@ func newConn(s *Server, nc net.Conn) *conn {
 func (c *conn) serve() {
 	defer c.cleanup()
 	c.s.goFunc(c.writeLoop)
+	c.scheduleKeepAlive()
 	fr := &frameReader{
 		r:       bufio.NewReaderSize(c.nc, 64*1024),
 		maxSize: c.s.opts.MaxMessageSize + frameOverhead,
 	}
 	for {
-		_ = c.nc.SetReadDeadline(time.Now().Add(2 * c.s.opts.KeepAlive))
 		f, err := fr.readFrame()
 		if err != nil {
 			c.logReadError(err)
 			return
 		}
+		c.waitingPong.Store(false) // any frame shows the client is alive
 		if err := c.handle(f); err != nil {
 			c.s.log.Warn("closing connection", "remote", c.remote, "cmd", f.cmd.GetType().String(), "err", err)
 			return
 		}
 	}
+}
+
+// scheduleKeepAlive arms the next keep-alive check, every
+// Options.KeepAlive as Pulsar's keepAliveIntervalSeconds (30 s by default).
+func (c *conn) scheduleKeepAlive() {
+	c.kaMu.Lock()
+	defer c.kaMu.Unlock()
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	c.kaStop = c.s.keepAliveClock.AfterFunc(c.s.opts.KeepAlive, c.keepAliveCheck)
+}
+
+// keepAliveCheck is Pulsar's PulsarHandler.handleKeepAliveTimeout: a
+// connection whose handshake is not done by the first check is closed; one
+// that has sent nothing since the previous check's PING is closed; any
+// other gets a PING. The broker pings whether or not the client pings on
+// its own, so a client that only answers PINGs stays connected.
+func (c *conn) keepAliveCheck() {
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	switch {
+	case !c.handshake.Load():
+		c.s.log.Warn("closing connection: handshake not completed within the keep-alive interval", "remote", c.remote)
+		c.close()
+		return
+	case c.waitingPong.Load():
+		c.s.log.Info("closing connection: no answer to the keep-alive PING", "remote", c.remote, "keepAlive", c.s.opts.KeepAlive)
+		c.close()
+		return
+	}
+	c.waitingPong.Store(true)
+	c.send(&pb.BaseCommand{Type: pb.BaseCommand_PING.Enum(), Ping: &pb.CommandPing{}}, nil)
+	c.scheduleKeepAlive()
 }
 
 func (c *conn) logReadError(err error) {
@@ -84,7 +132,7 @@ func (c *conn) logReadError(err error) {
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 		c.s.log.Debug("connection closed by client", "remote", c.remote)
 	case errors.As(err, &ne) && ne.Timeout():
-		c.s.log.Info("closing idle connection", "remote", c.remote, "keepAlive", c.s.opts.KeepAlive)
+		c.s.log.Info("connection timed out", "remote", c.remote)
 	default:
 		c.s.log.Warn("closing connection: bad frame", "remote", c.remote, "err", err)
 	}
@@ -95,6 +143,11 @@ func (c *conn) logReadError(err error) {
 func (c *conn) close() {
 	c.closeOnce.Do(func() {
 		close(c.done)
+		c.kaMu.Lock()
+		if c.kaStop != nil {
+			c.kaStop()
+		}
+		c.kaMu.Unlock()
 		_ = c.nc.Close()
 		c.wmu.Lock()
 		c.wclosed = true
@@ -265,6 +318,7 @@ func (c *conn) handleConnect(m *pb.CommandConnect) error {
 		c.s.log.Info("client offers authentication; minipulsar accepts without checking", "method", m.GetAuthMethodName())
 	}
 	c.connected = true
+	c.handshake.Store(true)
 	c.clientVersion = m.GetClientVersion()
 	c.send(&pb.BaseCommand{Type: pb.BaseCommand_CONNECTED.Enum(), Connected: &pb.CommandConnected{
 		ServerVersion:   proto.String(Version),
