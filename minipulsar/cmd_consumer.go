@@ -19,8 +19,8 @@ type consumer struct {
 	name     string
 	sub      *subscription
 	priority int32
-	ranges   []*pb.IntRange
-	hashSeed uint32
+	ranges    []*pb.IntRange
+	nameIndex int // the consumer's name index on its subscription's hash ring
 	since    time.Time
 	metadata map[string]string // the consumer's metadata properties, shown in stats
 
@@ -72,7 +72,6 @@ func (c *conn) handleSubscribe(m *pb.CommandSubscribe) {
 		id:       m.GetConsumerId(),
 		name:     m.GetConsumerName(),
 		priority: m.GetPriorityLevel(),
-		hashSeed: murmur3([]byte(m.GetConsumerName() + "#" + c.remote)),
 		since:    time.Now(),
 		metadata: keyValues(m.GetMetadata()),
 	}
@@ -121,6 +120,9 @@ func (t *topic) addConsumer(cons *consumer, m *pb.CommandSubscribe) (*pb.ServerE
 	sub.keepWhenEmpty = false
 	cons.sub = sub
 	sub.consumers = append(sub.consumers, cons)
+	if len(cons.ranges) == 0 {
+		sub.ring.add(cons)
+	}
 	sub.startDispatcher()
 	return nil, ""
 }
@@ -253,6 +255,9 @@ func (t *topic) removeConsumerLocked(cons *consumer) []activeChange {
 		return nil
 	}
 	sub.consumers = append(sub.consumers[:idx], sub.consumers[idx+1:]...)
+	if len(cons.ranges) == 0 {
+		sub.ring.remove(cons)
+	}
 	sub.releasePending(cons)
 	if sub.active == cons {
 		sub.active = nil

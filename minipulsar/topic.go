@@ -29,7 +29,7 @@ type entry struct {
 	data        []byte
 	publishTime int64 // ms since epoch
 	numMsgs     int32
-	keyHash     uint16 // murmur3 of the ordering or partition key, mod 65536
+	keyHash     uint16 // Key_Shared sticky-key hash, 1..65535 (keyshared.go)
 	flags       uint16
 }
 
@@ -180,12 +180,8 @@ func (s *Server) closeState() error {
 // addEntry appends an entry with the next id; caller holds t.mu (or owns
 // t during loading).
 func (t *topic) addEntry(data []byte, md *pb.MessageMetadata) *entry {
-	key := md.GetOrderingKey()
-	if len(key) == 0 {
-		key = []byte(md.GetPartitionKey())
-	}
 	n := md.GetNumMessagesInBatch()
-	e := entry{data: data, publishTime: int64(md.GetPublishTime()), numMsgs: max(n, 1), keyHash: uint16(murmur3(key))}
+	e := entry{data: data, publishTime: int64(md.GetPublishTime()), numMsgs: max(n, 1), keyHash: stickyKeyHash(stickyKey(md))}
 	if md.NumMessagesInBatch != nil {
 		e.flags |= entryBatched
 	}
