@@ -14,15 +14,15 @@ import (
 // consumer is a consumer registered on a connection. Its counters are
 // guarded by the topic's mutex.
 type consumer struct {
-	c        *conn
-	id       uint64
-	name     string
-	sub      *subscription
-	priority int32
+	c         *conn
+	id        uint64
+	name      string
+	sub       *subscription
+	priority  int32
 	ranges    []*pb.IntRange
 	nameIndex int // the consumer's name index on its subscription's hash ring
-	since    time.Time
-	metadata map[string]string // the consumer's metadata properties, shown in stats
+	since     time.Time
+	metadata  map[string]string // the consumer's metadata properties, shown in stats
 
 	permits int64
 	unacked int
