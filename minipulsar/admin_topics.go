@@ -36,7 +36,7 @@ func (a *admin) routeTopics(mux *http.ServeMux) {
 }
 
 func (a *admin) listTopics(w http.ResponseWriter, r *http.Request) error {
-	domain, ns, err := namespaceFromPath(r)
+	domain, ns, err := a.namespaceFromPath(r)
 	if err != nil {
 		return err
 	}
@@ -45,7 +45,7 @@ func (a *admin) listTopics(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *admin) listPartitioned(w http.ResponseWriter, r *http.Request) error {
-	domain, ns, err := namespaceFromPath(r)
+	domain, ns, err := a.namespaceFromPath(r)
 	if err != nil {
 		return err
 	}
@@ -225,6 +225,9 @@ func (a *admin) partitionMetadata(w http.ResponseWriter, r *http.Request) error 
 	}
 	if r.URL.Query().Has("checkAllowAutoCreation") && a.s.faults.lookupsRefused() {
 		return httpErr(http.StatusServiceUnavailable, errLookupRefused)
+	}
+	if err := a.s.checkNamespace(tn); err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, partitionedMetadata{Partitions: a.s.partitionsOf(tn)})
 	return nil

@@ -57,6 +57,10 @@ func (c *conn) handleSubscribe(m *pb.CommandSubscribe) {
 		return
 	}
 	c.mu.Unlock()
+	if err := c.s.checkNamespace(name); err != nil {
+		c.sendError(reqID, pb.ServerError_TopicNotFound, err.Error())
+		return
+	}
 	create := m.GetForceTopicCreation() && !c.s.opts.DisableAutoTopicCreation
 	t, err := c.s.getTopic(name, create)
 	if err != nil {

@@ -44,6 +44,10 @@ type Options struct {
 	Logger *slog.Logger
 	// AllowAutoTopicCreation is true unless DisableAutoTopicCreation is set.
 	DisableAutoTopicCreation bool
+	// Namespaces says whether a topic's tenant and namespace must have been
+	// created (RequireNamespaces, as Pulsar) or are created on first use
+	// (AutoCreateNamespaces, the zero value).
+	Namespaces NamespacePolicy
 }
 
 // Server is an in-process broker that speaks the Pulsar binary protocol and
@@ -75,7 +79,9 @@ type Server struct {
 	topics      map[string]*topic // by full name, partitions included
 	partitioned map[string]int    // partitioned topic full name -> partitions
 	dedupNS     map[string]bool   // namespace -> deduplication override
-	dedupTopic  map[string]bool   // topic -> deduplication override
+	tenants     map[string]struct{}
+	namespaces  map[string]struct{} // "tenant/namespace"
+	dedupTopic  map[string]bool     // topic -> deduplication override
 	nextLedger  uint64
 	store       store
 

@@ -31,7 +31,7 @@ func TestBrokerKeepAlive(t *testing.T) {
 		}
 		serviceURL = os.Getenv(envServiceURL)
 	} else {
-		s := minipulsar.RunOptionsT(t, minipulsar.Options{KeepAlive: 100 * time.Millisecond})
+		s := minipulsar.RunOptionsT(t, minipulsar.Options{KeepAlive: 100 * time.Millisecond, Namespaces: minipulsar.RequireNamespaces})
 		serviceURL, idle = s.ServiceURL(), time.Second
 	}
 	reg := prometheus.NewRegistry()

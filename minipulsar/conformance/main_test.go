@@ -120,7 +120,8 @@ func target(t *testing.T) (serviceURL, adminURL string) {
 	if realPulsar() {
 		return os.Getenv(envServiceURL), os.Getenv(envAdminURL)
 	}
-	s := minipulsar.RunT(t)
+	// As Pulsar, tenants and namespaces must exist (public/default does).
+	s := minipulsar.RunOptionsT(t, minipulsar.Options{Namespaces: minipulsar.RequireNamespaces})
 	return s.ServiceURL(), s.AdminURL()
 }
 
