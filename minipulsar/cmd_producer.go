@@ -46,6 +46,10 @@ func (c *conn) handleProducer(m *pb.CommandProducer) {
 		return
 	}
 	c.mu.Unlock()
+	if err := c.s.checkNamespace(name); err != nil {
+		c.sendError(reqID, pb.ServerError_TopicNotFound, err.Error())
+		return
+	}
 	t, err := c.s.getTopic(name, !c.s.opts.DisableAutoTopicCreation)
 	if err != nil {
 		code := pb.ServerError_TopicNotFound
@@ -391,13 +395,6 @@ func (t *topic) publish(p *producer, seq, highest uint64, f frame, done func(id 
 	t.mu.Unlock()
 
 	t.s.store.appendEntry(t.full, id, f.payload, p.name, lastSeq, func(err error) {
-		// As Pulsar does, the receipt is written before the entry can be
-		// dispatched: done queues it on the producer's connection before
-		// the entry becomes visible to the dispatchers, so a consumer on
-		// the same connection never sees a message before its receipt.
-		if err == nil {
-			done(id, false, nil)
-		}
 		t.mu.Lock()
 		if err != nil {
 			if e := t.entryAt(id); e != nil {
@@ -413,13 +410,22 @@ func (t *topic) publish(p *producer, seq, highest uint64, f frame, done func(id 
 		} else if v, ok := t.persisted[p.name]; !ok || int64(highest) > v {
 			t.persisted[p.name] = int64(highest)
 		}
+		// Durable: readable by lookups of the last message id and the admin
+		// API, as Pulsar's last confirmed entry moves before the receipt.
 		if id+1 > t.visible {
 			t.visible = id + 1
 		}
+		t.mu.Unlock()
+		// As Pulsar does, the receipt is written before the entry is
+		// dispatched: done queues it on the producer's connection before
+		// the dispatchers may take the entry, so a consumer on the same
+		// connection never sees a message before its receipt.
+		done(id, false, err)
+		t.mu.Lock()
+		if id+1 > t.dispatchable {
+			t.dispatchable = id + 1
+		}
 		t.notifyAll()
 		t.mu.Unlock()
-		if err != nil {
-			done(id, false, err)
-		}
 	})
 }

@@ -196,7 +196,7 @@ func (sub *subscription) collect(out []delivery, limit int) []delivery {
 		return out
 	}
 	now := t.s.clock.Now().UnixMilli()
-	for sub.readPos < t.visible && len(out) < limit {
+	for sub.readPos < t.dispatchable && len(out) < limit {
 		id := sub.readPos
 		if id < t.first {
 			sub.readPos = t.first

@@ -49,21 +49,25 @@ type topic struct {
 	ledger uint64
 	part   int // partition index, -1 when not a partition
 
-	mu        sync.Mutex
-	entries   []entry
-	first     uint64 // entry id of entries[0]
-	next      uint64 // id the next entry gets
-	visible   uint64 // entries below this id are durable and may be dispatched
-	producers map[*producer]struct{}
-	names     map[string]*producer // producer name -> producer
-	exclusive *producer
-	waiting   []*producer // WaitForExclusive producers in line, oldest first
-	subs      map[string]*subscription
-	delays    map[uint64]int64 // entry id -> deliver_at_time (ms) of delayed entries
-	lastSeq   map[string]int64 // producer name -> highest sequence id accepted
-	persisted map[string]int64 // producer name -> highest sequence id durable
-	appendMu  sync.Mutex       // orders id assignment with the store's append queue
-	deleted   bool
+	mu      sync.Mutex
+	entries []entry
+	first   uint64 // entry id of entries[0]
+	next    uint64 // id the next entry gets
+	visible uint64 // entries below this id are durable (the last message id)
+	// dispatchable trails visible by the moment between an entry's
+	// durability and its send receipt being queued: entries below it may
+	// be dispatched.
+	dispatchable uint64
+	producers    map[*producer]struct{}
+	names        map[string]*producer // producer name -> producer
+	exclusive    *producer
+	waiting      []*producer // WaitForExclusive producers in line, oldest first
+	subs         map[string]*subscription
+	delays       map[uint64]int64 // entry id -> deliver_at_time (ms) of delayed entries
+	lastSeq      map[string]int64 // producer name -> highest sequence id accepted
+	persisted    map[string]int64 // producer name -> highest sequence id durable
+	appendMu     sync.Mutex       // orders id assignment with the store's append queue
+	deleted      bool
 
 	msgIn, bytesIn uint64
 }
@@ -111,6 +115,7 @@ func (s *Server) loadState() (err error) {
 	s.nextLedger = 1
 	if s.opts.DataDir == "" {
 		s.store = memStore{}
+		s.initNamespacesLocked()
 		return nil
 	}
 	st, snap, err := openFileStore(s.opts.DataDir, s.log)
@@ -138,7 +143,7 @@ func (s *Server) loadState() (err error) {
 			t.addEntry(data, md)
 		}
 		t.next = t.first + uint64(len(t.entries))
-		t.visible = t.next
+		t.visible, t.dispatchable = t.next, t.next
 		for _, e := range t.entries {
 			t.msgIn += uint64(e.numMsgs)
 			t.bytesIn += uint64(len(e.data))
@@ -154,6 +159,7 @@ func (s *Server) loadState() (err error) {
 		}
 		s.topics[t.full] = t
 	}
+	s.initNamespacesLocked()
 	return nil
 }
 
@@ -242,6 +248,9 @@ func (s *Server) getTopic(name topicName, create bool) (*topic, error) {
 	if _, ok := s.partitioned[full]; ok {
 		return nil, fmt.Errorf("%w: %s", ErrNotPartitioned, full)
 	}
+	if err := s.checkNamespaceLocked(name); err != nil {
+		return nil, err
+	}
 	return s.createTopicLocked(name)
 }
 
@@ -270,6 +279,9 @@ func (s *Server) CreateTopic(name string) error {
 	if _, ok := s.partitioned[n.String()]; ok {
 		return fmt.Errorf("%w: %s", ErrTopicExists, n)
 	}
+	if err := s.checkNamespaceLocked(n); err != nil {
+		return err
+	}
 	_, err = s.createTopicLocked(n)
 	return err
 }
@@ -291,6 +303,9 @@ func (s *Server) CreatePartitionedTopic(name string, n int) error {
 	}
 	if _, ok := s.topics[full]; ok {
 		return fmt.Errorf("%w: %s", ErrTopicExists, full)
+	}
+	if err := s.checkNamespaceLocked(tn); err != nil {
+		return err
 	}
 	if err := s.store.putPartitioned(full, n); err != nil {
 		return err
