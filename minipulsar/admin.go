@@ -99,6 +99,10 @@ func statusOf(err error) (int, string) {
 		return http.StatusConflict, reasonTenantNotEmpty
 	case errors.Is(err, ErrInvalidNamespace):
 		return http.StatusPreconditionFailed, err.Error()
+	case errors.Is(err, ErrSchemaNotFound):
+		return http.StatusNotFound, reasonSchemaNotFound
+	case errors.Is(err, ErrIncompatibleSchema):
+		return http.StatusConflict, err.Error()
 	case errors.Is(err, ErrInvalidTopic):
 		return http.StatusPreconditionFailed, reasonInvalidTopic + ": " + err.Error()
 	}
@@ -156,6 +160,7 @@ func (s *Server) adminHandler() http.Handler {
 	a.routeSubscriptions(mux)
 	a.routeMessages(mux)
 	a.routeNamespaces(mux)
+	a.routeSchemas(mux)
 	return &jsonFallback{mux: mux, a: a}
 }
 

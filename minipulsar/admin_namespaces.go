@@ -25,8 +25,6 @@ func (a *admin) routeNamespaces(mux *http.ServeMux) {
 	mux.HandleFunc("GET /admin/v2/namespaces/{tenant}/{ns}/deduplication", a.handle(a.getDeduplication))
 	mux.HandleFunc("POST /admin/v2/namespaces/{tenant}/{ns}/deduplication", a.handle(a.setDeduplication))
 	mux.HandleFunc("DELETE /admin/v2/namespaces/{tenant}/{ns}/deduplication", a.handle(a.removeDeduplication))
-	mux.HandleFunc("GET /admin/v2/schemas/{tenant}/{ns}/{topic}/schema", a.handle(a.noSchema))
-	mux.HandleFunc("GET /admin/v2/schemas/{tenant}/{ns}/{topic}/schema/{version}", a.handle(a.noSchema))
 	mux.HandleFunc("GET /lookup/v2/topic/{domain}/{tenant}/{ns}/{topic}", a.handle(a.lookup))
 	mux.HandleFunc("GET /lookup/v2/topic/{domain}/{tenant}/{ns}/{topic}/bundle", a.handle(a.lookupBundle))
 }
@@ -216,10 +214,6 @@ func (a *admin) removeDeduplication(w http.ResponseWriter, r *http.Request) erro
 	a.s.stateMu.Unlock()
 	noContent(w)
 	return nil
-}
-
-func (a *admin) noSchema(_ http.ResponseWriter, _ *http.Request) error {
-	return httpErr(http.StatusNotFound, reasonSchemaNotFound)
 }
 
 type lookupData struct {

@@ -71,6 +71,12 @@ func (c *conn) handleSubscribe(m *pb.CommandSubscribe) {
 		c.sendError(reqID, code, err.Error())
 		return
 	}
+	if sch := m.GetSchema(); sch != nil {
+		if err := c.s.schemas.checkConsumer(t.name, fromProto(sch, c.s.clock.Now()), t.idle()); err != nil {
+			c.sendError(reqID, pb.ServerError_IncompatibleSchema, err.Error())
+			return
+		}
+	}
 	cons := &consumer{
 		c:        c,
 		id:       m.GetConsumerId(),

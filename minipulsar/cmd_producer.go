@@ -68,6 +68,14 @@ func (c *conn) handleProducer(m *pb.CommandProducer) {
 	} else {
 		p.name = "minipulsar-" + strconv.FormatUint(c.s.producerSeq.Add(1), 10)
 	}
+	if sch := m.GetSchema(); sch != nil {
+		v, err := c.s.schemas.add(t.name, fromProto(sch, c.s.clock.Now()))
+		if err != nil {
+			c.sendError(reqID, pb.ServerError_IncompatibleSchema, err.Error())
+			return
+		}
+		p.schema = v
+	}
 	// Registered on the connection first, so a CLOSE_PRODUCER or a lost
 	// connection also withdraws a producer waiting for exclusive access.
 	c.mu.Lock()

@@ -276,16 +276,9 @@ func (c *conn) handle(f frame) error {
 	case pb.BaseCommand_CONSUMER_STATS:
 		c.handleConsumerStats(cmd.GetConsumerStats())
 	case pb.BaseCommand_GET_SCHEMA:
-		c.send(&pb.BaseCommand{Type: pb.BaseCommand_GET_SCHEMA_RESPONSE.Enum(), GetSchemaResponse: &pb.CommandGetSchemaResponse{
-			RequestId:    proto.Uint64(cmd.GetGetSchema().GetRequestId()),
-			ErrorCode:    pb.ServerError_TopicNotFound.Enum(),
-			ErrorMessage: proto.String(errSchemaNotFound),
-		}}, nil)
+		c.handleGetSchema(cmd.GetGetSchema())
 	case pb.BaseCommand_GET_OR_CREATE_SCHEMA:
-		c.send(&pb.BaseCommand{Type: pb.BaseCommand_GET_OR_CREATE_SCHEMA_RESPONSE.Enum(), GetOrCreateSchemaResponse: &pb.CommandGetOrCreateSchemaResponse{
-			RequestId:     proto.Uint64(cmd.GetGetOrCreateSchema().GetRequestId()),
-			SchemaVersion: schemaVersionZero,
-		}}, nil)
+		c.handleGetOrCreateSchema(cmd.GetGetOrCreateSchema())
 	case pb.BaseCommand_AUTH_RESPONSE:
 		// No challenges are ever sent; a stray response is ignored.
 	default:
@@ -341,12 +334,10 @@ func (c *conn) sendSuccess(requestID uint64) {
 	c.send(&pb.BaseCommand{Type: pb.BaseCommand_SUCCESS.Enum(), Success: &pb.CommandSuccess{RequestId: proto.Uint64(requestID)}}, nil)
 }
 
-var schemaVersionZero = make([]byte, 8)
-
 // Error messages sent to clients.
 const (
 	errUnsupported      = "minipulsar does not support "
-	errSchemaNotFound   = "minipulsar keeps no schemas"
+	errSchemaNotFound   = "Topic not found or no-schema"
 	errTopicNotFound    = "topic not found"
 	errProducerBusy     = "producer with the same name is already connected"
 	errExclusiveHeld    = "Topic has an existing exclusive producer: "

@@ -85,6 +85,7 @@ type Server struct {
 	nextLedger  uint64
 	store       store
 
+	schemas     schemaRegistry
 	producerSeq atomic.Uint64
 	accepted    atomic.Int64 // connections accepted, for tests
 	faults      faults
