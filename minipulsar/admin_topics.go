@@ -27,6 +27,7 @@ func (a *admin) routeTopics(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+topic+"/partitions", a.handle(a.partitionMetadata))
 	mux.HandleFunc("DELETE "+topic+"/partitions", a.handle(a.deletePartitioned))
 	mux.HandleFunc("PUT "+topic+"/unload", a.handle(a.unloadTopic))
+	mux.HandleFunc("POST "+topic+"/terminate", a.handle(a.terminate))
 	mux.HandleFunc("GET "+topic+"/stats", a.handle(a.topicStats))
 	mux.HandleFunc("GET "+topic+"/partitioned-stats", a.handle(a.partitionedStats))
 	mux.HandleFunc("GET "+topic+"/internalStats", a.handle(a.internalStats))

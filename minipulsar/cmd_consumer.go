@@ -21,8 +21,10 @@ type consumer struct {
 	priority  int32
 	ranges    []*pb.IntRange
 	nameIndex int // the consumer's name index on its subscription's hash ring
-	since     time.Time
-	metadata  map[string]string // the consumer's metadata properties, shown in stats
+	// endNotified is set once REACHED_END_OF_TOPIC was sent.
+	endNotified bool
+	since       time.Time
+	metadata    map[string]string // the consumer's metadata properties, shown in stats
 
 	permits int64
 	unacked int
@@ -99,8 +101,10 @@ func (c *conn) handleSubscribe(m *pb.CommandSubscribe) {
 	c.sendSuccess(reqID)
 	t.mu.Lock()
 	changes := cons.sub.activeChanges(nil)
+	ends := cons.sub.endOfTopicLocked()
 	t.mu.Unlock()
 	sendActiveChanges(changes)
+	sendEndOfTopic(ends)
 }
 
 // addConsumer attaches a consumer to its subscription, creating the
@@ -358,7 +362,9 @@ func (c *conn) handleAck(m *pb.CommandAck) {
 		}
 		sub.persist()
 		sub.notify()
+		ends := sub.endOfTopicLocked()
 		t.mu.Unlock()
+		sendEndOfTopic(ends)
 	}
 	if m.RequestId != nil {
 		c.send(&pb.BaseCommand{Type: pb.BaseCommand_ACK_RESPONSE.Enum(), AckResponse: &pb.CommandAckResponse{

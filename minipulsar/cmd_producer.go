@@ -76,6 +76,10 @@ func (c *conn) handleProducer(m *pb.CommandProducer) {
 		}
 		p.schema = v
 	}
+	if t.isTerminated() {
+		c.sendError(reqID, pb.ServerError_TopicTerminatedError, errTopicTerminated)
+		return
+	}
 	// Registered on the connection first, so a CLOSE_PRODUCER or a lost
 	// connection also withdraws a producer waiting for exclusive access.
 	c.mu.Lock()
@@ -325,6 +329,11 @@ func (c *conn) handleSend(m *pb.CommandSend, f frame) error {
 	}
 	if f.metadata == nil {
 		return errors.New("SEND without a message payload")
+	}
+	if p.t.isTerminated() {
+		// One of the two SEND_ERRORs the client survives.
+		c.sendSendError(m, pb.ServerError_TopicTerminatedError, errTopicTerminated)
+		return nil
 	}
 	if n := m.GetNumMessages(); n > 0 && n != max(f.metadata.GetNumMessagesInBatch(), 1) {
 		return fmt.Errorf("%s: SEND says %d, metadata %d", errTooManyMessages, n, f.metadata.GetNumMessagesInBatch())

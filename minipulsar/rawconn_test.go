@@ -18,6 +18,8 @@ type rawConn struct {
 	t  *testing.T
 	nc net.Conn
 	fr *frameReader
+
+	lastProducerName string // from the last PRODUCER_SUCCESS
 }
 
 // dialRaw connects and completes the CONNECT handshake.
@@ -87,7 +89,10 @@ func (rc *rawConn) producer(topic string, id, reqID uint64, mode pb.ProducerAcce
 	for {
 		f := rc.read(5 * time.Second)
 		switch f.cmd.GetType() {
-		case pb.BaseCommand_PRODUCER_SUCCESS, pb.BaseCommand_ERROR:
+		case pb.BaseCommand_PRODUCER_SUCCESS:
+			rc.lastProducerName = f.cmd.GetProducerSuccess().GetProducerName()
+			return f
+		case pb.BaseCommand_ERROR:
 			return f
 		case pb.BaseCommand_PING:
 			rc.send(&pb.BaseCommand{Type: pb.BaseCommand_PONG.Enum(), Pong: &pb.CommandPong{}})

@@ -68,6 +68,7 @@ type topic struct {
 	persisted    map[string]int64 // producer name -> highest sequence id durable
 	appendMu     sync.Mutex       // orders id assignment with the store's append queue
 	deleted      bool
+	terminated   bool // takes no more messages (terminate.go)
 
 	msgIn, bytesIn uint64
 }
