@@ -20,6 +20,11 @@ func startBroker(cfg *config.Config, log *slog.Logger) (*minipulsar.Server, erro
 		Addr:      cfg.Embedded.PulsarListen,
 		AdminAddr: cfg.Embedded.PulsarAdminListen,
 		Logger:    log,
+		// A convenience of the embedded mode that Pulsar does not have: the
+		// tenant and namespace of any topic the sidecar's users produce to or
+		// consume from are created on first use, so one command is enough.
+		// On a real cluster they must be created first (minipulsar/README.md).
+		Namespaces: minipulsar.AutoCreateNamespaces,
 	}
 	if cfg.Embedded.Persist {
 		opts.DataDir = filepath.Join(cfg.DataDir, "minipulsar")

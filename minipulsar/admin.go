@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"sync"
 )
 
 // The admin listener serves the subset of Pulsar's admin REST API (base
@@ -42,6 +41,10 @@ const (
 	reasonPartitionInName   = "Partitioned topic name should not contain '-partition-'"
 	reasonNotOnPartitioned  = "This operation is not allowed on a partitioned topic; use a partition"
 	reasonNamespaceExists   = "Namespace already exists"
+	reasonNamespaceNotFound = "Namespace does not exist"
+	reasonTenantNotFound    = "Tenant does not exist"
+	reasonTenantExists      = "Tenant already exists"
+	reasonTenantNotEmpty    = "The tenant still has active namespaces"
 	reasonSchemaNotFound    = "Schema not found"
 )
 
@@ -84,6 +87,22 @@ func statusOf(err error) (int, string) {
 		return http.StatusNotFound, reasonSubNotFound
 	case errors.Is(err, ErrNotPartitioned):
 		return http.StatusConflict, reasonTopicExists
+	case errors.Is(err, ErrNamespaceNotFound):
+		return http.StatusNotFound, reasonNamespaceNotFound
+	case errors.Is(err, ErrNamespaceExists):
+		return http.StatusConflict, reasonNamespaceExists
+	case errors.Is(err, ErrTenantNotFound):
+		return http.StatusNotFound, reasonTenantNotFound
+	case errors.Is(err, ErrTenantExists):
+		return http.StatusConflict, reasonTenantExists
+	case errors.Is(err, ErrTenantNotEmpty):
+		return http.StatusConflict, reasonTenantNotEmpty
+	case errors.Is(err, ErrInvalidNamespace):
+		return http.StatusPreconditionFailed, err.Error()
+	case errors.Is(err, ErrSchemaNotFound):
+		return http.StatusNotFound, reasonSchemaNotFound
+	case errors.Is(err, ErrIncompatibleSchema):
+		return http.StatusConflict, err.Error()
 	case errors.Is(err, ErrInvalidTopic):
 		return http.StatusPreconditionFailed, reasonInvalidTopic + ": " + err.Error()
 	}
@@ -122,10 +141,6 @@ func noContent(w http.ResponseWriter) { w.WriteHeader(http.StatusNoContent) }
 type admin struct {
 	s     *Server
 	rates rateSampler
-
-	nsMu       sync.Mutex
-	namespaces map[string]struct{} // "tenant/ns" created with PUT
-	tenants    map[string]struct{} // created with PUT
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
@@ -139,12 +154,13 @@ func (a *admin) handle(h handlerFunc) http.HandlerFunc {
 }
 
 func (s *Server) adminHandler() http.Handler {
-	a := &admin{s: s, namespaces: map[string]struct{}{}, tenants: map[string]struct{}{}}
+	a := &admin{s: s}
 	mux := http.NewServeMux()
 	a.routeTopics(mux)
 	a.routeSubscriptions(mux)
 	a.routeMessages(mux)
 	a.routeNamespaces(mux)
+	a.routeSchemas(mux)
 	return &jsonFallback{mux: mux, a: a}
 }
 
@@ -217,13 +233,19 @@ func topicFromPath(r *http.Request) (topicName, error) {
 	return tn, nil
 }
 
-// namespaceFromPath is "tenant/ns" from the path, with a valid domain.
-func namespaceFromPath(r *http.Request) (domain, ns string, err error) {
+// namespaceFromPath is "tenant/ns" from the path, with a valid domain, of
+// a namespace that exists (404 "Namespace does not exist" otherwise, as
+// Pulsar answers a topic list of a missing namespace).
+func (a *admin) namespaceFromPath(r *http.Request) (domain, ns string, err error) {
 	domain = r.PathValue("domain")
 	if domain != "persistent" && domain != "non-persistent" {
 		return "", "", httpErr(http.StatusNotFound, reasonNotFound)
 	}
-	return domain, r.PathValue("tenant") + "/" + r.PathValue("ns"), nil
+	ns = r.PathValue("tenant") + "/" + r.PathValue("ns")
+	if !a.s.namespaceExists(ns) {
+		return "", "", httpErr(http.StatusNotFound, reasonNamespaceNotFound)
+	}
+	return domain, ns, nil
 }
 
 // subFromPath is the {sub} path value. pulsaradmin escapes subscription

@@ -4,13 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 )
-
-// defaultNamespaces exist from the start, as on a standalone Pulsar.
-var defaultNamespaces = []string{"public/default", "pulsar/system"}
 
 const defaultCluster = "standalone"
 
@@ -18,6 +14,8 @@ func (a *admin) routeNamespaces(mux *http.ServeMux) {
 	mux.HandleFunc("GET /admin/v2/tenants", a.handle(a.listTenants))
 	mux.HandleFunc("GET /admin/v2/tenants/{tenant}", a.handle(a.getTenant))
 	mux.HandleFunc("PUT /admin/v2/tenants/{tenant}", a.handle(a.createTenant))
+	mux.HandleFunc("POST /admin/v2/tenants/{tenant}", a.handle(a.updateTenant))
+	mux.HandleFunc("DELETE /admin/v2/tenants/{tenant}", a.handle(a.deleteTenant))
 	mux.HandleFunc("GET /admin/v2/clusters", a.handle(a.listClusters))
 	mux.HandleFunc("GET /admin/v2/namespaces/{tenant}", a.handle(a.listNamespaces))
 	mux.HandleFunc("PUT /admin/v2/namespaces/{tenant}/{ns}", a.handle(a.createNamespace))
@@ -27,67 +25,12 @@ func (a *admin) routeNamespaces(mux *http.ServeMux) {
 	mux.HandleFunc("GET /admin/v2/namespaces/{tenant}/{ns}/deduplication", a.handle(a.getDeduplication))
 	mux.HandleFunc("POST /admin/v2/namespaces/{tenant}/{ns}/deduplication", a.handle(a.setDeduplication))
 	mux.HandleFunc("DELETE /admin/v2/namespaces/{tenant}/{ns}/deduplication", a.handle(a.removeDeduplication))
-	mux.HandleFunc("GET /admin/v2/schemas/{tenant}/{ns}/{topic}/schema", a.handle(a.noSchema))
-	mux.HandleFunc("GET /admin/v2/schemas/{tenant}/{ns}/{topic}/schema/{version}", a.handle(a.noSchema))
 	mux.HandleFunc("GET /lookup/v2/topic/{domain}/{tenant}/{ns}/{topic}", a.handle(a.lookup))
 	mux.HandleFunc("GET /lookup/v2/topic/{domain}/{tenant}/{ns}/{topic}/bundle", a.handle(a.lookupBundle))
 }
 
-// knownNamespaces are the defaults, those created over REST and those that
-// hold topics or settings.
-func (a *admin) knownNamespaces() map[string]struct{} {
-	out := map[string]struct{}{}
-	for _, ns := range defaultNamespaces {
-		out[ns] = struct{}{}
-	}
-	a.nsMu.Lock()
-	for ns := range a.namespaces {
-		out[ns] = struct{}{}
-	}
-	a.nsMu.Unlock()
-	add := func(full string) {
-		if tn, err := parseTopic(full); err == nil {
-			out[tn.ns()] = struct{}{}
-		}
-	}
-	a.s.stateMu.Lock()
-	for name := range a.s.topics {
-		add(name)
-	}
-	for name := range a.s.partitioned {
-		add(name)
-	}
-	for ns := range a.s.dedupNS {
-		out[ns] = struct{}{}
-	}
-	a.s.stateMu.Unlock()
-	return out
-}
-
-func (a *admin) knownTenants() map[string]struct{} {
-	out := map[string]struct{}{}
-	for ns := range a.knownNamespaces() {
-		out[ns[:strings.IndexByte(ns+"/", '/')]] = struct{}{}
-	}
-	a.nsMu.Lock()
-	for t := range a.tenants {
-		out[t] = struct{}{}
-	}
-	a.nsMu.Unlock()
-	return out
-}
-
-func sortedKeys(m map[string]struct{}) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
 func (a *admin) listTenants(w http.ResponseWriter, _ *http.Request) error {
-	writeJSON(w, http.StatusOK, sortedKeys(a.knownTenants()))
+	writeJSON(w, http.StatusOK, a.s.Tenants())
 	return nil
 }
 
@@ -97,21 +40,36 @@ type tenantInfo struct {
 }
 
 func (a *admin) getTenant(w http.ResponseWriter, r *http.Request) error {
-	if _, ok := a.knownTenants()[r.PathValue("tenant")]; !ok {
-		return httpErr(http.StatusNotFound, "Tenant does not exist")
+	if !a.s.tenantExists(r.PathValue("tenant")) {
+		return httpErr(http.StatusNotFound, reasonTenantNotFound)
 	}
 	writeJSON(w, http.StatusOK, tenantInfo{AdminRoles: []string{}, AllowedClusters: []string{defaultCluster}})
 	return nil
 }
 
+// createTenant creates a tenant; the body (admin roles, allowed clusters)
+// is accepted and ignored.
 func (a *admin) createTenant(w http.ResponseWriter, r *http.Request) error {
-	tenant := r.PathValue("tenant")
-	if _, ok := a.knownTenants()[tenant]; ok {
-		return httpErr(http.StatusConflict, "Tenant already exists")
+	if err := a.s.CreateTenant(r.PathValue("tenant")); err != nil {
+		return err
 	}
-	a.nsMu.Lock()
-	a.tenants[tenant] = struct{}{}
-	a.nsMu.Unlock()
+	noContent(w)
+	return nil
+}
+
+// updateTenant accepts a tenant's new info for an existing tenant.
+func (a *admin) updateTenant(w http.ResponseWriter, r *http.Request) error {
+	if !a.s.tenantExists(r.PathValue("tenant")) {
+		return httpErr(http.StatusNotFound, reasonTenantNotFound)
+	}
+	noContent(w)
+	return nil
+}
+
+func (a *admin) deleteTenant(w http.ResponseWriter, r *http.Request) error {
+	if err := a.s.DeleteTenant(r.PathValue("tenant")); err != nil {
+		return err
+	}
 	noContent(w)
 	return nil
 }
@@ -122,28 +80,20 @@ func (a *admin) listClusters(w http.ResponseWriter, _ *http.Request) error {
 }
 
 func (a *admin) listNamespaces(w http.ResponseWriter, r *http.Request) error {
-	tenant := r.PathValue("tenant")
-	if _, ok := a.knownTenants()[tenant]; !ok {
-		return httpErr(http.StatusNotFound, "Tenant does not exist")
-	}
-	out := []string{}
-	for _, ns := range sortedKeys(a.knownNamespaces()) {
-		if strings.HasPrefix(ns, tenant+"/") {
-			out = append(out, ns)
-		}
+	out, err := a.s.Namespaces(r.PathValue("tenant"))
+	if err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
+// createNamespace creates a namespace; the body (policies) is accepted and
+// ignored.
 func (a *admin) createNamespace(w http.ResponseWriter, r *http.Request) error {
-	ns := r.PathValue("tenant") + "/" + r.PathValue("ns")
-	if _, ok := a.knownNamespaces()[ns]; ok {
-		return httpErr(http.StatusConflict, reasonNamespaceExists)
+	if err := a.s.CreateNamespace(r.PathValue("tenant") + "/" + r.PathValue("ns")); err != nil {
+		return err
 	}
-	a.nsMu.Lock()
-	a.namespaces[ns] = struct{}{}
-	a.nsMu.Unlock()
 	noContent(w)
 	return nil
 }
@@ -153,8 +103,8 @@ func (a *admin) createNamespace(w http.ResponseWriter, r *http.Request) error {
 // their clients). A default namespace stays listed.
 func (a *admin) deleteNamespace(w http.ResponseWriter, r *http.Request) error {
 	ns := r.PathValue("tenant") + "/" + r.PathValue("ns")
-	if _, ok := a.knownNamespaces()[ns]; !ok {
-		return httpErr(http.StatusNotFound, "Namespace does not exist")
+	if !a.s.namespaceExists(ns) {
+		return httpErr(http.StatusNotFound, reasonNamespaceNotFound)
 	}
 	var names []string // partitioned topics, and topics not partitions of one
 	a.s.stateMu.Lock()
@@ -181,12 +131,7 @@ func (a *admin) deleteNamespace(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	a.s.stateMu.Lock()
-	delete(a.s.dedupNS, ns)
-	a.s.stateMu.Unlock()
-	a.nsMu.Lock()
-	delete(a.namespaces, ns)
-	a.nsMu.Unlock()
+	a.s.forgetNamespace(ns)
 	noContent(w)
 	return nil
 }
@@ -194,8 +139,8 @@ func (a *admin) deleteNamespace(w http.ResponseWriter, r *http.Request) error {
 // namespacePolicies answers the few policies minipulsar has.
 func (a *admin) namespacePolicies(w http.ResponseWriter, r *http.Request) error {
 	ns := r.PathValue("tenant") + "/" + r.PathValue("ns")
-	if _, ok := a.knownNamespaces()[ns]; !ok {
-		return httpErr(http.StatusNotFound, "Namespace does not exist")
+	if !a.s.namespaceExists(ns) {
+		return httpErr(http.StatusNotFound, reasonNamespaceNotFound)
 	}
 	a.s.stateMu.Lock()
 	var dedup *bool
@@ -215,6 +160,9 @@ func (a *admin) namespacePolicies(w http.ResponseWriter, r *http.Request) error 
 // (mode PERSISTENT, NON_PERSISTENT or ALL).
 func (a *admin) namespaceTopics(w http.ResponseWriter, r *http.Request) error {
 	ns := r.PathValue("tenant") + "/" + r.PathValue("ns")
+	if !a.s.namespaceExists(ns) {
+		return httpErr(http.StatusNotFound, reasonNamespaceNotFound)
+	}
 	var out []string
 	switch mode := strings.ToUpper(r.URL.Query().Get("mode")); mode {
 	case "", "PERSISTENT":
@@ -232,6 +180,9 @@ func (a *admin) namespaceTopics(w http.ResponseWriter, r *http.Request) error {
 
 func (a *admin) getDeduplication(w http.ResponseWriter, r *http.Request) error {
 	tn := topicName{tenant: r.PathValue("tenant"), namespace: r.PathValue("ns")}
+	if !a.s.namespaceExists(tn.ns()) {
+		return httpErr(http.StatusNotFound, reasonNamespaceNotFound)
+	}
 	writeJSON(w, http.StatusOK, a.s.dedupEnabled(tn))
 	return nil
 }
@@ -239,6 +190,9 @@ func (a *admin) getDeduplication(w http.ResponseWriter, r *http.Request) error {
 // setDeduplication turns broker deduplication on or off for a namespace;
 // the body is a JSON boolean.
 func (a *admin) setDeduplication(w http.ResponseWriter, r *http.Request) error {
+	if !a.s.namespaceExists(r.PathValue("tenant") + "/" + r.PathValue("ns")) {
+		return httpErr(http.StatusNotFound, reasonNamespaceNotFound)
+	}
 	b, err := readBody(r)
 	if err != nil {
 		return err
@@ -260,10 +214,6 @@ func (a *admin) removeDeduplication(w http.ResponseWriter, r *http.Request) erro
 	a.s.stateMu.Unlock()
 	noContent(w)
 	return nil
-}
-
-func (a *admin) noSchema(_ http.ResponseWriter, _ *http.Request) error {
-	return httpErr(http.StatusNotFound, reasonSchemaNotFound)
 }
 
 type lookupData struct {

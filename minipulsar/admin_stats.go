@@ -93,16 +93,18 @@ type topicStats struct {
 }
 
 type publisherStats struct {
-	AccessMode      string  `json:"accessMode"`
-	ProducerID      int64   `json:"producerId"`
-	ProducerName    string  `json:"producerName"`
-	Address         string  `json:"address"`
-	ConnectedSince  string  `json:"connectedSince"`
-	MsgRateIn       float64 `json:"msgRateIn"`
-	MsgThroughputIn float64 `json:"msgThroughputIn"`
-	AverageMsgSize  float64 `json:"averageMsgSize"`
-	MsgInCounter    int64   `json:"msgInCounter"`
-	BytesInCounter  int64   `json:"bytesInCounter"`
+	AccessMode      string            `json:"accessMode"`
+	ProducerID      int64             `json:"producerId"`
+	ProducerName    string            `json:"producerName"`
+	Address         string            `json:"address"`
+	ConnectedSince  string            `json:"connectedSince"`
+	MsgRateIn       float64           `json:"msgRateIn"`
+	MsgThroughputIn float64           `json:"msgThroughputIn"`
+	AverageMsgSize  float64           `json:"averageMsgSize"`
+	MsgInCounter    int64             `json:"msgInCounter"`
+	BytesInCounter  int64             `json:"bytesInCounter"`
+	ClientVersion   string            `json:"clientVersion"`
+	Metadata        map[string]string `json:"metadata"`
 }
 
 type subStats struct {
@@ -124,14 +126,16 @@ type subStats struct {
 }
 
 type consumerStats struct {
-	ConsumerName     string  `json:"consumerName"`
-	AvailablePermits int64   `json:"availablePermits"`
-	UnackedMessages  int64   `json:"unackedMessages"`
-	MsgRateOut       float64 `json:"msgRateOut"`
-	MsgThroughputOut float64 `json:"msgThroughputOut"`
-	MsgOutCounter    int64   `json:"msgOutCounter"`
-	Address          string  `json:"address"`
-	ConnectedSince   string  `json:"connectedSince"`
+	ConsumerName     string            `json:"consumerName"`
+	AvailablePermits int64             `json:"availablePermits"`
+	UnackedMessages  int64             `json:"unackedMessages"`
+	MsgRateOut       float64           `json:"msgRateOut"`
+	MsgThroughputOut float64           `json:"msgThroughputOut"`
+	MsgOutCounter    int64             `json:"msgOutCounter"`
+	Address          string            `json:"address"`
+	ConnectedSince   string            `json:"connectedSince"`
+	ClientVersion    string            `json:"clientVersion"`
+	Metadata         map[string]string `json:"metadata"`
 }
 
 func (a *admin) topicStats(w http.ResponseWriter, r *http.Request) error {
@@ -301,6 +305,8 @@ func (a *admin) collectStats(t *topic) *topicStats {
 			ConnectedSince: p.since.UTC().Format(time.RFC3339Nano),
 			MsgInCounter:   int64(p.msgIn),
 			BytesInCounter: int64(p.bytesIn),
+			ClientVersion:  p.c.clientVersion,
+			Metadata:       nonNilMap(p.metadata),
 			MsgRateIn:      a.rates.rate(p, "msgIn", p.msgIn, now),
 		}
 		ps.MsgThroughputIn = a.rates.rate(p, "bytesIn", p.bytesIn, now)
@@ -319,6 +325,14 @@ func (a *admin) collectStats(t *topic) *topicStats {
 		st.Subscriptions[name] = ss
 	}
 	return st
+}
+
+// nonNilMap makes an absent map an empty JSON object, as Pulsar shows it.
+func nonNilMap(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
 }
 
 func accessModeName(m pb.ProducerAccessMode) string {
@@ -375,6 +389,8 @@ func (a *admin) subStats(sub *subscription, now time.Time) subStats {
 			MsgRateOut:       a.rates.rate(c, "msgOut", c.msgOut, now),
 			Address:          c.c.remote,
 			ConnectedSince:   c.since.UTC().Format(time.RFC3339Nano),
+			ClientVersion:    c.c.clientVersion,
+			Metadata:         nonNilMap(c.metadata),
 		}
 		ss.UnackedMessages += cs.UnackedMessages
 		ss.Consumers = append(ss.Consumers, cs)

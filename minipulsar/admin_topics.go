@@ -27,6 +27,7 @@ func (a *admin) routeTopics(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+topic+"/partitions", a.handle(a.partitionMetadata))
 	mux.HandleFunc("DELETE "+topic+"/partitions", a.handle(a.deletePartitioned))
 	mux.HandleFunc("PUT "+topic+"/unload", a.handle(a.unloadTopic))
+	mux.HandleFunc("POST "+topic+"/terminate", a.handle(a.terminate))
 	mux.HandleFunc("GET "+topic+"/stats", a.handle(a.topicStats))
 	mux.HandleFunc("GET "+topic+"/partitioned-stats", a.handle(a.partitionedStats))
 	mux.HandleFunc("GET "+topic+"/internalStats", a.handle(a.internalStats))
@@ -36,7 +37,7 @@ func (a *admin) routeTopics(mux *http.ServeMux) {
 }
 
 func (a *admin) listTopics(w http.ResponseWriter, r *http.Request) error {
-	domain, ns, err := namespaceFromPath(r)
+	domain, ns, err := a.namespaceFromPath(r)
 	if err != nil {
 		return err
 	}
@@ -45,7 +46,7 @@ func (a *admin) listTopics(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *admin) listPartitioned(w http.ResponseWriter, r *http.Request) error {
-	domain, ns, err := namespaceFromPath(r)
+	domain, ns, err := a.namespaceFromPath(r)
 	if err != nil {
 		return err
 	}
@@ -225,6 +226,9 @@ func (a *admin) partitionMetadata(w http.ResponseWriter, r *http.Request) error 
 	}
 	if r.URL.Query().Has("checkAllowAutoCreation") && a.s.faults.lookupsRefused() {
 		return httpErr(http.StatusServiceUnavailable, errLookupRefused)
+	}
+	if err := a.s.checkNamespace(tn); err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, partitionedMetadata{Partitions: a.s.partitionsOf(tn)})
 	return nil

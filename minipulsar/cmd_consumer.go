@@ -14,14 +14,17 @@ import (
 // consumer is a consumer registered on a connection. Its counters are
 // guarded by the topic's mutex.
 type consumer struct {
-	c        *conn
-	id       uint64
-	name     string
-	sub      *subscription
-	priority int32
-	ranges   []*pb.IntRange
-	hashSeed uint32
-	since    time.Time
+	c         *conn
+	id        uint64
+	name      string
+	sub       *subscription
+	priority  int32
+	ranges    []*pb.IntRange
+	nameIndex int // the consumer's name index on its subscription's hash ring
+	// endNotified is set once REACHED_END_OF_TOPIC was sent.
+	endNotified bool
+	since       time.Time
+	metadata    map[string]string // the consumer's metadata properties, shown in stats
 
 	permits int64
 	unacked int
@@ -56,6 +59,10 @@ func (c *conn) handleSubscribe(m *pb.CommandSubscribe) {
 		return
 	}
 	c.mu.Unlock()
+	if err := c.s.checkNamespace(name); err != nil {
+		c.sendError(reqID, pb.ServerError_TopicNotFound, err.Error())
+		return
+	}
 	create := m.GetForceTopicCreation() && !c.s.opts.DisableAutoTopicCreation
 	t, err := c.s.getTopic(name, create)
 	if err != nil {
@@ -66,13 +73,19 @@ func (c *conn) handleSubscribe(m *pb.CommandSubscribe) {
 		c.sendError(reqID, code, err.Error())
 		return
 	}
+	if sch := m.GetSchema(); sch != nil {
+		if err := c.s.schemas.checkConsumer(t.name, fromProto(sch, c.s.clock.Now()), t.idle()); err != nil {
+			c.sendError(reqID, pb.ServerError_IncompatibleSchema, err.Error())
+			return
+		}
+	}
 	cons := &consumer{
 		c:        c,
 		id:       m.GetConsumerId(),
 		name:     m.GetConsumerName(),
 		priority: m.GetPriorityLevel(),
-		hashSeed: murmur3([]byte(m.GetConsumerName() + "#" + c.remote)),
 		since:    time.Now(),
+		metadata: keyValues(m.GetMetadata()),
 	}
 	if ksm := m.GetKeySharedMeta(); ksm != nil && ksm.GetKeySharedMode() == pb.KeySharedMode_STICKY {
 		cons.ranges = ksm.GetHashRanges()
@@ -88,8 +101,10 @@ func (c *conn) handleSubscribe(m *pb.CommandSubscribe) {
 	c.sendSuccess(reqID)
 	t.mu.Lock()
 	changes := cons.sub.activeChanges(nil)
+	ends := cons.sub.endOfTopicLocked()
 	t.mu.Unlock()
 	sendActiveChanges(changes)
+	sendEndOfTopic(ends)
 }
 
 // addConsumer attaches a consumer to its subscription, creating the
@@ -119,6 +134,9 @@ func (t *topic) addConsumer(cons *consumer, m *pb.CommandSubscribe) (*pb.ServerE
 	sub.keepWhenEmpty = false
 	cons.sub = sub
 	sub.consumers = append(sub.consumers, cons)
+	if len(cons.ranges) == 0 {
+		sub.ring.add(cons)
+	}
 	sub.startDispatcher()
 	return nil, ""
 }
@@ -251,6 +269,9 @@ func (t *topic) removeConsumerLocked(cons *consumer) []activeChange {
 		return nil
 	}
 	sub.consumers = append(sub.consumers[:idx], sub.consumers[idx+1:]...)
+	if len(cons.ranges) == 0 {
+		sub.ring.remove(cons)
+	}
 	sub.releasePending(cons)
 	if sub.active == cons {
 		sub.active = nil
@@ -341,7 +362,9 @@ func (c *conn) handleAck(m *pb.CommandAck) {
 		}
 		sub.persist()
 		sub.notify()
+		ends := sub.endOfTopicLocked()
 		t.mu.Unlock()
+		sendEndOfTopic(ends)
 	}
 	if m.RequestId != nil {
 		c.send(&pb.BaseCommand{Type: pb.BaseCommand_ACK_RESPONSE.Enum(), AckResponse: &pb.CommandAckResponse{

@@ -20,6 +20,12 @@ func (c *conn) handlePartitionedMetadata(m *pb.CommandPartitionedTopicMetadata) 
 		resp.Response = pb.CommandPartitionedTopicMetadataResponse_Failed.Enum()
 		resp.Error = pb.ServerError_ServiceNotReady.Enum()
 		resp.Message = proto.String(errLookupRefused)
+	case c.s.checkNamespace(name) != nil:
+		// As Pulsar (ServerCnx.handlePartitionMetadataRequest): a missing
+		// tenant or namespace is TopicNotFound, and the client gives up.
+		resp.Response = pb.CommandPartitionedTopicMetadataResponse_Failed.Enum()
+		resp.Error = pb.ServerError_TopicNotFound.Enum()
+		resp.Message = proto.String(c.s.checkNamespace(name).Error())
 	default:
 		resp.Response = pb.CommandPartitionedTopicMetadataResponse_Success.Enum()
 		resp.Partitions = proto.Uint32(uint32(c.s.partitionsOf(name)))
@@ -29,7 +35,7 @@ func (c *conn) handlePartitionedMetadata(m *pb.CommandPartitionedTopicMetadata) 
 
 func (c *conn) handleLookup(m *pb.CommandLookupTopic) {
 	resp := &pb.CommandLookupTopicResponse{RequestId: proto.Uint64(m.GetRequestId())}
-	_, err := parseTopic(m.GetTopic())
+	name, err := parseTopic(m.GetTopic())
 	switch {
 	case err != nil:
 		resp.Response = pb.CommandLookupTopicResponse_Failed.Enum()
@@ -39,6 +45,10 @@ func (c *conn) handleLookup(m *pb.CommandLookupTopic) {
 		resp.Response = pb.CommandLookupTopicResponse_Failed.Enum()
 		resp.Error = pb.ServerError_ServiceNotReady.Enum()
 		resp.Message = proto.String(errLookupRefused)
+	case c.s.checkNamespace(name) != nil:
+		resp.Response = pb.CommandLookupTopicResponse_Failed.Enum()
+		resp.Error = pb.ServerError_TopicNotFound.Enum()
+		resp.Message = proto.String(c.s.checkNamespace(name).Error())
 	default:
 		resp.Response = pb.CommandLookupTopicResponse_Connect.Enum()
 		resp.BrokerServiceUrl = proto.String(c.s.ServiceURL())

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -28,12 +29,22 @@ type conn struct {
 	closeOnce sync.Once
 	done      chan struct{}
 
+	// keep-alive, as Pulsar's PulsarHandler: handshake is set by CONNECT;
+	// waitingPong is set when the broker pings and cleared by any frame.
+	handshake   atomic.Bool
+	waitingPong atomic.Bool
+	kaMu        sync.Mutex
+	kaStop      func() bool
+
 	// guarded by mu: producers and consumers registered on this connection.
 	mu        sync.Mutex
 	producers map[uint64]*producer
 	consumers map[uint64]*consumer
 	connected bool
 	since     time.Time
+	// clientVersion is what CONNECT said (shown in producer and consumer
+	// stats); set once by the reader before any producer or consumer.
+	clientVersion string
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -52,22 +63,62 @@ func newConn(s *Server, nc net.Conn) *conn {
 func (c *conn) serve() {
 	defer c.cleanup()
 	c.s.goFunc(c.writeLoop)
+	c.scheduleKeepAlive()
 	fr := &frameReader{
 		r:       bufio.NewReaderSize(c.nc, 64*1024),
 		maxSize: c.s.opts.MaxMessageSize + frameOverhead,
 	}
 	for {
-		_ = c.nc.SetReadDeadline(time.Now().Add(2 * c.s.opts.KeepAlive))
 		f, err := fr.readFrame()
 		if err != nil {
 			c.logReadError(err)
 			return
 		}
+		c.waitingPong.Store(false) // any frame shows the client is alive
 		if err := c.handle(f); err != nil {
 			c.s.log.Warn("closing connection", "remote", c.remote, "cmd", f.cmd.GetType().String(), "err", err)
 			return
 		}
 	}
+}
+
+// scheduleKeepAlive arms the next keep-alive check, every
+// Options.KeepAlive as Pulsar's keepAliveIntervalSeconds (30 s by default).
+func (c *conn) scheduleKeepAlive() {
+	c.kaMu.Lock()
+	defer c.kaMu.Unlock()
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	c.kaStop = c.s.keepAliveClock.AfterFunc(c.s.opts.KeepAlive, c.keepAliveCheck)
+}
+
+// keepAliveCheck is Pulsar's PulsarHandler.handleKeepAliveTimeout: a
+// connection whose handshake is not done by the first check is closed; one
+// that has sent nothing since the previous check's PING is closed; any
+// other gets a PING. The broker pings whether or not the client pings on
+// its own, so a client that only answers PINGs stays connected.
+func (c *conn) keepAliveCheck() {
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	switch {
+	case !c.handshake.Load():
+		c.s.log.Warn("closing connection: handshake not completed within the keep-alive interval", "remote", c.remote)
+		c.close()
+		return
+	case c.waitingPong.Load():
+		c.s.log.Info("closing connection: no answer to the keep-alive PING", "remote", c.remote, "keepAlive", c.s.opts.KeepAlive)
+		c.close()
+		return
+	}
+	c.waitingPong.Store(true)
+	c.send(&pb.BaseCommand{Type: pb.BaseCommand_PING.Enum(), Ping: &pb.CommandPing{}}, nil)
+	c.scheduleKeepAlive()
 }
 
 func (c *conn) logReadError(err error) {
@@ -81,7 +132,7 @@ func (c *conn) logReadError(err error) {
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 		c.s.log.Debug("connection closed by client", "remote", c.remote)
 	case errors.As(err, &ne) && ne.Timeout():
-		c.s.log.Info("closing idle connection", "remote", c.remote, "keepAlive", c.s.opts.KeepAlive)
+		c.s.log.Info("connection timed out", "remote", c.remote)
 	default:
 		c.s.log.Warn("closing connection: bad frame", "remote", c.remote, "err", err)
 	}
@@ -92,6 +143,11 @@ func (c *conn) logReadError(err error) {
 func (c *conn) close() {
 	c.closeOnce.Do(func() {
 		close(c.done)
+		c.kaMu.Lock()
+		if c.kaStop != nil {
+			c.kaStop()
+		}
+		c.kaMu.Unlock()
 		_ = c.nc.Close()
 		c.wmu.Lock()
 		c.wclosed = true
@@ -220,16 +276,9 @@ func (c *conn) handle(f frame) error {
 	case pb.BaseCommand_CONSUMER_STATS:
 		c.handleConsumerStats(cmd.GetConsumerStats())
 	case pb.BaseCommand_GET_SCHEMA:
-		c.send(&pb.BaseCommand{Type: pb.BaseCommand_GET_SCHEMA_RESPONSE.Enum(), GetSchemaResponse: &pb.CommandGetSchemaResponse{
-			RequestId:    proto.Uint64(cmd.GetGetSchema().GetRequestId()),
-			ErrorCode:    pb.ServerError_TopicNotFound.Enum(),
-			ErrorMessage: proto.String(errSchemaNotFound),
-		}}, nil)
+		c.handleGetSchema(cmd.GetGetSchema())
 	case pb.BaseCommand_GET_OR_CREATE_SCHEMA:
-		c.send(&pb.BaseCommand{Type: pb.BaseCommand_GET_OR_CREATE_SCHEMA_RESPONSE.Enum(), GetOrCreateSchemaResponse: &pb.CommandGetOrCreateSchemaResponse{
-			RequestId:     proto.Uint64(cmd.GetGetOrCreateSchema().GetRequestId()),
-			SchemaVersion: schemaVersionZero,
-		}}, nil)
+		c.handleGetOrCreateSchema(cmd.GetGetOrCreateSchema())
 	case pb.BaseCommand_AUTH_RESPONSE:
 		// No challenges are ever sent; a stray response is ignored.
 	default:
@@ -262,6 +311,8 @@ func (c *conn) handleConnect(m *pb.CommandConnect) error {
 		c.s.log.Info("client offers authentication; minipulsar accepts without checking", "method", m.GetAuthMethodName())
 	}
 	c.connected = true
+	c.handshake.Store(true)
+	c.clientVersion = m.GetClientVersion()
 	c.send(&pb.BaseCommand{Type: pb.BaseCommand_CONNECTED.Enum(), Connected: &pb.CommandConnected{
 		ServerVersion:   proto.String(Version),
 		ProtocolVersion: proto.Int32(20),
@@ -283,15 +334,16 @@ func (c *conn) sendSuccess(requestID uint64) {
 	c.send(&pb.BaseCommand{Type: pb.BaseCommand_SUCCESS.Enum(), Success: &pb.CommandSuccess{RequestId: proto.Uint64(requestID)}}, nil)
 }
 
-var schemaVersionZero = make([]byte, 8)
-
 // Error messages sent to clients.
 const (
 	errUnsupported      = "minipulsar does not support "
-	errSchemaNotFound   = "minipulsar keeps no schemas"
+	errSchemaNotFound   = "Topic not found or no-schema"
 	errTopicNotFound    = "topic not found"
 	errProducerBusy     = "producer with the same name is already connected"
-	errProducerFenced   = "topic has an exclusive producer"
+	errExclusiveHeld    = "Topic has an existing exclusive producer: "
+	errSharedHeld       = "Topic has existing shared producers"
+	errFencedOut        = "Fenced out"
+	errTopicTerminated  = "Topic was already terminated"
 	errConsumerBusy     = "exclusive subscription already has a consumer"
 	errSubTypeMismatch  = "subscription is of another type"
 	errConsumerNotFound = "consumer not found"
@@ -299,6 +351,5 @@ const (
 	errLookupRefused    = "lookups refused (fault injection)"
 	errHasConsumers     = "subscription has other consumers connected"
 	errProducerNotFound = "producer not found on this connection"
-	errWaitExclusive    = "WaitForExclusive access mode is not supported by minipulsar"
 	errTooManyMessages  = "num_messages does not match the metadata"
 )

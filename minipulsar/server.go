@@ -33,8 +33,10 @@ type Options struct {
 	// sequence id for every topic (off by default, as in Pulsar). It can
 	// also be set per namespace with SetDeduplication.
 	Deduplication bool
-	// KeepAlive is the interval after which an idle connection is pinged;
-	// twice this without any frame closes it. 0 means 30 s.
+	// KeepAlive is the interval of the broker's keep-alive checks, as
+	// Pulsar's keepAliveIntervalSeconds: every interval each connection
+	// gets a PING, and one that sent nothing since the previous PING is
+	// closed. 0 means 30 s.
 	KeepAlive time.Duration
 	// Clock drives delayed delivery and seeks by time; nil is the real clock.
 	Clock Clock
@@ -42,6 +44,10 @@ type Options struct {
 	Logger *slog.Logger
 	// AllowAutoTopicCreation is true unless DisableAutoTopicCreation is set.
 	DisableAutoTopicCreation bool
+	// Namespaces says whether a topic's tenant and namespace must have been
+	// created (RequireNamespaces, as Pulsar) or are created on first use
+	// (AutoCreateNamespaces, the zero value).
+	Namespaces NamespacePolicy
 }
 
 // Server is an in-process broker that speaks the Pulsar binary protocol and
@@ -51,6 +57,10 @@ type Server struct {
 	opts  Options
 	log   *slog.Logger
 	clock Clock
+	// keepAliveClock times keep-alive checks: the real clock, apart from
+	// tests of keep-alive itself. It is not Options.Clock, whose users
+	// advance time in jumps that would starve connections of PONGs.
+	keepAliveClock Clock
 
 	mu        sync.Mutex
 	running   bool
@@ -69,11 +79,15 @@ type Server struct {
 	topics      map[string]*topic // by full name, partitions included
 	partitioned map[string]int    // partitioned topic full name -> partitions
 	dedupNS     map[string]bool   // namespace -> deduplication override
-	dedupTopic  map[string]bool   // topic -> deduplication override
+	tenants     map[string]struct{}
+	namespaces  map[string]struct{} // "tenant/namespace"
+	dedupTopic  map[string]bool     // topic -> deduplication override
 	nextLedger  uint64
 	store       store
 
+	schemas     schemaRegistry
 	producerSeq atomic.Uint64
+	accepted    atomic.Int64 // connections accepted, for tests
 	faults      faults
 }
 
@@ -85,7 +99,7 @@ func NewServer(opts Options) *Server {
 	if opts.KeepAlive <= 0 {
 		opts.KeepAlive = 30 * time.Second
 	}
-	s := &Server{opts: opts, clock: opts.Clock, log: opts.Logger}
+	s := &Server{opts: opts, clock: opts.Clock, log: opts.Logger, keepAliveClock: realClock{}}
 	if s.clock == nil {
 		s.clock = realClock{}
 	}
@@ -255,6 +269,7 @@ func (s *Server) acceptLoop(ln net.Listener) {
 			continue
 		}
 		c := newConn(s, nc)
+		s.accepted.Add(1)
 		s.mu.Lock()
 		if !s.running {
 			s.mu.Unlock()

@@ -31,6 +31,7 @@ type subscription struct {
 	consumers []*consumer
 	active    *consumer // Exclusive and Failover
 	rr        int       // Shared round robin
+	ring      hashRing  // Key_Shared auto-split consumers
 
 	// cursor: every entry below ackedUpTo is acknowledged; acked holds
 	// individually acknowledged entries at or above it; partial holds batch
@@ -195,7 +196,7 @@ func (sub *subscription) collect(out []delivery, limit int) []delivery {
 		return out
 	}
 	now := t.s.clock.Now().UnixMilli()
-	for sub.readPos < t.visible && len(out) < limit {
+	for sub.readPos < t.dispatchable && len(out) < limit {
 		id := sub.readPos
 		if id < t.first {
 			sub.readPos = t.first
@@ -259,7 +260,7 @@ func (sub *subscription) pick(e *entry) *consumer {
 		}
 		return nil
 	case pb.CommandSubscribe_Key_Shared:
-		c := sub.keyOwner(e.keyHash)
+		c := sub.keyOwner(e)
 		if c != nil && c.permits > 0 {
 			return c
 		}
@@ -272,37 +273,24 @@ func (sub *subscription) pick(e *entry) *consumer {
 	}
 }
 
-// keyOwner maps a key hash to a consumer: sticky consumers by their hash
-// ranges over 0..65535, auto-split ones by rendezvous hashing, so a key
-// stays with its consumer while the consumer set does not change.
-func (sub *subscription) keyOwner(h uint16) *consumer {
-	slot := int32(h)
-	var best *consumer
-	var bestScore uint32
+// keyOwner maps an entry's key to a consumer: sticky consumers by the hash
+// ranges they asked for, auto-split ones by the hash ring (keyshared.go).
+func (sub *subscription) keyOwner(e *entry) *consumer {
+	slot := int32(-1)
 	for _, c := range sub.consumers {
-		if len(c.ranges) > 0 {
-			for _, r := range c.ranges {
-				if slot >= r.GetStart() && slot <= r.GetEnd() {
-					return c
-				}
-			}
+		if len(c.ranges) == 0 {
 			continue
 		}
-		score := mix32(uint32(h) ^ c.hashSeed)
-		if best == nil || score > bestScore {
-			best, bestScore = c, score
+		if slot < 0 {
+			slot = int32(stickyRangeHash(e))
+		}
+		for _, r := range c.ranges {
+			if slot >= r.GetStart() && slot <= r.GetEnd() {
+				return c
+			}
 		}
 	}
-	return best
-}
-
-func mix32(x uint32) uint32 {
-	x ^= x >> 16
-	x *= 0x7feb352d
-	x ^= x >> 15
-	x *= 0x846ca68b
-	x ^= x >> 16
-	return x
+	return sub.ring.owner(e.keyHash)
 }
 
 func (sub *subscription) addReplay(id uint64) {

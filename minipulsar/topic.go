@@ -29,7 +29,7 @@ type entry struct {
 	data        []byte
 	publishTime int64 // ms since epoch
 	numMsgs     int32
-	keyHash     uint16 // murmur3 of the ordering or partition key, mod 65536
+	keyHash     uint16 // Key_Shared sticky-key hash, 1..65535 (keyshared.go)
 	flags       uint16
 }
 
@@ -49,20 +49,26 @@ type topic struct {
 	ledger uint64
 	part   int // partition index, -1 when not a partition
 
-	mu        sync.Mutex
-	entries   []entry
-	first     uint64 // entry id of entries[0]
-	next      uint64 // id the next entry gets
-	visible   uint64 // entries below this id are durable and may be dispatched
-	producers map[*producer]struct{}
-	names     map[string]*producer // producer name -> producer
-	exclusive *producer
-	subs      map[string]*subscription
-	delays    map[uint64]int64 // entry id -> deliver_at_time (ms) of delayed entries
-	lastSeq   map[string]int64 // producer name -> highest sequence id accepted
-	persisted map[string]int64 // producer name -> highest sequence id durable
-	appendMu  sync.Mutex       // orders id assignment with the store's append queue
-	deleted   bool
+	mu      sync.Mutex
+	entries []entry
+	first   uint64 // entry id of entries[0]
+	next    uint64 // id the next entry gets
+	visible uint64 // entries below this id are durable (the last message id)
+	// dispatchable trails visible by the moment between an entry's
+	// durability and its send receipt being queued: entries below it may
+	// be dispatched.
+	dispatchable uint64
+	producers    map[*producer]struct{}
+	names        map[string]*producer // producer name -> producer
+	exclusive    *producer
+	waiting      []*producer // WaitForExclusive producers in line, oldest first
+	subs         map[string]*subscription
+	delays       map[uint64]int64 // entry id -> deliver_at_time (ms) of delayed entries
+	lastSeq      map[string]int64 // producer name -> highest sequence id accepted
+	persisted    map[string]int64 // producer name -> highest sequence id durable
+	appendMu     sync.Mutex       // orders id assignment with the store's append queue
+	deleted      bool
+	terminated   bool // takes no more messages (terminate.go)
 
 	msgIn, bytesIn uint64
 }
@@ -110,6 +116,7 @@ func (s *Server) loadState() (err error) {
 	s.nextLedger = 1
 	if s.opts.DataDir == "" {
 		s.store = memStore{}
+		s.initNamespacesLocked()
 		return nil
 	}
 	st, snap, err := openFileStore(s.opts.DataDir, s.log)
@@ -137,7 +144,7 @@ func (s *Server) loadState() (err error) {
 			t.addEntry(data, md)
 		}
 		t.next = t.first + uint64(len(t.entries))
-		t.visible = t.next
+		t.visible, t.dispatchable = t.next, t.next
 		for _, e := range t.entries {
 			t.msgIn += uint64(e.numMsgs)
 			t.bytesIn += uint64(len(e.data))
@@ -153,6 +160,7 @@ func (s *Server) loadState() (err error) {
 		}
 		s.topics[t.full] = t
 	}
+	s.initNamespacesLocked()
 	return nil
 }
 
@@ -179,12 +187,8 @@ func (s *Server) closeState() error {
 // addEntry appends an entry with the next id; caller holds t.mu (or owns
 // t during loading).
 func (t *topic) addEntry(data []byte, md *pb.MessageMetadata) *entry {
-	key := md.GetOrderingKey()
-	if len(key) == 0 {
-		key = []byte(md.GetPartitionKey())
-	}
 	n := md.GetNumMessagesInBatch()
-	e := entry{data: data, publishTime: int64(md.GetPublishTime()), numMsgs: max(n, 1), keyHash: uint16(murmur3(key))}
+	e := entry{data: data, publishTime: int64(md.GetPublishTime()), numMsgs: max(n, 1), keyHash: stickyKeyHash(stickyKey(md))}
 	if md.NumMessagesInBatch != nil {
 		e.flags |= entryBatched
 	}
@@ -245,6 +249,9 @@ func (s *Server) getTopic(name topicName, create bool) (*topic, error) {
 	if _, ok := s.partitioned[full]; ok {
 		return nil, fmt.Errorf("%w: %s", ErrNotPartitioned, full)
 	}
+	if err := s.checkNamespaceLocked(name); err != nil {
+		return nil, err
+	}
 	return s.createTopicLocked(name)
 }
 
@@ -273,6 +280,9 @@ func (s *Server) CreateTopic(name string) error {
 	if _, ok := s.partitioned[n.String()]; ok {
 		return fmt.Errorf("%w: %s", ErrTopicExists, n)
 	}
+	if err := s.checkNamespaceLocked(n); err != nil {
+		return err
+	}
 	_, err = s.createTopicLocked(n)
 	return err
 }
@@ -294,6 +304,9 @@ func (s *Server) CreatePartitionedTopic(name string, n int) error {
 	}
 	if _, ok := s.topics[full]; ok {
 		return fmt.Errorf("%w: %s", ErrTopicExists, full)
+	}
+	if err := s.checkNamespaceLocked(tn); err != nil {
+		return err
 	}
 	if err := s.store.putPartitioned(full, n); err != nil {
 		return err
@@ -394,7 +407,7 @@ func (s *Server) DeleteTopic(name string, force bool) error {
 func (t *topic) inUse() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if len(t.producers) > 0 {
+	if len(t.producers) > 0 || len(t.waiting) > 0 {
 		return true
 	}
 	for _, sub := range t.subs {
@@ -409,10 +422,11 @@ func (t *topic) inUse() bool {
 func (t *topic) markDeleted() {
 	t.mu.Lock()
 	t.deleted = true
-	prods := make([]*producer, 0, len(t.producers))
+	prods := make([]*producer, 0, len(t.producers)+len(t.waiting))
 	for p := range t.producers {
 		prods = append(prods, p)
 	}
+	prods = append(prods, t.waiting...)
 	var cons []*consumer
 	for _, sub := range t.subs {
 		sub.stopTimers()

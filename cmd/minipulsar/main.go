@@ -19,6 +19,7 @@ func main() {
 	adminAddr := flag.String("admin-addr", "127.0.0.1:8080", "HTTP admin and lookup listen address")
 	dataDir := flag.String("data-dir", "", "directory that keeps topics, messages and cursors across restarts (empty: in memory)")
 	dedup := flag.Bool("dedup", false, "enable broker deduplication by producer name and sequence id")
+	autoNS := flag.Bool("auto-create-namespaces", false, "create a topic's tenant and namespace on first use (Pulsar does not; by default they must be created, public/default exists)")
 	level := flag.String("log-level", "info", "log level: debug, info, warn, error")
 	flag.Parse()
 
@@ -28,11 +29,16 @@ func main() {
 		os.Exit(2)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	namespaces := minipulsar.RequireNamespaces
+	if *autoNS {
+		namespaces = minipulsar.AutoCreateNamespaces
+	}
 	s := minipulsar.NewServer(minipulsar.Options{
 		Addr:          *addr,
 		AdminAddr:     *adminAddr,
 		DataDir:       *dataDir,
 		Deduplication: *dedup,
+		Namespaces:    namespaces,
 		Logger:        log,
 	})
 	if err := s.Start(); err != nil {

@@ -3,6 +3,7 @@ package conformance
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -153,6 +154,31 @@ func TestAdminStats(t *testing.T) {
 		}
 		return err
 	})
+}
+
+// TestStatsClientVersionAndMetadata: topic stats show, for each producer and
+// consumer, the client version its connection announced in CONNECT and the
+// metadata properties it registered with.
+func TestStatsClientVersionAndMetadata(t *testing.T) {
+	serviceURL, adminURL := target(t)
+	admin := newAdmin(t, adminURL)
+	c := newClient(t, serviceURL)
+	topic := newTopic(t)
+	subscribe(t, c, pulsar.ConsumerOptions{Topic: topic, SubscriptionName: "sub", Name: "cons-1",
+		Properties: map[string]string{"team": "billing"}})
+	p := newProducer(t, c, pulsar.ProducerOptions{Topic: topic, Properties: map[string]string{"app": "checkout"}})
+
+	st, err := admin.Topics().GetStats(adminTopic(t, topic))
+	require.NoError(t, err)
+	require.Len(t, st.Publishers, 1)
+	pub := st.Publishers[0]
+	require.Equal(t, p.Name(), pub.ProducerName)
+	require.True(t, strings.HasPrefix(pub.ClientVersion, "Pulsar-Go-"), "publisher clientVersion %q", pub.ClientVersion)
+	require.Equal(t, "checkout", pub.Metadata["app"])
+	require.Len(t, st.Subscriptions["sub"].Consumers, 1)
+	cs := st.Subscriptions["sub"].Consumers[0]
+	require.True(t, strings.HasPrefix(cs.ClientVersion, "Pulsar-Go-"), "consumer clientVersion %q", cs.ClientVersion)
+	require.Equal(t, "billing", cs.Metadata["team"])
 }
 
 // TestAdminSubscriptions: subscriptions are created at a position, listed,

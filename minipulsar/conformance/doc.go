@@ -18,6 +18,10 @@
 // Against a real broker every test uses its own topics under public/default
 // (persistent://public/default/conf-<test>-<random>), so a shared cluster is
 // fine; topic-level policies (deduplication) are set only on those topics.
+// TestNamespacesMustExist creates (and deletes) a tenant conf-<random> with
+// one namespace. minipulsar runs with Options.Namespaces = RequireNamespaces,
+// as Pulsar behaves. TestBrokerKeepAlive waits 75 s against a real Pulsar
+// and runs there only with PULSAR_CONFORMANCE_SLOW=1.
 // The tests in faults_test.go need fault injection from the broker and are
 // skipped against a real Pulsar. A real broker needs the defaults of a
 // recent standalone: topic-level policies enabled (for the deduplication

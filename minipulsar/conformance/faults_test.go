@@ -28,6 +28,7 @@ func faultyBrokerOptions(t *testing.T, opts minipulsar.Options) *minipulsar.Serv
 	if realPulsar() {
 		t.Skipf("fault injection needs minipulsar; %s is set, so this test cannot run against a real Pulsar", envServiceURL)
 	}
+	opts.Namespaces = minipulsar.RequireNamespaces
 	return minipulsar.RunOptionsT(t, opts)
 }
 

@@ -52,7 +52,16 @@ const (
 	unsubDispatcher = "github.com/apache/pulsar-client-go/pulsar.(*partitionConsumer).dispatcher"
 	unsubEvents     = "github.com/apache/pulsar-client-go/pulsar.(*partitionConsumer).runEventsLoop"
 	unsubAckTicker  = "github.com/apache/pulsar-client-go/pulsar.newAckGroupingTracker.func1"
+	// A producer the client closes itself because re-registering failed
+	// for good (TopicTerminatedError after a topic's termination) keeps its
+	// reconnect event loop: only Close cancels it, and Close then returns
+	// early (pulsar/producer_partition.go, runEventsLoop and doClose).
+	closedProducerLoop = "github.com/apache/pulsar-client-go/pulsar.(*partitionProducer).runEventsLoop.func1"
 )
+
+// closedByBroker counts producers closed that way, each leaking one
+// closedProducerLoop.
+var closedByBroker atomic.Int64
 
 // unsubscribed counts consumers closed through Unsubscribe, each leaking
 // the three goroutines above.
@@ -69,6 +78,7 @@ var failedClients atomic.Int64
 func checkLeaks() int {
 	if err := goleak.Find(goleak.IgnoreAnyFunction(sendTimeoutWatcher), goleak.IgnoreAnyFunction(idleChecker),
 		goleak.IgnoreTopFunction(unsubDispatcher), goleak.IgnoreTopFunction(unsubEvents), goleak.IgnoreTopFunction(unsubAckTicker),
+		goleak.IgnoreTopFunction(closedProducerLoop),
 		// A producer closed while its reconnect loop waits between lookups
 		// keeps that loop until the backoff ends (fault tests stop brokers).
 		goleak.IgnoreAnyFunction("github.com/apache/pulsar-client-go/pulsar.(*partitionProducer).reconnectToBroker")); err != nil {
@@ -82,6 +92,10 @@ func checkLeaks() int {
 			fmt.Fprintf(os.Stderr, "goleak: %d goroutines in %s, %d explained by unsubscribed consumers: a consumer was not closed\n", n, f, unsubscribed.Load())
 			return 1
 		}
+	}
+	if n := int64(strings.Count(stacks, closedProducerLoop+"(")); n > closedByBroker.Load() {
+		fmt.Fprintf(os.Stderr, "goleak: %d producer event loops left, %d explained by producers closed by the broker: a producer was not closed\n", n, closedByBroker.Load())
+		return 1
 	}
 	if n := int64(strings.Count(stacks, idleChecker+"(")); n > failedClients.Load() {
 		fmt.Fprintf(os.Stderr, "goleak: %d connection pools left open, %d explained by failed NewClient calls: a client was not closed\n", n, failedClients.Load())
@@ -120,7 +134,8 @@ func target(t *testing.T) (serviceURL, adminURL string) {
 	if realPulsar() {
 		return os.Getenv(envServiceURL), os.Getenv(envAdminURL)
 	}
-	s := minipulsar.RunT(t)
+	// As Pulsar, tenants and namespaces must exist (public/default does).
+	s := minipulsar.RunOptionsT(t, minipulsar.Options{Namespaces: minipulsar.RequireNamespaces})
 	return s.ServiceURL(), s.AdminURL()
 }
 

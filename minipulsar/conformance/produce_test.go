@@ -276,7 +276,10 @@ func TestBatchingAndCompression(t *testing.T) {
 }
 
 // TestProducerAccessModes: Shared producers coexist; an Exclusive producer
-// excludes every other; a producer name is unique on a topic.
+// excludes every other; a producer name is unique on a topic. Pulsar's
+// errors (AbstractTopic.incrementTopicEpochIfNeeded): a Shared producer
+// joining a topic held by an exclusive producer gets ProducerBusy; an
+// Exclusive producer refused gets ProducerFenced.
 func TestProducerAccessModes(t *testing.T) {
 	serviceURL, _ := target(t)
 	c := newClient(t, serviceURL)
@@ -295,8 +298,13 @@ func TestProducerAccessModes(t *testing.T) {
 		newProducer(t, c, pulsar.ProducerOptions{Topic: topic, ProducerAccessMode: pulsar.ProducerAccessModeExclusive})
 		_, err := c.CreateProducer(pulsar.ProducerOptions{Topic: topic, ProducerAccessMode: pulsar.ProducerAccessModeExclusive})
 		require.ErrorContains(t, err, "ProducerFenced")
-		_, err = c.CreateProducer(pulsar.ProducerOptions{Topic: topic})
-		require.Error(t, err, "a shared producer while an exclusive one is connected")
+	})
+
+	t.Run("shared producer refused with ProducerBusy while an exclusive one is connected", func(t *testing.T) {
+		topic := newTopic(t)
+		newProducer(t, c, pulsar.ProducerOptions{Topic: topic, ProducerAccessMode: pulsar.ProducerAccessModeExclusive})
+		_, err := c.CreateProducer(pulsar.ProducerOptions{Topic: topic})
+		require.ErrorContains(t, err, "ProducerBusy")
 	})
 
 	t.Run("exclusive producer refused while shared ones exist", func(t *testing.T) {
@@ -469,4 +477,46 @@ func checkDeduplication(t *testing.T, c pulsar.Client, admin pulsaradmin.Client,
 	require.Equal(t, []string{"seq-0", "seq-1", "seq-2", "seq-5", "seq-6", "other-0"}, got,
 		"duplicates (sequence id at or below the producer's highest) must be dropped")
 	expectNothing(t, cons)
+}
+
+// TestWaitForExclusive: a WaitForExclusive producer is created only once
+// the exclusive producer leaves, and while it waits the topic counts as
+// held: Shared producers get ProducerBusy, Exclusive ones ProducerFenced.
+// (pulsar-client-go v0.19.0 has no ExclusiveWithFencing mode; minipulsar's
+// own tests cover it with a raw client.)
+func TestWaitForExclusive(t *testing.T) {
+	serviceURL, _ := target(t)
+	c := newClient(t, serviceURL)
+	topic := newTopic(t)
+	holder, err := c.CreateProducer(pulsar.ProducerOptions{Topic: topic, ProducerAccessMode: pulsar.ProducerAccessModeExclusive})
+	require.NoError(t, err)
+	created := make(chan pulsar.Producer, 1)
+	go func() {
+		p, err := c.CreateProducer(pulsar.ProducerOptions{Topic: topic, ProducerAccessMode: pulsar.ProducerAccessModeWaitForExclusive})
+		if err != nil {
+			t.Errorf("WaitForExclusive producer: %v", err)
+		}
+		created <- p
+	}()
+	select {
+	case p := <-created:
+		if p != nil {
+			p.Close()
+		}
+		t.Fatal("the WaitForExclusive producer was created while the topic was held")
+	case <-time.After(quietPeriod):
+	}
+	_, err = c.CreateProducer(pulsar.ProducerOptions{Topic: topic})
+	require.ErrorContains(t, err, "ProducerBusy", "a shared producer while one waits for exclusive access")
+	holder.Close()
+	select {
+	case p := <-created:
+		require.NotNil(t, p)
+		t.Cleanup(p.Close)
+		sendN(t, p, 0, 1)
+		_, err = c.CreateProducer(pulsar.ProducerOptions{Topic: topic, ProducerAccessMode: pulsar.ProducerAccessModeExclusive})
+		require.ErrorContains(t, err, "ProducerFenced")
+	case <-time.After(receiveTimeout):
+		t.Fatal("the WaitForExclusive producer did not get the topic after the exclusive one closed")
+	}
 }
