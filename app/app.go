@@ -25,6 +25,7 @@ import (
 	"github.com/pulsar-sidecar/pulsar-sidecar/durable"
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/config"
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/metrics"
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/version"
 	"github.com/pulsar-sidecar/pulsar-sidecar/minipulsar"
 	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
@@ -316,7 +317,7 @@ func (a *App) logStarted() {
 		auth = `protected mode: loopback only, every request is app "dev", no token`
 		authHeader = ""
 	}
-	a.log.Info("pulsar-sidecar started",
+	a.log.Info("pulsar-sidecar started", "version", version.Get().Version,
 		"mode", mode, "listen", "http://"+a.Addr(), "pulsar", a.pulsarURL, "redis", a.redisAddr,
 		"embeddedRedis", a.mredis != nil, "cluster", a.cfg.ClusterName(), "auth", auth, "node", a.cfg.Node)
 	a.log.Info("try it: curl -sS -X POST http://" + a.Addr() + "/v1/topics/public/default/demo/messages" + authHeader +

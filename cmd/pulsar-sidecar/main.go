@@ -3,7 +3,9 @@
 // broker and Redis, HTTP on 127.0.0.1:8088. See the README.
 //
 //	pulsar-sidecar [flags]              run (pulsar-sidecar --help lists the flags)
+//	pulsar-sidecar --version            print the version, revision and Go version
 //	pulsar-sidecar hash-token [token]   print the SHA-256 to put in apps[].tokenSHA256
+//	pulsar-sidecar healthcheck [flags]  probe a running sidecar's /healthz (for images without a shell)
 package main
 
 import (
@@ -19,6 +21,7 @@ import (
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/app"
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/config"
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/version"
 	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
 )
 
@@ -27,8 +30,20 @@ func main() {
 }
 
 func run(args []string) int {
-	if len(args) > 0 && args[0] == "hash-token" {
-		return hashToken(args[1:])
+	if len(args) > 0 {
+		switch args[0] {
+		case "hash-token":
+			return hashToken(args[1:])
+		case "healthcheck":
+			return healthcheck(args[1:], os.LookupEnv, os.Stdout, os.Stderr)
+		case "version":
+			fmt.Println(version.Get())
+			return 0
+		}
+	}
+	if wantsVersion(args) {
+		fmt.Println(version.Get())
+		return 0
 	}
 	cfg, err := config.Load(args, os.LookupEnv, os.Stderr)
 	if errors.Is(err, config.ErrHelp) {
@@ -47,6 +62,21 @@ func run(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// wantsVersion reports whether --version (or -version) is among the flags,
+// wherever it stands, so `pulsar-sidecar --config x.yaml --version` prints
+// the version instead of starting.
+func wantsVersion(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "--version", "-version", "--version=true", "-version=true":
+			return true
+		}
+	}
+	return false
 }
 
 func newLogger(c config.Log) *slog.Logger {

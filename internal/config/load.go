@@ -239,7 +239,8 @@ func Load(args []string, getenv func(string) (string, bool), out io.Writer) (Con
 		}}, s.Flag, s.Help+" (env "+s.Env+")")
 	}
 	fs.Usage = func() {
-		_, _ = fmt.Fprintf(fs.Output(), "Usage: pulsar-sidecar [flags]\n       pulsar-sidecar hash-token [token]\n\n"+
+		_, _ = fmt.Fprintf(fs.Output(), "Usage: pulsar-sidecar [flags]\n       pulsar-sidecar --version\n       pulsar-sidecar hash-token [token]\n"+
+			"       pulsar-sidecar healthcheck [--path /healthz | --url URL] [--timeout 3s]\n\n"+
 			"With no flags, runs the embedded mode (in-process broker and Redis) on 127.0.0.1:8088.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}

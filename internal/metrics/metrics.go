@@ -1,6 +1,6 @@
 // Package metrics holds Prometheus plumbing shared by the sidecar's HTTP
-// servers: a registry with the Go and process collectors, the /metrics
-// handler, and a gin middleware that counts requests and their latency by
+// servers: a registry with the Go and process collectors and
+// psc_build_info, the /metrics handler, and a gin middleware that counts requests and their latency by
 // route pattern and status code.
 package metrics
 
@@ -14,18 +14,34 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/version"
 )
 
 // Namespace prefixes every metric the sidecar defines.
 const Namespace = "psc"
 
 // NewRegistry returns a registry with the Go runtime and process
-// collectors. Each app instance has its own, so several can run in one
-// test binary.
+// collectors and psc_build_info. Each app instance has its own, so several
+// can run in one test binary.
 func NewRegistry() *prometheus.Registry {
 	r := prometheus.NewRegistry()
-	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildInfo(version.Get()))
 	return r
+}
+
+// buildInfo is psc_build_info{version,revision,goversion} 1, the usual
+// Prometheus way to say which build runs: join it on instance to see
+// which replicas a rollout has reached.
+func buildInfo(v version.Info) prometheus.Collector {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: Namespace, Name: "build_info",
+		Help:        "Always 1; the labels say which build of pulsar-sidecar runs.",
+		ConstLabels: prometheus.Labels{"version": v.Version, "revision": v.Revision, "goversion": v.GoVersion},
+	})
+	g.Set(1)
+	return g
 }
 
 // Handler serves the registry in the Prometheus text format.

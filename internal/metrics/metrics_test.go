@@ -8,6 +8,8 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/version"
 )
 
 // TestHTTPMiddleware counts requests by route pattern, method and code,
@@ -61,4 +63,27 @@ func TestHTTPMiddleware(t *testing.T) {
 	n := 0
 	h.series.Range(func(any, any) bool { n++; return true })
 	require.Equal(t, 4, n, "one cache entry per series")
+}
+
+// TestBuildInfo: the registry every app uses exports psc_build_info = 1
+// with the running build's labels.
+func TestBuildInfo(t *testing.T) {
+	mfs, err := NewRegistry().Gather()
+	require.NoError(t, err)
+	v := version.Get()
+	for _, mf := range mfs {
+		if mf.GetName() != "psc_build_info" {
+			continue
+		}
+		require.Len(t, mf.GetMetric(), 1)
+		m := mf.GetMetric()[0]
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		require.Equal(t, map[string]string{"version": v.Version, "revision": v.Revision, "goversion": v.GoVersion}, labels)
+		require.Equal(t, 1.0, m.GetGauge().GetValue())
+		return
+	}
+	t.Fatal("psc_build_info is not in the registry")
 }
