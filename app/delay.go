@@ -33,11 +33,12 @@ func (a *App) startDelay(ctx context.Context) error {
 	}
 	dc.Logger = a.log.With("component", "delay")
 	e, err := delay.NewEngine(delay.EngineOptions{
-		Client:    a.consumerClient,
-		Publisher: a.pool,
-		Redis:     a.rdb,
-		Recorder:  a.rec,
-		Config:    dc,
+		Client:     a.consumerClient,
+		Publisher:  a.pool,
+		Redis:      a.rdb,
+		Recorder:   a.rec,
+		Registerer: a.reg,
+		Config:     dc,
 	})
 	if err != nil {
 		return fmt.Errorf("app: delay engine: %w", err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
@@ -98,7 +99,10 @@ type EngineOptions struct {
 	// Recorder receives scheduled, fired and cancelled events; tracer.Nop
 	// when nil.
 	Recorder tracer.Recorder
-	Config   Config
+	// Registerer, when set, gets the engine's metrics
+	// (psc_delay_forward_lateness_seconds).
+	Registerer prometheus.Registerer
+	Config     Config
 }
 
 // Request asks for one message to be delivered later. Exactly one of
@@ -161,6 +165,7 @@ type Engine struct {
 	index   *Index     // nil without Redis
 	wheel   *Scheduler // nil without Redis
 	cancels *cancels   // nil without Redis or levels
+	metrics *metrics
 
 	levels   []Level
 	byName   map[string]Level
@@ -213,11 +218,18 @@ func NewEngine(o EngineOptions) (*Engine, error) {
 	}
 	e := &Engine{
 		cfg: cfg, pub: o.Publisher, client: o.Client, rec: o.Recorder, log: cfg.Logger, clock: cfg.Clock,
-		levels: levels, levelCfg: lcfg,
+		levels: levels, levelCfg: lcfg, metrics: newMetrics(),
 		byName: make(map[string]Level, len(levels)), byDelay: make(map[time.Duration]Level, len(levels)),
 	}
 	if e.rec == nil {
 		e.rec = tracer.Nop{}
+	}
+	if o.Registerer != nil {
+		for _, c := range e.metrics.collectors() {
+			if err := o.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("delay: register metrics: %w", err)
+			}
+		}
 	}
 	if o.Redis != nil {
 		e.index = NewIndex(o.Redis, cfg.Index)
@@ -241,6 +253,7 @@ func NewEngine(o EngineOptions) (*Engine, error) {
 		e.fwds = append(e.fwds, &forwarder{
 			lv: lv, topic: levelTopic(lcfg.Topic, lv), cfg: &e.levelCfg, client: o.Client, pub: o.Publisher,
 			cancels: e.cancels, rec: e.rec, clock: cfg.Clock, log: cfg.Logger, node: cfg.Node,
+			lateness: e.metrics.level,
 		})
 	}
 	return e, nil
@@ -549,6 +562,7 @@ func (e *Engine) forwardWheel(ctx context.Context, m Scheduled) error {
 		return err
 	}
 	now := e.clock.Now()
+	observeLateness(e.metrics.wheel, m.Due, now)
 	e.rec.Record(tracer.Event{Type: tracer.Fired, UID: m.UID, MessageID: FormatMessageID(id), Topic: m.Topic,
 		Key: m.Key, Tags: m.Tags, App: m.App, Node: e.cfg.Node, Time: now, Latency: now.Sub(start), Attempt: m.Claims,
 		Properties: map[string]string{"mode": string(ModeWheel), "due": formatDue(m.Due), "late": now.Sub(m.Due).String()}})

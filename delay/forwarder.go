@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
 )
@@ -42,6 +43,8 @@ type forwarder struct {
 	clock   Clock
 	log     *slog.Logger
 	node    string
+	// lateness observes due time to forward acknowledgement (metrics.go).
+	lateness prometheus.Observer
 
 	consumer pulsar.Consumer
 	sem      chan struct{}  // one token per unacknowledged forward
@@ -258,6 +261,7 @@ func (f *forwarder) forwardedOK(h held, id pulsar.MessageID, start time.Time) {
 	f.ack(h.msg)
 	f.forwarded.Add(1)
 	now := f.clock.Now()
+	observeLateness(f.lateness, h.due, now)
 	f.rec.Record(tracer.Event{Type: tracer.Fired, UID: h.uid, MessageID: FormatMessageID(id), Topic: h.target,
 		Key: h.msg.Key(), Tags: h.tags, App: h.app, Node: f.node, Time: now, Latency: now.Sub(start),
 		Properties: map[string]string{"mode": string(ModeLevel), "level": f.lv.Name, "due": formatDue(h.due),
