@@ -19,7 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"sigs.k8s.io/yaml"
 
-	"github.com/pulsar-sidecar/pulsar-sidecar/internal/app"
+	"github.com/pulsar-sidecar/pulsar-sidecar/app"
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/config"
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/testredis"
 	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
