@@ -68,13 +68,20 @@ test:
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./app/ ./durable/
 
+# Installs the pinned golangci-lint when it is missing.
+GOLANGCI_LINT_VERSION ?= v2.15.0
 lint:
-	gofmt -l $$(git ls-files '*.go')
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
-	golangci-lint run ./...
+	@command -v golangci-lint >/dev/null 2>&1 || $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	PATH="$$PATH:$$($(GO) env GOPATH)/bin" golangci-lint run ./...
 
+# Every benchmark of every package, once each (a smoke run; for figures use
+# the commands in docs/benchmarks.md, which set -benchtime and -count).
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 1x ./minipulsar/
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
 
+# Every fuzz target of every package, FUZZTIME (30s) each.
+FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzDecodeFrame -fuzztime 60s ./minipulsar/
+	FUZZTIME=$(FUZZTIME) scripts/fuzz-all
