@@ -27,6 +27,11 @@ func sampleAckIDs() []AckID {
 			Node: ^uint64(0), Binding: ^uint64(0), UID: "order-42/retry", RetryStep: 3},
 		{Partition: -1, Ledger: 0, Entry: 0, BatchIdx: 0, Delivery: 0, Expires: time.UnixMilli(0)},
 		{Cluster: 255, Ledger: 5, Entry: 6, BatchIdx: 999, BatchSize: 1000, Delivery: 1000, Expires: exp, UID: strings.Repeat("u", maxUIDBytes)},
+		// DedupeKey subscriptions: version 2, with and without a retry step.
+		{Ledger: 9, Entry: 1, BatchIdx: -1, Delivery: 2, Expires: exp, Node: 7, Binding: 42, UID: uuid.Must(uuid.NewV7()).String(),
+			KeyHash: keyHashOf(map[string]string{PropApp: "billing", PropIdempotencyKey: "charge-42"})},
+		{Ledger: 9, Entry: 2, BatchIdx: 4, BatchSize: 5, Delivery: 1, Expires: exp, UID: "u", RetryStep: 2,
+			KeyHash: keyHashOf(map[string]string{PropIdempotencyKey: "k"})},
 	}
 }
 
@@ -42,6 +47,21 @@ func TestAckIDRoundTrip(t *testing.T) {
 	// A typical token is short enough for a URL and a log line.
 	a := sampleAckIDs()[0]
 	require.LessOrEqual(t, len(s.Encode(&a)), 96)
+	// Without a key hash the token is version 1, as replicas of the
+	// version before version 2 write and read it.
+	raw, err := base64.RawURLEncoding.DecodeString(s.Encode(&a))
+	require.NoError(t, err)
+	require.Equal(t, byte(tokenVersion), raw[0])
+	k := sampleAckIDs()[4]
+	raw, err = base64.RawURLEncoding.DecodeString(s.Encode(&k))
+	require.NoError(t, err)
+	require.Equal(t, byte(tokenVersion2), raw[0])
+	require.LessOrEqual(t, len(s.Encode(&k)), 120)
+	// The state id follows the key, not the uid, and keeps the retry step apart.
+	require.Equal(t, "k:"+base64.RawURLEncoding.EncodeToString([]byte(k.KeyHash)), k.stateID())
+	k2 := sampleAckIDs()[5]
+	require.True(t, strings.HasSuffix(k2.stateID(), "#retry2"), k2.stateID())
+	require.NotEqual(t, k.stateID(), k2.stateID(), "the app is part of the key")
 }
 
 func TestAckIDRotation(t *testing.T) {

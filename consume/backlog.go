@@ -878,7 +878,11 @@ func (s *Service) scanPartition(ctx context.Context, topic, subscription string,
 				uid = ""
 			}
 			k := copyKey{partition: m.Partition, ledger: m.Ledger, entry: m.Entry, batch: m.BatchIdx}
-			cands = append(cands, scanCandidate{stateID: stateIDFor(uid, retryStepOf(m.Properties), k), tags: tags, publish: m.PublishTime})
+			var kh string
+			if cfg.byKey() {
+				kh = keyHashOf(m.Properties)
+			}
+			cands = append(cands, scanCandidate{stateID: stateIDFor(uid, retryStepOf(m.Properties), k, kh), tags: tags, publish: m.PublishTime})
 		}
 	}
 }

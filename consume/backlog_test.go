@@ -313,7 +313,7 @@ func TestTagBacklogWithoutUIDs(t *testing.T) {
 		require.NoError(t, err)
 		require.True(t, ok)
 		m := msgs[0]
-		want[stateIDFor("", 0, copyKey{partition: m.Partition, ledger: m.Ledger, entry: m.Entry, batch: m.BatchIdx})] = true
+		want[stateIDFor("", 0, copyKey{partition: m.Partition, ledger: m.Ledger, entry: m.Entry, batch: m.BatchIdx}, "")] = true
 	}
 	for _, m := range got[:2] {
 		id, err := a.svc.signer.Decode(m.AckID)

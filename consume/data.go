@@ -13,6 +13,7 @@ import (
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/redis/go-redis/v9"
 
+	wire "github.com/pulsar-sidecar/pulsar-sidecar/produce" // "produce" is a test helper's name here
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
 )
 
@@ -25,6 +26,9 @@ const (
 	PropApp        = "psc-app"
 	PropRetryPlan  = "psc-retry-plan" // delay.PropRetryPlan
 	PropRetryStep  = "psc-retry-step" // delay.PropRetryStep
+
+	PropIdempotencyKey = wire.PropIdempotencyKey
+	PropDuplicateRisk  = wire.PropDuplicateRisk
 )
 
 // TimeLayout formats publishTime and eventTime: RFC 3339, UTC, milliseconds.
@@ -54,9 +58,19 @@ type Message struct {
 	// Cluster is where the message was read, when there is more than one.
 	Cluster string `json:"cluster,omitempty"`
 	// Payload holds a UTF-8 payload; anything else is in PayloadBase64.
-	Payload       *string           `json:"payload,omitempty"`
-	PayloadBase64 string            `json:"payloadBase64,omitempty"`
-	Key           string            `json:"key,omitempty"`
+	Payload       *string `json:"payload,omitempty"`
+	PayloadBase64 string  `json:"payloadBase64,omitempty"`
+	Key           string  `json:"key,omitempty"`
+	// App is the producing app (psc-app); empty for a message from a
+	// producer that did not set it.
+	App string `json:"app,omitempty"`
+	// IdempotencyKey is the key the producer gave (psc-idempotency-key).
+	// Copies of one (app, idempotency key) are one message: bill once.
+	IdempotencyKey string `json:"idempotencyKey,omitempty"`
+	// DuplicateRisk is true when the message was produced while the
+	// idempotency store was unreachable (psc-duplicate-risk, ADR 030): an
+	// earlier copy under another uid may exist.
+	DuplicateRisk bool              `json:"duplicateRisk"`
 	Tags          []string          `json:"tags,omitempty"`
 	Properties    map[string]string `json:"properties,omitempty"` // without psc-* properties
 	PublishTime   string            `json:"publishTime"`
@@ -137,6 +151,8 @@ func toMessage(r *record, token string, n int, clusters int) Message {
 		m.EventTime = formatTime(et)
 	}
 	props := msg.Properties()
+	m.App, m.IdempotencyKey = props[PropApp], props[PropIdempotencyKey]
+	m.DuplicateRisk = props[PropDuplicateRisk] == "true"
 	if reason, ok := props[PropDeadLetterReason]; ok {
 		n, _ := strconv.Atoi(props[PropDeliveries])
 		m.DeadLetter = &DeadLetterInfo{Reason: reason, OriginalMessageID: props[PropOriginalMessageID],

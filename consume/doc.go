@@ -50,8 +50,11 @@
 // original message id, topic, cluster and subscription; that topic is
 // consumed over the same API. A second copy of a uid (disaster-recovery
 // cluster, spool replay) is dropped while the first is leased or after it
-// was acknowledged, within the dedup window. docs/adr/060-consume.md has
-// the reasoning and what was rejected.
+// was acknowledged, within the dedup window; a subscription registered with
+// dedupe "key" also drops a copy of one (psc-app, psc-idempotency-key) under
+// another uid (its delivery state is the key's). The answer carries app,
+// idempotencyKey and duplicateRisk so a consumer can deduplicate itself.
+// docs/adr/060-consume.md has the reasoning and what was rejected.
 //
 // # Wiring
 //

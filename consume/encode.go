@@ -75,6 +75,16 @@ func appendMessage(b []byte, m *Message) []byte {
 		b = append(b, `,"key":`...)
 		b = jsonenc.AppendString(b, m.Key)
 	}
+	if m.App != "" {
+		b = append(b, `,"app":`...)
+		b = jsonenc.AppendString(b, m.App)
+	}
+	if m.IdempotencyKey != "" {
+		b = append(b, `,"idempotencyKey":`...)
+		b = jsonenc.AppendString(b, m.IdempotencyKey)
+	}
+	b = append(b, `,"duplicateRisk":`...)
+	b = strconv.AppendBool(b, m.DuplicateRisk)
 	if len(m.Tags) > 0 {
 		b = append(b, `,"tags":[`...)
 		for i, t := range m.Tags {

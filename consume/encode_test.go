@@ -22,7 +22,8 @@ func TestReceiveResponseMatchesEncodingJSON(t *testing.T) {
 		{Messages: []Message{{
 			AckID: "AQEA_-x", UID: "01a1febd-a652-7066-9b35-1755ba8d0f86", MessageID: "7:8:3:12", Cluster: "dr",
 			Payload: strp(`{"amount":"12.50","note":"<b>&\u2028\u2029 \x01\x1f\t\n\r\"\\ é 💶"}`),
-			Key:     "order\x00key\xff", Tags: []string{"PAY_1001", "PAY<2>"},
+			Key:     "order\x00key\xff", App: "billing\u2028", IdempotencyKey: "charge-<42>", DuplicateRisk: true,
+			Tags:        []string{"PAY_1001", "PAY<2>"},
 			Properties:  map[string]string{"z": "last", "a": "first", "m\x7f": "mid\xc3", "": "empty"},
 			PublishTime: "2026-01-02T03:04:05.006Z", EventTime: "2025-12-31T23:59:59.999Z", RedeliveryCount: 3,
 			DeadLetter: &DeadLetterInfo{Reason: "delivered 16 times", OriginalMessageID: "1:2:0:-1",

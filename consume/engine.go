@@ -32,7 +32,8 @@ type record struct {
 	key     copyKey
 	stateID string
 	uid     string
-	step    int // psc-retry-step; 0: none
+	step    int    // psc-retry-step; 0: none
+	keyHash string // keyHashOf, on a DedupeKey subscription; "" otherwise
 	msg     pulsar.Message
 	cc      *clusterConsumer
 	tags    []string
@@ -304,7 +305,11 @@ func (e *engine) incoming(cc *clusterConsumer, msg pulsar.Message) {
 		uid = ""
 	}
 	step := retryStepOf(props)
-	r := &record{key: key, uid: uid, step: step, stateID: stateIDFor(uid, step, key), msg: msg, cc: cc, tags: tags, hidx: -1}
+	var kh string
+	if cfg.byKey() {
+		kh = keyHashOf(props)
+	}
+	r := &record{key: key, uid: uid, step: step, keyHash: kh, stateID: stateIDFor(uid, step, key, kh), msg: msg, cc: cc, tags: tags, hidx: -1}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
@@ -553,7 +558,7 @@ func (e *engine) deliver(r *record, res leaseResult, cfg *Subscription, caller C
 		Cluster: r.key.cluster, Partition: r.key.partition, Ledger: r.key.ledger, Entry: r.key.entry,
 		BatchIdx: r.key.batch, BatchSize: id.BatchSize(), Delivery: res.n,
 		Expires: now.Add(svc.opts.DedupWindow), Node: svc.node, Binding: e.binding, UID: r.uid,
-		RetryStep: r.step,
+		RetryStep: r.step, KeyHash: r.keyHash,
 	}
 	e.stats.add(outDelivered, r.tags)
 	if res.n > 1 {

@@ -24,6 +24,7 @@ import (
 //	400     INVALID_DEAD_LETTER_TOPIC    deadLetterTopic is malformed or the topic itself
 //	400     INVALID_EXPECTED_CONSUMERS   more than 32 names, or an empty or over-long one
 //	400     INVALID_INITIAL_POSITION     initialPosition is not latest or earliest
+//	400     INVALID_DEDUPE               dedupe is not uid or key
 //	400     INVALID_MAX                  receive max is not in [1, MaxReceive]
 //	400     INVALID_WAIT                 receive waitMs is not in [0, MaxWait]
 //	400     INVALID_ACK_IDS              ackIds is empty or longer than MaxAckIDs
@@ -52,6 +53,7 @@ const (
 	CodeInvalidDeadLetterTopic   = "INVALID_DEAD_LETTER_TOPIC"
 	CodeInvalidExpectedConsumers = "INVALID_EXPECTED_CONSUMERS"
 	CodeInvalidInitialPosition   = "INVALID_INITIAL_POSITION"
+	CodeInvalidDedupe            = "INVALID_DEDUPE"
 	CodeInvalidMax               = "INVALID_MAX"
 	CodeInvalidWait              = "INVALID_WAIT"
 	CodeInvalidAckIDs            = "INVALID_ACK_IDS"

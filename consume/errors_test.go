@@ -144,6 +144,7 @@ func TestClientErrors(t *testing.T) {
 		{"dead letter malformed", "PUT", p, `{"deadLetterTopic":"a/b"}`, "", 400, CodeInvalidDeadLetterTopic, "tenant/namespace/topic"},
 		{"expected consumers", "PUT", p, `{"expectedConsumers":[""]}`, "", 400, CodeInvalidExpectedConsumers, "expectedConsumers[0]"},
 		{"initial position", "PUT", p, `{"initialPosition":"middle"}`, "", 400, CodeInvalidInitialPosition, "middle"},
+		{"dedupe", "PUT", p, `{"dedupe":"payload"}`, "", 400, CodeInvalidDedupe, `"payload": want "uid" or "key"`},
 		{"unknown field", "PUT", p, `{"filter":"PAY_1"}`, "", 400, CodeUnknownField, "filter"},
 		{"not json", "PUT", p, `tagFilter=PAY_1`, "", 400, CodeInvalidJSON, "JSON object"},
 		{"wrong type", "PUT", p, `{"maxDeliveries":"3"}`, "", 400, CodeInvalidJSON, "maxDeliveries"},

@@ -247,6 +247,7 @@ type testMsg struct {
 	key     string
 	payload []byte
 	props   map[string]string
+	app     string // psc-app; "producer" when empty
 	// eventTime is set on the Pulsar message when not zero.
 	eventTime time.Time
 }
@@ -259,6 +260,9 @@ func (m testMsg) pulsarProperties() map[string]string {
 	}
 	p[PropUID] = m.uid
 	p[PropApp] = "producer"
+	if m.app != "" {
+		p[PropApp] = m.app
+	}
 	p["psc-accepted-at"] = time.Now().UTC().Format(TimeLayout)
 	if len(m.tags) > 0 {
 		tags := slices.Clone(m.tags)

@@ -99,6 +99,7 @@ func (g *Registry) Put(ctx context.Context, s *Subscription) (bool, error) {
 		"deadLetterTopic", s.DeadLetterTopic,
 		"expectedConsumers", consumers,
 		"initialPosition", s.InitialPosition,
+		"dedupe", s.Dedupe,
 		"updatedAt", now,
 		"updatedBy", s.UpdatedBy,
 	).Slice()
@@ -134,7 +135,7 @@ func parseStored(ref SubscriptionRef, m map[string]string) (*Subscription, error
 	}
 	s := &Subscription{Tenant: ref.Tenant, Namespace: ref.Namespace, Topic: ref.Topic, Subscription: ref.Subscription,
 		TagFilter: m["tagFilter"], Type: m["type"], AckTimeout: m["ackTimeout"], DeadLetterTopic: m["deadLetterTopic"],
-		InitialPosition: m["initialPosition"], UpdatedBy: m["updatedBy"]}
+		InitialPosition: m["initialPosition"], Dedupe: m["dedupe"], UpdatedBy: m["updatedBy"]}
 	var err error
 	if s.MaxDeliveries, err = strconv.Atoi(m["maxDeliveries"]); err != nil {
 		return nil, fmt.Errorf("consume: stored maxDeliveries of %s: %w", ref.Path(), err)

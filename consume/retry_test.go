@@ -23,7 +23,7 @@ func TestStateIDKeepsRetryCopiesApart(t *testing.T) {
 		{"u1", 12, "u1#retry12"},
 		{"", 2, "m:" + k.String()}, // no uid: the position is unique anyway
 	} {
-		require.Equal(t, tc.want, stateIDFor(tc.uid, tc.step, k), "%q step %d", tc.uid, tc.step)
+		require.Equal(t, tc.want, stateIDFor(tc.uid, tc.step, k, ""), "%q step %d", tc.uid, tc.step)
 		a := AckID{Ledger: 3, Entry: 4, BatchIdx: -1, UID: tc.uid, RetryStep: tc.step}
 		require.Equal(t, tc.want, a.stateID(), "the ackId carries the step")
 	}

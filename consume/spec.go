@@ -22,6 +22,17 @@ const (
 	PositionEarliest = "earliest" // every message the topic still holds
 )
 
+// Dedupe modes: which copies of a message a subscription drops within
+// its dedup window (ADR 060, "Dedupe by idempotency key").
+const (
+	// DedupeUID drops copies that carry the same psc-uid (the default).
+	DedupeUID = "uid"
+	// DedupeKey also drops copies that carry the same (psc-app,
+	// psc-idempotency-key) under different uids; messages without an
+	// idempotency key are deduplicated by uid.
+	DedupeKey = "key"
+)
+
 // Bounds on a subscription's settings.
 const (
 	MinAckTimeout        = time.Second
@@ -53,6 +64,9 @@ type SubscriptionSpec struct {
 	// cluster: "latest" (default) or "earliest". Subscriptions on the
 	// disaster-recovery cluster always start at the earliest message.
 	InitialPosition string `json:"initialPosition,omitempty"`
+	// Dedupe is "uid" (default: drop copies of one uid) or "key" (also drop
+	// copies of one app and idempotency key under different uids).
+	Dedupe string `json:"dedupe,omitempty"`
 }
 
 // Subscription is a registered subscription, as GET and PUT answer it.
@@ -68,6 +82,7 @@ type Subscription struct {
 	DeadLetterTopic   string    `json:"deadLetterTopic"` // tenant/namespace/topic
 	ExpectedConsumers []string  `json:"expectedConsumers,omitempty"`
 	InitialPosition   string    `json:"initialPosition"`
+	Dedupe            string    `json:"dedupe"` // DedupeUID or DedupeKey
 	CreatedAt         time.Time `json:"createdAt"`
 	UpdatedAt         time.Time `json:"updatedAt"`
 	UpdatedBy         string    `json:"updatedBy,omitempty"`
@@ -195,6 +210,15 @@ func (spec SubscriptionSpec) Resolve(ref SubscriptionRef, d Defaults) (*Subscrip
 	default:
 		return nil, badRequest(CodeInvalidInitialPosition, "initialPosition %q: want %q or %q", clip(spec.InitialPosition, 40), PositionLatest, PositionEarliest)
 	}
+
+	switch strings.ToLower(spec.Dedupe) {
+	case "", DedupeUID:
+		s.Dedupe = DedupeUID
+	case DedupeKey:
+		s.Dedupe = DedupeKey
+	default:
+		return nil, badRequest(CodeInvalidDedupe, "dedupe %q: want %q or %q", clip(spec.Dedupe, 40), DedupeUID, DedupeKey)
+	}
 	return s, nil
 }
 
@@ -226,5 +250,11 @@ func (s *Subscription) compileStored() error {
 		return fmt.Errorf("stored dead-letter topic %q", s.DeadLetterTopic)
 	}
 	s.dlq = dlq
+	if s.Dedupe == "" { // registered before the setting existed
+		s.Dedupe = DedupeUID
+	}
 	return nil
 }
+
+// byKey reports whether copies are also dropped by app and idempotency key.
+func (s *Subscription) byKey() bool { return s.Dedupe == DedupeKey }

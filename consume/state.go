@@ -2,6 +2,8 @@ package consume
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"strconv"
 	"time"
@@ -260,18 +262,49 @@ return {0}
 var allScripts = []*redis.Script{leaseScript, ackScript, nackScript, deadScript}
 
 // stateIDFor is the id of a message's delivery state: its uid, or, for a
-// message produced without one, its position. A copy re-published by a
-// retry plan keeps its uid but has a retry step (psc-retry-step): it gets
-// its own state, uid#retry<step>, so the per-subscription duplicate check
-// does not take it for the copy that was nacked (and acknowledged).
-func stateIDFor(uid string, retryStep int, k copyKey) string {
-	if uid == "" {
+// message produced without one, its position. On a subscription that
+// deduplicates by idempotency key (DedupeKey), a message with a key has
+// keyHash (keyHashOf) and its state is "k:" and the hash instead, so every
+// copy of one (app, key) shares one state whatever uid it carries. A copy
+// re-published by a retry plan keeps its uid (and key) but has a retry step
+// (psc-retry-step): it gets its own state, <id>#retry<step>, so the
+// per-subscription duplicate check does not take it for the copy that was
+// nacked (and acknowledged).
+func stateIDFor(uid string, retryStep int, k copyKey, keyHash string) string {
+	var id string
+	switch {
+	case len(keyHash) == keyHashBytes:
+		id = "k:" + base64.RawURLEncoding.EncodeToString([]byte(keyHash))
+	case uid == "":
 		return "m:" + k.String()
+	default:
+		id = uid
 	}
 	if retryStep > 0 {
-		return uid + "#retry" + strconv.Itoa(retryStep)
+		return id + "#retry" + strconv.Itoa(retryStep)
 	}
-	return uid
+	return id
+}
+
+// keyHashBytes is the length of keyHashOf's answer (128 bits: collisions
+// between two keys of one subscription's window are not a concern).
+const keyHashBytes = 16
+
+// keyHashOf identifies a message's (app, idempotency key) for DedupeKey:
+// SHA-256 over app, a zero byte and the key, truncated. It is nil for a
+// message without an idempotency key (deduplicated by uid then). The hash
+// (16 raw bytes in a string, so AckID stays comparable), not the key, goes
+// into state ids and ackIds: a key may be 255 bytes.
+func keyHashOf(props map[string]string) string {
+	key := props[PropIdempotencyKey]
+	if key == "" {
+		return ""
+	}
+	h := sha256.New()
+	h.Write([]byte(props[PropApp]))
+	h.Write([]byte{0})
+	h.Write([]byte(key))
+	return string(h.Sum(nil)[:keyHashBytes])
 }
 
 // retryStepOf reads psc-retry-step; 0 when absent or unreadable.
