@@ -33,18 +33,15 @@ var (
 	flagDuration  = flag.Duration("crash.duration", 0, "how long producers take new keys while the harness kills (default 60s, or PSC_CRASH_DURATION)")
 	flagProducers = flag.Int("crash.producers", 16, "concurrent HTTP producers")
 	flagKills     = flag.Int("crash.kills", 0, "sidecar SIGKILLs (0: one per 10 s of the run, at least 5)")
-	flagInFlight  = flag.Duration("crash.inflight-ttl", 5*time.Second,
-		"idempotency.inFlightTTL given to the sidecar: the default 1m is lowered so a key in flight at a kill is retried within the run")
-	flagSeed = flag.Uint64("crash.seed", 0, "random seed for kill times (0: from the clock)")
-	flagKeep = flag.String("crash.keep", "", "directory to keep the run in (logs, AOF, broker and sidecar data); default a temporary one")
+	flagSeed      = flag.Uint64("crash.seed", 0, "random seed for kill times (0: from the clock)")
+	flagKeep      = flag.String("crash.keep", "", "directory to keep the run in (logs, AOF, broker and sidecar data); default a temporary one")
 )
 
 const (
-	topics         = 4
-	requestTimeout = 4 * time.Second // http.requestTimeout; inFlightTTL must exceed it
-	clientTimeout  = 15 * time.Second
-	finishWithin   = 3 * time.Minute // for in-flight keys to get their 2xx after the kills
-	readWithin     = 2 * time.Minute // for every acknowledged key to be read back
+	topics        = 4
+	clientTimeout = 15 * time.Second
+	finishWithin  = 3 * time.Minute // for in-flight keys to get their 2xx after the kills
+	readWithin    = 2 * time.Minute // for every acknowledged key to be read back
 )
 
 // TestCrash is issue 12's crash harness (see doc.go).
@@ -61,9 +58,6 @@ func TestCrash(t *testing.T) {
 	if kills <= 0 {
 		kills = max(5, int(dur/(10*time.Second)))
 	}
-	if *flagInFlight <= requestTimeout {
-		t.Fatalf("-crash.inflight-ttl %s must exceed the harness's http.requestTimeout %s", *flagInFlight, requestTimeout)
-	}
 	seed := *flagSeed
 	if seed == 0 {
 		seed = uint64(time.Now().UnixNano())
@@ -76,8 +70,8 @@ func TestCrash(t *testing.T) {
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("crash harness: %s, %d producers, %d sidecar kills, 1 broker kill, inFlightTTL %s, seed %d, dir %s",
-		dur, *flagProducers, kills, *flagInFlight, seed, dir)
+	t.Logf("crash harness: %s, %d producers, %d sidecar kills, 1 broker kill, seed %d, dir %s",
+		dur, *flagProducers, kills, seed, dir)
 
 	bins := buildBinaries(t, dir)
 	h := newHarness(t, dir, redisBin, bins)
@@ -301,7 +295,6 @@ func newHarness(t *testing.T, dir, redisBin string, b binaries) *harness {
 	h.sidecar = &proc{name: "pulsar-sidecar", bin: b.sidecar, log: filepath.Join(dir, "sidecar.log"), args: []string{
 		"--listen", "127.0.0.1:" + strconv.Itoa(sp), "--data-dir", filepath.Join(dir, "sidecar"),
 		"--pulsar-url", h.pulsarURL, "--pulsar-admin-url", h.adminURL, "--redis-addr", h.redisAddr,
-		"--http-request-timeout", requestTimeout.String(), "--idempotency-in-flight-ttl", flagInFlight.String(),
 		"--delay-levels", "off", "--trace-store", "off", "--log-level", "warn"}}
 	t.Cleanup(func() {
 		for _, p := range []*proc{h.sidecar, h.broker, h.redis} {

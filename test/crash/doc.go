@@ -7,7 +7,9 @@
 //   - a redis-server with AOF (appendonly yes, appendfsync always),
 //   - minipulsar as a child process with --data-dir,
 //   - the sidecar as a child process against both (same ports and data
-//     directory across restarts, so its spool replays after a crash),
+//     directory across restarts, so its spool replays after a crash), with
+//     its defaults except the delay levels and the trace store, which are
+//     off (they take CPU and play no part in produce),
 //   - N HTTP producers, each sending one keyed message per request and
 //     retrying a key (same key, same payload) until it is answered 2xx;
 //     every 2xx answer (key, uid) goes to a log that is fsynced before the
@@ -24,6 +26,6 @@
 //	go test ./test/crash/ -run TestCrash -crash.duration=10m -timeout 30m
 //	PSC_CRASH_DURATION=10m go test ./test/crash/ -run TestCrash -timeout 30m
 //
-// Other knobs: -crash.producers, -crash.kills, -crash.inflight-ttl,
-// -crash.seed, -crash.keep (keep the run's directory: logs, AOF, data).
+// Other knobs: -crash.producers, -crash.kills, -crash.seed, -crash.keep
+// (keep the run's directory: logs, AOF, data).
 package crash
