@@ -36,7 +36,7 @@ var layers = [][]string{
 	// The composition root.
 	{"app"},
 	// Mains and deployment tests.
-	{"cmd/pulsar-sidecar", "cmd/minipulsar", "cmd/pscload", "charts", "internal/layout"},
+	{"cmd/pulsar-sidecar", "cmd/minipulsar", "cmd/pscload", "charts", "internal/layout", "test/crash"},
 }
 
 func TestNoImportRunsUp(t *testing.T) {
