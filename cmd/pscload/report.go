@@ -249,7 +249,7 @@ func writeText(w io.Writer, rep *Report) error {
 		rep.Connections, rep.PayloadBytes, 100*rep.Keys, 100*rep.Retries, rep.TagsPerMsg, rep.KeyPrefix)
 
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "step\tat\trate/s\tsent/s\t2xx/s\trequests\t2xx\terrors\tdup\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\tlate>"+fmtMs(rep.Schedule.MaxLagMs)+"\t")
+	fmt.Fprintln(tw, "step\tat\trate/s\tsent/s\t2xx/s\trequests\t2xx\terrors\tdup\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\tlate >"+time.Duration(rep.Schedule.MaxLagMs*float64(time.Millisecond)).String()+"\t")
 	row := func(name string, s Summary) {
 		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%.0f\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
 			name, fmtSeconds(s.StartS, s.DurationS), s.IntendedRate, s.SentRate, s.OKRate,
@@ -268,9 +268,9 @@ func writeText(w io.Writer, rep *Report) error {
 	if t.Requests < t.Planned {
 		fmt.Fprintf(&b, "\n%d of %d planned requests were sent\n", t.Requests, t.Planned)
 	}
-	b.WriteString("\nerrors: ")
+	b.WriteString("\nerrors:")
 	if len(t.Errors) == 0 {
-		b.WriteString("none\n")
+		b.WriteString(" none\n")
 	} else {
 		b.WriteString("\n")
 		for _, k := range slices.Sorted(maps.Keys(t.Errors)) {

@@ -188,8 +188,8 @@ func (r *recorder) second(t time.Time) *second {
 func record(h *hdr.Histogram, d time.Duration, clamped *int64) {
 	us := d.Microseconds()
 	switch {
-	case us < histMin:
-		us = histMin
+	case us < 0: // clock steps cannot happen (monotonic), but do not fail on one
+		us = 0
 	case us > histMax:
 		us = histMax
 		*clamped++
