@@ -5,6 +5,7 @@ import (
 	"image/color"
 	"io"
 	"math"
+	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -31,7 +32,7 @@ func writePlot(w io.Writer, rep *Report) error {
 	lat.X.Label.Text = "second of run (by intended send time)"
 	lat.Y.Label.Text = "latency ms (log)"
 	lat.Y.Scale = plot.LogScale{}
-	lat.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	lat.Y.Tick.Marker = logTicks{}
 	lat.Add(plotter.NewGrid())
 
 	thr := plot.New()
@@ -69,8 +70,17 @@ func writePlot(w io.Writer, rep *Report) error {
 	if len(p99) == 0 { // nothing sent: keep the log axis drawable
 		lat.Y.Min, lat.Y.Max = minPlotMs, 1
 	}
-	thr.Y.Min = 0
-	lat.Legend.Top, thr.Legend.Top = true, true
+	// Headroom above the lines for the legends, which sit top left.
+	lat.Y.Max *= 4
+	thr.Y.Min, thr.Y.Max = 0, thr.Y.Max*1.3
+	end := math.Max(1, float64(len(rep.Timeline)))
+	for _, p := range []*plot.Plot{lat, thr} {
+		p.Legend.Top, p.Legend.Left = true, true
+		p.Legend.XOffs = vg.Points(8)
+		p.X.Min, p.X.Max = 0, end
+		p.X.Tick.Marker = secondTicks{}
+	}
+	thr.Y.Tick.Marker = plainTicks{}
 
 	img := vgimg.New(vg.Points(900), vg.Points(600))
 	dc := draw.New(img)
@@ -106,4 +116,67 @@ func addLines(p *plot.Plot, ss []series) error {
 		p.Legend.Add(s.name, l)
 	}
 	return nil
+}
+
+// secondTicks marks whole seconds on a time axis: about ten labelled ticks,
+// at a step of 1, 2, 5, 10, 20, 30, 60... seconds, the same on both panels.
+type secondTicks struct{}
+
+func (secondTicks) Ticks(lo, hi float64) []plot.Tick {
+	span := hi - lo
+	step := 1.0
+	for _, s := range []float64{1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600} {
+		step = s
+		if span/s <= 12 {
+			break
+		}
+	}
+	var ticks []plot.Tick
+	for v := math.Ceil(lo/step) * step; v <= hi; v += step {
+		ticks = append(ticks, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'f', -1, 64)})
+	}
+	return ticks
+}
+
+// plainTicks are gonum's default ticks labelled without trailing zeros
+// ("500", not "500.00").
+type plainTicks struct{}
+
+func (plainTicks) Ticks(lo, hi float64) []plot.Tick {
+	ticks := plot.DefaultTicks{}.Ticks(lo, hi)
+	for i := range ticks {
+		if ticks[i].Label != "" {
+			ticks[i].Label = strconv.FormatFloat(ticks[i].Value, 'f', -1, 64)
+		}
+	}
+	return ticks
+}
+
+// logTicks label 1, 2 and 5 times each power of ten on a log axis (only the
+// powers when the axis spans more than four decades), with minor ticks
+// between; gonum's LogTicks label only the powers, which leaves a narrow
+// latency range with a single label.
+type logTicks struct{}
+
+func (logTicks) Ticks(lo, hi float64) []plot.Tick {
+	if lo <= 0 || hi <= lo {
+		return nil
+	}
+	wide := math.Log10(hi/lo) > 4
+	var ticks []plot.Tick
+	for d := math.Floor(math.Log10(lo)); d <= math.Ceil(math.Log10(hi)); d++ {
+		p := math.Pow(10, d)
+		for m := 1.0; m < 10; m++ {
+			v := m * p
+			if v < lo || v > hi {
+				continue
+			}
+			t := plot.Tick{Value: v}
+			if m == 1 || (!wide && (m == 2 || m == 5)) {
+				t.Label = strconv.FormatFloat(v, 'g', -1, 64)
+			}
+			ticks = append(ticks, t)
+		}
+	}
+	return ticks
 }

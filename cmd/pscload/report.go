@@ -55,11 +55,15 @@ type Summary struct {
 	ErrorCount   int64            `json:"errorCount"`
 	Keyed        int64            `json:"keyed"`
 	RetriesSent  int64            `json:"retriesSent"`
-	Answers      Answers          `json:"answers"`
-	Latency      Percentiles      `json:"latencyMs"`
-	SendLag      Percentiles      `json:"sendLagMs"`
-	GeneratorLag Percentiles      `json:"generatorLagMs"`
-	ConnWait     Percentiles      `json:"connWaitMs"`
+	// RetriesDuplicate and RetriesProduced split the retries answered 2xx:
+	// answered duplicate, or produced again (a second message).
+	RetriesDuplicate int64       `json:"retriesDuplicate"`
+	RetriesProduced  int64       `json:"retriesProduced"`
+	Answers          Answers     `json:"answers"`
+	Latency          Percentiles `json:"latencyMs"`
+	SendLag          Percentiles `json:"sendLagMs"`
+	GeneratorLag     Percentiles `json:"generatorLagMs"`
+	ConnWait         Percentiles `json:"connWaitMs"`
 }
 
 // Answers counts per-message flags in 2xx answers.
@@ -171,7 +175,7 @@ func summarize(t *tally, planned int64, start, d time.Duration, rate float64) Su
 		StartS: start.Seconds(), DurationS: d.Seconds(), IntendedRate: rate,
 		SentRate: float64(t.sentInWindow) / d.Seconds(), OKRate: float64(t.okInWindow) / d.Seconds(),
 		Planned: planned, Requests: t.requests, OK: t.ok, Errors: maps.Clone(t.errors),
-		Keyed: t.keyed, RetriesSent: t.retries,
+		Keyed: t.keyed, RetriesSent: t.retries, RetriesDuplicate: t.retryDup, RetriesProduced: t.retryProduced,
 		Answers: Answers{
 			Duplicate: t.answer.duplicate, DuplicateRisk: t.answer.duplicateRisk,
 			Persisted: t.answer.persisted, Failover: t.answer.failover,
@@ -280,8 +284,8 @@ func writeText(w io.Writer, rep *Report) error {
 	a := t.Answers
 	fmt.Fprintf(&b, "answers (per message): persisted %d, failover %d, spooled %d, scheduled %d, duplicateRisk %d\n",
 		a.Persisted, a.Failover, a.Spooled, a.Scheduled, a.DuplicateRisk)
-	fmt.Fprintf(&b, "idempotency: %d keyed requests, %d deliberate retries sent, %d answered duplicate\n",
-		t.Keyed, t.RetriesSent, a.Duplicate)
+	fmt.Fprintf(&b, "idempotency: %d keyed requests; %d deliberate retries of requests answered 2xx: %d answered duplicate, %d produced again, %d errors\n",
+		t.Keyed, t.RetriesSent, t.RetriesDuplicate, t.RetriesProduced, t.RetriesSent-t.RetriesDuplicate-t.RetriesProduced)
 	s := rep.Schedule
 	fmt.Fprintf(&b, "schedule: send lag p50 %s p99 %s max %s ms (generator p99 %s, connection wait p99 %s); hiccups p99 %s max %s ms\n",
 		fmtMs(t.SendLag.P50), fmtMs(t.SendLag.P99), fmtMs(t.SendLag.Max), fmtMs(t.GeneratorLag.P99), fmtMs(t.ConnWait.P99),

@@ -97,7 +97,7 @@ func TestReportNumbers(t *testing.T) {
 		tot.Errors["409 IDEMPOTENCY_IN_PROGRESS"] != 4 || tot.Errors["timeout"] != 1 {
 		t.Fatalf("total %+v", tot)
 	}
-	if tot.RetriesSent != 4 || tot.Answers.Duplicate != 4 || tot.Answers.Persisted != 35 {
+	if tot.RetriesSent != 4 || tot.RetriesDuplicate != 4 || tot.RetriesProduced != 0 || tot.Answers.Duplicate != 4 || tot.Answers.Persisted != 35 {
 		t.Fatalf("retries %d, duplicates %d, persisted %d", tot.RetriesSent, tot.Answers.Duplicate, tot.Answers.Persisted)
 	}
 	if len(rep.Steps) != 2 || rep.Steps[0].Requests != 20 || rep.Steps[1].Requests != 20 ||

@@ -112,6 +112,7 @@ type runner struct {
 	client *http.Client
 	rec    *recorder
 	next   atomic.Int64 // the next slot not yet taken
+	inHTTP atomic.Int64 // senders waiting on the target (request out, answer not yet read)
 }
 
 // send is one connection's loop: take the earliest free slot, wait for its
@@ -126,6 +127,11 @@ func (r *runner) send(ctx context.Context) {
 			return
 		}
 		picked := time.Now()
+		// Slots are taken in order, so a slot taken late while another
+		// sender was not waiting on the target was late because that sender
+		// was itself late for an earlier slot: the generator's delay, not
+		// the connections'.
+		connBound := r.inHTTP.Load() >= int64(r.opts.connections-1)
 		k, off := r.sched.slot(i)
 		intended := r.start.Add(off)
 		if d := intended.Sub(picked); d > 0 {
@@ -136,7 +142,9 @@ func (r *runner) send(ctx context.Context) {
 				return
 			}
 		}
-		r.rec.record(r.do(ctx, i, k, intended, picked))
+		o := r.do(ctx, i, k, intended, picked)
+		o.connBound = connBound
+		r.rec.record(o)
 	}
 }
 
@@ -153,6 +161,7 @@ func (r *runner) do(ctx context.Context, i int64, k int, intended, picked time.T
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.timeout)
 	defer cancel()
 	req = req.WithContext(rctx)
+	r.inHTTP.Add(1)
 	o.sent = time.Now()
 	resp, err := r.client.Do(req)
 	var body []byte
@@ -161,6 +170,7 @@ func (r *runner) do(ctx context.Context, i int64, k int, intended, picked time.T
 		_ = resp.Body.Close()
 	}
 	o.done = time.Now()
+	r.inHTTP.Add(-1)
 	switch {
 	case err != nil:
 		o.errKey = transportClass(err)

@@ -350,8 +350,9 @@ func TestRequestMix(t *testing.T) {
 		t.Fatalf("server saw: %v", bad[:min(5, len(bad))])
 	}
 	tot := rep.Total
-	if tot.RetriesSent == 0 || tot.Answers.Duplicate != tot.RetriesSent {
-		t.Errorf("%d retries sent, %d answered duplicate: want equal and above 0", tot.RetriesSent, tot.Answers.Duplicate)
+	if tot.RetriesSent == 0 || tot.Answers.Duplicate != tot.RetriesSent || tot.RetriesDuplicate != tot.RetriesSent || tot.RetriesProduced != 0 {
+		t.Errorf("%d retries sent, %d answered duplicate (%d counted as retries), %d produced again: want all duplicate",
+			tot.RetriesSent, tot.Answers.Duplicate, tot.RetriesDuplicate, tot.RetriesProduced)
 	}
 	// Retries repeat slots answered 2xx, which never end in 7, so the 429s
 	// are exactly the original slots ending in 7.

@@ -36,6 +36,9 @@ type outcome struct {
 	keyed    bool
 	retry    bool
 	answer   answerCounts
+	// connBound: when the slot was taken, every other sender was waiting
+	// on the target, so a late take was the connections' limit.
+	connBound bool
 }
 
 // answerCounts are the per-message flags read from a 2xx answer.
@@ -52,19 +55,18 @@ func (a *answerCounts) add(b answerCounts) {
 	a.scheduled += b.scheduled
 }
 
-// connWait is how long the request waited for a free connection after its
-// intended time; genLag is how late the generator itself sent it once it
-// could (timer wake-up, CPU starvation, building the request).
-func (o *outcome) connWait() time.Duration { return max(0, o.picked.Sub(o.intended)) }
-func (o *outcome) genLag() time.Duration   { return o.sent.Sub(later(o.picked, o.intended)) }
-func (o *outcome) sendLag() time.Duration  { return o.sent.Sub(o.intended) }
-func (o *outcome) latency() time.Duration  { return o.done.Sub(o.intended) }
-
-func later(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
+// sendLag is how late the request left; it splits into connWait, the time
+// it waited after its instant because every connection was waiting on the
+// target, and genLag, the rest: the generator's own delay (timer wake-up,
+// CPU starvation, a sender late for an earlier slot, building the request).
+func (o *outcome) sendLag() time.Duration { return o.sent.Sub(o.intended) }
+func (o *outcome) genLag() time.Duration  { return o.sendLag() - o.connWait() }
+func (o *outcome) latency() time.Duration { return o.done.Sub(o.intended) }
+func (o *outcome) connWait() time.Duration {
+	if !o.connBound {
+		return 0
 	}
-	return b
+	return max(0, o.picked.Sub(o.intended))
 }
 
 // tally aggregates outcomes: one per step (by intended time) and one overall.
@@ -73,12 +75,17 @@ type tally struct {
 	ok       int64 // 2xx
 	keyed    int64
 	retries  int64
-	answer   answerCounts
-	errors   map[string]int64
-	latency  *hdr.Histogram
-	sendLag  *hdr.Histogram
-	genLag   *hdr.Histogram
-	connWait *hdr.Histogram
+	// Deliberate retries (of requests already answered 2xx) by how they were
+	// answered: duplicate is right; 2xx without it means the message was
+	// produced again (expected only if the first answer had duplicateRisk).
+	retryDup      int64
+	retryProduced int64
+	answer        answerCounts
+	errors        map[string]int64
+	latency       *hdr.Histogram
+	sendLag       *hdr.Histogram
+	genLag        *hdr.Histogram
+	connWait      *hdr.Histogram
 	// By actual time, counted in the step whose window holds the instant:
 	sentInWindow int64
 	okInWindow   int64
@@ -105,6 +112,11 @@ func (t *tally) add(o *outcome, c *int64) {
 	if o.errKey == "" {
 		t.ok++
 		t.answer.add(o.answer)
+		if o.retry && o.answer.duplicate > 0 {
+			t.retryDup++
+		} else if o.retry {
+			t.retryProduced++
+		}
 	} else {
 		t.errors[o.errKey]++
 	}
