@@ -55,13 +55,16 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "pscload:", err)
 		return exitFailed
 	}
-	if out.json {
+	if out.json == "-" {
 		err = writeJSON(stdout, rep)
 	} else {
 		err = writeText(stdout, rep)
 	}
+	if err == nil && out.json != "" && out.json != "-" {
+		err = saveFile(out.json, rep, writeJSON)
+	}
 	if err == nil && out.plot != "" {
-		err = savePlot(out.plot, rep)
+		err = saveFile(out.plot, rep, writePlot)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "pscload:", err)
@@ -75,16 +78,16 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // outputs says where the report goes besides the text summary.
 type outputs struct {
-	json bool
+	json string // a file, or "-" for stdout instead of the text summary
 	plot string
 }
 
-func savePlot(path string, rep *Report) error {
+func saveFile(path string, rep *Report, write func(io.Writer, *Report) error) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	if err := writePlot(f, rep); err != nil {
+	if err := write(f, rep); err != nil {
 		_ = f.Close()
 		return err
 	}
@@ -101,7 +104,7 @@ do; latency runs from each request's intended instant. Give either --rate with
 Examples:
   pscload --rate 2000 --duration 30s --keys 1
   pscload --capacity 8000 --steps 10%:30s,80%:30s --keys 1 --plot run.png
-  pscload --steps 1000:30s,8000:30s --form json --batch 10 --json > run.json
+  pscload --steps 1000:30s,8000:30s --form json --batch 10 --json - > run.json
 
 Flags:
 `
@@ -141,7 +144,7 @@ func parseFlags(args []string, stderr io.Writer) (options, outputs, error) {
 	fs.Uint64Var(&o.seed, "seed", 1, "seed for the request mix (keys, tags, retries)")
 	fs.StringVar(&o.keyPrefix, "key-prefix", "", "idempotency key prefix (default pscload-<random>, so runs do not collide)")
 	fs.DurationVar(&o.maxLag, "max-lag", time.Millisecond, "a request sent later than this after its instant is late; more than 1% late and the run is not valid")
-	fs.BoolVar(&out.json, "json", false, "write the report as JSON on stdout instead of the text summary")
+	fs.StringVar(&out.json, "json", "", "also write the report as JSON to this file; - writes it on stdout instead of the text summary")
 	fs.StringVar(&out.plot, "plot", "", "write a PNG of latency (p50, p99 per second) and throughput over time to this file")
 	if err := fs.Parse(args); err != nil {
 		return o, out, err

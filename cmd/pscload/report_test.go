@@ -156,7 +156,7 @@ func TestCLI(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	code := cli(context.Background(), []string{
 		"--target", s.srv.URL, "--rate", "100", "--duration", "300ms", "--keys", "1", "--retries", "0.2",
-		"--connections", "4", "--payload-size", "64", "--json", "--plot", plotPath,
+		"--connections", "4", "--payload-size", "64", "--json", "-", "--plot", plotPath,
 	}, &stdout, &stderr)
 	if code != exitOK && code != exitOffSchedule {
 		t.Fatalf("exit %d: %s", code, stderr.String())
@@ -175,6 +175,21 @@ func TestCLI(t *testing.T) {
 	defer f.Close()
 	if _, err := png.Decode(f); err != nil {
 		t.Fatalf("plot: %v", err)
+	}
+
+	// --json FILE keeps the text summary on stdout.
+	jsonPath := filepath.Join(t.TempDir(), "run.json")
+	stdout.Reset()
+	code = cli(context.Background(), []string{"--target", s.srv.URL, "--rate", "100", "--duration", "100ms", "--json", jsonPath}, &stdout, &stderr)
+	if code != exitOK && code != exitOffSchedule {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	data, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &rep); err != nil || rep.Total.Requests != 10 || !strings.HasPrefix(stdout.String(), "pscload -> ") {
+		t.Fatalf("json file: %v, %d requests; stdout:\n%s", err, rep.Total.Requests, stdout.String())
 	}
 }
 
