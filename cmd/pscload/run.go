@@ -234,9 +234,12 @@ const hiccupTick = time.Millisecond
 
 // measureHiccups records, until stop closes, how late a 1 ms sleep wakes
 // up: the generator's own scheduling delay (jHiccup's idea). When it is
-// large, the machine or the Go runtime, not the target, delayed sends.
+// large, the machine or the Go runtime, not the target, delayed sends. A
+// 100 ms freeze is recorded as the 100 samples it swallowed (100, 99, ...
+// 1 ms), as jHiccup does, so the percentiles are shares of time, not of
+// wake-ups.
 func measureHiccups(h *hdr.Histogram, stop <-chan struct{}) {
-	var clamped int64
+	tick := hiccupTick.Microseconds()
 	for {
 		select {
 		case <-stop:
@@ -245,7 +248,8 @@ func measureHiccups(h *hdr.Histogram, stop <-chan struct{}) {
 		}
 		t := time.Now()
 		time.Sleep(hiccupTick)
-		record(h, time.Since(t)-hiccupTick, &clamped)
+		us := min(max(0, (time.Since(t)-hiccupTick).Microseconds()), histMax)
+		_ = h.RecordCorrectedValue(us, tick) // within range: cannot fail
 	}
 }
 
