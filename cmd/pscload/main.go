@@ -153,10 +153,14 @@ func parseFlags(args []string, stderr io.Writer) (options, outputs, error) {
 		return o, out, fmt.Errorf("unexpected argument %q (flags only; see --help)", fs.Arg(0))
 	}
 
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var err error
 	switch {
 	case stepsText != "" && rate > 0:
 		return o, out, errors.New("give --rate or --steps, not both")
+	case stepsText != "" && set["duration"]:
+		return o, out, errors.New("--duration goes with --rate; --steps gives each step its own duration")
 	case stepsText != "":
 		var steps []step
 		if steps, err = parseSteps(stepsText); err != nil {

@@ -212,6 +212,7 @@ func TestFlags(t *testing.T) {
 	}{
 		{nil, "give --rate"},
 		{[]string{"--rate", "10", "--steps", "5:1s"}, "not both"},
+		{[]string{"--steps", "5:1s", "--duration", "10s"}, "--duration goes with --rate"},
 		{[]string{"--steps", "5:1s,x:1s"}, "5:6: rate"},
 		{[]string{"--steps", "50%:1s"}, "--capacity"},
 		{[]string{"--rate", "10", "--target", "127.0.0.1:8088"}, "--target"},
