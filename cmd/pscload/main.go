@@ -47,12 +47,12 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "pscload:", err)
+		_, _ = fmt.Fprintln(stderr, "pscload:", err)
 		return exitUsage
 	}
 	rep, err := run(ctx, o)
 	if err != nil {
-		fmt.Fprintln(stderr, "pscload:", err)
+		_, _ = fmt.Fprintln(stderr, "pscload:", err)
 		return exitFailed
 	}
 	if out.json == "-" {
@@ -67,7 +67,7 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = saveFile(out.plot, rep, writePlot)
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "pscload:", err)
+		_, _ = fmt.Fprintln(stderr, "pscload:", err)
 		return exitFailed
 	}
 	if !rep.Schedule.OnSchedule {
@@ -113,7 +113,7 @@ func parseFlags(args []string, stderr io.Writer) (options, outputs, error) {
 	fs := flag.NewFlagSet("pscload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, usageHead)
+		_, _ = fmt.Fprint(stderr, usageHead)
 		fs.PrintDefaults()
 	}
 	var (

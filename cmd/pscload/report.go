@@ -253,9 +253,9 @@ func writeText(w io.Writer, rep *Report) error {
 		rep.Connections, rep.PayloadBytes, 100*rep.Keys, 100*rep.Retries, rep.TagsPerMsg, rep.KeyPrefix)
 
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "step\tat\trate/s\tsent/s\t2xx/s\trequests\t2xx\terrors\tdup\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\tlate >"+time.Duration(rep.Schedule.MaxLagMs*float64(time.Millisecond)).String()+"\t")
+	_, _ = fmt.Fprintln(tw, "step\tat\trate/s\tsent/s\t2xx/s\trequests\t2xx\terrors\tdup\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\tlate >"+time.Duration(rep.Schedule.MaxLagMs*float64(time.Millisecond)).String()+"\t")
 	row := func(name string, s Summary) {
-		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%.0f\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
+		_, _ = fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%.0f\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
 			name, fmtSeconds(s.StartS, s.DurationS), s.IntendedRate, s.SentRate, s.OKRate,
 			s.Requests, s.OK, s.ErrorCount, s.Answers.Duplicate,
 			fmtMs(s.Latency.P50), fmtMs(s.Latency.P90), fmtMs(s.Latency.P99), fmtMs(s.Latency.P999), fmtMs(s.Latency.Max),

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"image"
 	"image/png"
@@ -195,7 +196,7 @@ func TestCLI(t *testing.T) {
 
 func TestFlags(t *testing.T) {
 	var stderr bytes.Buffer
-	if _, _, err := parseFlags([]string{"--help"}, &stderr); err != flag.ErrHelp || !strings.Contains(stderr.String(), "-steps") {
+	if _, _, err := parseFlags([]string{"--help"}, &stderr); !errors.Is(err, flag.ErrHelp) || !strings.Contains(stderr.String(), "-steps") {
 		t.Fatalf("--help: %v\n%s", err, stderr.String())
 	}
 	o, _, err := parseFlags([]string{"--capacity", "8000", "--steps", "10%:30s,80%:30s", "--topic", "a/b/c, d/e/f", "--tags-per-msg", "0-2"}, &stderr)

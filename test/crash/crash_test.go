@@ -119,7 +119,6 @@ func TestCrash(t *testing.T) {
 	r.requests, r.answers409, r.answers5xx, r.connErrors = run.requests.Load(), run.answers409.Load(), run.answers5xx.Load(), run.connErrors.Load()
 	r.duplicateAnswers, r.riskAnswers = run.duplicateAnswers.Load(), run.riskAnswers.Load()
 	t.Log(r.summary())
-	fmt.Println(r.summary())
 	h.stopAll()
 
 	if len(r.missing) > 0 {
