@@ -50,4 +50,3 @@ func CheckInternalTopic(tenant, namespace, topic string) error {
 	}
 	return nil
 }
-
