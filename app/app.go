@@ -237,11 +237,11 @@ func (a *App) start(ctx context.Context) error {
 			"redis":      func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() },
 		},
 		DegradedChecks: a.degradedChecks(),
-		Metrics:     pm,
-		HTTPMetrics: metrics.NewHTTP(a.reg),
-		Gatherer:    metrics.Handler(a.reg),
-		Mount:       a.mount,
-		Logger:      a.log,
+		Metrics:        pm,
+		HTTPMetrics:    metrics.NewHTTP(a.reg),
+		Gatherer:       metrics.Handler(a.reg),
+		Mount:          a.mount,
+		Logger:         a.log,
 	})
 	if err != nil {
 		return err
