@@ -89,7 +89,6 @@ func TestStartWithPrimaryDown(t *testing.T) {
 	require.NoError(t, cons.Ack(m))
 }
 
-
 func hasEvent(r *recorder, uid string, typ tracer.Type) bool {
 	for _, ty := range r.types(uid) {
 		if ty == typ {
