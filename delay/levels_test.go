@@ -419,7 +419,11 @@ func TestLevelTwoReplicasForwardOnce(t *testing.T) {
 	b := v.engine(t, Config{Node: "node-b", Levels: LevelsConfig{Levels: []string{"10s"}}})
 	ctx := t.Context()
 	require.NoError(t, a.Start(ctx))
+	// Start attaches in the background: b joins once a is attached, as a
+	// replica started later would.
+	eventually(t, func() bool { return a.Ready(ctx) == nil })
 	require.NoError(t, b.Start(ctx))
+	eventually(t, func() bool { return b.Ready(ctx) == nil })
 	for i := range 10 {
 		_, err := []*Engine{a, b}[i%2].Schedule(ctx, levelReq(fmt.Sprint("x", i), "10s", base))
 		require.NoError(t, err)
