@@ -236,11 +236,12 @@ func (a *App) start(ctx context.Context) error {
 			"durability": a.durable.Ready,
 			"redis":      func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() },
 		},
-		Metrics:     pm,
-		HTTPMetrics: metrics.NewHTTP(a.reg),
-		Gatherer:    metrics.Handler(a.reg),
-		Mount:       a.mount,
-		Logger:      a.log,
+		DegradedChecks: a.degradedChecks(),
+		Metrics:        pm,
+		HTTPMetrics:    metrics.NewHTTP(a.reg),
+		Gatherer:       metrics.Handler(a.reg),
+		Mount:          a.mount,
+		Logger:         a.log,
 	})
 	if err != nil {
 		return err
@@ -269,6 +270,17 @@ func (a *App) start(ctx context.Context) error {
 	}()
 	a.logStarted()
 	return nil
+}
+
+// degradedChecks are reported by /readyz without making the sidecar
+// unready: produce is served by failover or the spool while the primary is
+// down (issue 12), and the parts that need the broker say so here.
+func (a *App) degradedChecks() map[string]proxy.Check {
+	checks := map[string]proxy.Check{}
+	if a.delay != nil {
+		checks["delay"] = a.delay.Ready
+	}
+	return checks
 }
 
 // mount adds the APIs that live beside the produce API.
@@ -381,12 +393,10 @@ func (a *App) stop(ctx context.Context) error {
 		step("consume service", func() error { return a.consume.Close(ctx) })
 		step("consume redis client", a.consumeRDB.Close)
 	}
-	if a.durable != nil {
-		// Drains the spool while a cluster takes it; the rest stays on disk.
-		step("durable sender", func() error { return a.durable.Close(ctx) })
-	}
 	if a.delay != nil {
-		// Before the producers: the forwarders publish through the pool.
+		// Before the durable sender and the producers: the forwarders
+		// forward through the durable sender, level messages go through
+		// the pool.
 		step("delay engine", func() error {
 			var err error
 			if werr := withDeadline(ctx, func() { err = a.delay.Close() }); werr != nil {
@@ -394,6 +404,10 @@ func (a *App) stop(ctx context.Context) error {
 			}
 			return err
 		})
+	}
+	if a.durable != nil {
+		// Drains the spool while a cluster takes it; the rest stays on disk.
+		step("durable sender", func() error { return a.durable.Close(ctx) })
 	}
 	if a.pool != nil {
 		step("producers", func() error { return a.pool.Close(ctx) })

@@ -135,8 +135,14 @@ func (p consoleTagBacklog) TagBacklog(ctx context.Context, topic, subscription s
 // mountConsume adds the consume API to the authenticated /v1 group.
 func (a *App) mountConsume(v1 *gin.RouterGroup) {
 	a.consume.Register(v1, consume.HTTPOptions{
-		AppFromContext:    proxy.AppFromContext,
-		MayConsumeContext: proxy.MayConsume,
+		AppFromContext: proxy.AppFromContext,
+		// The sidecar's own topics (delay levels, the health probe) are
+		// nobody's to read: a level topic holds every app's messages
+		// before they are due, and a subscription with the forwarders'
+		// name would take them away from the forwarders (403 FORBIDDEN).
+		MayConsumeContext: func(c *gin.Context, tenant, namespace, topic string) bool {
+			return !proxy.IsInternalTopic(tenant, namespace, topic) && proxy.MayConsume(c, tenant, namespace, topic)
+		},
 	})
 }
 

@@ -10,9 +10,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/gin-gonic/gin"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/delay"
+	"github.com/pulsar-sidecar/pulsar-sidecar/durable"
 	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
 )
@@ -33,21 +35,76 @@ func (a *App) startDelay(ctx context.Context) error {
 	}
 	dc.Logger = a.log.With("component", "delay")
 	e, err := delay.NewEngine(delay.EngineOptions{
-		Client:     a.consumerClient,
-		Publisher:  a.pool,
-		Redis:      a.rdb,
-		Recorder:   a.rec,
-		Registerer: a.reg,
-		Config:     dc,
+		Client: a.consumerClient,
+		// Level messages and native delays go to the primary through the
+		// pool: a failure is the produce request's answer. Due messages go
+		// through the durable sender, like any produce (ADR 040).
+		Publisher:    a.pool,
+		DuePublisher: duePublisher{a.durable},
+		Redis:        a.rdb,
+		Recorder:     a.rec,
+		Registerer:   a.reg,
+		Config:       dc,
 	})
 	if err != nil {
 		return fmt.Errorf("app: delay engine: %w", err)
 	}
+	// Start does not wait for the broker: the level forwarders attach in
+	// the background, and /readyz reports them until they have.
 	if err := e.Start(ctx); err != nil {
 		return fmt.Errorf("app: start delay engine: %w", err)
 	}
 	a.delay = e
 	return nil
+}
+
+// duePublisher forwards due messages, wheel and level, through the durable
+// sender: retry, the disaster-recovery cluster and the spool, so a message
+// that falls due while the primary is down is kept like any produce, with
+// its uid (ADR 040, ADR 050).
+type duePublisher struct{ d *durable.Sender }
+
+var _ delay.DuePublisher = duePublisher{}
+
+func (p duePublisher) PublishDue(ctx context.Context, topic string, pm *pulsar.ProducerMessage, done func(delay.Delivery, error)) {
+	p.d.SendAsync(ctx, dueMessage(topic, pm, time.Now()), func(rc produce.Receipt, err error) {
+		if err != nil {
+			done(delay.Delivery{}, err)
+			return
+		}
+		done(delay.Delivery{MessageID: rc.MessageID, Cluster: rc.Cluster, Status: string(rc.Status)}, nil)
+	})
+}
+
+// dueMessage is the produce.Message whose PulsarProperties are pm's
+// properties, so the durable sender (and a spool replay) publishes exactly
+// what the forwarder built: the psc-* properties become their fields, the
+// rest stay properties. A message without psc-accepted-at (none that the
+// sidecar schedules) gets now.
+func dueMessage(topic string, pm *pulsar.ProducerMessage, now time.Time) *produce.Message {
+	m := &produce.Message{Topic: topic, Key: pm.Key, EventTime: pm.EventTime, Payload: pm.Payload, AcceptedAt: now}
+	for k, v := range pm.Properties {
+		switch k {
+		case produce.PropUID:
+			m.UID = v
+		case produce.PropApp:
+			m.App = v
+		case produce.PropTags:
+			m.Tags = produce.ParseTags(v)
+		case produce.PropAcceptedAt:
+			if t, err := time.Parse(produce.AcceptedAtLayout, v); err == nil {
+				m.AcceptedAt = t
+				continue
+			}
+			fallthrough // unreadable: kept as it was
+		default:
+			if m.Properties == nil {
+				m.Properties = make(map[string]string, len(pm.Properties))
+			}
+			m.Properties[k] = v
+		}
+	}
+	return m
 }
 
 // delayScheduler lets the produce path hand delayed messages to the engine.
@@ -86,7 +143,10 @@ func delayError(err error) error {
 		return &proxy.Error{Status: http.StatusBadRequest, Code: proxy.CodeInvalidDelay, Message: err.Error(), Err: err}
 	case errors.Is(err, delay.ErrNotFound):
 		return &proxy.Error{Status: http.StatusNotFound, Code: proxy.CodeDelayedNotFound,
-			Message: "no scheduled message with this uid (delivered, cancelled, or never scheduled by the wheel)", Err: err}
+			Message: "no delayed message with this uid waits (delivered, cancelled, native deliverAt, or never scheduled)", Err: err}
+	case errors.Is(err, delay.ErrLevelFixed):
+		return &proxy.Error{Status: http.StatusConflict, Code: proxy.CodeDelayedLevel,
+			Message: "a delayLevel message cannot be rescheduled: cancel it and produce it again", Err: err}
 	case errors.Is(err, delay.ErrInFlight):
 		return &proxy.Error{Status: http.StatusConflict, Code: proxy.CodeDelayedInFlight,
 			Message: "the message is being delivered right now", RetryAfter: time.Second, Err: err}
@@ -102,6 +162,8 @@ func delayError(err error) error {
 // scheduledView is a scheduled message in the delay API's answers.
 type scheduledView struct {
 	UID        string            `json:"uid"`
+	Mode       string            `json:"mode"`
+	Level      string            `json:"level,omitempty"`
 	Topic      string            `json:"topic"`
 	Key        string            `json:"key,omitempty"`
 	Tags       []string          `json:"tags,omitempty"`
@@ -119,13 +181,19 @@ func viewOf(s delay.Scheduled) scheduledView {
 			props[k] = v
 		}
 	}
-	return scheduledView{UID: s.UID, Topic: s.Topic, Key: s.Key, Tags: s.Tags, App: s.App,
-		Due: s.Due.UTC().Format(time.RFC3339), Properties: props, PayloadLen: len(s.Payload),
+	size := len(s.Payload)
+	if s.Mode == delay.ModeLevel {
+		size = s.Size // the payload stays in the level topic
+	}
+	return scheduledView{UID: s.UID, Mode: string(s.Mode), Level: s.Level, Topic: s.Topic, Key: s.Key, Tags: s.Tags, App: s.App,
+		Due: s.Due.UTC().Format(time.RFC3339Nano), Properties: props, PayloadLen: size,
 		InFlight: !s.LeaseUntil.IsZero()}
 }
 
 // mountDelay adds the delay API to the authenticated /v1 group. Every call
-// needs produce permission on the message's topic.
+// needs produce permission on the message's topic, in every delay mode;
+// calls by uid check the uid's form first. A call refused for any of these
+// reasons writes nothing.
 func (a *App) mountDelay(v1 *gin.RouterGroup) {
 	v1.GET("/delayed/:uid", a.getDelayed)
 	v1.DELETE("/delayed/:uid", a.cancelDelayed)
@@ -146,9 +214,17 @@ func forbidden(full string) error {
 		Message: fmt.Sprintf("the app may not produce to %s, so it may not see or change its delayed messages", full)}
 }
 
-// wheelMessage finds a wheel message the caller may act on.
-func (a *App) wheelMessage(c *gin.Context) (delay.Scheduled, error) {
-	s, err := a.delay.Get(c.Request.Context(), c.Param("uid"))
+// delayedMessage finds the delayed message of the path's uid that the
+// caller may act on: a wheel message, or a waiting level message (its
+// record). Only reads: a malformed uid is 400 INVALID_UID, an unknown one
+// 404 DELAYED_NOT_FOUND, another app's 403 FORBIDDEN.
+func (a *App) delayedMessage(c *gin.Context) (delay.Scheduled, error) {
+	uid := c.Param("uid")
+	if !canonicalUID(uid) {
+		return delay.Scheduled{}, &proxy.Error{Status: http.StatusBadRequest, Code: proxy.CodeInvalidUID,
+			Message: fmt.Sprintf("uid %q is not a uid: want the 36-character lower-case UUID the produce answer gave", clip(uid, 64))}
+	}
+	s, err := a.delay.Get(c.Request.Context(), uid)
 	if err != nil {
 		return s, delayError(err)
 	}
@@ -158,8 +234,38 @@ func (a *App) wheelMessage(c *gin.Context) (delay.Scheduled, error) {
 	return s, nil
 }
 
+// canonicalUID reports whether s is a UUID in the canonical form
+// produce.NewUID writes: 8-4-4-4-12 lower-case hex digits.
+func canonicalUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := range len(s) {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// clip shortens s for an error message.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
 func (a *App) getDelayed(c *gin.Context) {
-	s, err := a.wheelMessage(c)
+	s, err := a.delayedMessage(c)
 	if err != nil {
 		a.proxy.Fail(c, err)
 		return
@@ -167,30 +273,29 @@ func (a *App) getDelayed(c *gin.Context) {
 	c.JSON(http.StatusOK, viewOf(s))
 }
 
-// cancelDelayed cancels by uid. A wheel message is removed (its topic's
-// produce permission is checked); for a uid the wheel does not hold, a
-// cancel mark stops a level message with that uid from being forwarded
-// (levels are not indexed, so whether one exists cannot be told).
+// cancelDelayed cancels by uid, after the checks of delayedMessage: a
+// wheel message is removed, a level message gets a cancel mark that stops
+// its forwarder. "cancelled" is false when it may be being delivered right
+// now ("inFlight").
 func (a *App) cancelDelayed(c *gin.Context) {
-	ctx := c.Request.Context()
-	uid := c.Param("uid")
-	if _, err := a.wheelMessage(c); err != nil && !errors.Is(err, delay.ErrNotFound) {
+	if _, err := a.delayedMessage(c); err != nil {
 		a.proxy.Fail(c, err)
 		return
 	}
-	cn, err := a.delay.Cancel(ctx, uid)
+	uid := c.Param("uid")
+	cn, err := a.delay.Cancel(c.Request.Context(), uid)
 	if err != nil {
 		a.proxy.Fail(c, delayError(err))
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"uid": uid, "mode": cn.Mode, "inFlight": cn.InFlight,
-		"cancelled": cn.Mode == delay.ModeWheel && !cn.InFlight})
+	c.JSON(http.StatusOK, gin.H{"uid": uid, "mode": cn.Mode, "inFlight": cn.InFlight, "cancelled": !cn.InFlight})
 }
 
 // rescheduleDelayed moves a wheel message: {"deliverAt": RFC 3339} or
-// {"deliverAfter": "15m"} (from now).
+// {"deliverAfter": "15m"} (from now). A level message answers 409
+// DELAYED_LEVEL_FIXED.
 func (a *App) rescheduleDelayed(c *gin.Context) {
-	if _, err := a.wheelMessage(c); err != nil {
+	if _, err := a.delayedMessage(c); err != nil {
 		a.proxy.Fail(c, err)
 		return
 	}
@@ -254,6 +359,9 @@ func (a *App) topicOf(c *gin.Context) (string, error) {
 	}
 	if !proxy.MayProduce(c, c.Param("tenant"), c.Param("namespace"), c.Param("topic")) {
 		return "", forbidden(full)
+	}
+	if err := proxy.CheckInternalTopic(c.Param("tenant"), c.Param("namespace"), c.Param("topic")); err != nil {
+		return "", err
 	}
 	return full, nil
 }

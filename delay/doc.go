@@ -11,8 +11,11 @@
 //     forwarder never holds more than its receiver queue and a few forwards
 //     in flight: memory does not depend on the backlog. Level messages
 //     cannot be removed from Pulsar; cancel leaves a mark in Redis that the
-//     forwarder reads before forwarding (cancels.go). See
-//     docs/adr/040-delay-levels.md.
+//     forwarder reads before forwarding (cancels.go), and a small record per
+//     waiting level message lets Get and Cancel by uid find it and its
+//     topic (levelrecord.go). Start attaches the forwarders in the
+//     background, retrying while the broker is down; Ready says which wait.
+//     See docs/adr/040-delay-levels.md.
 //   - Wheel (deliverAfter/deliverAt, the default with Redis): any delay with
 //     one-second precision, never early.
 //   - Native (deliverAfter/deliverAt per configuration): Pulsar's own
@@ -46,8 +49,11 @@
 // NextRetry (retryplan.go) reads a message's retry plan ("1s,5s,30s,2m")
 // for the consume API's nack with retry.
 //
-// The engine publishes through a Publisher (the sidecar's produce.Pool) and
-// records scheduled, fired and cancelled events through a tracer.Recorder.
+// The engine publishes level messages and native delays through a
+// Publisher (the sidecar's produce.Pool), forwards due messages through a
+// DuePublisher (the sidecar's durable sender: retry, DR failover, spool),
+// and records scheduled, fired and cancelled events through a
+// tracer.Recorder.
 // proxy imports delay, so the few property names both use are repeated in
 // props.go and checked against proxy's by a test.
 package delay

@@ -8,6 +8,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
@@ -44,6 +45,9 @@ var (
 	ErrModeUnavailable = errors.New("delay: delay mode not available")
 	// ErrClosed: the engine is closed.
 	ErrClosed = errors.New("delay: engine closed")
+	// ErrLevelFixed: a level message cannot be rescheduled; cancel it and
+	// schedule it again.
+	ErrLevelFixed = errors.New("delay: a level message cannot be rescheduled")
 )
 
 // TopicMode chooses the mode of deliverAfter and deliverAt for the topics
@@ -90,9 +94,14 @@ type EngineOptions struct {
 	// Client subscribes the level forwarders; required unless levels are
 	// disabled.
 	Client pulsar.Client
-	// Publisher sends to level topics, native delays and forwards; required.
-	// The sidecar passes its *produce.Pool.
+	// Publisher sends to level topics and native delays, and forwards due
+	// messages when DuePublisher is nil; required. The sidecar passes its
+	// *produce.Pool.
 	Publisher Publisher
+	// DuePublisher forwards due messages (wheel and level) to their real
+	// topics; nil means Publisher. The sidecar passes its durable sender,
+	// so a message due while the primary is down fails over or is spooled.
+	DuePublisher DuePublisher
 	// Redis holds the wheel index and the level cancel marks; nil means no
 	// wheel mode and no cancel.
 	Redis redis.UniversalClient
@@ -158,6 +167,7 @@ type Result struct {
 type Engine struct {
 	cfg     Config
 	pub     Publisher
+	due     DuePublisher
 	client  pulsar.Client
 	rec     tracer.Recorder
 	log     *slog.Logger
@@ -177,6 +187,12 @@ type Engine struct {
 	started bool
 	closed  bool
 	wg      sync.WaitGroup // ScheduleAsync goroutines
+
+	// attaching forwarders in the background (Start)
+	attachQuit context.CancelFunc
+	attachWG   sync.WaitGroup
+	attachErr  atomic.Pointer[error] // the last failed attach; nil once all are attached
+	unattached atomic.Int32          // forwarders not subscribed yet
 }
 
 // NewEngine checks the configuration and builds an engine; it starts
@@ -217,12 +233,15 @@ func NewEngine(o EngineOptions) (*Engine, error) {
 		return nil, fmt.Errorf("%w: a pulsar client is required for delay levels", ErrConfig)
 	}
 	e := &Engine{
-		cfg: cfg, pub: o.Publisher, client: o.Client, rec: o.Recorder, log: cfg.Logger, clock: cfg.Clock,
+		cfg: cfg, pub: o.Publisher, due: o.DuePublisher, client: o.Client, rec: o.Recorder, log: cfg.Logger, clock: cfg.Clock,
 		levels: levels, levelCfg: lcfg, metrics: newMetrics(),
 		byName: make(map[string]Level, len(levels)), byDelay: make(map[time.Duration]Level, len(levels)),
 	}
 	if e.rec == nil {
 		e.rec = tracer.Nop{}
+	}
+	if e.due == nil {
+		e.due = publisherDue{o.Publisher}
 	}
 	if o.Registerer != nil {
 		for _, c := range e.metrics.collectors() {
@@ -251,7 +270,7 @@ func NewEngine(o EngineOptions) (*Engine, error) {
 	for _, lv := range levels {
 		e.byName[lv.Name], e.byDelay[lv.Delay] = lv, lv
 		e.fwds = append(e.fwds, &forwarder{
-			lv: lv, topic: levelTopic(lcfg.Topic, lv), cfg: &e.levelCfg, client: o.Client, pub: o.Publisher,
+			lv: lv, topic: levelTopic(lcfg.Topic, lv), cfg: &e.levelCfg, client: o.Client, pub: e.due,
 			cancels: e.cancels, rec: e.rec, clock: cfg.Clock, log: cfg.Logger, node: cfg.Node,
 			lateness: e.metrics.level,
 		})
@@ -272,9 +291,14 @@ func checkTimeMode(m Mode, haveRedis bool) error {
 	return fmt.Errorf("%w: mode %q for deliverAfter/deliverAt: want %q or %q", ErrConfig, m, ModeWheel, ModeNative)
 }
 
-// Start attaches a forwarder to every level topic and starts the wheel
-// (loading what is due within its horizon from Redis). On error nothing
-// keeps running.
+// Start starts the wheel (loading what is due within its horizon from
+// Redis) and attaches a forwarder to every level topic in the background:
+// each subscribes, and when that fails (the broker is down or slow) tries
+// again after a backoff growing from 1 s to 30 s, logged, until it is
+// attached or the engine closes. So the engine starts while the broker is
+// unreachable (issue 12); level messages wait in their topics until their
+// forwarder attaches, and Ready says which are missing. An error (Redis,
+// for the wheel) leaves nothing running.
 func (e *Engine) Start(ctx context.Context) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -284,36 +308,88 @@ func (e *Engine) Start(ctx context.Context) error {
 	if e.started {
 		return errors.New("delay: engine already started")
 	}
-	// Subscribe in parallel: each may wait up to the client's operation
-	// timeout when the broker is slow.
-	errs := make([]error, len(e.fwds))
-	var wg sync.WaitGroup
-	for i, f := range e.fwds {
-		wg.Go(func() { errs[i] = f.start(ctx) })
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		for _, f := range e.fwds {
-			f.close() // a no-op for those that did not start
-		}
-		return err
-	}
 	if e.wheel != nil {
 		if err := e.wheel.Start(ctx); err != nil {
-			for _, f := range e.fwds {
-				f.close()
-			}
 			return err
 		}
+	}
+	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	e.attachQuit = cancel
+	e.unattached.Store(int32(len(e.fwds)))
+	for _, f := range e.fwds {
+		e.attachWG.Go(func() { e.attach(actx, f) })
 	}
 	e.started = true
 	e.log.Info("delay: engine started", "levels", len(e.fwds), "mode", e.cfg.Mode, "wheel", e.wheel != nil)
 	return nil
 }
 
-// Close stops the forwarders and the wheel, waiting for forwards in
-// flight, and for schedules handed to ScheduleAsync. Idempotent. Close the
-// publisher and the client after it.
+// attach subscribes f, retrying until it works or ctx ends.
+func (e *Engine) attach(ctx context.Context, f *forwarder) {
+	var backoff time.Duration
+	for {
+		err := f.start(ctx)
+		if err == nil {
+			if backoff > 0 {
+				e.log.Info("delay: level forwarder attached", "level", f.lv.Name, "topic", f.topic)
+			}
+			if e.unattached.Add(-1) == 0 {
+				e.attachErr.Store(nil)
+			}
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		e.attachErr.Store(&err)
+		backoff = attachBackoff(backoff)
+		e.log.Warn("delay: level forwarder not attached; retrying", "level", f.lv.Name, "err", err, "retry_in", backoff)
+		if !sleep(ctx, backoff) {
+			return
+		}
+	}
+}
+
+// attachBackoff doubles from 1 s up to 30 s: each try may already have
+// waited the client's operation timeout.
+func attachBackoff(d time.Duration) time.Duration {
+	switch {
+	case d <= 0:
+		return time.Second
+	case d >= 15*time.Second:
+		return 30 * time.Second
+	}
+	return 2 * d
+}
+
+// Ready is nil when every level forwarder is attached; otherwise it says
+// how many wait for the broker and the last error. The engine still
+// schedules and the wheel still forwards meanwhile: this is a degraded
+// state, not a failed one.
+func (e *Engine) Ready(context.Context) error {
+	e.mu.Lock()
+	started, closed := e.started, e.closed
+	e.mu.Unlock()
+	switch {
+	case closed:
+		return ErrClosed
+	case !started:
+		return errors.New("delay: not started")
+	}
+	n := e.unattached.Load()
+	if n == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("waiting for broker: %d of %d level forwarders not attached", n, len(e.fwds))
+	if p := e.attachErr.Load(); p != nil {
+		msg += ": " + (*p).Error()
+	}
+	return errors.New(msg)
+}
+
+// Close stops the forwarders (and their attaching) and the wheel, waiting
+// for forwards in flight, and for schedules handed to ScheduleAsync.
+// Idempotent. Close the publishers and the client after it.
 func (e *Engine) Close() error {
 	e.mu.Lock()
 	if e.closed {
@@ -327,9 +403,11 @@ func (e *Engine) Close() error {
 	if !started {
 		return nil
 	}
+	e.attachQuit()
+	e.attachWG.Wait() // a subscribe under way finishes first (the client's operation timeout)
 	var wg sync.WaitGroup
 	for _, f := range e.fwds {
-		wg.Go(f.close)
+		wg.Go(f.close) // a no-op for those not attached
 	}
 	if e.wheel != nil {
 		wg.Go(func() { _ = e.wheel.Close() })
@@ -491,7 +569,7 @@ func (e *Engine) ScheduleAsync(ctx context.Context, req Request, done func(Resul
 				Properties: pulsarProperties(req.Properties, req.UID, req.App, req.Tags, 0)}
 		}
 		start := e.clock.Now()
-		e.pub.SendAsync(ctx, topic, pm, func(id pulsar.MessageID, err error) {
+		finish := func(id pulsar.MessageID, err error) {
 			if err != nil {
 				done(Result{UID: req.UID}, err)
 				return
@@ -499,7 +577,15 @@ func (e *Engine) ScheduleAsync(ctx context.Context, req Request, done func(Resul
 			r := Result{UID: req.UID, Mode: p.mode, Status: StatusScheduled, MessageID: id, Due: p.due, Level: p.level.Name}
 			e.recordScheduled(&req, r, start)
 			done(r, nil)
-		})
+		}
+		if p.mode == ModeLevel && e.cancels != nil {
+			var ok bool
+			if finish, ok = e.withLevelRecord(ctx, &req, p, finish); !ok {
+				done(Result{UID: req.UID}, ErrClosed)
+				return
+			}
+		}
+		e.pub.SendAsync(ctx, topic, pm, finish)
 	case ModeWheel:
 		e.mu.Lock()
 		if e.closed {
@@ -515,6 +601,52 @@ func (e *Engine) ScheduleAsync(ctx context.Context, req Request, done func(Resul
 			done(r, err)
 		}()
 	}
+}
+
+// withLevelRecord writes the level record of req (levelrecord.go) while
+// the level message is published, and returns the publish callback that
+// calls finish once both are done: the answer then comes after the record
+// exists, so a cancel right after it finds the message. The record is
+// written concurrently, not before the hand-over, so the hand-over stays
+// on the caller's goroutine (order) and the answer waits for one round
+// trip, not two. If Redis does not answer, the message is scheduled anyway
+// (it is durable in its level topic and is forwarded when due) but cannot
+// be found or cancelled by uid; cancel by key still covers it. Failing the
+// produce instead would make the caller retry, and without an idempotency
+// key that is a second message under another uid.
+func (e *Engine) withLevelRecord(ctx context.Context, req *Request, p plan, finish func(pulsar.MessageID, error)) (func(pulsar.MessageID, error), bool) {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil, false
+	}
+	e.wg.Add(1) // Close waits for the record: it uses Redis
+	e.mu.Unlock()
+	var (
+		left   atomic.Int32
+		id     pulsar.MessageID
+		pubErr error
+	)
+	left.Store(2)
+	join := func() {
+		if left.Add(-1) == 0 {
+			finish(id, pubErr)
+		}
+	}
+	rec := levelRecord{Topic: req.Topic, Key: req.Key, Tags: req.Tags, App: req.App, Level: p.level.Name,
+		Due: p.due.UnixMilli(), Size: len(req.Payload)}
+	go func() {
+		defer e.wg.Done()
+		if err := e.cancels.putRecord(context.WithoutCancel(ctx), req.UID, rec, p.level.Delay+e.levelCfg.CancelMargin); err != nil {
+			e.log.Warn("delay: level message scheduled without its record: it cannot be found or cancelled by uid, only by key",
+				"uid", req.UID, "topic", req.Topic, "level", p.level.Name, "err", err)
+		}
+		join()
+	}()
+	return func(mid pulsar.MessageID, err error) {
+		id, pubErr = mid, err
+		join()
+	}, true
 }
 
 func (e *Engine) scheduleWheel(ctx context.Context, req *Request, p plan) (Result, error) {
@@ -557,40 +689,46 @@ func (e *Engine) forwardWheel(ctx context.Context, m Scheduled) error {
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.WheelForwardTimeout)
 	defer cancel()
 	start := e.clock.Now()
-	id, err := send(ctx, e.pub, m.Topic, pm)
+	d, err := publishDue(ctx, e.due, m.Topic, pm)
 	if err != nil {
 		return err
 	}
 	now := e.clock.Now()
 	observeLateness(e.metrics.wheel, m.Due, now)
-	e.rec.Record(tracer.Event{Type: tracer.Fired, UID: m.UID, MessageID: FormatMessageID(id), Topic: m.Topic,
+	e.rec.Record(tracer.Event{Type: tracer.Fired, UID: m.UID, MessageID: d.MessageID, Topic: m.Topic,
 		Key: m.Key, Tags: m.Tags, App: m.App, Node: e.cfg.Node, Time: now, Latency: now.Sub(start), Attempt: m.Claims,
-		Properties: map[string]string{"mode": string(ModeWheel), "due": formatDue(m.Due), "late": now.Sub(m.Due).String()}})
+		Properties: firedProps(map[string]string{"mode": string(ModeWheel), "due": formatDue(m.Due), "late": now.Sub(m.Due).String()}, d)})
 	return nil
 }
 
 // Cancellation is what Cancel did.
 type Cancellation struct {
 	UID string
-	// Mode is ModeWheel when the wheel held the message and it was removed.
-	// It is ModeLevel when the wheel did not hold it and a cancel mark was
-	// left for level messages: a level message with this uid that has not
-	// been forwarded yet will not be. Level messages are not indexed (that
-	// is what lets levels hold any volume), so the engine cannot tell
-	// whether one exists.
+	// Mode is the mode of the message that was cancelled: ModeWheel (it
+	// was removed from the index and the wheel) or ModeLevel (a cancel mark
+	// stops its forwarder, and its record is gone).
 	Mode Mode
-	// InFlight: a replica was forwarding the wheel message when it was
-	// removed; it may still be delivered once.
+	// InFlight: the message may be being forwarded right now and may still
+	// be delivered once: a wheel message a replica had claimed, or a level
+	// message whose due time has come (its forwarder may be past the mark
+	// check).
 	InFlight bool
-	// Message is the removed wheel message (ModeWheel).
+	// Message is the cancelled message (for a level message, what its
+	// record holds: no payload or properties).
 	Message *Scheduled
 }
 
+// levelSkew is how far ahead of its due time a level message may already
+// be past its forwarder's mark check: clock skew between replicas (NTP
+// keeps it to milliseconds).
+const levelSkew = time.Second
+
 // Cancel cancels the delayed message with this uid: a wheel message is
-// removed from the index and the wheel; otherwise, with levels and Redis,
-// a cancel mark stops a level message. Native messages cannot be
-// cancelled. ErrNotFound: no wheel message has this uid and there is no
-// level mode to mark. ErrModeUnavailable: no Redis.
+// removed from the index and the wheel; a level message gets a cancel mark
+// that stops its forwarder, and its record is deleted. Native messages
+// cannot be cancelled. ErrNotFound: neither the wheel nor the level
+// records hold the uid (delivered, cancelled, native, or never scheduled);
+// nothing is written then. ErrModeUnavailable: no Redis.
 func (e *Engine) Cancel(ctx context.Context, uid string) (Cancellation, error) {
 	if e.index == nil {
 		return Cancellation{UID: uid}, fmt.Errorf("%w: cancel needs Redis", ErrModeUnavailable)
@@ -600,6 +738,7 @@ func (e *Engine) Cancel(ctx context.Context, uid string) (Cancellation, error) {
 	case err == nil:
 		err = e.wheel.Cancel(ctx, uid)
 		if err == nil || errors.Is(err, ErrInFlight) {
+			m.Mode = ModeWheel
 			c := Cancellation{UID: uid, Mode: ModeWheel, InFlight: err != nil, Message: &m}
 			e.recordCancelled(uid, m.Topic, m.Key, m.Tags, m.App, ModeWheel, "")
 			return c, nil
@@ -613,11 +752,17 @@ func (e *Engine) Cancel(ctx context.Context, uid string) (Cancellation, error) {
 	if e.cancels == nil {
 		return Cancellation{UID: uid}, ErrNotFound
 	}
-	if err := e.cancels.cancelUID(ctx, uid, e.clock.Now()); err != nil {
+	r, err := e.cancels.getRecord(ctx, uid)
+	if err != nil {
 		return Cancellation{UID: uid}, err
 	}
-	e.recordCancelled(uid, "", "", nil, "", ModeLevel, "requested")
-	return Cancellation{UID: uid, Mode: ModeLevel}, nil
+	now := e.clock.Now()
+	if err := e.cancels.cancelRecord(ctx, uid, now); err != nil {
+		return Cancellation{UID: uid}, err
+	}
+	lm := r.scheduled(uid)
+	e.recordCancelled(uid, r.Topic, r.Key, r.Tags, r.App, ModeLevel, "requested")
+	return Cancellation{UID: uid, Mode: ModeLevel, InFlight: !now.Add(levelSkew).Before(lm.Due), Message: &lm}, nil
 }
 
 // CancelByKey cancels every delayed message for topic with key: wheel
@@ -657,13 +802,28 @@ func (e *Engine) recordCancelled(uid, topic, key string, tags []string, app stri
 		Node: e.cfg.Node, Time: e.clock.Now(), Properties: props})
 }
 
-// Get returns the wheel message with this uid (ErrNotFound otherwise:
-// level and native messages live in Pulsar and are not indexed).
+// Get returns the delayed message with this uid: a wheel message, or what
+// the record of a waiting level message holds (topic, key, tags, app,
+// level, due time, payload size; the payload stays in the level topic).
+// ErrNotFound otherwise: native messages live in Pulsar and are not
+// indexed, and delivered or cancelled ones are gone.
 func (e *Engine) Get(ctx context.Context, uid string) (Scheduled, error) {
 	if e.index == nil {
 		return Scheduled{}, ErrNotFound
 	}
-	return e.index.Get(ctx, uid)
+	s, err := e.index.Get(ctx, uid)
+	if err == nil {
+		s.Mode = ModeWheel
+		return s, nil
+	}
+	if !errors.Is(err, ErrNotFound) || e.cancels == nil {
+		return s, err
+	}
+	r, err := e.cancels.getRecord(ctx, uid)
+	if err != nil {
+		return Scheduled{}, err
+	}
+	return r.scheduled(uid), nil
 }
 
 // List returns wheel messages (see Index.List).
@@ -682,6 +842,11 @@ func (e *Engine) Reschedule(ctx context.Context, uid string, due time.Time) erro
 		return ErrNotFound
 	}
 	m, err := e.index.Get(ctx, uid)
+	if errors.Is(err, ErrNotFound) && e.cancels != nil {
+		if _, lerr := e.cancels.getRecord(ctx, uid); lerr == nil {
+			return ErrLevelFixed
+		}
+	}
 	if err != nil {
 		return err
 	}

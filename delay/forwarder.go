@@ -37,7 +37,7 @@ type forwarder struct {
 	topic   string
 	cfg     *LevelsConfig
 	client  pulsar.Client
-	pub     Publisher
+	pub     DuePublisher
 	cancels *cancels // nil: no cancellation
 	rec     tracer.Recorder
 	clock   Clock
@@ -190,6 +190,7 @@ func (f *forwarder) forward(ctx context.Context, h held) {
 		if cancelled {
 			f.ack(h.msg)
 			f.cancelled.Add(1)
+			f.forget(ctx, h.uid)
 			f.rec.Record(tracer.Event{Type: tracer.Cancelled, UID: h.uid, Topic: h.target, Key: h.msg.Key(), Tags: h.tags,
 				App: h.app, Node: f.node, Time: f.clock.Now(),
 				Properties: map[string]string{"mode": string(ModeLevel), "level": f.lv.Name, "stage": "dropped"}})
@@ -200,13 +201,13 @@ func (f *forwarder) forward(ctx context.Context, h held) {
 	pm := h.forwardMessage()
 	start := f.clock.Now()
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.cfg.ForwardTimeout)
-	f.pub.SendAsync(hctx, h.target, pm, func(id pulsar.MessageID, err error) {
+	f.pub.PublishDue(hctx, h.target, pm, func(d Delivery, err error) {
 		cancel()
 		if err != nil {
 			go f.retry(ctx, h, pm, start, err)
 			return
 		}
-		f.forwardedOK(h, id, start)
+		f.forwardedOK(ctx, h, d, start)
 	})
 }
 
@@ -243,11 +244,11 @@ func (f *forwarder) retry(ctx context.Context, h held, pm *pulsar.ProducerMessag
 			return
 		}
 		sctx, cancel := context.WithTimeout(ctx, f.cfg.ForwardTimeout)
-		var id pulsar.MessageID
-		id, err = send(sctx, f.pub, h.target, pm)
+		var d Delivery
+		d, err = publishDue(sctx, f.pub, h.target, pm)
 		cancel()
 		if err == nil {
-			f.forwardedOK(h, id, start)
+			f.forwardedOK(ctx, h, d, start)
 			return
 		}
 		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
@@ -257,16 +258,33 @@ func (f *forwarder) retry(ctx context.Context, h held, pm *pulsar.ProducerMessag
 	}
 }
 
-func (f *forwarder) forwardedOK(h held, id pulsar.MessageID, start time.Time) {
+func (f *forwarder) forwardedOK(ctx context.Context, h held, d Delivery, start time.Time) {
 	f.ack(h.msg)
 	f.forwarded.Add(1)
 	now := f.clock.Now()
 	observeLateness(f.lateness, h.due, now)
-	f.rec.Record(tracer.Event{Type: tracer.Fired, UID: h.uid, MessageID: FormatMessageID(id), Topic: h.target,
+	f.rec.Record(tracer.Event{Type: tracer.Fired, UID: h.uid, MessageID: d.MessageID, Topic: h.target,
 		Key: h.msg.Key(), Tags: h.tags, App: h.app, Node: f.node, Time: now, Latency: now.Sub(start),
-		Properties: map[string]string{"mode": string(ModeLevel), "level": f.lv.Name, "due": formatDue(h.due),
-			"late": now.Sub(h.due).String()}})
+		Properties: firedProps(map[string]string{"mode": string(ModeLevel), "level": f.lv.Name, "due": formatDue(h.due),
+			"late": now.Sub(h.due).String()}, d)})
+	f.forget(ctx, h.uid)
 	f.finish()
+}
+
+// forget deletes the level record of a message forwarded or dropped, off
+// the caller's goroutine (it may be the publisher's callback); close waits
+// for it. A failure only leaves the record to expire.
+func (f *forwarder) forget(ctx context.Context, uid string) {
+	if f.cancels == nil {
+		return
+	}
+	f.inflight.Add(1)
+	go func() {
+		defer f.inflight.Done()
+		if err := f.cancels.forgetRecord(context.WithoutCancel(ctx), uid); err != nil {
+			f.log.Debug("delay: level record not deleted; it expires", "level", f.lv.Name, "uid", uid, "err", err)
+		}
+	}()
 }
 
 func (f *forwarder) ack(msg pulsar.Message) {

@@ -339,12 +339,39 @@ func TestLevelCancel(t *testing.T) {
 		_, err := e.Schedule(ctx, r)
 		require.NoError(t, err)
 	}
+	got, err := e.Get(ctx, "by-uid")
+	require.NoError(t, err, "a waiting level message is found by uid (its record)")
+	require.Equal(t, ModeLevel, got.Mode)
+	require.Equal(t, target, got.Topic)
+	require.Equal(t, "10s", got.Level)
+	require.Equal(t, base.Add(10*time.Second), got.Due)
 	c, err := e.Cancel(ctx, "by-uid")
 	require.NoError(t, err)
-	require.Equal(t, Cancellation{UID: "by-uid", Mode: ModeLevel}, c)
+	require.Equal(t, ModeLevel, c.Mode)
+	require.False(t, c.InFlight, "due in 10 s: no forwarder can be past its check")
+	require.Equal(t, target, c.Message.Topic)
+	_, err = e.Cancel(ctx, "by-uid")
+	require.ErrorIs(t, err, ErrNotFound, "cancelled once: its record is gone")
+	_, err = e.Get(ctx, "by-uid")
+	require.ErrorIs(t, err, ErrNotFound)
+
+	// A uid that no level message has: not found, and nothing written.
+	before, err := v.rdb.Keys(ctx, "*").Result()
+	require.NoError(t, err)
+	cancelledBefore := len(v.ev.of(tracer.Cancelled))
+	_, err = e.Cancel(ctx, "never-scheduled")
+	require.ErrorIs(t, err, ErrNotFound)
+	after, err := v.rdb.Keys(ctx, "*").Result()
+	require.NoError(t, err)
+	require.ElementsMatch(t, before, after, "no mark for a uid that does not exist")
+	require.Len(t, v.ev.of(tracer.Cancelled), cancelledBefore, "no cancelled event either")
+	require.ErrorIs(t, e.Reschedule(ctx, "keep", base.Add(time.Hour)), ErrLevelFixed)
+
 	uids, err := e.CancelByKey(ctx, target, "order-7")
 	require.NoError(t, err)
 	require.Empty(t, uids, "no wheel messages had the key")
+	_, err = e.Get(ctx, "by-key-1")
+	require.ErrorIs(t, err, ErrNotFound, "covered by the key's mark")
 
 	v.clock.Add(time.Millisecond)
 	later := levelReq("after-cancel", "10s", v.clock.Now())
@@ -374,6 +401,11 @@ func TestLevelCancel(t *testing.T) {
 	ttl, err := v.rdb.TTL(ctx, "psc:delay:lc:u:by-uid").Result()
 	require.NoError(t, err)
 	require.InDelta(t, (10*time.Second + 24*time.Hour).Seconds(), ttl.Seconds(), 5)
+	// Forwarded and dropped messages leave no record behind.
+	eventually(t, func() bool {
+		n, err := v.rdb.Keys(ctx, "psc:delay:ll:*").Result()
+		return err == nil && len(n) == 0
+	})
 }
 
 // Two replicas attach to the same level topics (Failover): each message is
@@ -387,7 +419,11 @@ func TestLevelTwoReplicasForwardOnce(t *testing.T) {
 	b := v.engine(t, Config{Node: "node-b", Levels: LevelsConfig{Levels: []string{"10s"}}})
 	ctx := t.Context()
 	require.NoError(t, a.Start(ctx))
+	// Start attaches in the background: b joins once a is attached, as a
+	// replica started later would.
+	eventually(t, func() bool { return a.Ready(ctx) == nil })
 	require.NoError(t, b.Start(ctx))
+	eventually(t, func() bool { return b.Ready(ctx) == nil })
 	for i := range 10 {
 		_, err := []*Engine{a, b}[i%2].Schedule(ctx, levelReq(fmt.Sprint("x", i), "10s", base))
 		require.NoError(t, err)
@@ -464,4 +500,30 @@ func TestLevelCloseDuringFailingForward(t *testing.T) {
 	again := v.engine(t, cfg)
 	require.NoError(t, again.Start(ctx))
 	eventually(t, func() bool { return len(stored(t, v.srv, target)) == 1 }, "redelivered to the next forwarder")
+}
+
+// The engine starts while the broker is down: Start does not wait for the
+// level subscriptions, Ready says what is missing, and the forwarders
+// attach (and forward what waited) once the broker is back.
+func TestLevelAttachWhenBrokerComesBack(t *testing.T) {
+	v := newEnv(t, false, minipulsar.Options{})
+	e := v.engine(t, Config{Levels: LevelsConfig{Levels: []string{"10s"}}})
+	ctx := t.Context()
+	_, err := e.Schedule(ctx, levelReq("waited", "10s", base))
+	require.NoError(t, err)
+	require.NoError(t, v.srv.Close())
+
+	began := time.Now()
+	require.NoError(t, e.Start(ctx))
+	require.Less(t, time.Since(began), time.Second, "Start does not wait for the broker")
+	require.ErrorContains(t, e.Ready(ctx), "waiting for broker: 1 of 1 level forwarders not attached")
+
+	require.NoError(t, v.srv.Start())
+	eventually(t, func() bool { return e.Ready(ctx) == nil }, "the forwarder attaches when the broker is back")
+	waitingFor(t, e, "10s", base.Add(10*time.Second))
+	v.clock.Set(base.Add(10 * time.Second))
+	eventually(t, func() bool { return len(stored(t, v.srv, target)) == 1 })
+	require.Equal(t, []string{"waited"}, stored(t, v.srv, target))
+	require.NoError(t, e.Close())
+	require.ErrorIs(t, e.Ready(ctx), ErrClosed)
 }

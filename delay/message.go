@@ -56,6 +56,12 @@ type Scheduled struct {
 	// LeaseUntil is set while a claim holds the message: until then no other
 	// replica takes it; after it, the message is due again.
 	LeaseUntil time.Time
+	// Mode is set by Engine.Get and Cancel: ModeWheel, or ModeLevel for a
+	// level message's record (then Level and Size are set, and the
+	// payload and properties are not: they stay in the level topic).
+	Mode  Mode
+	Level string
+	Size  int // payload bytes
 }
 
 // record is the stored form of a Message: JSON with short names, one Redis

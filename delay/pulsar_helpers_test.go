@@ -184,3 +184,19 @@ func eventually(t testing.TB, cond func() bool, msgAndArgs ...any) {
 	t.Helper()
 	require.Eventually(t, cond, 20*time.Second, 2*time.Millisecond, msgAndArgs...)
 }
+
+// send publishes msg through pub and waits for the broker's answer or ctx.
+func send(ctx context.Context, pub Publisher, topic string, msg *pulsar.ProducerMessage) (pulsar.MessageID, error) {
+	type result struct {
+		id  pulsar.MessageID
+		err error
+	}
+	ch := make(chan result, 1)
+	pub.SendAsync(ctx, topic, msg, func(id pulsar.MessageID, err error) { ch <- result{id, err} })
+	select {
+	case r := <-ch:
+		return r.id, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}

@@ -36,10 +36,12 @@ const (
 	CodeInvalidIdempotencyKey   = "INVALID_IDEMPOTENCY_KEY"
 	CodeDuplicateIdempotencyKey = "DUPLICATE_IDEMPOTENCY_KEY"
 	CodeInvalidRetryPlan        = "INVALID_RETRY_PLAN"
+	CodeInvalidUID              = "INVALID_UID"
 	// 401, 403: who is calling and what it may do.
 	CodeUnauthenticated = "UNAUTHENTICATED"
 	CodeInvalidToken    = "INVALID_TOKEN"
 	CodeForbidden       = "FORBIDDEN"
+	CodeInternalTopic   = "INTERNAL_TOPIC"
 	// 404, 405: routing.
 	CodeNotFound         = "NOT_FOUND"
 	CodeMethodNotAllowed = "METHOD_NOT_ALLOWED"
@@ -64,6 +66,7 @@ const (
 	// Delayed messages (cancel, inspect, reschedule).
 	CodeDelayedNotFound  = "DELAYED_NOT_FOUND"
 	CodeDelayedInFlight  = "DELAYED_IN_FLIGHT"
+	CodeDelayedLevel     = "DELAYED_LEVEL_FIXED"
 	CodeDelayUnavailable = "DELAY_MODE_UNAVAILABLE"
 	// 499: the client closed the connection before the answer. Nobody
 	// reads the answer; the code is for logs and metrics, kept apart from

@@ -36,6 +36,10 @@ func (s *Server) handleProduce(c *gin.Context) {
 		s.fail(c, errorf(http.StatusForbidden, CodeForbidden, "app %q may not produce to %s/%s/%s", p.name, tenant, ns, local), nil)
 		return
 	}
+	if IsInternalTopic(tenant, ns, local) {
+		s.fail(c, internalTopic(tenant, ns, local), nil)
+		return
+	}
 	accepted := s.now()
 	lim := &s.opts.Limits
 	var msgs []*produce.Message

@@ -50,6 +50,11 @@ type Options struct {
 
 	// ReadyChecks are run by /readyz, by name.
 	ReadyChecks map[string]Check
+	// DegradedChecks are run by /readyz too, but one that fails only
+	// makes the answer "degraded" (still 200) with its error as the
+	// check's text: a part of the sidecar waits (the delay forwarders for
+	// the broker) while produce is still served.
+	DegradedChecks map[string]Check
 	// Metrics records data-plane metrics; HTTPMetrics request counts and
 	// latency. Either may be nil. Gatherer serves /metrics when set.
 	Metrics     *Metrics
@@ -286,30 +291,43 @@ func (s *Server) healthz(c *gin.Context) {
 }
 
 // readyz runs every check concurrently with a 2 s cap and answers 200 only
-// when all pass and the server is not draining.
+// when all ReadyChecks pass and the server is not draining; a failing
+// DegradedCheck makes the status "degraded", still 200.
 func (s *Server) readyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
 	type res struct {
-		name string
-		err  error
+		name     string
+		degraded bool
+		err      error
 	}
-	ch := make(chan res, len(s.opts.ReadyChecks))
+	n := len(s.opts.ReadyChecks) + len(s.opts.DegradedChecks)
+	ch := make(chan res, n)
 	for name, check := range s.opts.ReadyChecks {
-		go func() { ch <- res{name, check(ctx)} }()
+		go func() { ch <- res{name, false, check(ctx)} }()
 	}
-	checks := make(map[string]string, len(s.opts.ReadyChecks))
-	ok := true
-	for range s.opts.ReadyChecks {
+	for name, check := range s.opts.DegradedChecks {
+		go func() { ch <- res{name, true, check(ctx)} }()
+	}
+	checks := make(map[string]string, n)
+	ok, degraded := true, false
+	for range n {
 		r := <-ch
-		if r.err != nil {
+		switch {
+		case r.err == nil:
+			checks[r.name] = "ok"
+		case r.degraded:
+			degraded = true
+			checks[r.name] = r.err.Error()
+		default:
 			ok = false
 			checks[r.name] = "unreachable: " + r.err.Error()
-		} else {
-			checks[r.name] = "ok"
 		}
 	}
 	status, code := "ready", http.StatusOK
+	if degraded {
+		status = "degraded"
+	}
 	if s.draining.Load() {
 		status, code, ok = "draining", http.StatusServiceUnavailable, false
 	}
