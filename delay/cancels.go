@@ -65,11 +65,6 @@ func (c *cancels) mark(ctx context.Context, key string, at time.Time) error {
 	return nil
 }
 
-// cancelUID marks the level message with this uid as cancelled.
-func (c *cancels) cancelUID(ctx context.Context, uid string, at time.Time) error {
-	return c.mark(ctx, c.uidKey(uid), at)
-}
-
 // cancelKey marks every level message for topic with key accepted at or
 // before at as cancelled.
 func (c *cancels) cancelKey(ctx context.Context, topic, key string, at time.Time) error {
