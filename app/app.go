@@ -155,9 +155,6 @@ func (a *App) start(ctx context.Context) error {
 		a.rec = logRecorder(cfg.Trace.LogLevel, a.log)
 	}
 	var err error
-	if a.console, err = a.buildConsole(); err != nil {
-		return err
-	}
 	copts := a.clientOptions(a.pulsarURL, cfg.Pulsar.AuthToken)
 	client, err := pulsar.NewClient(copts)
 	if err != nil {
@@ -199,6 +196,9 @@ func (a *App) start(ctx context.Context) error {
 		return err
 	}
 	if err := a.startConsume(ctx); err != nil {
+		return err
+	}
+	if a.console, err = a.buildConsole(); err != nil {
 		return err
 	}
 
