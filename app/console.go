@@ -32,6 +32,8 @@ func (a *App) buildConsole() (*consoleapi.API, error) {
 		Store:  a.traceStore,
 		Open:   len(a.cfg.Apps) == 0, // protected mode: loopback only, no apps
 		Logger: a.log,                // the console names itself
+		// Counted with the data plane's errors, by code.
+		OnError: func(_ int, code string) { a.proxyMetrics.AddError(code) },
 	}
 	if adminURL != "" {
 		adm, err := consoleapi.NewPulsarAdmin(&config.Config{WebServiceURL: adminURL, Token: a.cfg.Pulsar.AuthToken})

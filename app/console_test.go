@@ -23,6 +23,24 @@ func (h *harness) consoleJSON(path string, want int, v any) string {
 	return r.Raw
 }
 
+// metricLines returns the /metrics lines of the series whose names start
+// with one of prefixes, so a failed check shows what matters.
+func (h *harness) metricLines(prefixes ...string) string {
+	h.t.Helper()
+	r := h.do(http.MethodGet, "/metrics", nil, nil)
+	require.Equal(h.t, http.StatusOK, r.Status)
+	var out []string
+	for line := range strings.Lines(r.Raw) {
+		for _, p := range prefixes {
+			if strings.HasPrefix(line, p) {
+				out = append(out, line)
+				break
+			}
+		}
+	}
+	return strings.Join(out, "")
+}
+
 // TestConsoleRegistryIsTheConsumeRegistry: a subscription registered
 // through the consume API is in the console's registry (with its tag
 // filter and expected consumers), its topic is a registered topic,
@@ -123,7 +141,7 @@ func TestConsoleRegistryIsTheConsumeRegistry(t *testing.T) {
 	h.consoleJSON("/stats/tag-backlog?topic=non-persistent://"+path, http.StatusBadRequest, &e)
 	require.Equal(t, "INVALID_TOPIC", e.Error.Code)
 
-	metrics := h.do(http.MethodGet, "/metrics", nil, nil).Raw
+	metrics := h.metricLines("psc_subscription_")
 	for _, series := range []string{
 		`psc_subscription_backlog_messages{subscription="billing-pay",topic="` + full + `"} 2`,
 		`psc_subscription_backlog_oldest_age_seconds{subscription="billing-pay",topic="` + full + `"}`,
@@ -186,4 +204,47 @@ func TestConsoleStatsFromComponents(t *testing.T) {
 	require.Equal(t, "closed", cl.Data[0].Breaker)
 	require.True(t, cl.Data[0].Healthy)
 	require.False(t, strings.Contains(raw, "not wired in"), raw)
+}
+
+// TestErrorsCountedByCode: the consume API's and the console's error
+// answers go through psc_http_errors_total with their code, as the produce
+// API's do; the per-app produce results exist at zero before any failure.
+func TestErrorsCountedByCode(t *testing.T) {
+	h := startApp(t, nil)
+	path, full := newTopic(t)
+	metrics := h.metricLines("psc_http_errors_total", "psc_produce_", "psc_rate_limited_total")
+	for _, series := range []string{
+		`psc_produce_messages_total{status="failed"} 0`,
+		`psc_produce_results_total{app="dev",status="failed"} 0`,
+		`psc_produce_results_total{app="dev",status="persisted"} 0`,
+		`psc_rate_limited_total{app="dev"} 0`,
+	} {
+		require.Contains(t, metrics, series)
+	}
+	require.NotContains(t, metrics, `psc_http_errors_total{code="SUBSCRIPTION_NOT_FOUND"}`)
+
+	res := h.produceJSON(path, `{"messages":[{"payload":"a"}]}`)
+	require.Equal(t, http.StatusOK, res.Status, res.Raw)
+	r := h.do(http.MethodPost, "/v1/topics/"+path+"/subscriptions/nobody/receive", jsonHeader(), []byte(`{"max":1}`))
+	require.Equal(t, http.StatusNotFound, r.Status, r.Raw)
+	require.Equal(t, "SUBSCRIPTION_NOT_FOUND", r.code())
+	sub := h.register(path, "s1", `{}`)
+	r = h.do(http.MethodPost, sub+"/ack", jsonHeader(), []byte(`{"ackIds":["forged"]}`))
+	require.Equal(t, http.StatusBadRequest, r.Status, r.Raw)
+	ackCode := r.code()
+	h.consoleJSON("/messages/no-such-uid", http.StatusNotFound, nil)
+	h.consoleJSON("/search?nope=1", http.StatusBadRequest, nil)
+	h.consoleJSON("/stats/tag-backlog?topic="+full+"&subscription=nobody", http.StatusNotFound, nil)
+
+	metrics = h.metricLines("psc_http_errors_total", "psc_produce_")
+	for _, series := range []string{
+		`psc_http_errors_total{code="SUBSCRIPTION_NOT_FOUND"} 2`, // consume receive, console tag-backlog
+		`psc_http_errors_total{code="` + ackCode + `"} 1`,
+		`psc_http_errors_total{code="MESSAGE_NOT_FOUND"} 1`,
+		`psc_http_errors_total{code="INVALID_PARAMETER"} 1`,
+		`psc_produce_results_total{app="dev",status="persisted"} 1`,
+		`psc_produce_messages_total{status="persisted"} 1`,
+	} {
+		require.Contains(t, metrics, series)
+	}
 }

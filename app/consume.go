@@ -95,6 +95,7 @@ func (a *App) mountConsume(v1 *gin.RouterGroup) {
 	a.consume.Register(v1, consume.HTTPOptions{
 		AppFromContext:    proxy.AppFromContext,
 		MayConsumeContext: proxy.MayConsume,
+		OnError:           func(_ *gin.Context, e *consume.Error) { a.proxyMetrics.AddError(e.Code) },
 	})
 }
 

@@ -116,6 +116,9 @@ func storeError(err error) error {
 
 func (a *API) writeError(c *gin.Context, err error) {
 	e := toError(err)
+	if a.opts.OnError != nil {
+		a.opts.OnError(e.Status, e.Code)
+	}
 	if e.Status >= 500 {
 		a.log.Error("console request failed", "method", c.Request.Method, "path", c.Request.URL.Path,
 			"status", e.Status, "code", e.Code, "err", err)
