@@ -214,10 +214,10 @@ func (p consoleTagBacklog) TagBacklog(ctx context.Context, topic, subscription s
 // INVALID_TOPIC); the rest stay errors of the provider (503).
 func tagBacklogError(err error) error {
 	e := consume.AsError(err)
-	switch {
-	case e.Code == consume.CodeSubscriptionNotFound:
+	switch e.Code {
+	case consume.CodeSubscriptionNotFound:
 		return fmt.Errorf("%w: %s", consoleapi.ErrSubscriptionNotFound, e.Message)
-	case e.Code == consume.CodeInvalidTopic, e.Code == consume.CodeInvalidSubscription:
+	case consume.CodeInvalidTopic, consume.CodeInvalidSubscription:
 		return fmt.Errorf("%w: %s", consoleapi.ErrInvalidTopic, e.Message)
 	}
 	return err
