@@ -2,7 +2,7 @@
 GO ?= go
 TEST_TIMEOUT ?= 20m
 
-.PHONY: run test lint bench fuzz minipulsar build build-bin image image-offline image-check chart-test chart-rules
+.PHONY: run test lint openapi-lint bench fuzz minipulsar build build-bin image image-offline image-check chart-test chart-rules
 
 # What the binary and the image say for --version and psc_build_info.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
@@ -70,11 +70,18 @@ test:
 
 # Installs the pinned golangci-lint when it is missing.
 GOLANGCI_LINT_VERSION ?= v2.15.0
-lint:
+lint: openapi-lint
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	@command -v golangci-lint >/dev/null 2>&1 || $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	PATH="$$PATH:$$($(GO) env GOPATH)/bin" golangci-lint run ./...
+
+# The OpenAPI documents against Redocly's recommended rules (redocly.yaml):
+# zero errors and warnings. The CLI comes from npm, pinned.
+REDOCLY ?= npx --yes @redocly/cli@2.77.0
+OPENAPI_DOCS := console-api/openapi.yaml
+openapi-lint:
+	$(REDOCLY) lint --format=stylish --max-problems=100 --config redocly.yaml $(OPENAPI_DOCS)
 
 # Every benchmark of every package, once each (a smoke run; for figures use
 # the commands in docs/benchmarks.md, which set -benchtime and -count).

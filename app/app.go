@@ -58,8 +58,11 @@ type App struct {
 	rdb            *redis.Client
 	pool           *produce.Pool
 	proxy          *proxy.Server
-	httpSrv        *http.Server
-	ln             net.Listener
+	// proxyMetrics count the errors of the consume API and the console
+	// too (psc_http_errors_total).
+	proxyMetrics *proxy.Metrics
+	httpSrv      *http.Server
+	ln           net.Listener
 
 	delay   *delay.Engine    // delay.go
 	consume *consume.Service // consume.go
@@ -155,9 +158,6 @@ func (a *App) start(ctx context.Context) error {
 		a.rec = logRecorder(cfg.Trace.LogLevel, a.log)
 	}
 	var err error
-	if a.console, err = a.buildConsole(); err != nil {
-		return err
-	}
 	copts := a.clientOptions(a.pulsarURL, cfg.Pulsar.AuthToken)
 	client, err := pulsar.NewClient(copts)
 	if err != nil {
@@ -189,6 +189,8 @@ func (a *App) start(ctx context.Context) error {
 	})
 
 	pm := proxy.NewMetrics(a.reg)
+	pm.KnownApps(a.appNames()...)
+	a.proxyMetrics = pm
 	poolm := produce.NewPoolMetrics(a.reg)
 	a.pool = produce.NewPool(client, a.poolOptions(poolm))
 	a.pool.Start()
@@ -199,6 +201,9 @@ func (a *App) start(ctx context.Context) error {
 		return err
 	}
 	if err := a.startConsume(ctx); err != nil {
+		return err
+	}
+	if a.console, err = a.buildConsole(); err != nil {
 		return err
 	}
 
@@ -281,6 +286,19 @@ func (a *App) degradedChecks() map[string]proxy.Check {
 		checks["delay"] = a.delay.Ready
 	}
 	return checks
+}
+
+// appNames are the apps requests can authenticate as: the configured ones,
+// or the dev app in protected mode.
+func (a *App) appNames() []string {
+	if len(a.cfg.Apps) == 0 {
+		return []string{proxy.DevApp}
+	}
+	names := make([]string, len(a.cfg.Apps))
+	for i, ca := range a.cfg.Apps {
+		names[i] = ca.Name
+	}
+	return names
 }
 
 // mount adds the APIs that live beside the produce API.

@@ -12,7 +12,6 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/redis/go-redis/v9"
 
-	consoleapi "github.com/pulsar-sidecar/pulsar-sidecar/console-api"
 	"github.com/pulsar-sidecar/pulsar-sidecar/consume"
 	"github.com/pulsar-sidecar/pulsar-sidecar/delay"
 	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
@@ -88,48 +87,7 @@ func (a *App) startConsume(ctx context.Context) error {
 		return fmt.Errorf("app: start consume service: %w", err)
 	}
 	a.consume = svc
-	if a.console != nil {
-		a.console.SetTagBacklog(consoleTagBacklog{svc})
-	}
 	return nil
-}
-
-// consoleTagBacklog answers the console's GET /stats/tag-backlog from the
-// consume engine's per-tag backlog (consume/backlog.go).
-type consoleTagBacklog struct{ svc *consume.Service }
-
-func (p consoleTagBacklog) TagBacklog(ctx context.Context, topic, subscription string) ([]consoleapi.TagBacklog, error) {
-	tr, err := consume.ParseTopicName(topic)
-	if err != nil {
-		return nil, err
-	}
-	var refs []consume.SubscriptionRef
-	if subscription != "" {
-		refs = append(refs, consume.SubscriptionRef{Tenant: tr.Tenant, Namespace: tr.Namespace, Topic: tr.Topic, Subscription: subscription})
-	} else {
-		subs, err := p.svc.ListSubscriptions(ctx, tr)
-		if err != nil {
-			return nil, err
-		}
-		for _, s := range subs {
-			refs = append(refs, s.Ref())
-		}
-	}
-	var rows []consoleapi.TagBacklog
-	for _, ref := range refs {
-		b, err := p.svc.TagBacklog(ctx, ref)
-		if err != nil {
-			return nil, err
-		}
-		for _, t := range b.Tags {
-			rows = append(rows, consoleapi.TagBacklog{
-				Subscription: ref.Subscription, Tag: t.Tag, Messages: t.Pending, Exact: b.Exact,
-				ScannedMessages: b.Scanned.Messages, Estimated: t.Estimated, Oldest: t.Oldest,
-				Ready: t.Held.Ready, InFlight: t.Held.InFlight,
-			})
-		}
-	}
-	return rows, nil
 }
 
 // mountConsume adds the consume API to the authenticated /v1 group.
@@ -143,6 +101,7 @@ func (a *App) mountConsume(v1 *gin.RouterGroup) {
 		MayConsumeContext: func(c *gin.Context, tenant, namespace, topic string) bool {
 			return !proxy.IsInternalTopic(tenant, namespace, topic) && proxy.MayConsume(c, tenant, namespace, topic)
 		},
+		OnError: func(_ *gin.Context, e *consume.Error) { a.proxyMetrics.AddError(e.Code) },
 	})
 }
 

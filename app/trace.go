@@ -3,15 +3,11 @@ package app
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/admin/config"
-
-	consoleapi "github.com/pulsar-sidecar/pulsar-sidecar/console-api"
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
 )
 
@@ -137,71 +133,6 @@ func (a *App) stopTrace(ctx context.Context, step func(string, func() error)) {
 	if a.traceStore != nil {
 		step("trace store", a.traceStore.Close)
 	}
-}
-
-// buildConsole prepares the console API over the trace store; nil when
-// there is no store. It is mounted at /console/v1.
-func (a *App) buildConsole() (*consoleapi.API, error) {
-	if a.traceStore == nil {
-		return nil, nil
-	}
-	adminURL := a.adminURL()
-	opts := consoleapi.Options{
-		Store:  a.traceStore,
-		Open:   len(a.cfg.Apps) == 0, // protected mode: loopback only, no apps
-		Logger: a.log,                // the console names itself
-	}
-	if adminURL != "" {
-		adm, err := consoleapi.NewPulsarAdmin(&config.Config{WebServiceURL: adminURL, Token: a.cfg.Pulsar.AuthToken})
-		if err != nil {
-			return nil, fmt.Errorf("app: console admin client: %w", err)
-		}
-		a.consoleAdmin = adm
-		opts.Broker = adm
-	}
-	reg, err := consoleapi.NewStaticRegistry(a.registryConfig())
-	if err != nil {
-		return nil, fmt.Errorf("app: console registry: %w", err)
-	}
-	opts.Registry = reg
-	if !opts.Open {
-		opts.Authorizer = consoleapi.AuthorizerFunc(a.authorizeConsole)
-	}
-	return consoleapi.New(opts)
-}
-
-// authorizeConsole lets in apps with the console permission.
-func (a *App) authorizeConsole(r *http.Request) (consoleapi.Principal, error) {
-	app, console, err := a.proxy.Authenticate(r)
-	if err != nil {
-		return consoleapi.Principal{}, fmt.Errorf("%w: %v", consoleapi.ErrUnauthenticated, err) //nolint:errorlint // the proxy's error is only a message here
-	}
-	if !console {
-		return consoleapi.Principal{App: app}, fmt.Errorf("%w: app %q has no console permission", consoleapi.ErrForbidden, app)
-	}
-	return consoleapi.Principal{App: app}, nil
-}
-
-// registryConfig is the console's view of the configured apps (never their
-// tokens).
-func (a *App) registryConfig() consoleapi.RegistryConfig {
-	var rc consoleapi.RegistryConfig
-	for _, ca := range a.cfg.Apps {
-		app := consoleapi.App{Name: ca.Name, Permissions: consoleapi.Permissions{
-			Produce: nonNil(ca.Produce), Consume: nonNil(ca.Consume), Console: ca.Console}}
-		if ca.RateLimit.MessagesPerSecond > 0 {
-			app.RateLimit = &consoleapi.RateLimit{MessagesPerSecond: ca.RateLimit.MessagesPerSecond, Burst: ca.RateLimit.Burst}
-		}
-		rc.Apps = append(rc.Apps, app)
-	}
-	return rc
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
 }
 
 func splitList(s string) []string {

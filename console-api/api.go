@@ -47,6 +47,11 @@ type Options struct {
 	// Timeout bounds each call to the store, the broker and providers. 10s.
 	Timeout time.Duration
 
+	// OnError, when set, is called with every error answer's status and
+	// code (the app counts them in psc_http_errors_total). It runs on the
+	// request's goroutine and must not block.
+	OnError func(status int, code string)
+
 	Logger *slog.Logger // slog.Default() when nil
 }
 

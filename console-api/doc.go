@@ -25,6 +25,14 @@
 // recovery), by the cluster name trace events carry. Providers plug in the
 // stats other components own (per-tag backlog, delay and spool depth,
 // cluster health); a missing one is answered as null with a note.
+// OnError sees every error answer's status and code (the sidecar counts
+// them in psc_http_errors_total).
+//
+// The sidecar (app/console.go) builds the console after its other
+// components: Registry is the configured apps plus the subscriptions
+// registered through the consume API (Redis), the providers are the
+// consume engine, the delay engine, the spool and the circuit breakers,
+// and Collector() is on its Prometheus registry.
 //
 // # Where the answers come from
 //

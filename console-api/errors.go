@@ -14,32 +14,33 @@ import (
 // Stable error codes. They are part of the API (openapi.yaml lists them):
 // callers may branch on them, so they never change meaning.
 const (
-	CodeUnauthenticated    = "UNAUTHENTICATED"      // 401: no or unknown credentials
-	CodeForbidden          = "FORBIDDEN"            // 403: the caller may not use the console
-	CodeInvalidParameter   = "INVALID_PARAMETER"    // 400: a query parameter is malformed, out of range or unknown
-	CodeInvalidTimeRange   = "INVALID_TIME_RANGE"   // 400: from/to are not times, or from is not before to
-	CodeInvalidCursor      = "INVALID_CURSOR"       // 400: a cursor that this query did not hand out
-	CodeInvalidMessageID   = "INVALID_MESSAGE_ID"   // 400: not ledgerId:entryId[:partition[:batchIndex]]
-	CodeInvalidTopic       = "INVALID_TOPIC"        // 400: not a topic name
-	CodeMissingFilter      = "MISSING_FILTER"       // 400: a search needs at least one criterion
-	CodeMessageNotFound    = "MESSAGE_NOT_FOUND"    // 404: no trace event and no retained broker message
-	CodeAmbiguousMessageID = "AMBIGUOUS_MESSAGE_ID" // 409: several messages carry this id; pass topic or use the uid
-	CodeAppNotFound        = "APP_NOT_FOUND"        // 404
-	CodeTopicNotFound      = "TOPIC_NOT_FOUND"      // 404: the broker does not know the topic
-	CodeNotFound           = "NOT_FOUND"            // 404: no such route
-	CodeMethodNotAllowed   = "METHOD_NOT_ALLOWED"   // 405
-	CodeBrokerUnavailable  = "BROKER_UNAVAILABLE"   // 503: no broker configured, or it failed
-	CodeStoreUnavailable   = "TRACE_STORE_UNAVAILABLE"
-	CodeRegistryError      = "REGISTRY_UNAVAILABLE" // 503
-	CodeStatsUnavailable   = "STATS_UNAVAILABLE"    // 503: a stats provider failed
-	CodeInternal           = "INTERNAL"             // 500: details are logged, never returned
+	CodeUnauthenticated      = "UNAUTHENTICATED"        // 401: no or unknown credentials
+	CodeForbidden            = "FORBIDDEN"              // 403: the caller may not use the console
+	CodeInvalidParameter     = "INVALID_PARAMETER"      // 400: a query parameter is malformed, out of range or unknown
+	CodeInvalidTimeRange     = "INVALID_TIME_RANGE"     // 400: from/to are not times, or from is not before to
+	CodeInvalidCursor        = "INVALID_CURSOR"         // 400: a cursor that this query did not hand out
+	CodeInvalidMessageID     = "INVALID_MESSAGE_ID"     // 400: not ledgerId:entryId[:partition[:batchIndex]]
+	CodeInvalidTopic         = "INVALID_TOPIC"          // 400: not a topic name
+	CodeMissingFilter        = "MISSING_FILTER"         // 400: a search needs at least one criterion
+	CodeMessageNotFound      = "MESSAGE_NOT_FOUND"      // 404: no trace event and no retained broker message
+	CodeAmbiguousMessageID   = "AMBIGUOUS_MESSAGE_ID"   // 409: several messages carry this id; pass topic or use the uid
+	CodeAppNotFound          = "APP_NOT_FOUND"          // 404
+	CodeTopicNotFound        = "TOPIC_NOT_FOUND"        // 404: the broker does not know the topic
+	CodeSubscriptionNotFound = "SUBSCRIPTION_NOT_FOUND" // 404: no such subscription is registered (the consume API's code)
+	CodeNotFound             = "NOT_FOUND"              // 404: no such route
+	CodeMethodNotAllowed     = "METHOD_NOT_ALLOWED"     // 405
+	CodeBrokerUnavailable    = "BROKER_UNAVAILABLE"     // 503: no broker configured, or it failed
+	CodeStoreUnavailable     = "TRACE_STORE_UNAVAILABLE"
+	CodeRegistryError        = "REGISTRY_UNAVAILABLE" // 503
+	CodeStatsUnavailable     = "STATS_UNAVAILABLE"    // 503: a stats provider failed
+	CodeInternal             = "INTERNAL"             // 500: details are logged, never returned
 )
 
 // ErrorCodes lists every code the console answers with.
 var ErrorCodes = []string{
 	CodeUnauthenticated, CodeForbidden, CodeInvalidParameter, CodeInvalidTimeRange, CodeInvalidCursor,
 	CodeInvalidMessageID, CodeInvalidTopic, CodeMissingFilter, CodeMessageNotFound, CodeAmbiguousMessageID,
-	CodeAppNotFound, CodeTopicNotFound, CodeNotFound, CodeMethodNotAllowed, CodeBrokerUnavailable,
+	CodeAppNotFound, CodeTopicNotFound, CodeSubscriptionNotFound, CodeNotFound, CodeMethodNotAllowed, CodeBrokerUnavailable,
 	CodeStoreUnavailable, CodeRegistryError, CodeStatsUnavailable, CodeInternal,
 }
 
@@ -115,6 +116,9 @@ func storeError(err error) error {
 
 func (a *API) writeError(c *gin.Context, err error) {
 	e := toError(err)
+	if a.opts.OnError != nil {
+		a.opts.OnError(e.Status, e.Code)
+	}
 	if e.Status >= 500 {
 		a.log.Error("console request failed", "method", c.Request.Method, "path", c.Request.URL.Path,
 			"status", e.Status, "code", e.Code, "err", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -22,7 +23,9 @@ type Providers struct {
 
 // TagBacklogProvider counts a subscription's backlog per tag (the consume
 // path's tag filtering knows it). subscription "" means every subscription
-// of the topic.
+// of the topic. An error wrapping ErrSubscriptionNotFound is answered 404
+// SUBSCRIPTION_NOT_FOUND and one wrapping ErrInvalidTopic 400
+// INVALID_TOPIC, each with the error's text; any other is a 503.
 type TagBacklogProvider interface {
 	TagBacklog(ctx context.Context, topic, subscription string) ([]TagBacklog, error)
 }
@@ -95,11 +98,31 @@ type statsAnswer struct {
 	Note string `json:"note,omitempty"`
 }
 
+// Errors a provider returns for the caller's mistakes (see
+// TagBacklogProvider).
+var (
+	ErrSubscriptionNotFound = errors.New("consoleapi: subscription not found")
+	ErrInvalidTopic         = errors.New("consoleapi: invalid topic")
+)
+
 func statsError(err error) error {
+	switch {
+	case errors.Is(err, ErrSubscriptionNotFound):
+		return &Error{Status: http.StatusNotFound, Code: CodeSubscriptionNotFound, Message: callerMessage(err, ErrSubscriptionNotFound), Err: err}
+	case errors.Is(err, ErrInvalidTopic):
+		return &Error{Status: http.StatusBadRequest, Code: CodeInvalidTopic, Message: callerMessage(err, ErrInvalidTopic), Err: err}
+	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return &Error{Status: http.StatusGatewayTimeout, Code: CodeStatsUnavailable, Message: "the stats provider did not answer in time", Err: err}
 	}
 	return &Error{Status: http.StatusServiceUnavailable, Code: CodeStatsUnavailable, Message: "the stats provider failed; try again", Err: err}
+}
+
+// callerMessage is a provider's text for a 4xx without the sentinel's
+// package prefix: fmt.Errorf("%w: subscription x is not registered",
+// ErrSubscriptionNotFound) shows "subscription x is not registered".
+func callerMessage(err, sentinel error) string {
+	return strings.TrimPrefix(err.Error(), sentinel.Error()+": ")
 }
 
 // topicBacklog is one topic's backlog in GET /stats/backlog.

@@ -587,10 +587,12 @@ func (e *engine) ackLocal(keys []copyKey) {
 		acked = append(acked, r)
 	}
 	e.mu.Unlock()
+	now := e.svc.clock.Now()
 	for i, r := range acked {
 		r.cc.ack(r.msg.ID())
 		if counted[i] {
 			e.stats.add(outAcked, r.tags)
+			e.svc.metrics.observeAck(r.msg.Properties(), r.tags, now)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -199,6 +200,50 @@ func (g *Registry) List(ctx context.Context, topic TopicRef) ([]*Subscription, e
 	out := make([]*Subscription, 0, len(names))
 	for i, n := range names {
 		ref := SubscriptionRef{Tenant: topic.Tenant, Namespace: topic.Namespace, Topic: topic.Topic, Subscription: n}
+		s, err := parseStored(ref, cmds[i].Val())
+		if errors.Is(err, ErrNotFound) {
+			continue // deleted between SMEMBERS and HGETALL
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// All returns every registered subscription, sorted by path (tenant,
+// namespace, topic, subscription), for the console's registry. It reads
+// the global index and then each hash; one deleted in between is left out.
+func (g *Registry) All(ctx context.Context) ([]*Subscription, error) {
+	ctx, cancel := context.WithTimeout(ctx, g.timeout)
+	defer cancel()
+	paths, err := g.rdb.SMembers(ctx, g.allKey()).Result()
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(paths)
+	refs := make([]SubscriptionRef, 0, len(paths))
+	for _, p := range paths {
+		parts := strings.Split(p, "/")
+		if len(parts) != 4 {
+			return nil, fmt.Errorf("consume: index entry %q is not tenant/namespace/topic/subscription", p)
+		}
+		refs = append(refs, SubscriptionRef{Tenant: parts[0], Namespace: parts[1], Topic: parts[2], Subscription: parts[3]})
+	}
+	if len(refs) == 0 {
+		return []*Subscription{}, nil
+	}
+	pipe := g.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(refs))
+	for i, ref := range refs {
+		cmds[i] = pipe.HGetAll(ctx, g.subKey(ref.Path()))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, err
+	}
+	out := make([]*Subscription, 0, len(refs))
+	for i, ref := range refs {
 		s, err := parseStored(ref, cmds[i].Val())
 		if errors.Is(err, ErrNotFound) {
 			continue // deleted between SMEMBERS and HGETALL

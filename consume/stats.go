@@ -371,6 +371,7 @@ type Metrics struct {
 	backlogScan gaugeSet
 	engines     prometheus.Gauge
 	storeErrors prometheus.Counter
+	toAck       *produceToAck
 
 	mu      sync.Mutex
 	labeled map[string]map[string]struct{} // per subscription, tags that have their own label
@@ -402,10 +403,11 @@ func NewMetrics(reg prometheus.Registerer, maxTagLabels int) *Metrics {
 			Help: "Subscriptions this replica is consuming (each with its own Pulsar consumers)."}),
 		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "consume_store_errors_total",
 			Help: "Consume requests that failed because Redis did not answer."}),
+		toAck:   newProduceToAck(maxTagLabels),
 		labeled: map[string]map[string]struct{}{},
 		maxTags: maxTagLabels,
 	}
-	reg.MustRegister(m.messages, m.tagMessages, m.tagHeld.vec, m.tagBacklog.vec, m.backlogScan.vec, m.engines, m.storeErrors)
+	reg.MustRegister(m.messages, m.tagMessages, m.tagHeld.vec, m.tagBacklog.vec, m.backlogScan.vec, m.engines, m.storeErrors, m.toAck.vec)
 	return m
 }
 
@@ -535,6 +537,14 @@ func (g *gaugeSet) replace(sub string, fill func(set func(v float64, labels ...s
 func (m *Metrics) setEngines(n int) {
 	if m != nil {
 		m.engines.Set(float64(n))
+	}
+}
+
+// observeAck records a consumer's ack at now of a message (see
+// produceToAck).
+func (m *Metrics) observeAck(props map[string]string, tags []string, now time.Time) {
+	if m != nil {
+		m.toAck.observe(props, tags, now)
 	}
 }
 

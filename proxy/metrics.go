@@ -6,12 +6,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/metrics"
+	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 )
 
 // Metrics are the data plane's Prometheus collectors. A nil *Metrics
 // records nothing, which keeps tests that do not care short.
 type Metrics struct {
 	produced       *prometheus.CounterVec
+	results        *prometheus.CounterVec
 	errors         *prometheus.CounterVec
 	ackLatency     prometheus.Histogram
 	idemHits       prometheus.Counter
@@ -21,9 +23,18 @@ type Metrics struct {
 	idemCompleteEr prometheus.Counter
 	rateLimited    *prometheus.CounterVec
 
-	// producedBy caches produced's children by status: every message
-	// counts one, and a vec lookup hashes its label each time.
-	producedBy sync.Map // string -> prometheus.Counter
+	// producedBy caches produced's and results' children by app and
+	// status: every message counts one, and a vec lookup hashes its labels
+	// each time.
+	producedBy sync.Map // [2]string{app, status} -> [2]prometheus.Counter
+}
+
+// produceStatuses are the values of the status label of
+// psc_produce_messages_total and psc_produce_results_total, created at zero
+// so that an alert's rate() sees the first failure.
+var produceStatuses = []string{
+	string(produce.StatusPersisted), string(produce.StatusScheduled), string(produce.StatusFailover),
+	string(produce.StatusSpooled), string(produce.StatusFailed), "duplicate",
 }
 
 // NewMetrics registers the data plane's metrics on reg.
@@ -33,6 +44,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		produced: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "produce_messages_total",
 			Help: "Messages by produce result: persisted, scheduled, failed, or duplicate (answered from the idempotency store)."},
 			[]string{"status"}),
+		results: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "produce_results_total",
+			Help: "Messages by producing app and produce result (the statuses of psc_produce_messages_total). app is an authenticated app of the configuration (dev in protected mode), so the label is bounded; a producer's address is not a label (search the console by clientIp)."},
+			[]string{"app", "status"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "http_errors_total",
 			Help: "Error answers by stable error code."}, []string{"code"}),
 		ackLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "broker_ack_seconds",
@@ -52,23 +66,51 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "rate_limited_total",
 			Help: "Requests refused by an app's rate limit."}, []string{"app"}),
 	}
-	reg.MustRegister(m.produced, m.errors, m.ackLatency,
+	for _, st := range produceStatuses {
+		m.produced.WithLabelValues(st)
+	}
+	reg.MustRegister(m.produced, m.results, m.errors, m.ackLatency,
 		m.idemHits, m.idemConflicts, m.idemUnavail, m.idemTakeovers, m.idemCompleteEr, m.rateLimited)
 	return m
 }
 
-func (m *Metrics) addProduced(s string) {
+// KnownApps creates psc_produce_results_total and psc_rate_limited_total
+// at zero for the apps of the configuration, so the per-app alert rules
+// count an app's first failure or refusal.
+func (m *Metrics) KnownApps(apps ...string) {
 	if m == nil {
 		return
 	}
-	c, ok := m.producedBy.Load(s)
-	if !ok {
-		c, _ = m.producedBy.LoadOrStore(s, m.produced.WithLabelValues(s))
+	for _, app := range apps {
+		for _, st := range produceStatuses {
+			m.results.WithLabelValues(app, st)
+		}
+		m.rateLimited.WithLabelValues(app)
 	}
-	c.(prometheus.Counter).Inc()
 }
 
-func (m *Metrics) addError(code string) {
+// addProduced counts one message of app with result status.
+func (m *Metrics) addProduced(app, status string) {
+	if m == nil {
+		return
+	}
+	k := [2]string{app, status}
+	c, ok := m.producedBy.Load(k)
+	if !ok {
+		c, _ = m.producedBy.LoadOrStore(k, [2]prometheus.Counter{m.produced.WithLabelValues(status), m.results.WithLabelValues(app, status)})
+	}
+	cs := c.([2]prometheus.Counter)
+	cs[0].Inc()
+	cs[1].Inc()
+}
+
+func (m *Metrics) addError(code string) { m.AddError(code) }
+
+// AddError counts an error answer by its stable code in
+// psc_http_errors_total, for the APIs mounted beside the data plane that
+// answer errors themselves (consume, console). Codes are constants of
+// those APIs, so the label is bounded.
+func (m *Metrics) AddError(code string) {
 	if m != nil {
 		m.errors.WithLabelValues(code).Inc()
 	}

@@ -194,7 +194,7 @@ func (s *Server) produce(ctx context.Context, app, clientIP string, msgs []*prod
 			send = append(send, p)
 		case ClaimDone:
 			s.metrics.addIdemHit()
-			s.metrics.addProduced("duplicate")
+			s.metrics.addProduced(app, "duplicate")
 			results[p.idx], done[p.idx] = cl.Result, true
 		case ClaimBusy:
 			busy = append(busy, p)
@@ -360,7 +360,7 @@ func (s *Server) finish(app, clientIP string, o outcome) (Result, error) {
 	bg := context.Background()
 	if o.err != nil {
 		e := sendError(o.err)
-		s.metrics.addProduced(string(produce.StatusFailed))
+		s.metrics.addProduced(app, string(produce.StatusFailed))
 		s.log.Warn("produce failed", "uid", m.UID, "topic", m.Topic, "app", app, "code", e.Code, "err", o.err)
 		if o.p.claim.State == ClaimAcquired {
 			// Not forgotten: the message may be stored (a timeout) and the
@@ -383,7 +383,7 @@ func (s *Server) finish(app, clientIP string, o outcome) (Result, error) {
 				"uid", m.UID, "app", app, "key", m.IdempotencyKey, "err", err)
 		}
 	}
-	s.metrics.addProduced(string(r.Status))
+	s.metrics.addProduced(app, string(r.Status))
 	s.metrics.observeAck(latency.Seconds())
 	ev := tracer.Event{Type: tracer.Persisted, UID: m.UID, MessageID: r.MessageID, Topic: m.Topic, Key: m.Key, Tags: m.Tags,
 		App: app, ClientIP: clientIP, Node: s.opts.Node, Cluster: r.Cluster, Time: s.now(), Latency: latency}
