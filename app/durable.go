@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
@@ -89,11 +90,27 @@ func durableError(err error) error {
 	case errors.Is(err, durable.ErrRejected) && (errors.Is(err, spool.ErrTooLarge) || isMessageTooBig(err)):
 		return &proxy.Error{Status: http.StatusRequestEntityTooLarge, Code: proxy.CodePayloadTooLarge,
 			Message: "the broker refuses a message this large", Err: err}
+	case errors.Is(err, durable.ErrRejected) && isTopicNotFound(err):
+		return &proxy.Error{Status: http.StatusNotFound, Code: proxy.CodeTopicNotFound,
+			Message: "the Pulsar cluster has no such topic: its tenant or namespace does not exist, or the namespace does not " +
+				"allow creating topics on first use; an operator creates them (pulsar-admin tenants create / namespaces create); nothing was stored",
+			Err: err}
 	case errors.Is(err, durable.ErrRejected):
 		return &proxy.Error{Status: http.StatusBadGateway, Code: proxy.CodeProduceRejected,
 			Message: "the broker refused the message for good (see the sidecar's log); retrying the same request will not help", Err: err}
 	}
 	return err // deadline and others: the data plane's own mapping
+}
+
+// isTopicNotFound: the broker refused the topic as missing (Pulsar answers
+// a lookup or producer on a missing tenant or namespace so). Producer
+// creation reports it as text in pulsar-client-go v0.19.
+func isTopicNotFound(err error) bool {
+	var pe *pulsar.Error
+	if errors.As(err, &pe) && pe.Result() == pulsar.TopicNotFound {
+		return true
+	}
+	return strings.Contains(err.Error(), "TopicNotFound")
 }
 
 func isMessageTooBig(err error) bool {

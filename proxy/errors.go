@@ -63,6 +63,7 @@ const (
 	CodeSpoolFull             = "SPOOL_FULL"
 	CodeSpoolWriteFailed      = "SPOOL_WRITE_FAILED"
 	CodeProduceRejected       = "PRODUCE_REJECTED"
+	CodeTopicNotFound         = "TOPIC_NOT_FOUND"
 	// Delayed messages (cancel, inspect, reschedule).
 	CodeDelayedNotFound  = "DELAYED_NOT_FOUND"
 	CodeDelayedInFlight  = "DELAYED_IN_FLIGHT"

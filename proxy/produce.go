@@ -363,9 +363,12 @@ func (s *Server) finish(app, clientIP string, o outcome) (Result, error) {
 		s.metrics.addProduced(app, string(produce.StatusFailed))
 		s.log.Warn("produce failed", "uid", m.UID, "topic", m.Topic, "app", app, "code", e.Code, "err", o.err)
 		if o.p.claim.State == ClaimAcquired {
-			// Not forgotten: the message may be stored (a timeout) and the
-			// retry keeps its uid, so consumers can tell the two apart.
-			if err := s.opts.Idempotency.Release(bg, app, m.IdempotencyKey, o.p.claim.Owner, false); err != nil {
+			// Kept as failed: the message may be stored (a timeout), and
+			// the retry, taking over, is flagged duplicateRisk. Only a
+			// first attempt the broker refused for good (nothing stored)
+			// is forgotten, so its retry is not flagged.
+			forget := o.p.claim.Fresh && refusedForGood(e.Code)
+			if err := s.opts.Idempotency.Release(bg, app, m.IdempotencyKey, o.p.claim.Owner, forget); err != nil {
 				s.log.Warn("idempotency release failed", "app", app, "key", m.IdempotencyKey, "err", err)
 			}
 		}
@@ -398,6 +401,12 @@ func (s *Server) finish(app, clientIP string, o outcome) (Result, error) {
 		s.rec.Record(ev)
 	}
 	return r, nil
+}
+
+// refusedForGood reports whether a send failed with an answer that says
+// nothing was stored.
+func refusedForGood(code string) bool {
+	return code == CodeTopicNotFound || code == CodeProduceRejected || code == CodePayloadTooLarge
 }
 
 // sendError maps a sender failure to its answer.
