@@ -262,7 +262,9 @@ func TestScheduleHealth(t *testing.T) {
 			t.Fatal(err)
 		}
 		h := rep.Schedule
-		if h.OnSchedule || !h.ConnSaturated || len(h.Reasons) == 0 || !strings.Contains(h.Reasons[0], "CONNECTIONS SATURATED") {
+		// On a busy machine the generator may also fall behind: that
+		// reason then comes first, so look for saturation among all.
+		if h.OnSchedule || !h.ConnSaturated || !strings.Contains(strings.Join(h.Reasons, "\n"), "CONNECTIONS SATURATED") {
 			t.Fatalf("schedule %+v", h)
 		}
 		// The last request was due at 495 ms and could start only after the
