@@ -69,6 +69,11 @@ const (
 // it did not find), parse splits a
 // value, put queues a write that stays visible until need (Redis ms), and
 // flush writes the queue with one HSET and one PEXPIREAT per bucket.
+// pend is indexed by bucket offset from the current one (1, 2, ...), never
+// by bucket number: a bucket number is in the millions, and gopher-lua
+// (miniredis, the embedded mode) stores an integer key below 2^26 in a
+// table's array part, filling every index before it, which cost a receive
+// a second and 200 MB there (docs/benchmarks.md, "embedded consume").
 // written holds the values put so far, so a batch naming a field twice
 // (two copies of one uid) sees its own first write, as one by one would.
 const statePrelude = `
@@ -113,13 +118,14 @@ local function put(f, v, need)
   written[f] = v
   local last = math.max(cb, math.floor(need / B) - 1)
   for k = cb, last do
-    local p = pend[k]
-    if not p then p = {}; pend[k] = p end
+    local p = pend[k - cb + 1]
+    if not p then p = {}; pend[k - cb + 1] = p end
     p[#p + 1] = f; p[#p + 1] = v
   end
 end
 local function flush()
-  for k, p in pairs(pend) do
+  for i, p in ipairs(pend) do
+    local k = cb + i - 1
     local key = root .. k
     for s = 1, #p, 2 * CHUNK do
       redis.call('HSET', key, unpack(p, s, math.min(s + 2 * CHUNK - 1, #p)))
