@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +23,7 @@ import (
 	"github.com/pulsar-sidecar/pulsar-sidecar/delay"
 	"github.com/pulsar-sidecar/pulsar-sidecar/durable"
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/config"
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/embedredis"
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/metrics"
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/version"
 	"github.com/pulsar-sidecar/pulsar-sidecar/minipulsar"
@@ -50,8 +50,8 @@ type App struct {
 	rec tracer.Recorder
 	reg *prometheus.Registry
 
-	broker *minipulsar.Server   // embedded mode only
-	mredis *miniredis.Miniredis // embedded Redis only
+	broker *minipulsar.Server // embedded mode only
+	mredis *embedredis.Server // embedded Redis only
 	client pulsar.Client
 	// consumerClient serves the consume service and the delay engine.
 	consumerClient pulsar.Client
@@ -187,6 +187,7 @@ func (a *App) start(ctx context.Context) error {
 		DialerRetries: 1,
 		PoolSize:      cfg.Redis.PoolSize,
 	})
+	a.hookEmbeddedRedis(a.rdb)
 
 	pm := proxy.NewMetrics(a.reg)
 	pm.KnownApps(a.appNames()...)
@@ -326,9 +327,9 @@ func (a *App) startEmbedded() error {
 		a.pulsarURL = b.ServiceURL()
 	}
 	if cfg.EmbeddedRedis() {
-		m := miniredis.NewMiniRedis()
-		if err := m.StartAddr("127.0.0.1:0"); err != nil {
-			return fmt.Errorf("app: start embedded redis: %w", err)
+		m, err := startRedis(cfg, a.log)
+		if err != nil {
+			return err
 		}
 		a.mredis = m
 		a.redisAddr = m.Addr()
@@ -453,7 +454,8 @@ func (a *App) stop(ctx context.Context) error {
 		step("redis client", a.rdb.Close)
 	}
 	if a.mredis != nil {
-		step("embedded redis", func() error { a.mredis.Close(); return nil })
+		// Writes the last snapshot: every client above is closed.
+		step("embedded redis", a.mredis.Close)
 	}
 	if a.broker != nil {
 		step("embedded broker", a.broker.Close)

@@ -50,6 +50,7 @@ func (a *App) startConsume(ctx context.Context) error {
 	ro.MaxRetries = -1
 	ro.ReadTimeout, ro.WriteTimeout = consumeRedisTimeout, consumeRedisTimeout
 	a.consumeRDB = redis.NewClient(&ro)
+	a.hookEmbeddedRedis(a.consumeRDB)
 	opts := consume.Options{
 		Redis:        a.consumeRDB,
 		RedisTimeout: consumeRedisTimeout,

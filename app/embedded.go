@@ -8,8 +8,10 @@ import (
 	"path/filepath"
 
 	pulsarlog "github.com/apache/pulsar-client-go/pulsar/log"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/config"
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/embedredis"
 	"github.com/pulsar-sidecar/pulsar-sidecar/minipulsar"
 )
 
@@ -38,6 +40,34 @@ func startBroker(cfg *config.Config, log *slog.Logger) (*minipulsar.Server, erro
 		return nil, fmt.Errorf("app: start embedded broker: %w", err)
 	}
 	return b, nil
+}
+
+// startRedis starts the embedded Redis: miniredis with TTLs that run in
+// real time, its keyspace kept in <dataDir>/redis unless embedded.persist
+// is off (package embedredis, docs/adr/070-embedded-redis.md).
+func startRedis(cfg *config.Config, log *slog.Logger) (*embedredis.Server, error) {
+	opts := embedredis.Options{
+		SnapshotInterval: cfg.Embedded.RedisSnapshotInterval,
+		DB:               cfg.Redis.DB,
+		Logger:           log,
+	}
+	if cfg.Embedded.Persist {
+		opts.Dir = filepath.Join(cfg.DataDir, "redis")
+	}
+	s, err := embedredis.Start(opts)
+	if err != nil {
+		return nil, fmt.Errorf("app: start embedded redis: %w", err)
+	}
+	return s, nil
+}
+
+// hookEmbeddedRedis makes c's commands wait while the embedded Redis
+// copies its keyspace for a snapshot, so the copy is consistent. Every
+// client of the embedded Redis needs it; with a real Redis it does nothing.
+func (a *App) hookEmbeddedRedis(c *redis.Client) {
+	if a.mredis != nil {
+		c.AddHook(a.mredis.Hook())
+	}
 }
 
 // pulsarLogger gives the client a logger that only speaks up from Warn: at

@@ -84,10 +84,13 @@ type Embedded struct {
 	PulsarListen      string `yaml:"pulsarListen"`
 	PulsarAdminListen string `yaml:"pulsarAdminListen"`
 	Persist           bool   `yaml:"persist"`
+	// RedisSnapshotInterval is how often the embedded Redis's keyspace is
+	// written to <dataDir>/redis (with Persist): what a crash can lose.
+	RedisSnapshotInterval time.Duration `yaml:"redisSnapshotInterval"`
 }
 
 // Redis configures the Redis used for idempotency keys. An empty Addr starts
-// an in-process Redis (data lost on exit).
+// an in-process Redis (kept in <dataDir>/redis with embedded.persist).
 type Redis struct {
 	Addr     string        `yaml:"addr"`
 	Username string        `yaml:"username"`
@@ -267,9 +270,10 @@ func Default() Config {
 			ConnectionTimeout: 5 * time.Second,
 		},
 		Embedded: Embedded{
-			PulsarListen:      "127.0.0.1:0",
-			PulsarAdminListen: "127.0.0.1:0",
-			Persist:           true,
+			PulsarListen:          "127.0.0.1:0",
+			PulsarAdminListen:     "127.0.0.1:0",
+			Persist:               true,
+			RedisSnapshotInterval: time.Second,
 		},
 		Redis: Redis{Timeout: 500 * time.Millisecond, PoolSize: 128},
 		HTTP: HTTP{
@@ -386,6 +390,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	positive("shutdownTimeout", c.ShutdownTimeout)
+	positive("embedded.redisSnapshotInterval", c.Embedded.RedisSnapshotInterval)
 	positive("durability.attemptTimeout", c.Durability.AttemptTimeout)
 	if n := len(c.Consume.Secret); n > 0 && n < 16 {
 		bad("consume.secret must be at least 16 bytes, got %d", n)
