@@ -459,18 +459,34 @@ func (e *engine) lease(ctx context.Context, recs []*record, caller Caller, out [
 	cfg := e.cfg.Load()
 	svc := e.svc
 	now := svc.clock.Now()
-	args := make([]any, 0, 6+2*len(recs))
+	keep := svc.leaseKeep(cfg.ackTimeout)
+	attempt := newAttempt()
+	args := make([]any, 0, 7+2*len(recs))
 	args = append(args, svc.states.widthArg(), now.UnixMilli(), cfg.ackTimeout.Milliseconds(),
-		cfg.MaxDeliveries, svc.opts.DeadLetterLease.Milliseconds(), svc.leaseKeep(cfg.ackTimeout).Milliseconds())
+		cfg.MaxDeliveries, svc.opts.DeadLetterLease.Milliseconds(), keep.Milliseconds(), attempt)
 	for _, r := range recs {
 		args = append(args, r.stateID)
 	}
 	for _, r := range recs {
 		args = append(args, r.key.String())
 	}
-	vals, err := svc.states.eval(ctx, leaseScript, svc.states.space(e.binding, cfg.ackTimeout), len(recs), args, 4)
+	sp := svc.states.space(e.binding, cfg.ackTimeout)
+	vals, err := svc.states.eval(ctx, leaseScript, sp, len(recs), args, 4)
 	if err != nil {
+		// The script may have run (or may yet run) with its answer lost:
+		// withdraw the attempt, so the 503 that says nothing changed is
+		// true; if even that fails, say what is leased and until when.
+		undone, rerr := svc.states.release(sp, attempt, keep,
+			now.Add(cfg.ackTimeout).UnixMilli(), now.Add(svc.opts.DeadLetterLease).UnixMilli(), recs)
 		e.requeue(recs)
+		if rerr != nil {
+			e.log.Warn("a failed lease could not be withdrawn: its messages may stay leased until the ack timeout",
+				"err", err, "withdrawErr", rerr, "messages", len(recs), "ackTimeout", cfg.ackTimeout)
+			return out, leaseUnknownError(err, cfg.ackTimeout)
+		}
+		if undone > 0 {
+			e.log.Info("a lease whose answer was lost was withdrawn", "err", err, "undone", undone)
+		}
 		return out, storeError(err)
 	}
 	var drop []*record

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 )
 
 // Stable error codes. They are part of the HTTP API: clients switch on them,
@@ -38,7 +39,9 @@ import (
 //	404     SUBSCRIPTION_NOT_FOUND       no such subscription is registered (PUT it first)
 //	413     REQUEST_TOO_LARGE            the body exceeds MaxBodyBytes
 //	500     INTERNAL                     a bug; nothing about it is shown
-//	503     STORE_UNAVAILABLE            Redis did not answer; nothing was changed, retry
+//	503     STORE_UNAVAILABLE            Redis did not answer; nothing was changed, retry (a receive that could
+//	                                     not even withdraw its lease says instead that the messages come
+//	                                     back after the ack timeout)
 //	503     BROKER_UNAVAILABLE           the primary cluster did not create the subscription; nothing was registered, retry
 //	503     SHUTTING_DOWN                the sidecar is stopping; retry on another replica
 const (
@@ -120,6 +123,15 @@ func badRequest(code, format string, args ...any) *Error {
 func storeError(err error) *Error {
 	return &Error{Status: http.StatusServiceUnavailable, Code: CodeStoreUnavailable,
 		Message: "the subscription store (Redis) did not answer; nothing was changed: retry",
+		Err:     fmt.Errorf("%w: %w", ErrStoreUnavailable, err)}
+}
+
+// leaseUnknownError answers a receive whose lease may have been written
+// (its answer was lost) and could not be withdrawn either: "nothing was
+// changed" would not be true.
+func leaseUnknownError(err error, ackTimeout time.Duration) *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Code: CodeStoreUnavailable,
+		Message: fmt.Sprintf("the subscription store (Redis) did not answer: messages this receive may have leased are delivered again after the ack timeout (%s); retry", ackTimeout),
 		Err:     fmt.Errorf("%w: %w", ErrStoreUnavailable, err)}
 }
 

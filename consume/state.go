@@ -2,10 +2,13 @@ package consume
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -140,20 +143,23 @@ end
 
 // leaseScript: ARGV: width, now ms, lease ms, max deliveries, dead-letter
 // lease ms, keep ms (how long past now on Redis's clock a lease entry must
-// stay: two leases and a minute), then the state id of each message, then
-// its copy id. Returns, per message, outcome, n, until, acked copy (1/0).
+// stay: two leases and a minute), attempt (unique per call), then the
+// state id of each message, then its copy id. Returns, per message,
+// outcome, n, until, acked copy (1/0); nothing at all when the attempt was
+// withdrawn (releaseScript ran first: the caller gave up on it).
 var leaseScript = redis.NewScript(statePrelude + `
 local now, lease, maxd, dlease, keep = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local n = (#ARGV - 6) / 2
+if redis.call('EXISTS', root .. 'w:' .. ARGV[7]) == 1 then return {} end
+local n = (#ARGV - 7) / 2
 local fields = {}
-for i = 1, n do fields[i] = ARGV[6 + i] end
+for i = 1, n do fields[i] = ARGV[7 + i] end
 local vals = lookup(fields)
 local luntil = now + lease
 local lneed = rnow + keep
 local fresh = 'l|1|' .. luntil .. '|' .. lneed .. '|'
 local out = {}
 for i = 1, n do
-  local id, v = ARGV[6 + n + i], written[fields[i]] or vals[i]
+  local id, v = ARGV[7 + n + i], written[fields[i]] or vals[i]
   if not v then
     put(fields[i], fresh .. id, lneed)
     out[#out + 1] = 1; out[#out + 1] = 1; out[#out + 1] = luntil; out[#out + 1] = 0
@@ -180,6 +186,37 @@ for i = 1, n do
 end
 flush()
 return out
+`)
+
+// releaseScript withdraws a lease attempt whose answer was lost (a
+// timeout, a broken connection): the attempt may have run, or may still
+// run later. It marks the attempt withdrawn, so a late run does nothing,
+// and undoes what a run before it wrote: a lease (or dead-letter lease) on
+// this copy ending exactly when the attempt's would goes back to not
+// leased, with the delivery it counted taken back. ARGV: width, attempt,
+// mark ms (how long the mark stays), lease until ms, dead-letter until ms,
+// then the state id of each message, then its copy id. Returns {undone}.
+var releaseScript = redis.NewScript(statePrelude + `
+redis.call('SET', root .. 'w:' .. ARGV[2], '1', 'PX', ARGV[3])
+local luntil, xuntil = tonumber(ARGV[4]), tonumber(ARGV[5])
+local n = (#ARGV - 5) / 2
+local fields = {}
+for i = 1, n do fields[i] = ARGV[5 + i] end
+local vals = lookup(fields)
+local undone = 0
+for i = 1, n do
+  local v = written[fields[i]] or vals[i]
+  if v then
+    local st, cnt, untl, nd, cur = parse(v)
+    if cur == ARGV[5 + n + i] and ((st == 'l' and untl == luntil) or (st == 'x' and untl == xuntil)) then
+      if st == 'l' then cnt = cnt - 1 end
+      put(fields[i], 'l|' .. cnt .. '|0|' .. nd .. '|' .. cur, nd)
+      undone = undone + 1
+    end
+  end
+end
+flush()
+return {undone}
 `)
 
 // Outcomes of the ack script.
@@ -265,7 +302,7 @@ end
 return {0}
 `)
 
-var allScripts = []*redis.Script{leaseScript, ackScript, nackScript, deadScript}
+var allScripts = []*redis.Script{leaseScript, releaseScript, ackScript, nackScript, deadScript}
 
 // stateIDFor is the id of a message's delivery state: its uid, or, for a
 // message produced without one, its position. On a subscription that
@@ -405,6 +442,47 @@ func (s *states) legacyKeys(ctx context.Context) int {
 
 // widthArg is the placeholder for ARGV[1] (the bucket width) that eval fills.
 func (s *states) widthArg() any { return nil }
+
+// Lease attempts are named <random per process>-<sequence>, unique across
+// replicas, so a withdrawal (releaseScript) marks exactly one attempt.
+var (
+	attemptPrefix = func() string {
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		return hex.EncodeToString(b[:])
+	}()
+	attemptSeq atomic.Uint64
+)
+
+func newAttempt() string {
+	return attemptPrefix + "-" + strconv.FormatUint(attemptSeq.Add(1), 10)
+}
+
+// release withdraws lease attempt (see releaseScript) on its own deadline:
+// the request's may be what ended. luntil and xuntil are the ends the
+// attempt's lease and dead-letter lease would have. It returns how many
+// leases it undid.
+func (s *states) release(sp space, attempt string, mark time.Duration, luntil, xuntil int64, recs []*record) (int64, error) {
+	args := make([]any, 0, 5+2*len(recs))
+	args = append(args, s.widthArg(), attempt, mark.Milliseconds(), luntil, xuntil)
+	for _, r := range recs {
+		args = append(args, r.stateID)
+	}
+	for _, r := range recs {
+		args = append(args, r.key.String())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	defer cancel()
+	args[0] = sp.width.Milliseconds()
+	vals, err := releaseScript.Run(ctx, s.rdb, []string{s.root(sp)}, args...).Int64Slice()
+	if err != nil {
+		return 0, err
+	}
+	if len(vals) != 1 {
+		return 0, fmt.Errorf("consume: release script answered %d values", len(vals))
+	}
+	return vals[0], nil
+}
 
 // leaseResult is what the lease script said about one copy.
 type leaseResult struct {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -45,7 +46,7 @@ func testStateBuckets(t *testing.T, rdb *redis.Client) {
 	lease := func(keep time.Duration, now int64) leaseResult {
 		t.Helper()
 		vals, err := st.eval(ctx, leaseScript, sp, 1,
-			[]any{st.widthArg(), now, int64(100), 16, int64(1000), keep.Milliseconds(), "uid-1", copyID}, 4)
+			[]any{st.widthArg(), now, int64(100), 16, int64(1000), keep.Milliseconds(), "attempt-" + strconv.FormatInt(now, 10), "uid-1", copyID}, 4)
 		require.NoError(t, err)
 		return parseLeases(vals)[0]
 	}
