@@ -44,7 +44,7 @@ func startBroker(cfg *config.Config, log *slog.Logger) (*minipulsar.Server, erro
 
 // startRedis starts the embedded Redis: miniredis with TTLs that run in
 // real time, its keyspace kept in <dataDir>/redis unless embedded.persist
-// is off (package embedredis, docs/adr/070-embedded-redis.md).
+// is off (package embedredis, docs/adr/080-embedded-redis.md).
 func startRedis(cfg *config.Config, log *slog.Logger) (*embedredis.Server, error) {
 	opts := embedredis.Options{
 		SnapshotInterval: cfg.Embedded.RedisSnapshotInterval,

@@ -26,7 +26,7 @@
 //     encoding and the fsync happen after it.
 //     Clients without the hook (redis-cli on Addr) are not held.
 //
-// docs/adr/070-embedded-redis.md has the reasoning and what was rejected.
+// docs/adr/080-embedded-redis.md has the reasoning and what was rejected.
 package embedredis
 
 import (
