@@ -186,26 +186,14 @@ return false
 
 // ownerScript changes a claim only while ARGV[1] owns it (its record
 // starts "i|<owner>|"): ARGV[2] "renew" sets the lease to ARGV[3] keeping
-// the TTL; "fail" makes the record failed; "forget" deletes it; "complete"
-// stores the done record ARGV[3] for ARGV[4] ms, also when the key is gone
-// (the result of a late success still reaches a later retry). 1: done; 0:
-// the claim is not this owner's.
+// the TTL; "fail" makes the record failed; "forget" deletes it. 1: done;
+// 0: the claim is not this owner's.
 var ownerScript = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
 local op = ARGV[2]
-if not v then
-  if op == 'complete' then
-    redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
-    return 1
-  end
-  return 0
-end
+if not v then return 0 end
 local pre = 'i|' .. ARGV[1] .. '|'
 if string.sub(v, 1, string.len(pre)) ~= pre then return 0 end
-if op == 'complete' then
-  redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
-  return 1
-end
 if op == 'forget' then
   redis.call('DEL', KEYS[1])
   return 1
@@ -405,10 +393,13 @@ func (s *RedisIdempotency) Renew(ctx context.Context, app, key, owner string) (b
 	return res == int64(1), nil
 }
 
-// Complete implements IdempotencyStore. It stores the result even when the
-// key is gone meanwhile, so a late retry still finds it; it does not
-// overwrite a claim another owner took over (that owner stores its own
-// result; both copies carry the key's uid).
+// Complete implements IdempotencyStore: a plain SET of the done record for
+// ttl, whatever the key holds (no script: it is on every keyed message's
+// path). It stores the result even when the key is gone meanwhile, so a
+// late retry still finds it. When another attempt took the key over after
+// this owner's lease ended, the two results overwrite each other: both
+// describe a copy carrying the key's uid, so either answers a retry
+// truthfully.
 func (s *RedisIdempotency) Complete(ctx context.Context, app, key, owner, fp string, r Result) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
@@ -417,8 +408,11 @@ func (s *RedisIdempotency) Complete(ctx context.Context, app, key, owner, fp str
 		return err
 	}
 	rec := record{state: 'd', fp: fp, uid: r.UID, result: string(data)}
-	_, err = s.eval(ctx, ownerScript, redisKey(app, key), owner, "complete", rec.encode(), strconv.FormatInt(s.ttl.Milliseconds(), 10))
-	if err != nil {
+	var cmd *redis.StatusCmd
+	if err := s.batch.do(ctx, func(p redis.Pipeliner) { cmd = p.Set(ctx, redisKey(app, key), rec.encode(), s.ttl) }); err != nil {
+		return s.unavailable(err)
+	}
+	if err := cmd.Err(); err != nil {
 		return s.unavailable(err)
 	}
 	return nil
