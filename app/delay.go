@@ -15,6 +15,7 @@ import (
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/delay"
 	"github.com/pulsar-sidecar/pulsar-sidecar/durable"
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/wire"
 	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
 )
@@ -90,7 +91,7 @@ func dueMessage(topic string, pm *pulsar.ProducerMessage, now time.Time) *produc
 		case produce.PropApp:
 			m.App = v
 		case produce.PropTags:
-			m.Tags = produce.ParseTags(v)
+			m.Tags = wire.ParseTags(v)
 		case produce.PropAcceptedAt:
 			if t, err := time.Parse(produce.AcceptedAtLayout, v); err == nil {
 				m.AcceptedAt = t
@@ -130,7 +131,7 @@ func (d delayScheduler) ScheduleAsync(ctx context.Context, m *produce.Message, d
 		}
 		rc := produce.Receipt{Cluster: d.cluster, Status: produce.StatusScheduled, DeliverAt: r.Due}
 		if r.MessageID != nil {
-			rc.MessageID = produce.FormatMessageID(r.MessageID)
+			rc.MessageID = wire.FormatMessageID(r.MessageID)
 		}
 		done(rc, nil)
 	})

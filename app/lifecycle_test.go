@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/config"
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/wire"
 	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
@@ -46,7 +47,7 @@ func TestGracefulShutdown(t *testing.T) {
 
 	msgs := h.readAll(full)
 	require.Len(t, msgs, 2)
-	assert.Equal(t, res.Results[0].MessageID, produce.FormatMessageID(msgs[1].ID()))
+	assert.Equal(t, res.Results[0].MessageID, wire.FormatMessageID(msgs[1].ID()))
 
 	_, err := http.Post(h.base+"/v1/topics/"+p+"/messages", "text/plain", strings.NewReader("late"))
 	require.Error(t, err, "the listener is closed")

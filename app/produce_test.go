@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/config"
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/wire"
 	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
@@ -60,8 +61,8 @@ func TestProduceJSONRoundTrip(t *testing.T) {
 		produce.PropTags:           "PAY_1001,PAY_1002",
 		produce.PropIdempotencyKey: "order-42-charge",
 	}, props)
-	assert.Equal(t, []string{"PAY_1001", "PAY_1002"}, produce.ParseTags(m.Properties()[produce.PropTags]))
-	assert.Equal(t, res.Results[0].MessageID, produce.FormatMessageID(m.ID()), "messageId names the stored message")
+	assert.Equal(t, []string{"PAY_1001", "PAY_1002"}, wire.ParseTags(m.Properties()[produce.PropTags]))
+	assert.Equal(t, res.Results[0].MessageID, wire.FormatMessageID(m.ID()), "messageId names the stored message")
 
 	m = receive(t, cons)
 	assert.Equal(t, binary, m.Payload())
@@ -69,7 +70,7 @@ func TestProduceJSONRoundTrip(t *testing.T) {
 	assert.Zero(t, m.EventTime().UnixMilli(), "no event time: pulsar-client-go reports the Unix epoch")
 	assert.Equal(t, res.Results[1].UID, m.Properties()[produce.PropUID])
 	assert.NotContains(t, m.Properties(), produce.PropTags)
-	assert.Equal(t, res.Results[1].MessageID, produce.FormatMessageID(m.ID()))
+	assert.Equal(t, res.Results[1].MessageID, wire.FormatMessageID(m.ID()))
 
 	assert.Equal(t, []tracer.Type{tracer.Accepted, tracer.Persisted}, h.rec.types(res.Results[0].UID))
 }
@@ -105,7 +106,7 @@ func TestProduceRawRoundTrip(t *testing.T) {
 	assert.Equal(t, "PAY_1001,REFUND", props[produce.PropTags])
 	assert.Equal(t, "raw-7", props[produce.PropIdempotencyKey])
 	assert.Equal(t, res.Results[0].UID, props[produce.PropUID])
-	assert.Equal(t, res.Results[0].MessageID, produce.FormatMessageID(m.ID()))
+	assert.Equal(t, res.Results[0].MessageID, wire.FormatMessageID(m.ID()))
 
 	// A JSON document as a raw payload: ?raw=1 overrides the content type.
 	res = h.do(http.MethodPost, "/v1/topics/"+p+"/messages?raw=1", jsonHeader(), []byte(`{"messages":"not a batch"}`))

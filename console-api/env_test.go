@@ -149,7 +149,7 @@ func (e *env) receive(c pulsar.Consumer) pulsar.Message {
 	return m
 }
 
-// formatID writes a message id as the sidecar does (produce.FormatMessageID).
+// formatID writes a message id as the sidecar does (wire.FormatMessageID).
 func formatID(id pulsar.MessageID) string {
 	return fmt.Sprintf("%d:%d:%d:%d", id.LedgerID(), id.EntryID(), id.PartitionIdx(), id.BatchIdx())
 }

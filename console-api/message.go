@@ -15,12 +15,13 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/wire"
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
 )
 
 // PropUID is the message property that carries the sidecar's uid on every
 // Pulsar message it produces.
-const PropUID = "psc-uid"
+const PropUID = wire.PropUID
 
 // messageView is the answer of a message lookup.
 type messageView struct {

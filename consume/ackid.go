@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/wire"
 )
 
 // AckID is what an ackId token says about one delivery. Any replica can
@@ -41,7 +42,9 @@ type AckID struct {
 }
 
 // MessageID formats the Pulsar message id the token points at.
-func (a *AckID) MessageID() string { return formatIDParts(a.Ledger, a.Entry, a.Partition, a.BatchIdx) }
+func (a *AckID) MessageID() string {
+	return wire.FormatIDParts(a.Ledger, a.Entry, a.Partition, a.BatchIdx)
+}
 
 // copy identifies the physical message the token points at.
 func (a *AckID) copy() copyKey {

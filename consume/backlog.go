@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/utils"
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/wire"
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -868,7 +869,7 @@ func (s *Service) scanPartition(ctx context.Context, topic, subscription string,
 		out.Scanned.Entries++
 		for _, m := range msgs {
 			out.Scanned.Messages++
-			tags := splitTags(m.Properties[PropTags])
+			tags := wire.ParseTags(m.Properties[PropTags])
 			if !cfg.filter.Match(tags) {
 				out.Scanned.NotMatching++
 				continue

@@ -18,6 +18,7 @@ import (
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/wire"
 	"github.com/pulsar-sidecar/pulsar-sidecar/tagfilter"
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
 )
@@ -77,7 +78,7 @@ func BenchmarkConsumeNative(b *testing.B) {
 				for read := 0; read < len(msgs); read++ {
 					m, err := cons.Receive(context.Background())
 					require.NoError(b, err)
-					if f.Match(splitTags(m.Properties()[PropTags])) {
+					if f.Match(wire.ParseTags(m.Properties()[PropTags])) {
 						matched++
 					}
 					_ = cons.Ack(m)

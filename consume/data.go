@@ -13,19 +13,19 @@ import (
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/redis/go-redis/v9"
 
-	wire "github.com/pulsar-sidecar/pulsar-sidecar/produce" // "produce" is a test helper's name here
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/wire"
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
 )
 
 // Message properties the produce path sets (see proxy/message.go); the
 // consume side reads them and hides every psc-* property from consumers.
 const (
-	ReservedPrefix = "psc-"
-	PropUID        = "psc-uid"
-	PropTags       = "psc-tags"
-	PropApp        = "psc-app"
-	PropRetryPlan  = "psc-retry-plan" // delay.PropRetryPlan
-	PropRetryStep  = "psc-retry-step" // delay.PropRetryStep
+	ReservedPrefix = wire.ReservedPrefix
+	PropUID        = wire.PropUID
+	PropTags       = wire.PropTags
+	PropApp        = wire.PropApp
+	PropRetryPlan  = wire.PropRetryPlan
+	PropRetryStep  = wire.PropRetryStep
 
 	PropIdempotencyKey = wire.PropIdempotencyKey
 	PropDuplicateRisk  = wire.PropDuplicateRisk
@@ -135,7 +135,7 @@ type NackResponse struct {
 func toMessage(r *record, token string, n int, clusters int) Message {
 	msg := r.msg
 	m := Message{
-		AckID: token, UID: r.uid, MessageID: FormatMessageID(msg.ID()), Key: msg.Key(),
+		AckID: token, UID: r.uid, MessageID: wire.FormatMessageID(msg.ID()), Key: msg.Key(),
 		Tags: r.tags, PublishTime: formatTime(msg.PublishTime()), RedeliveryCount: n - 1,
 	}
 	if clusters > 1 {
@@ -449,7 +449,7 @@ func (s *Service) trace(kind traceKind, e *engine, msg pulsar.Message, cc *clust
 	}
 	props := msg.Properties()
 	ev := tracer.Event{
-		UID: props[PropUID], MessageID: FormatMessageID(msg.ID()), Topic: e.ref.TopicName(), Key: msg.Key(),
+		UID: props[PropUID], MessageID: wire.FormatMessageID(msg.ID()), Topic: e.ref.TopicName(), Key: msg.Key(),
 		Tags: tags, Node: s.opts.Node, Cluster: cc.cluster.Name, Subscription: e.ref.Subscription,
 		Time: s.clock.Now(), Error: errText,
 	}

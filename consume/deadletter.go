@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/wire"
 )
 
 // Properties the engine sets on dead-lettered messages, besides keeping the
@@ -87,7 +88,7 @@ func (e *engine) deadLetter(producers map[int]pulsar.Producer, r *record) {
 	props := make(map[string]string, len(msg.Properties())+6)
 	maps.Copy(props, msg.Properties())
 	props[PropDeadLetterReason] = reason
-	props[PropOriginalMessageID] = FormatMessageID(msg.ID())
+	props[PropOriginalMessageID] = wire.FormatMessageID(msg.ID())
 	props[PropOriginalTopic] = e.ref.TopicName()
 	props[PropOriginalCluster] = r.cc.cluster.Name
 	props[PropOriginalSubcription] = e.ref.Subscription

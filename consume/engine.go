@@ -6,12 +6,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/wire"
 )
 
 // recState is where a record is in its life on this replica.
@@ -290,7 +290,7 @@ func (e *engine) incoming(cc *clusterConsumer, msg pulsar.Message) {
 	id := msg.ID()
 	key := copyKey{cluster: uint8(cc.idx), partition: id.PartitionIdx(), ledger: id.LedgerID(), entry: id.EntryID(), batch: id.BatchIdx()}
 	props := msg.Properties()
-	tags := splitTags(props[PropTags])
+	tags := wire.ParseTags(props[PropTags])
 	cfg := e.cfg.Load()
 	if !cfg.filter.Match(tags) {
 		cc.ack(id)
@@ -323,13 +323,6 @@ func (e *engine) incoming(cc *clusterConsumer, msg pulsar.Message) {
 	e.records[key] = r
 	e.ready.pushBack(r)
 	e.signalReadyLocked()
-}
-
-func splitTags(v string) []string {
-	if v == "" {
-		return nil
-	}
-	return strings.Split(v, ",")
 }
 
 func (e *engine) signalReadyLocked() {

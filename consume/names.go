@@ -6,8 +6,6 @@ import (
 	"encoding/hex"
 	"strconv"
 	"strings"
-
-	"github.com/apache/pulsar-client-go/pulsar"
 )
 
 // MaxNameBytes bounds each of tenant, namespace, topic and subscription, as
@@ -147,26 +145,4 @@ func clip(s string, n int) string {
 		return s
 	}
 	return s[:n] + "..."
-}
-
-// FormatMessageID renders a Pulsar message id as
-// "ledgerId:entryId:partition:batchIndex", the form the produce API
-// answers with (see produce.FormatMessageID).
-func FormatMessageID(id pulsar.MessageID) string {
-	if id == nil {
-		return ""
-	}
-	return formatIDParts(id.LedgerID(), id.EntryID(), id.PartitionIdx(), id.BatchIdx())
-}
-
-func formatIDParts(ledger, entry int64, partition, batch int32) string {
-	b := make([]byte, 0, 32)
-	b = strconv.AppendInt(b, ledger, 10)
-	b = append(b, ':')
-	b = strconv.AppendInt(b, entry, 10)
-	b = append(b, ':')
-	b = strconv.AppendInt(b, int64(partition), 10)
-	b = append(b, ':')
-	b = strconv.AppendInt(b, int64(batch), 10)
-	return string(b)
 }

@@ -4,6 +4,8 @@ import (
 	"container/heap"
 	"strconv"
 	"time"
+
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/wire"
 )
 
 // copyKey identifies one physical message: a position on one cluster. The
@@ -20,7 +22,7 @@ type copyKey struct {
 // String is "cluster:ledger:entry:partition:batch", the copy id kept in the
 // delivery state.
 func (k copyKey) String() string {
-	return strconv.Itoa(int(k.cluster)) + ":" + formatIDParts(k.ledger, k.entry, k.partition, k.batch)
+	return strconv.Itoa(int(k.cluster)) + ":" + wire.FormatIDParts(k.ledger, k.entry, k.partition, k.batch)
 }
 
 // deque is a FIFO of records that can also take records at its front (ring

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/wire"
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
 )
 
@@ -675,7 +676,7 @@ func (e *Engine) recordScheduled(req *Request, r Result, start time.Time) {
 	if r.Level != "" {
 		props["level"] = r.Level
 	}
-	e.rec.Record(tracer.Event{Type: tracer.Scheduled, UID: req.UID, MessageID: FormatMessageID(r.MessageID),
+	e.rec.Record(tracer.Event{Type: tracer.Scheduled, UID: req.UID, MessageID: wire.FormatMessageID(r.MessageID),
 		Topic: req.Topic, Key: req.Key, Tags: req.Tags, App: req.App, Node: e.cfg.Node, Time: now,
 		Latency: now.Sub(start), Properties: props})
 }

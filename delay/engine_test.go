@@ -10,6 +10,7 @@ import (
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/wire"
 	"github.com/pulsar-sidecar/pulsar-sidecar/minipulsar"
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
 )
@@ -185,7 +186,7 @@ func TestEngineWheelEndToEnd(t *testing.T) {
 	fired := v.ev.of(tracer.Fired)
 	require.Len(t, fired, 1)
 	require.Equal(t, base.Add(3*time.Second), fired[0].Time)
-	require.Equal(t, FormatMessageID(m.ID()), fired[0].MessageID)
+	require.Equal(t, wire.FormatMessageID(m.ID()), fired[0].MessageID)
 	require.Equal(t, "node-1", fired[0].Node)
 	require.Equal(t, []string{"PAY_1001"}, fired[0].Tags)
 	_, err = e.Get(ctx, "w1")

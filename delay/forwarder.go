@@ -12,6 +12,7 @@ import (
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/wire"
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
 )
 
@@ -141,7 +142,7 @@ func (f *forwarder) run(ctx context.Context) {
 		if err != nil {
 			// Nowhere to deliver it; keeping it would block the level.
 			f.log.Error("delay: dropping unreadable level message", "level", f.lv.Name,
-				"message_id", FormatMessageID(msg.ID()), "uid", h.uid, "err", err)
+				"message_id", wire.FormatMessageID(msg.ID()), "uid", h.uid, "err", err)
 			f.corrupt.Add(1)
 			f.ack(msg)
 			continue
@@ -290,7 +291,7 @@ func (f *forwarder) forget(ctx context.Context, uid string) {
 func (f *forwarder) ack(msg pulsar.Message) {
 	if err := f.consumer.AckID(msg.ID()); err != nil {
 		// Not acknowledged: it comes back and is forwarded again (same uid).
-		f.log.Warn("delay: level ack failed", "level", f.lv.Name, "message_id", FormatMessageID(msg.ID()), "err", err)
+		f.log.Warn("delay: level ack failed", "level", f.lv.Name, "message_id", wire.FormatMessageID(msg.ID()), "err", err)
 	}
 }
 

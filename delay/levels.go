@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/wire"
 )
 
 // Delay levels: a fixed set of delays, one Pulsar topic each. A message
@@ -198,7 +199,7 @@ type held struct {
 // decodeHeld reads what the forwarder needs from a level message of lv.
 func decodeHeld(msg pulsar.Message, lv Level) (held, error) {
 	p := msg.Properties()
-	h := held{msg: msg, target: p[PropDelayTopic], uid: p[PropUID], app: p[PropApp], tags: splitTags(p[PropTags])}
+	h := held{msg: msg, target: p[PropDelayTopic], uid: p[PropUID], app: p[PropApp], tags: wire.ParseTags(p[PropTags])}
 	if h.target == "" || h.uid == "" {
 		return h, ErrCorruptLevelMessage
 	}

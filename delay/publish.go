@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/apache/pulsar-client-go/pulsar"
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/wire"
 )
 
 // Publisher sends messages to Pulsar topics. It is what the engine uses to
@@ -55,7 +56,7 @@ func (p publisherDue) PublishDue(ctx context.Context, topic string, msg *pulsar.
 			done(Delivery{}, err)
 			return
 		}
-		done(Delivery{MessageID: FormatMessageID(id)}, nil)
+		done(Delivery{MessageID: wire.FormatMessageID(id)}, nil)
 	})
 }
 

@@ -9,26 +9,26 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pulsar-sidecar/pulsar-sidecar/delay"
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/wire"
 )
 
 // Names of the message properties the sidecar sets on every Pulsar message,
-// so that native consumers see them too. User properties may not start with
-// ReservedPrefix.
+// so that native consumers see them too (internal/wire is where they are
+// written down). User properties may not start with ReservedPrefix.
 const (
-	ReservedPrefix = "psc-"
+	ReservedPrefix = wire.ReservedPrefix
 
-	PropUID            = "psc-uid"             // the sidecar's message id
-	PropApp            = "psc-app"             // the producing app
-	PropTags           = "psc-tags"            // tags, sorted, deduplicated, comma-joined; absent without tags
-	PropAcceptedAt     = "psc-accepted-at"     // RFC 3339 UTC with milliseconds, when the sidecar accepted the request
-	PropIdempotencyKey = "psc-idempotency-key" // the caller's idempotency key, when given
-	PropDuplicateRisk  = "psc-duplicate-risk"  // "true" when the idempotency store was unreachable (see ADR 030)
-	PropRetryPlan      = delay.PropRetryPlan   // the retry plan in its normal form, when given
+	PropUID            = wire.PropUID
+	PropApp            = wire.PropApp
+	PropTags           = wire.PropTags
+	PropAcceptedAt     = wire.PropAcceptedAt
+	PropIdempotencyKey = wire.PropIdempotencyKey
+	PropDuplicateRisk  = wire.PropDuplicateRisk
+	PropRetryPlan      = wire.PropRetryPlan
 )
 
 // AcceptedAtLayout formats PropAcceptedAt.
-const AcceptedAtLayout = "2006-01-02T15:04:05.000Z07:00"
+const AcceptedAtLayout = wire.TimeLayout
 
 // Status says where a message is. It is part of the API.
 type Status string
@@ -113,14 +113,6 @@ func (m *Message) PulsarProperties() map[string]string {
 		p[PropRetryPlan] = m.RetryPlan
 	}
 	return p
-}
-
-// ParseTags splits a psc-tags property value back into tags.
-func ParseTags(v string) []string {
-	if v == "" {
-		return nil
-	}
-	return strings.Split(v, ",")
 }
 
 // NormalizeTags sorts and deduplicates tags in place.

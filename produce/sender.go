@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/wire"
 )
 
 // Receipt says where a message became durable.
@@ -79,7 +80,7 @@ func (s *PulsarSender) SendAsync(ctx context.Context, m *Message, done func(Rece
 			done(Receipt{}, err)
 			return
 		}
-		rc.MessageID = FormatMessageID(id)
+		rc.MessageID = wire.FormatMessageID(id)
 		done(rc, nil)
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/fakeclock"
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/wire"
 	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -124,14 +125,14 @@ func TestBucket(t *testing.T) {
 }
 
 func TestMessageID(t *testing.T) {
-	p, err := produce.ParseMessageID("12:3:-1:0")
+	p, err := wire.ParseMessageID("12:3:-1:0")
 	require.NoError(t, err)
-	assert.Equal(t, produce.MessageIDParts{LedgerID: 12, EntryID: 3, Partition: -1, BatchIdx: 0}, p)
+	assert.Equal(t, wire.MessageIDParts{LedgerID: 12, EntryID: 3, Partition: -1, BatchIdx: 0}, p)
 	for _, bad := range []string{"", "1:2:3", "a:2:3:4", "1:2:3:4:5", "1:2:99999999999:0"} {
-		_, err := produce.ParseMessageID(bad)
+		_, err := wire.ParseMessageID(bad)
 		assert.Error(t, err, bad)
 	}
-	assert.Empty(t, produce.FormatMessageID(nil))
+	assert.Empty(t, wire.FormatMessageID(nil))
 }
 
 func TestUIDsSortByTime(t *testing.T) {
