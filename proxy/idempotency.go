@@ -168,16 +168,12 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return false
 `)
 
-// casScript replaces the value ARGV[1] with ARGV[2] (deletes the key when
-// ARGV[2] is empty), keeping the key's TTL. It answers false when it did,
-// or the value found otherwise.
+// casScript replaces the value ARGV[1] with ARGV[2], keeping the key's
+// TTL. It answers false when it did, otherwise the value found (” when
+// the key is gone).
 var casScript = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
-if v ~= ARGV[1] then return v end
-if ARGV[2] == '' then
-  redis.call('DEL', KEYS[1])
-  return false
-end
+if v ~= ARGV[1] then return v or '' end
 local ttl = redis.call('PTTL', KEYS[1])
 redis.call('SET', KEYS[1], ARGV[2])
 if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
@@ -296,6 +292,18 @@ func (s *RedisIdempotency) Begin(ctx context.Context, app, key, fp, uid string) 
 		v, ok := found.(string)
 		if !ok {
 			return Claim{}, fmt.Errorf("%w: unexpected reply %v", ErrIdempotencyUnavailable, found)
+		}
+		if v == "" {
+			// The key expired or was deleted meanwhile: claim it afresh.
+			mine.uid = uid
+			old, err = s.setNXGet(ctx, k, mine.encode())
+			if errors.Is(err, redis.Nil) {
+				return Claim{State: ClaimAcquired, UID: uid, Owner: owner, Fresh: true}, nil
+			}
+			if err != nil {
+				return Claim{}, s.unavailable(err)
+			}
+			continue
 		}
 		old = v
 	}

@@ -136,6 +136,28 @@ func TestRedisIdempotencyLeaseTakeover(t *testing.T) {
 	assert.Equal(t, "1:2:0:0", done.Result.MessageID)
 }
 
+// TestCASScriptOnAVanishedKey: a takeover whose key expired between the
+// read and the compare-and-set is told so (”) and creates nothing, so
+// Begin claims the key afresh instead of owning a claim with no record.
+func TestCASScriptOnAVanishedKey(t *testing.T) {
+	srv := testredis.Start(t)
+	rdb := srv.Client()
+	s := NewRedisIdempotency(rdb, time.Hour, time.Minute, 2*time.Second)
+	ctx := context.Background()
+	got, err := s.eval(ctx, casScript, KeyPrefix+"app:gone", "f||0|fp|uid|", "i|me|1|fp|uid|")
+	require.NoError(t, err)
+	assert.Equal(t, "", got)
+	assert.Zero(t, rdb.Exists(ctx, KeyPrefix+"app:gone").Val())
+	require.NoError(t, rdb.Set(ctx, KeyPrefix+"app:other", "d||0|fp|uid|{}", time.Hour).Err())
+	got, err = s.eval(ctx, casScript, KeyPrefix+"app:other", "f||0|fp|uid|", "i|me|1|fp|uid|")
+	require.NoError(t, err)
+	assert.Equal(t, "d||0|fp|uid|{}", got, "another value is answered, not replaced")
+	_, err = s.eval(ctx, casScript, KeyPrefix+"app:other", "d||0|fp|uid|{}", "i|me|1|fp|uid|")
+	require.ErrorIs(t, err, redis.Nil, "the expected value is replaced")
+	assert.Equal(t, "i|me|1|fp|uid|", rdb.Get(ctx, KeyPrefix+"app:other").Val())
+	assert.InDelta(t, time.Hour.Seconds(), rdb.PTTL(ctx, KeyPrefix+"app:other").Val().Seconds(), 5, "keeping its TTL")
+}
+
 // TestRedisIdempotencyLegacyHash: keys written as hashes by the previous
 // version (a rolling upgrade) are answered: done gives the result, in
 // flight is busy, failed is taken over keeping its uid and converted.
