@@ -387,7 +387,7 @@ func (s *RedisIdempotency) beginLegacy(ctx context.Context, k, owner, fp string)
 	case st == "done":
 		return s.done(result)
 	}
-	return Claim{State: ClaimBusy}, nil // in flight: its hash expires after the old inFlightTTL
+	return Claim{State: ClaimBusy}, nil // in flight: the old version's hash expires after its one-minute claim
 }
 
 // Renew implements IdempotencyStore.
