@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -29,9 +30,9 @@ func sampleAckIDs() []AckID {
 		{Cluster: 255, Ledger: 5, Entry: 6, BatchIdx: 999, BatchSize: 1000, Delivery: 1000, Expires: exp, UID: strings.Repeat("u", maxUIDBytes)},
 		// DedupeKey subscriptions: version 2, with and without a retry step.
 		{Ledger: 9, Entry: 1, BatchIdx: -1, Delivery: 2, Expires: exp, Node: 7, Binding: 42, UID: uuid.Must(uuid.NewV7()).String(),
-			KeyHash: keyHashOf(map[string]string{PropApp: "billing", PropIdempotencyKey: "charge-42"})},
+			KeyHash: keyHashOf(map[string]string{wire.PropApp: "billing", wire.PropIdempotencyKey: "charge-42"})},
 		{Ledger: 9, Entry: 2, BatchIdx: 4, BatchSize: 5, Delivery: 1, Expires: exp, UID: "u", RetryStep: 2,
-			KeyHash: keyHashOf(map[string]string{PropIdempotencyKey: "k"})},
+			KeyHash: keyHashOf(map[string]string{wire.PropIdempotencyKey: "k"})},
 	}
 }
 

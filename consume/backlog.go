@@ -869,12 +869,12 @@ func (s *Service) scanPartition(ctx context.Context, topic, subscription string,
 		out.Scanned.Entries++
 		for _, m := range msgs {
 			out.Scanned.Messages++
-			tags := wire.ParseTags(m.Properties[PropTags])
+			tags := wire.ParseTags(m.Properties[wire.PropTags])
 			if !cfg.filter.Match(tags) {
 				out.Scanned.NotMatching++
 				continue
 			}
-			uid := m.Properties[PropUID]
+			uid := m.Properties[wire.PropUID]
 			if len(uid) > maxUIDBytes {
 				uid = ""
 			}

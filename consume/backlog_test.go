@@ -16,6 +16,7 @@ import (
 	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/utils"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -257,8 +258,8 @@ func TestParsePeekedBatch(t *testing.T) {
 	}
 	require.Len(t, got, 3)
 	for i, m := range got {
-		require.Equal(t, sent[i].uid, m.Properties[PropUID])
-		require.Equal(t, sent[i].pulsarProperties()[PropTags], m.Properties[PropTags])
+		require.Equal(t, sent[i].uid, m.Properties[wire.PropUID])
+		require.Equal(t, sent[i].pulsarProperties()[wire.PropTags], m.Properties[wire.PropTags])
 		require.False(t, m.PublishTime.IsZero())
 	}
 	parts, err := p.Partitions(context.Background(), ref.TopicName())
@@ -295,7 +296,7 @@ func TestTagBacklogWithoutUIDs(t *testing.T) {
 	require.NoError(t, err)
 	defer p.Close()
 	for i := range 5 {
-		_, err := p.Send(context.Background(), &pulsar.ProducerMessage{Payload: []byte{byte(i)}, Properties: map[string]string{PropTags: "PAY_N"}})
+		_, err := p.Send(context.Background(), &pulsar.ProducerMessage{Payload: []byte{byte(i)}, Properties: map[string]string{wire.PropTags: "PAY_N"}})
 		require.NoError(t, err)
 	}
 	got := a.receiveUntil(ref, 2, 10*time.Second)

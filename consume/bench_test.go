@@ -78,7 +78,7 @@ func BenchmarkConsumeNative(b *testing.B) {
 				for read := 0; read < len(msgs); read++ {
 					m, err := cons.Receive(context.Background())
 					require.NoError(b, err)
-					if f.Match(wire.ParseTags(m.Properties()[PropTags])) {
+					if f.Match(wire.ParseTags(m.Properties()[wire.PropTags])) {
 						matched++
 					}
 					_ = cons.Ack(m)

@@ -17,20 +17,6 @@ import (
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
 )
 
-// Message properties the produce path sets (see proxy/message.go); the
-// consume side reads them and hides every psc-* property from consumers.
-const (
-	ReservedPrefix = wire.ReservedPrefix
-	PropUID        = wire.PropUID
-	PropTags       = wire.PropTags
-	PropApp        = wire.PropApp
-	PropRetryPlan  = wire.PropRetryPlan
-	PropRetryStep  = wire.PropRetryStep
-
-	PropIdempotencyKey = wire.PropIdempotencyKey
-	PropDuplicateRisk  = wire.PropDuplicateRisk
-)
-
 // TimeLayout formats publishTime and eventTime: RFC 3339, UTC, milliseconds.
 const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
 
@@ -151,8 +137,8 @@ func toMessage(r *record, token string, n int, clusters int) Message {
 		m.EventTime = formatTime(et)
 	}
 	props := msg.Properties()
-	m.App, m.IdempotencyKey = props[PropApp], props[PropIdempotencyKey]
-	m.DuplicateRisk = props[PropDuplicateRisk] == "true"
+	m.App, m.IdempotencyKey = props[wire.PropApp], props[wire.PropIdempotencyKey]
+	m.DuplicateRisk = props[wire.PropDuplicateRisk] == "true"
 	if reason, ok := props[PropDeadLetterReason]; ok {
 		n, _ := strconv.Atoi(props[PropDeliveries])
 		m.DeadLetter = &DeadLetterInfo{Reason: reason, OriginalMessageID: props[PropOriginalMessageID],
@@ -160,7 +146,7 @@ func toMessage(r *record, token string, n int, clusters int) Message {
 			Subscription: props[PropOriginalSubcription], Deliveries: n}
 	}
 	for k, v := range props {
-		if strings.HasPrefix(k, ReservedPrefix) {
+		if strings.HasPrefix(k, wire.ReservedPrefix) {
 			continue
 		}
 		if m.Properties == nil {
@@ -449,7 +435,7 @@ func (s *Service) trace(kind traceKind, e *engine, msg pulsar.Message, cc *clust
 	}
 	props := msg.Properties()
 	ev := tracer.Event{
-		UID: props[PropUID], MessageID: wire.FormatMessageID(msg.ID()), Topic: e.ref.TopicName(), Key: msg.Key(),
+		UID: props[wire.PropUID], MessageID: wire.FormatMessageID(msg.ID()), Topic: e.ref.TopicName(), Key: msg.Key(),
 		Tags: tags, Node: s.opts.Node, Cluster: cc.cluster.Name, Subscription: e.ref.Subscription,
 		Time: s.clock.Now(), Error: errText,
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -15,9 +16,9 @@ import (
 func keyed(app, key string, risk bool, tags ...string) testMsg {
 	m := newMsg(tags...)
 	m.app = app
-	m.props = map[string]string{PropIdempotencyKey: key}
+	m.props = map[string]string{wire.PropIdempotencyKey: key}
 	if risk {
-		m.props[PropDuplicateRisk] = "true"
+		m.props[wire.PropDuplicateRisk] = "true"
 	}
 	return m
 }
@@ -51,7 +52,7 @@ func TestReceiveTellsAppKeyAndDuplicateRisk(t *testing.T) {
 	for _, m := range got {
 		byUID[m.UID] = m
 		for k := range m.Properties {
-			require.NotContains(t, k, ReservedPrefix, "psc-* properties stay hidden")
+			require.NotContains(t, k, wire.ReservedPrefix, "psc-* properties stay hidden")
 		}
 	}
 	r := byUID[risky.uid]

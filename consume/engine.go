@@ -290,7 +290,7 @@ func (e *engine) incoming(cc *clusterConsumer, msg pulsar.Message) {
 	id := msg.ID()
 	key := copyKey{cluster: uint8(cc.idx), partition: id.PartitionIdx(), ledger: id.LedgerID(), entry: id.EntryID(), batch: id.BatchIdx()}
 	props := msg.Properties()
-	tags := wire.ParseTags(props[PropTags])
+	tags := wire.ParseTags(props[wire.PropTags])
 	cfg := e.cfg.Load()
 	if !cfg.filter.Match(tags) {
 		cc.ack(id)
@@ -300,7 +300,7 @@ func (e *engine) incoming(cc *clusterConsumer, msg pulsar.Message) {
 		}
 		return
 	}
-	uid := props[PropUID]
+	uid := props[wire.PropUID]
 	if len(uid) > maxUIDBytes {
 		uid = ""
 	}

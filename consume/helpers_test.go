@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/testredis"
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/wire"
 	"github.com/pulsar-sidecar/pulsar-sidecar/minipulsar"
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
 )
@@ -258,16 +259,16 @@ func (m testMsg) pulsarProperties() map[string]string {
 	for k, v := range m.props {
 		p[k] = v
 	}
-	p[PropUID] = m.uid
-	p[PropApp] = "producer"
+	p[wire.PropUID] = m.uid
+	p[wire.PropApp] = "producer"
 	if m.app != "" {
-		p[PropApp] = m.app
+		p[wire.PropApp] = m.app
 	}
 	p["psc-accepted-at"] = time.Now().UTC().Format(TimeLayout)
 	if len(m.tags) > 0 {
 		tags := slices.Clone(m.tags)
 		slices.Sort(tags)
-		p[PropTags] = strings.Join(slices.Compact(tags), ",")
+		p[wire.PropTags] = strings.Join(slices.Compact(tags), ",")
 	}
 	return p
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/wire"
 	"github.com/pulsar-sidecar/pulsar-sidecar/minipulsar"
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
 )
@@ -173,7 +174,7 @@ func TestDeadLetterAfterMaxDeliveries(t *testing.T) {
 	require.Equal(t, firstID, p[PropOriginalMessageID])
 	require.Equal(t, ref.TopicName(), p[PropOriginalTopic])
 	require.Equal(t, "sub", p[PropOriginalSubcription])
-	require.Equal(t, m.uid, p[PropUID])
+	require.Equal(t, m.uid, p[wire.PropUID])
 	require.Equal(t, "customer-1", stored[0].Key)
 	e.backlogZero(e.broker, ref)
 

@@ -8,6 +8,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/delay"
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/wire"
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
 )
 
@@ -197,7 +198,7 @@ func (s *Service) retryHeld(ctx context.Context, e *engine, a *AckID, caller Cal
 	}
 
 	m := RetryMessage{
-		UID: r.uid, App: props[PropApp], Topic: e.ref.TopicName(), Key: r.msg.Key(), Tags: r.tags,
+		UID: r.uid, App: props[wire.PropApp], Topic: e.ref.TopicName(), Key: r.msg.Key(), Tags: r.tags,
 		Properties: next, Payload: r.msg.Payload(), DueAt: due, Step: retryStepOf(next),
 	}
 	if et, ok := eventTime(r.msg); ok {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/wire"
 	"github.com/pulsar-sidecar/pulsar-sidecar/minipulsar"
 )
 
@@ -32,9 +33,9 @@ func TestStateIDKeepsRetryCopiesApart(t *testing.T) {
 		want  int
 	}{
 		{nil, 0},
-		{map[string]string{PropRetryStep: "3"}, 3},
-		{map[string]string{PropRetryStep: "x"}, 0},
-		{map[string]string{PropRetryStep: "-1"}, 0},
+		{map[string]string{wire.PropRetryStep: "3"}, 3},
+		{map[string]string{wire.PropRetryStep: "x"}, 0},
+		{map[string]string{wire.PropRetryStep: "-1"}, 0},
 	} {
 		require.Equal(t, tc.want, retryStepOf(tc.props), "%v", tc.props)
 	}
@@ -49,14 +50,14 @@ func TestRetryCopyIsNotADuplicate(t *testing.T) {
 	ref := newRef("sub")
 	a.put(ref, SubscriptionSpec{})
 	orig := newMsg("A")
-	orig.props = map[string]string{PropRetryPlan: "1s,2s"}
+	orig.props = map[string]string{wire.PropRetryPlan: "1s,2s"}
 	produce(t, e.client, ref.TopicName(), []testMsg{orig})
 	got := a.receiveUntil(ref, 1, 5*time.Second)
 	require.Equal(t, AckResponse{Acked: 1}, a.ack(ref, got...))
 
 	dup := orig
 	retry := orig
-	retry.props = map[string]string{PropRetryPlan: "1s,2s", PropRetryStep: "1"}
+	retry.props = map[string]string{wire.PropRetryPlan: "1s,2s", wire.PropRetryStep: "1"}
 	retry.payload = []byte("the retry")
 	produce(t, e.client, ref.TopicName(), []testMsg{dup, retry})
 	got = a.receiveUntil(ref, 1, 5*time.Second)
@@ -88,7 +89,7 @@ func TestNackRetryFollowsThePlan(t *testing.T) {
 	ref := newRef("sub")
 	a.put(ref, SubscriptionSpec{AckTimeout: "10s"})
 	planned := newMsg("A")
-	planned.props = map[string]string{PropRetryPlan: "5s", "orderId": "42"}
+	planned.props = map[string]string{wire.PropRetryPlan: "5s", "orderId": "42"}
 	plain := newMsg("A")
 	produce(t, e.client, ref.TopicName(), []testMsg{planned, plain})
 	got := a.receiveUntil(ref, 2, 5*time.Second)
@@ -104,9 +105,9 @@ func TestNackRetryFollowsThePlan(t *testing.T) {
 	require.Equal(t, planned.uid, m.UID)
 	require.Equal(t, ref.TopicName(), m.Topic)
 	require.Equal(t, 1, m.Step)
-	require.Equal(t, "1", m.Properties[PropRetryStep])
+	require.Equal(t, "1", m.Properties[wire.PropRetryStep])
 	require.Equal(t, "42", m.Properties["orderId"])
-	require.Equal(t, planned.uid, m.Properties[PropUID])
+	require.Equal(t, planned.uid, m.Properties[wire.PropUID])
 	require.True(t, m.DueAt.Equal(clk.Now().Add(5*time.Second)), "due %s", m.DueAt)
 
 	again := a.receiveUntil(ref, 1, 5*time.Second)

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/wire"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -339,12 +340,12 @@ const keyHashBytes = 16
 // (16 raw bytes in a string, so AckID stays comparable), not the key, goes
 // into state ids and ackIds: a key may be 255 bytes.
 func keyHashOf(props map[string]string) string {
-	key := props[PropIdempotencyKey]
+	key := props[wire.PropIdempotencyKey]
 	if key == "" {
 		return ""
 	}
 	h := sha256.New()
-	h.Write([]byte(props[PropApp]))
+	h.Write([]byte(props[wire.PropApp]))
 	h.Write([]byte{0})
 	h.Write([]byte(key))
 	return string(h.Sum(nil)[:keyHashBytes])
@@ -352,7 +353,7 @@ func keyHashOf(props map[string]string) string {
 
 // retryStepOf reads psc-retry-step; 0 when absent or unreadable.
 func retryStepOf(props map[string]string) int {
-	v, ok := props[PropRetryStep]
+	v, ok := props[wire.PropRetryStep]
 	if !ok {
 		return 0
 	}
