@@ -22,6 +22,7 @@ import (
 	"github.com/pulsar-sidecar/pulsar-sidecar/consume"
 	"github.com/pulsar-sidecar/pulsar-sidecar/delay"
 	"github.com/pulsar-sidecar/pulsar-sidecar/durable"
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/accesslog"
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/config"
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/embedredis"
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/metrics"
@@ -247,7 +248,9 @@ func (a *App) start(ctx context.Context) error {
 		HTTPMetrics:    metrics.NewHTTP(a.reg),
 		Gatherer:       metrics.Handler(a.reg),
 		Mount:          a.mount,
-		Logger:         a.log,
+		Middleware: []gin.HandlerFunc{accesslog.Middleware(accesslog.Options{
+			Logger: a.log, Disabled: !cfg.Log.Access, App: requestApp})},
+		Logger: a.log,
 	})
 	if err != nil {
 		return err
@@ -287,6 +290,18 @@ func (a *App) degradedChecks() map[string]proxy.Check {
 		checks["delay"] = a.delay.Ready
 	}
 	return checks
+}
+
+// requestApp names the caller of a request in the access log: the app the
+// /v1 token check or the console let in.
+func requestApp(c *gin.Context) string {
+	if app, ok := proxy.AppFromContext(c); ok {
+		return app
+	}
+	if p, ok := consoleapi.PrincipalFrom(c); ok {
+		return p.App
+	}
+	return ""
 }
 
 // appNames are the apps requests can authenticate as: the configured ones,

@@ -66,6 +66,9 @@ type Options struct {
 	// authenticate themselves; v1 is /v1 behind the app-token check (see
 	// AppFromContext and MayConsume).
 	Mount func(root *gin.Engine, v1 *gin.RouterGroup)
+	// Middleware runs first on every request, routed or not, before
+	// recovery and metrics (the app's access log and request id).
+	Middleware []gin.HandlerFunc
 
 	Logger *slog.Logger     // slog.Default() when nil
 	Now    func() time.Time // time.Now when nil
@@ -188,6 +191,7 @@ func (s *Server) routes() *gin.Engine {
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true
 	_ = e.SetTrustedProxies(nil) // client IP is the peer address; X-Forwarded-For is not trusted
+	e.Use(s.opts.Middleware...)
 	if s.opts.HTTPMetrics != nil {
 		e.Use(s.opts.HTTPMetrics.Middleware())
 	}

@@ -58,6 +58,8 @@ type Config struct {
 type Log struct {
 	Level  string `yaml:"level"`  // debug, info, warn, error
 	Format string `yaml:"format"` // text or json
+	// Access logs one line per HTTP request at info level.
+	Access bool `yaml:"access"`
 }
 
 // Pulsar configures the primary cluster. An empty URL selects the embedded mode.
@@ -264,7 +266,7 @@ func Default() Config {
 		DataDir:         "./data",
 		Node:            node,
 		ShutdownTimeout: 20 * time.Second,
-		Log:             Log{Level: "info", Format: "text"},
+		Log:             Log{Level: "info", Format: "text", Access: true},
 		Pulsar: Pulsar{
 			OperationTimeout:  10 * time.Second,
 			ConnectionTimeout: 5 * time.Second,

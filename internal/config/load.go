@@ -115,6 +115,7 @@ func bind(c *Config) []Setting {
 	add("shutdownTimeout", "cap on the whole graceful shutdown (drain HTTP, flush producers, close clients)", &c.ShutdownTimeout)
 	add("log.level", "log level: debug, info, warn, error", &c.Log.Level)
 	add("log.format", "log format: text or json", &c.Log.Format)
+	add("log.access", "one info line per HTTP request (method, route, status, code, app, duration, request id)", &c.Log.Access)
 	add("pulsar.url", "primary Pulsar service URL (pulsar://host:6650); empty runs the embedded broker", &c.Pulsar.URL)
 	add("pulsar.adminURL", "primary cluster's admin REST URL (http://host:8080) for the console; the embedded broker's is used in embedded mode", &c.Pulsar.AdminURL)
 	add("pulsar.drURL", "disaster-recovery cluster's service URL; while the primary is unhealthy messages go there (status failover)", &c.Pulsar.DRURL)
