@@ -83,6 +83,7 @@ type App struct {
 	pipeline      *tracer.Pipeline
 	console       *consoleapi.API
 	consoleAdmin  *consoleapi.PulsarAdmin
+	scheduleGrace time.Duration // the console's; its default when 0 (tests shorten it)
 	retentionStop context.CancelFunc
 	retentionDone chan struct{}
 

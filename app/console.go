@@ -33,7 +33,8 @@ func (a *App) buildConsole() (*consoleapi.API, error) {
 		Open:   len(a.cfg.Apps) == 0, // protected mode: loopback only, no apps
 		Logger: a.log,                // the console names itself
 		// Counted with the data plane's errors, by code.
-		OnError: func(_ int, code string) { a.proxyMetrics.AddError(code) },
+		OnError:       func(_ int, code string) { a.proxyMetrics.AddError(code) },
+		ScheduleGrace: a.scheduleGrace,
 	}
 	if adminURL != "" {
 		adm, err := consoleapi.NewPulsarAdmin(&config.Config{WebServiceURL: adminURL, Token: a.cfg.Pulsar.AuthToken})
@@ -54,6 +55,7 @@ func (a *App) buildConsole() (*consoleapi.API, error) {
 	}
 	if a.delay != nil {
 		opts.Providers.Delay = consoleDelay{e: a.delay, broker: opts.Broker}
+		opts.Providers.Schedules = consoleSchedules{a.delay}
 	}
 	if a.durable != nil {
 		opts.Providers.Spool = consoleSpool{a.durable}
@@ -271,6 +273,18 @@ func (p consoleDelay) DelayStats(ctx context.Context) (consoleapi.DelayStats, er
 		st.Pending += backlog
 	}
 	return st, nil
+}
+
+// consoleSchedules tells the console whether a delayed message still
+// waits in the engine (wheel index or level record).
+type consoleSchedules struct{ e *delay.Engine }
+
+func (p consoleSchedules) Holds(ctx context.Context, uid string) (bool, error) {
+	_, err := p.e.Get(ctx, uid)
+	if errors.Is(err, delay.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // consoleSpool answers GET /stats/spool from the durable sender's spool.

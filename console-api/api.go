@@ -46,6 +46,11 @@ type Options struct {
 	MaxTimelineEvents int
 	// Timeout bounds each call to the store, the broker and providers. 10s.
 	Timeout time.Duration
+	// ScheduleGrace is how long after its scheduled event a delayed
+	// message that the delay engine does not hold is still scheduled (its
+	// fired or cancelled event may be on its way); then it is
+	// schedule_lost. 10s.
+	ScheduleGrace time.Duration
 
 	// OnError, when set, is called with every error answer's status and
 	// code (the app counts them in psc_http_errors_total). It runs on the
@@ -81,6 +86,9 @@ func New(opts Options) (*API, error) {
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 10 * time.Second
+	}
+	if opts.ScheduleGrace <= 0 {
+		opts.ScheduleGrace = 10 * time.Second
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()

@@ -104,7 +104,7 @@ func TestMessageLifecycle(t *testing.T) {
 		require.Equal(t, "checkout", m.App)
 		require.Equal(t, "10.0.0.7", m.ClientIP)
 		require.Equal(t, "primary", m.Cluster)
-		require.Equal(t, "acked", m.Status)
+		require.Equal(t, "consumed", m.Status)
 		require.True(t, m.AcceptedAt.Equal(t0))
 		require.True(t, m.PersistedAt.Equal(t0.Add(3*time.Millisecond)))
 		var types []string

@@ -102,6 +102,7 @@ func (a *API) messageByUID(ctx context.Context, uid string, o viewOptions) (*mes
 		return nil, messageNotFound(uid)
 	}
 	v := &messageView{messageInfo: summarize(uid, evs), Timeline: toEventsJSON(evs), TimelineNext: next}
+	a.lifecycle(ctx, &v.messageInfo, evs)
 	if o.content {
 		v.Content, v.ContentNote = a.content(ctx, v.messageInfo, o.maxBytes)
 	} else {

@@ -19,6 +19,8 @@ type Providers struct {
 	Delay      DelayProvider
 	Spool      SpoolProvider
 	Clusters   ClusterHealthProvider
+	// Schedules tells a waiting delayed message from a lost one.
+	Schedules ScheduleProvider
 }
 
 // TagBacklogProvider counts a subscription's backlog per tag (the consume

@@ -47,17 +47,23 @@ func toEventsJSON(evs []tracer.Event) []eventJSON {
 
 // messageInfo is what a timeline says about its message.
 type messageInfo struct {
-	UID         string     `json:"uid"`
-	MessageID   string     `json:"messageId,omitempty"`
-	Topic       string     `json:"topic,omitempty"`
-	Key         string     `json:"key,omitempty"`
-	Tags        []string   `json:"tags"`
-	App         string     `json:"app,omitempty"`      // the producing app
-	ClientIP    string     `json:"clientIp,omitempty"` // the producer's address
-	Cluster     string     `json:"cluster,omitempty"`  // where the broker message id lives
-	Status      string     `json:"status,omitempty"`   // the type of the latest event
+	UID       string   `json:"uid"`
+	MessageID string   `json:"messageId,omitempty"`
+	Topic     string   `json:"topic,omitempty"`
+	Key       string   `json:"key,omitempty"`
+	Tags      []string `json:"tags"`
+	App       string   `json:"app,omitempty"`      // the producing app
+	ClientIP  string   `json:"clientIp,omitempty"` // the producer's address
+	Cluster   string   `json:"cluster,omitempty"`  // where the broker message id lives
+	// Status is where the message is in its life (tracer.StatusOf,
+	// refined by API.lifecycle).
+	Status      string     `json:"status,omitempty"`
 	AcceptedAt  *time.Time `json:"acceptedAt"`
 	PersistedAt *time.Time `json:"persistedAt"`
+	// DeliverAt and DelayMode describe a message that is scheduled (or
+	// whose schedule was lost).
+	DeliverAt *time.Time `json:"deliverAt,omitempty"`
+	DelayMode string     `json:"delayMode,omitempty"`
 }
 
 // brokerSteps are the events after which a broker holds the message under
@@ -119,7 +125,6 @@ func summarize(uid string, evs []tracer.Event) messageInfo {
 				anyID, anyCluster = ev.MessageID, ev.Cluster
 			}
 		}
-		info.Status = string(ev.Type)
 	}
 	if info.MessageID == "" {
 		info.MessageID, info.Cluster = anyID, anyCluster
