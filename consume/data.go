@@ -28,6 +28,10 @@ type ReceiveRequest struct {
 	// WaitMs is how long to wait for a first message: 0 (answer at once) to
 	// Options.MaxWait.
 	WaitMs int `json:"waitMs,omitempty"`
+	// Consumer names the worker that receives (a host, a PHP-FPM pool and
+	// pid...): 1 to MaxConsumerNameBytes printable bytes. The delivered
+	// events record it, and the app's name when it is empty.
+	Consumer string `json:"consumer,omitempty"`
 }
 
 // ReceiveResponse answers a receive; Messages is never null.
@@ -81,6 +85,8 @@ type DeadLetterInfo struct {
 // AckRequest is the body of POST .../ack.
 type AckRequest struct {
 	AckIDs []string `json:"ackIds"`
+	// Consumer names the worker, as in ReceiveRequest.
+	Consumer string `json:"consumer,omitempty"`
 }
 
 // AckResponse counts what an ack did. An ack is idempotent: acknowledging
@@ -94,6 +100,8 @@ type AckResponse struct {
 // NackRequest is the body of POST .../nack.
 type NackRequest struct {
 	AckIDs []string `json:"ackIds"`
+	// Consumer names the worker, as in ReceiveRequest.
+	Consumer string `json:"consumer,omitempty"`
 	// RedeliverAfter is a Go duration (0 to Options.MaxRedeliverAfter); the
 	// messages come back after it. Empty means at once.
 	RedeliverAfter string `json:"redeliverAfter,omitempty"`
@@ -162,6 +170,9 @@ func (s *Service) Receive(ctx context.Context, ref SubscriptionRef, req ReceiveR
 	if err := ref.Validate(); err != nil {
 		return nil, err
 	}
+	if err := caller.name(req.Consumer); err != nil {
+		return nil, err
+	}
 	maxN := req.Max
 	if maxN == 0 {
 		maxN = s.opts.DefaultReceive
@@ -224,6 +235,9 @@ func (s *Service) Ack(ctx context.Context, ref SubscriptionRef, req AckRequest, 
 	if err := ref.Validate(); err != nil {
 		return nil, err
 	}
+	if err := caller.name(req.Consumer); err != nil {
+		return nil, err
+	}
 	cfg, err := s.config(ctx, ref)
 	if err != nil {
 		return nil, err
@@ -274,6 +288,9 @@ func (s *Service) Ack(ctx context.Context, ref SubscriptionRef, req AckRequest, 
 // (at once when it is empty), counting as another delivery.
 func (s *Service) Nack(ctx context.Context, ref SubscriptionRef, req NackRequest, caller Caller) (*NackResponse, error) {
 	if err := ref.Validate(); err != nil {
+		return nil, err
+	}
+	if err := caller.name(req.Consumer); err != nil {
 		return nil, err
 	}
 	if req.Retry && req.RedeliverAfter != "" {
@@ -446,7 +463,7 @@ func (s *Service) trace(kind traceKind, e *engine, msg pulsar.Message, cc *clust
 			ev.Type = tracer.Redelivered
 		}
 		ev.Attempt = n - 1
-		ev.Consumer, ev.App, ev.ClientIP = caller.App, caller.App, caller.ClientIP
+		ev.Consumer, ev.App, ev.ClientIP = caller.consumer(), caller.App, caller.ClientIP
 	case traceFiltered:
 		ev.Type = tracer.Filtered
 	case traceDeadLettered:
@@ -474,7 +491,7 @@ func (s *Service) traceAck(typ tracer.Type, ref SubscriptionRef, a *AckID, calle
 	}
 	s.rec.Record(tracer.Event{
 		Type: typ, UID: uid, MessageID: a.MessageID(), Topic: ref.TopicName(), Node: s.opts.Node, Cluster: cluster,
-		Subscription: ref.Subscription, Consumer: caller.App, App: caller.App, ClientIP: caller.ClientIP,
+		Subscription: ref.Subscription, Consumer: caller.consumer(), App: caller.App, ClientIP: caller.ClientIP,
 		Time: s.clock.Now(), Attempt: a.Delivery - 1, Error: errText,
 	})
 }

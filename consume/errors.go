@@ -28,6 +28,7 @@ import (
 //	400     INVALID_DEDUPE               dedupe is not uid or key
 //	400     INVALID_MAX                  receive max is not in [1, MaxReceive]
 //	400     INVALID_WAIT                 receive waitMs is not in [0, MaxWait]
+//	400     INVALID_CONSUMER             consumer (receive, ack, nack) is over 128 bytes or not printable ASCII without surrounding spaces
 //	400     INVALID_ACK_IDS              ackIds is empty or longer than MaxAckIDs
 //	400     INVALID_ACK_ID               an ackId is malformed or was not issued by this deployment
 //	400     ACK_ID_FOREIGN               an ackId belongs to another topic or subscription
@@ -59,6 +60,7 @@ const (
 	CodeInvalidDedupe            = "INVALID_DEDUPE"
 	CodeInvalidMax               = "INVALID_MAX"
 	CodeInvalidWait              = "INVALID_WAIT"
+	CodeInvalidConsumer          = "INVALID_CONSUMER"
 	CodeInvalidAckIDs            = "INVALID_ACK_IDS"
 	CodeInvalidAckID             = "INVALID_ACK_ID"
 	CodeAckIDForeign             = "ACK_ID_FOREIGN"

@@ -385,6 +385,9 @@ func (s *Service) Close(ctx context.Context) error {
 type Caller struct {
 	App      string
 	ClientIP string
+	// Consumer is the worker's name from the request body (consumer);
+	// trace events name the app when it is empty.
+	Consumer string
 }
 
 // config returns the registration, mapping errors to *Error.
