@@ -112,7 +112,7 @@ type Route struct {
 }
 
 var (
-	searchParams   = []string{"topic", "from", "to", "key", "tag", "app", "status", "clientIp", "subscription", "uid", "messageId", "limit", "cursor"}
+	searchParams   = []string{"topic", "from", "to", "key", "tag", "app", "status", "clientIp", "subscription", "uid", "messageId", "limit", "cursor", "view", "events"}
 	viewParams     = []string{"content", "maxBytes"}
 	timelineParams = []string{"limit", "cursor"}
 )

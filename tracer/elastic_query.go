@@ -52,6 +52,11 @@ func (e *Elastic) Search(ctx context.Context, q Query, page Page) (Result, error
 	if err := q.validate(); err != nil {
 		return Result{}, err
 	}
+	return e.list(ctx, e.indicesFor(q.Range), searchFilters(&q), page)
+}
+
+// searchFilters are the filters of q's events.
+func searchFilters(q *Query) []any {
 	filters := []any{}
 	for _, f := range q.terms() {
 		filters = append(filters, term(f[0], f[1]))
@@ -69,7 +74,60 @@ func (e *Elastic) Search(ctx context.Context, q Query, page Page) (Result, error
 	if rng := tsRange(q.Range); rng != nil {
 		filters = append(filters, rng)
 	}
-	return e.list(ctx, e.indicesFor(q.Range), filters, page)
+	return filters
+}
+
+// SearchMessages implements Store: a composite aggregation on uid over the
+// matching events gives the page's uids in order (its after key is the
+// cursor's uid), then one search with a terms filter on those uids reads
+// their events.
+func (e *Elastic) SearchMessages(ctx context.Context, q MessageQuery, page Page) (MessagePage, error) {
+	return searchMessages(ctx, e, q, page)
+}
+
+func (e *Elastic) uidsAfter(ctx context.Context, q *Query, after string, n int) ([]string, error) {
+	composite := map[string]any{
+		"size":    n,
+		"sources": []any{map[string]any{"uid": map[string]any{"terms": map[string]any{"field": "uid"}}}},
+	}
+	if after != "" {
+		composite["after"] = map[string]any{"uid": after}
+	}
+	body := map[string]any{
+		"size": 0, "track_total_hits": false, "query": boolFilter(searchFilters(q)),
+		"aggs": map[string]any{"messages": map[string]any{"composite": composite}},
+	}
+	var sr struct {
+		Aggregations struct {
+			Messages struct {
+				Buckets []struct {
+					Key struct {
+						UID string `json:"uid"`
+					} `json:"key"`
+				} `json:"buckets"`
+			} `json:"messages"`
+		} `json:"aggregations"`
+	}
+	if err := e.searchRaw(ctx, e.indicesFor(q.Range), body, &sr); err != nil {
+		return nil, err
+	}
+	out := make([]string, len(sr.Aggregations.Messages.Buckets))
+	for i, b := range sr.Aggregations.Messages.Buckets {
+		out[i] = b.Key.UID
+	}
+	return out, nil
+}
+
+func (e *Elastic) eventsOf(ctx context.Context, uids []string) (map[string][]Event, error) {
+	events, err := e.search(ctx, []string{e.indexPattern()}, searchBody{
+		Size:  min(len(uids)*MaxMessageEvents, 10000), // the search window's default cap
+		Query: boolFilter([]any{map[string]any{"terms": map[string]any{"uid": uids}}}),
+		Sort:  sortTSID,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return groupByUID(events), nil
 }
 
 // tsRange is the range filter of r on ts, or nil when r is open.
@@ -216,18 +274,26 @@ func (e *Elastic) list(ctx context.Context, indices []string, filters []any, pag
 	return pageResult(events, limit), nil
 }
 
-func (e *Elastic) search(ctx context.Context, indices []string, body searchBody) ([]Event, error) {
+// searchRaw sends a _search with body and decodes the answer into v.
+func (e *Elastic) searchRaw(ctx context.Context, indices []string, body, v any) error {
 	b, err := json.Marshal(body)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	rctx, cancel := context.WithTimeout(ctx, e.opts.RequestTimeout)
 	defer cancel()
 	ignore := true
 	res, err := esapi.SearchRequest{Index: indices, Body: bytes.NewReader(b), IgnoreUnavailable: &ignore}.Do(rctx, e.client)
 	if err != nil {
-		return nil, fmt.Errorf("tracer: search: %w", err)
+		return fmt.Errorf("tracer: search: %w", err)
 	}
+	if err := decodeResponse(res, v); err != nil {
+		return fmt.Errorf("tracer: search: %w", err)
+	}
+	return nil
+}
+
+func (e *Elastic) search(ctx context.Context, indices []string, body searchBody) ([]Event, error) {
 	var sr struct {
 		Hits struct {
 			Hits []struct {
@@ -235,8 +301,8 @@ func (e *Elastic) search(ctx context.Context, indices []string, body searchBody)
 			} `json:"hits"`
 		} `json:"hits"`
 	}
-	if err := decodeResponse(res, &sr); err != nil {
-		return nil, fmt.Errorf("tracer: search: %w", err)
+	if err := e.searchRaw(ctx, indices, body, &sr); err != nil {
+		return nil, err
 	}
 	out := make([]Event, len(sr.Hits.Hits))
 	for i := range sr.Hits.Hits {

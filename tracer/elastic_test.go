@@ -68,6 +68,13 @@ func TestElasticGoldenRequests(t *testing.T) {
 	require.NoError(t, err)
 	_, err = e.Consumption(ctx, "u-1")
 	require.NoError(t, err)
+	mp, err := e.SearchMessages(ctx, tracer.MessageQuery{Query: tracer.Query{Topic: "persistent://billing/pay/orders",
+		Range: tracer.TimeRange{From: storetest.Base, To: storetest.Base.Add(10 * time.Minute)}}}, tracer.Page{Limit: 1})
+	require.NoError(t, err)
+	require.Len(t, mp.Rows, 1)
+	_, err = e.SearchMessages(ctx, tracer.MessageQuery{Query: tracer.Query{App: "checkout"},
+		Statuses: []tracer.Status{tracer.StatusConsumed}}, tracer.Page{Limit: 1, Cursor: mp.Next})
+	require.NoError(t, err)
 	_, err = e.DeleteBefore(ctx, storetest.Base.Add(time.Second))
 	require.NoError(t, err)
 

@@ -305,6 +305,12 @@ func (s *SQLite) Search(ctx context.Context, q Query, page Page) (Result, error)
 	if err := q.validate(); err != nil {
 		return Result{}, err
 	}
+	where, args := searchWhere(&q)
+	return s.list(ctx, where, args, page)
+}
+
+// searchWhere is the condition of q's events.
+func searchWhere(q *Query) (string, []any) {
 	where := []string{"1 = 1"}
 	var args []any
 	for _, f := range q.terms() {
@@ -332,7 +338,56 @@ func (s *SQLite) Search(ctx context.Context, q Query, page Page) (Result, error)
 		}
 		where = append(where, "type IN ("+strings.Join(marks, ",")+")")
 	}
-	return s.list(ctx, strings.Join(where, " AND "), args, page)
+	return strings.Join(where, " AND "), args
+}
+
+// SearchMessages implements Store: the distinct uids of the matching
+// events (read through the same indexes as Search, grouped), then all the
+// events of a page's uids through the uid index.
+func (s *SQLite) SearchMessages(ctx context.Context, q MessageQuery, page Page) (MessagePage, error) {
+	return searchMessages(ctx, s, q, page)
+}
+
+func (s *SQLite) uidsAfter(ctx context.Context, q *Query, after string, n int) ([]string, error) {
+	where, args := searchWhere(q)
+	// "+uid": the uid index would give the order but read every event of
+	// every later message; the other conditions' indexes read far fewer.
+	if q.UID == "" {
+		where += " AND +uid > ?"
+	} else {
+		where += " AND uid > ?"
+	}
+	args = append(args, after, n)
+	rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT uid FROM events WHERE `+where+` ORDER BY 1 LIMIT ?`, args...)
+	if err != nil {
+		return nil, s.queryError(err)
+	}
+	defer func() { _ = rows.Close() }()
+	var out []string
+	for rows.Next() {
+		var uid string
+		if err := rows.Scan(&uid); err != nil {
+			return nil, fmt.Errorf("tracer: sqlite scan: %w", err)
+		}
+		out = append(out, uid)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("tracer: sqlite rows: %w", err)
+	}
+	return out, nil
+}
+
+func (s *SQLite) eventsOf(ctx context.Context, uids []string) (map[string][]Event, error) {
+	marks := strings.TrimSuffix(strings.Repeat("?,", len(uids)), ",")
+	args := make([]any, len(uids))
+	for i, u := range uids {
+		args[i] = u
+	}
+	events, err := s.query(ctx, `SELECT `+sqliteColumns+` FROM events WHERE uid IN (`+marks+`) ORDER BY ts, id`, args...)
+	if err != nil {
+		return nil, err
+	}
+	return groupByUID(events), nil
 }
 
 func (s *SQLite) list(ctx context.Context, where string, args []any, page Page) (Result, error) {
@@ -405,13 +460,17 @@ func (s *SQLite) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
 	}
 }
 
+func (s *SQLite) queryError(err error) error {
+	if errors.Is(err, sql.ErrConnDone) || strings.Contains(err.Error(), "database is closed") {
+		return ErrClosed
+	}
+	return fmt.Errorf("tracer: sqlite query: %w", err)
+}
+
 func (s *SQLite) query(ctx context.Context, q string, args ...any) ([]Event, error) {
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
-		if errors.Is(err, sql.ErrConnDone) || strings.Contains(err.Error(), "database is closed") {
-			return nil, ErrClosed
-		}
-		return nil, fmt.Errorf("tracer: sqlite query: %w", err)
+		return nil, s.queryError(err)
 	}
 	defer func() { _ = rows.Close() }()
 	var out []Event

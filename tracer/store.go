@@ -34,6 +34,12 @@ type Store interface {
 	// Query). It fails with ErrBadQuery for an unknown event type and with
 	// ErrBadRange for an empty or inverted time range.
 	Search(ctx context.Context, q Query, page Page) (Result, error)
+	// SearchMessages answers one row per message (uid) with an event
+	// matching q, in uid order, each with its status and events (see
+	// MessageQuery, MessagePage). Page.Limit counts messages, at most
+	// MaxMessagePageSize. It fails as Search does, and with ErrBadQuery
+	// for an unknown status.
+	SearchMessages(ctx context.Context, q MessageQuery, page Page) (MessagePage, error)
 	// Consumption returns, for one message, the latest consumption state per
 	// subscription, ordered by subscription name.
 	Consumption(ctx context.Context, uid string) ([]Consumption, error)

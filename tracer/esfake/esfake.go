@@ -571,6 +571,7 @@ func (s *Server) handleSearch(expr string, q map[string][]string, body []byte) (
 		Query       json.RawMessage `json:"query"`
 		Sort        []any           `json:"sort"`
 		SearchAfter []any           `json:"search_after"`
+		Aggs        json.RawMessage `json:"aggs"`
 	}
 	if len(body) > 0 {
 		dec := json.NewDecoder(bytes.NewReader(body))
@@ -590,6 +591,12 @@ func (s *Server) handleSearch(expr string, q map[string][]string, body []byte) (
 	hits, eerr := s.match(expr, q, req.Query)
 	if eerr != nil {
 		return eerr.reply()
+	}
+	var aggs map[string]any
+	if len(req.Aggs) > 0 {
+		if aggs, eerr = compositeAggs(req.Aggs, hits); eerr != nil {
+			return eerr.reply()
+		}
 	}
 	sorts, eerr := parseSort(req.Sort)
 	if eerr != nil {
@@ -630,9 +637,13 @@ func (s *Server) handleSearch(expr string, q map[string][]string, body []byte) (
 		}
 		out[i] = m
 	}
-	return http.StatusOK, map[string]any{"took": 1, "timed_out": false,
+	answer := map[string]any{"took": 1, "timed_out": false,
 		"_shards": map[string]any{"total": 1, "successful": 1, "skipped": 0, "failed": 0},
 		"hits":    map[string]any{"max_score": nil, "hits": out}}
+	if aggs != nil {
+		answer["aggregations"] = aggs
+	}
+	return http.StatusOK, answer
 }
 
 // match returns the documents of expr matching query.

@@ -45,6 +45,7 @@ func Run(t *testing.T, open Open) {
 		{"SearchFilters", searchFilters},
 		{"SearchPagination", searchPagination},
 		{"SearchBadInput", searchBadInput},
+		{"SearchMessages", searchMessages},
 		{"DeleteBefore", deleteBefore},
 		{"InvalidEventsArePermanentItemErrors", invalidEvents},
 		{"EmptyResults", emptyResults},
