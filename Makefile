@@ -79,7 +79,7 @@ lint: openapi-lint
 # The OpenAPI documents against Redocly's recommended rules (redocly.yaml):
 # zero errors and warnings. The CLI comes from npm, pinned.
 REDOCLY ?= npx --yes @redocly/cli@2.77.0
-OPENAPI_DOCS := console-api/openapi.yaml
+OPENAPI_DOCS := console-api/openapi.yaml openapi/data-plane.yaml
 openapi-lint:
 	$(REDOCLY) lint --format=stylish --max-problems=100 --config redocly.yaml $(OPENAPI_DOCS)
 

@@ -28,6 +28,7 @@ import (
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/metrics"
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/version"
 	"github.com/pulsar-sidecar/pulsar-sidecar/minipulsar"
+	"github.com/pulsar-sidecar/pulsar-sidecar/openapi"
 	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
@@ -320,6 +321,7 @@ func (a *App) appNames() []string {
 
 // mount adds the APIs that live beside the produce API.
 func (a *App) mount(root *gin.Engine, v1 *gin.RouterGroup) {
+	root.GET(openapi.Path, gin.WrapH(openapi.Handler()))
 	if a.console != nil {
 		a.console.Register(root.Group(consoleapi.Prefix))
 	}

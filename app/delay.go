@@ -396,6 +396,7 @@ func (a *App) listDelayed(c *gin.Context) {
 	}
 	out := make([]scheduledView, 0, len(list))
 	for _, s := range list {
+		s.Mode = delay.ModeWheel // List reads the wheel's index only, and leaves Mode empty
 		out = append(out, viewOf(s))
 	}
 	c.JSON(http.StatusOK, gin.H{"messages": out})

@@ -131,7 +131,8 @@ func startApp(t testing.TB, edit func(*config.Config), opts ...Option) *harness 
 	h.app = a
 	h.base = "http://" + a.Addr()
 	tr := &http.Transport{MaxIdleConnsPerHost: 64}
-	h.http = &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	// Every JSON answer is checked against the OpenAPI documents.
+	h.http = &http.Client{Transport: validatingTransport{t: t, base: tr}, Timeout: 30 * time.Second}
 	t.Cleanup(tr.CloseIdleConnections)
 	h.client = nativeClient(t, broker.ServiceURL())
 	return h
