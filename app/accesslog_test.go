@@ -156,3 +156,18 @@ func TestAccessLogOff(t *testing.T) {
 	assert.Empty(t, logs.lines(t, "http request"))
 	assert.NotEmpty(t, logs.lines(t, "pulsar-sidecar started"), "the log itself works")
 }
+
+// splitLines decodes JSON log lines.
+func splitLines(t *testing.T, raw string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(raw), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]any
+		require.NoError(t, json.Unmarshal([]byte(line), &m), line)
+		out = append(out, m)
+	}
+	return out
+}
