@@ -133,15 +133,8 @@ func Middleware(opts Options) gin.HandlerFunc {
 		if opts.App != nil {
 			app = opts.App(c)
 		}
-		log.LogAttrs(c.Request.Context(), slog.LevelInfo, "http request",
-			slog.String("method", c.Request.Method),
-			slog.String("route", route),
-			slog.Int("status", status),
-			slog.String("code", w.code()),
-			slog.String("app", app),
-			slog.Duration("duration", time.Since(start)),
-			slog.String("requestId", id),
-		)
+		log.InfoContext(c.Request.Context(), "http request", "method", c.Request.Method, "route", route,
+			"status", status, "code", w.code(), "app", app, "duration", time.Since(start), "requestId", id)
 	}
 }
 
