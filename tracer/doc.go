@@ -25,8 +25,9 @@
 //   - Store: writes plus the queries (ByUID, ByMessageID, ByKey, ByTopic
 //     over a time range, Search by any combination of topic, time range,
 //     uid, message id, key, tag, app, client IP, subscription and event
-//     types, Consumption per subscription, DeleteBefore for retention),
-//     paginated with opaque cursors. SQLite is the embedded
+//     types, SearchMessages for one row per message with its lifecycle
+//     status (StatusOf) and events, Consumption per subscription,
+//     DeleteBefore for retention), paginated with opaque cursors. SQLite is the embedded
 //     store (one file, WAL, a table clustered on time and id, schema
 //     version 2, migrated in place from version 1); Elastic is the Elasticsearch one (daily
 //     indices behind a composable template, _bulk create with the event id,
