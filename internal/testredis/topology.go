@@ -60,7 +60,8 @@ type SentinelSet struct {
 // failover can start as soon as the master dies.
 func StartSentinel(tb testing.TB, replicas, sentinels int, downAfter time.Duration) *SentinelSet {
 	tb.Helper()
-	ss := &SentinelSet{MasterName: "psc-master", Master: StartArgs(tb)}
+	// No five-second wait before a replica's first (diskless) sync.
+	ss := &SentinelSet{MasterName: "psc-master", Master: StartArgs(tb, "--repl-diskless-sync-delay", "0")}
 	for range replicas {
 		ss.Replicas = append(ss.Replicas, StartArgs(tb, "--replicaof", "127.0.0.1", strconv.Itoa(ss.Master.port)))
 	}
