@@ -225,4 +225,3 @@ func postJSON(h *harness, path, body string) (int, response, error) {
 	}
 	return res.StatusCode, out, nil
 }
-
