@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -12,15 +14,31 @@ import (
 	"github.com/pulsar-sidecar/pulsar-sidecar/minipulsar"
 )
 
+// aclUser is an ACL user for the test servers, as redis-server arguments.
+func aclUser(name, password string) []string {
+	return []string{"--user", name, "on", ">" + password, "~*", "&*", "+@all"}
+}
+
+// secretFile writes a mounted-secret style file (with the trailing newline
+// kubectl and editors leave) and returns its path.
+func secretFile(t testing.TB, value string) string {
+	path := filepath.Join(t.TempDir(), "secret")
+	require.NoError(t, os.WriteFile(path, []byte(value+"\n"), 0o600))
+	return path
+}
+
 // tlsRedis is a TLS-only redis-server that wants a client certificate
 // (tls-auth-clients yes), with a CA and certificates the test makes; the
 // sidecar checks the server's certificate against that CA and its address
-// (127.0.0.1, an IP SAN) and shows its own certificate.
+// (127.0.0.1, an IP SAN), shows its own certificate, and logs in as an ACL
+// user whose password it reads from a file.
 func tlsRedis(t testing.TB, cfg *config.Config) {
 	ca := testredis.NewCA(t, "redis-test-ca")
-	s := testredis.StartTLS(t, ca, true)
+	s := testredis.StartTLS(t, ca, true, aclUser("sidecar", "s3cret-pw")...)
 	cert, key := ca.Issue("sidecar", "sidecar")
 	cfg.Redis.Addr = s.Addr()
+	cfg.Redis.Username = "sidecar"
+	cfg.Redis.PasswordFile = secretFile(t, "s3cret-pw")
 	cfg.Redis.TLS = config.RedisTLS{Enabled: true, CAFile: ca.CAFile, CertFile: cert, KeyFile: key}
 }
 
@@ -59,28 +77,35 @@ func TestRedisCluster(t *testing.T) { runOnRedis(t, clusterRedis) }
 
 // TestRedisTLSUntrusted: a Redis whose certificate the configured CA did
 // not sign is refused, and the sidecar does not start on it; so is a
-// certificate that does not name the address, and a missing client
-// certificate where the server wants one.
+// certificate that does not name the address, a missing client certificate
+// where the server wants one, and a wrong ACL password.
 func TestRedisTLSUntrusted(t *testing.T) {
 	ca := testredis.NewCA(t, "redis-test-ca")
 	other := testredis.NewCA(t, "someone-else")
-	s := testredis.StartTLS(t, ca, false)
+	s := testredis.StartTLS(t, ca, false, aclUser("sidecar", "s3cret-pw")...)
 	mtls := testredis.StartTLS(t, ca, true)
 	broker := minipulsar.RunT(t)
+	good := config.RedisTLS{Enabled: true, CAFile: ca.CAFile}
 	for name, tc := range map[string]struct {
-		addr string
-		tls  config.RedisTLS
-		want string
+		addr     string
+		tls      config.RedisTLS
+		password string // of the ACL user sidecar, from a file
+		want     string
 	}{
-		"other CA":      {s.Addr(), config.RedisTLS{Enabled: true, CAFile: other.CAFile}, "certificate signed by unknown authority"},
-		"system roots":  {s.Addr(), config.RedisTLS{Enabled: true}, "certificate signed by unknown authority"},
-		"wrong name":    {s.Addr(), config.RedisTLS{Enabled: true, CAFile: ca.CAFile, ServerName: "redis.example.com"}, "redis.example.com"},
-		"no client key": {mtls.Addr(), config.RedisTLS{Enabled: true, CAFile: ca.CAFile}, "certificate required"},
+		"other CA":       {s.Addr(), config.RedisTLS{Enabled: true, CAFile: other.CAFile}, "", "certificate signed by unknown authority"},
+		"system roots":   {s.Addr(), config.RedisTLS{Enabled: true}, "", "certificate signed by unknown authority"},
+		"wrong name":     {s.Addr(), config.RedisTLS{Enabled: true, CAFile: ca.CAFile, ServerName: "redis.example.com"}, "", "redis.example.com"},
+		"no client key":  {mtls.Addr(), good, "", "certificate required"},
+		"wrong password": {s.Addr(), good, "not-it", "WRONGPASS"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg := testConfig(t, broker, nil)
 			cfg.Redis.Addr = tc.addr
 			cfg.Redis.TLS = tc.tls
+			if tc.password != "" {
+				cfg.Redis.Username = "sidecar"
+				cfg.Redis.PasswordFile = secretFile(t, tc.password)
+			}
 			a, err := New(cfg, WithLogger(testLogger(t)))
 			require.NoError(t, err)
 			err = a.Start(context.Background())

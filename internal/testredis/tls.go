@@ -130,8 +130,9 @@ func lookPath(tb testing.TB) string {
 // StartTLS launches a redis-server that speaks TLS only (port 0, tls-port
 // on a free loopback port) with a certificate from ca for 127.0.0.1 and
 // localhost. Clients need no certificate of their own unless
-// requireClientCert (tls-auth-clients yes).
-func StartTLS(tb testing.TB, ca *CA, requireClientCert bool) *Server {
+// requireClientCert (tls-auth-clients yes). extra arguments follow the
+// defaults (an ACL user: "--user", "name", "on", ">password", "~*", "&*", "+@all").
+func StartTLS(tb testing.TB, ca *CA, requireClientCert bool, extra ...string) *Server {
 	tb.Helper()
 	bin := lookPath(tb)
 	cert, key := ca.Issue("redis-server", "127.0.0.1", "localhost")
@@ -149,7 +150,7 @@ func StartTLS(tb testing.TB, ca *CA, requireClientCert bool) *Server {
 		s.tlsClient.Certificates = []tls.Certificate{pair}
 	}
 	s.args = func(port int) []string {
-		return []string{
+		return append([]string{
 			"--port", "0",
 			"--tls-port", strconv.Itoa(port),
 			"--tls-cert-file", cert,
@@ -162,7 +163,7 @@ func StartTLS(tb testing.TB, ca *CA, requireClientCert bool) *Server {
 			"--appendonly", "no",
 			"--daemonize", "no",
 			"--protected-mode", "no",
-		}
+		}, extra...)
 	}
 	return start(tb, s, freePort)
 }
