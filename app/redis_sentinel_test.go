@@ -48,19 +48,24 @@ type acked struct {
 //     produces a second copy with the same uid, so consumers that drop
 //     copies by uid (the consume API does) still bill once.
 func TestRedisSentinelFailover(t *testing.T) {
-	t.Run("kill", func(t *testing.T) { sentinelFailover(t, 0) })
-	t.Run("kill after a replication cut", func(t *testing.T) { sentinelFailover(t, 300*time.Millisecond) })
+	// The sentinels want a password here, read from a file.
+	t.Run("kill", func(t *testing.T) { sentinelFailover(t, 0, "sentinel-pw") })
+	t.Run("kill after a replication cut", func(t *testing.T) { sentinelFailover(t, 300*time.Millisecond, "") })
 }
 
 // sentinelFailover runs the failover; with lagWindow 0 the master is
 // killed without a cut, and the replica loses what it had not received
 // yet in the natural course of asynchronous replication.
-func sentinelFailover(t *testing.T, lagWindow time.Duration) {
-	ss := testredis.StartSentinel(t, 1, 3, time.Second)
+func sentinelFailover(t *testing.T, lagWindow time.Duration, sentinelPassword string) {
+	ss := testredis.StartSentinelWith(t, testredis.SentinelOptions{Replicas: 1, Sentinels: 3, DownAfter: time.Second,
+		Password: sentinelPassword})
 	h := startOn(t, func(t testing.TB, cfg *config.Config) {
 		cfg.Redis.Addr = ""
 		cfg.Redis.Addrs = strings.Join(ss.SentinelAddrs(), ",")
 		cfg.Redis.MasterName = ss.MasterName
+		if sentinelPassword != "" {
+			cfg.Redis.SentinelPasswordFile = secretFile(t, sentinelPassword)
+		}
 	}, nil)
 	path, full := newTopic(t)
 

@@ -250,7 +250,8 @@ func ping(addr string, tc *tls.Config) error {
 	if err != nil {
 		return err
 	}
-	if string(buf[:n]) != "+PONG\r\n" {
+	// -NOAUTH: up, and wanting a password (a sentinel with requirepass).
+	if got := string(buf[:n]); got != "+PONG\r\n" && got != "-NOAUTH" {
 		return fmt.Errorf("unexpected reply %q", buf[:n])
 	}
 	return nil

@@ -51,6 +51,18 @@ type SentinelSet struct {
 	Master     *Server
 	Replicas   []*Server
 	Sentinels  []*Server
+	// Password is the sentinels' own (requirepass in sentinel.conf), if any.
+	Password string
+}
+
+// SentinelOptions shape a SentinelSet.
+type SentinelOptions struct {
+	Replicas, Sentinels int
+	// DownAfter without an answer, the sentinels declare the master down.
+	DownAfter time.Duration
+	// Password, when set, is required by the sentinels (requirepass, and
+	// sentinel-pass between them).
+	Password string
 }
 
 // StartSentinel starts a master, replicas replicas of it and sentinels
@@ -60,8 +72,15 @@ type SentinelSet struct {
 // failover can start as soon as the master dies.
 func StartSentinel(tb testing.TB, replicas, sentinels int, downAfter time.Duration) *SentinelSet {
 	tb.Helper()
+	return StartSentinelWith(tb, SentinelOptions{Replicas: replicas, Sentinels: sentinels, DownAfter: downAfter})
+}
+
+// StartSentinelWith is StartSentinel with every option.
+func StartSentinelWith(tb testing.TB, o SentinelOptions) *SentinelSet {
+	tb.Helper()
+	replicas, sentinels, downAfter := o.Replicas, o.Sentinels, o.DownAfter
 	// No five-second wait before a replica's first (diskless) sync.
-	ss := &SentinelSet{MasterName: "psc-master", Master: StartArgs(tb, "--repl-diskless-sync-delay", "0")}
+	ss := &SentinelSet{MasterName: "psc-master", Master: StartArgs(tb, "--repl-diskless-sync-delay", "0"), Password: o.Password}
 	for range replicas {
 		ss.Replicas = append(ss.Replicas, StartArgs(tb, "--replicaof", "127.0.0.1", strconv.Itoa(ss.Master.port)))
 	}
@@ -77,6 +96,9 @@ func StartSentinel(tb testing.TB, replicas, sentinels int, downAfter time.Durati
 				"sentinel parallel-syncs %s 1\n",
 				port, s.dir, ss.MasterName, ss.Master.port, quorum, ss.MasterName, downAfter.Milliseconds(),
 				ss.MasterName, ss.MasterName)
+			if o.Password != "" {
+				text += fmt.Sprintf("requirepass %q\nsentinel sentinel-pass %q\n", o.Password, o.Password)
+			}
 			if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 				tb.Fatalf("testredis: sentinel config: %v", err)
 			}
@@ -102,7 +124,7 @@ func (ss *SentinelSet) SentinelAddrs() []string {
 func (ss *SentinelSet) MasterAddr(ctx context.Context) (string, error) {
 	var lastErr error
 	for _, s := range ss.Sentinels {
-		c := redis.NewSentinelClient(&redis.Options{Addr: s.Addr(), DisableIdentity: true, DialTimeout: time.Second})
+		c := redis.NewSentinelClient(&redis.Options{Addr: s.Addr(), Password: ss.Password, DisableIdentity: true, DialTimeout: time.Second})
 		addr, err := c.GetMasterAddrByName(ctx, ss.MasterName).Result()
 		_ = c.Close()
 		if err == nil && len(addr) == 2 {
@@ -119,7 +141,7 @@ func (ss *SentinelSet) waitDiscovered(replicas, sentinels int) {
 	ctx := context.Background()
 	deadline := time.Now().Add(30 * time.Second) // sentinels say hello every 2 s
 	for _, s := range ss.Sentinels {
-		c := redis.NewSentinelClient(&redis.Options{Addr: s.Addr(), DisableIdentity: true})
+		c := redis.NewSentinelClient(&redis.Options{Addr: s.Addr(), Password: ss.Password, DisableIdentity: true})
 		for {
 			reps, err1 := c.Replicas(ctx, ss.MasterName).Result()
 			peers, err2 := c.Sentinels(ctx, ss.MasterName).Result()
