@@ -1,8 +1,10 @@
 package config
 
 import (
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -87,4 +89,41 @@ func TestRedisSecretFiles(t *testing.T) {
 	_, _, err = (&Redis{SentinelPasswordFile: empty}).Secrets()
 	assert.ErrorIs(t, err, ErrInvalid)
 	assert.ErrorContains(t, err, "redis.sentinelPasswordFile")
+}
+
+// FuzzRedisAddrs: any redis.addrs / redis.masterName from the outside is
+// either refused by validation or yields host:port addresses, none empty,
+// and a topology consistent with their count.
+func FuzzRedisAddrs(f *testing.F) {
+	for _, s := range []string{"", "a:1", "a:1,b:2", " a:1 , ,b:2,", "[::1]:6379,x", ",,,", "a:1,b"} {
+		f.Add(s, "")
+		f.Add(s, "mymaster")
+	}
+	f.Fuzz(func(t *testing.T, addrs, master string) {
+		r := Default().Redis
+		r.Addrs, r.MasterName = addrs, master
+		errs := r.validate()
+		list := r.AddrList()
+		for _, a := range list {
+			require.NotEmpty(t, a)
+			require.Equal(t, strings.TrimSpace(a), a)
+		}
+		if len(errs) > 0 {
+			return
+		}
+		for _, a := range list {
+			_, _, err := net.SplitHostPort(a)
+			require.NoError(t, err, a)
+		}
+		switch topo := r.Topology(); {
+		case len(list) == 0:
+			require.Equal(t, RedisEmbedded, topo)
+		case master != "":
+			require.Equal(t, RedisSentinel, topo)
+		case len(list) > 1:
+			require.Equal(t, RedisCluster, topo)
+		default:
+			require.Equal(t, RedisStandalone, topo)
+		}
+	})
 }
