@@ -132,7 +132,7 @@ func (ss *SentinelSet) MasterAddr(ctx context.Context) (string, error) {
 		}
 		lastErr = err
 	}
-	return "", fmt.Errorf("testredis: no sentinel names the master: %v", lastErr)
+	return "", fmt.Errorf("testredis: no sentinel names the master: %w", lastErr)
 }
 
 func (ss *SentinelSet) waitDiscovered(replicas, sentinels int) {
