@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -50,6 +51,16 @@ func redisOptions(cfg *config.Config, addrs []string) (*redis.UniversalOptions, 
 		// otherwise spend redis.timeout on dial retries (ADR 030).
 		DialerRetries: 1,
 		PoolSize:      rc.PoolSize,
+	}
+	if rc.PasswordFile != "" {
+		// Read at every new connection: a rotated secret is used from the
+		// next connection on (existing ones stay logged in, as Redis keeps
+		// them). Read once above too, so a missing file fails the start.
+		username := rc.Username
+		o.CredentialsProviderContext = func(context.Context) (string, string, error) {
+			pw, err := rc.ReadPasswordFile()
+			return username, pw, err
+		}
 	}
 	if rc.TLS.Enabled {
 		if o.TLSConfig, err = redisTLS(&rc.TLS); err != nil {

@@ -103,8 +103,8 @@ type Redis struct {
 	MasterName string `yaml:"masterName"`
 	Username   string `yaml:"username"`
 	Password   string `yaml:"password"`
-	// PasswordFile holds the password (a mounted secret), read at start;
-	// it may not be set with Password.
+	// PasswordFile holds the password (a mounted secret), read again for
+	// every new connection; it may not be set with Password.
 	PasswordFile string `yaml:"passwordFile"`
 	// SentinelUsername and SentinelPassword authenticate to the sentinels
 	// (their own ACL, apart from the data nodes').

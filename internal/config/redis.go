@@ -78,6 +78,13 @@ func (r *Redis) Secrets() (password, sentinelPassword string, err error) {
 	return password, sentinelPassword, nil
 }
 
+// ReadPasswordFile reads redis.passwordFile again: the client calls it for
+// every new connection, so a rotated password takes effect without a
+// restart.
+func (r *Redis) ReadPasswordFile() (string, error) {
+	return secretValue("", r.PasswordFile, "redis.passwordFile")
+}
+
 func secretValue(inline, file, name string) (string, error) {
 	if file == "" {
 		return inline, nil
