@@ -53,14 +53,18 @@ type acked struct {
 //     as lost (the cost ADR 090 states).
 func TestRedisSentinelFailover(t *testing.T) {
 	// The sentinels want a password here, read from a file.
-	t.Run("kill", func(t *testing.T) { sentinelFailover(t, 0, "sentinel-pw") })
-	t.Run("kill after a replication cut", func(t *testing.T) { sentinelFailover(t, 300*time.Millisecond, "") })
+	t.Run("kill", func(t *testing.T) { sentinelFailover(t, 0, "sentinel-pw", 0) })
+	t.Run("kill after a replication cut", func(t *testing.T) { sentinelFailover(t, 300*time.Millisecond, "", 0) })
+	// With redis.waitReplicas a wheel message is answered only once the
+	// replica has it: none is lost, those scheduled in the cut are refused
+	// (503 DELAY_NOT_REPLICATED, not acknowledged) instead.
+	t.Run("kill after a replication cut, waitReplicas", func(t *testing.T) { sentinelFailover(t, 300*time.Millisecond, "", 1) })
 }
 
 // sentinelFailover runs the failover; with lagWindow 0 the master is
 // killed without a cut, and the replica loses what it had not received
 // yet in the natural course of asynchronous replication.
-func sentinelFailover(t *testing.T, lagWindow time.Duration, sentinelPassword string) {
+func sentinelFailover(t *testing.T, lagWindow time.Duration, sentinelPassword string, waitReplicas int) {
 	ss := testredis.StartSentinelWith(t, testredis.SentinelOptions{Replicas: 1, Sentinels: 3, DownAfter: time.Second,
 		Password: sentinelPassword})
 	h := startOn(t, func(t testing.TB, cfg *config.Config) {
@@ -70,6 +74,7 @@ func sentinelFailover(t *testing.T, lagWindow time.Duration, sentinelPassword st
 		if sentinelPassword != "" {
 			cfg.Redis.SentinelPasswordFile = secretFile(t, sentinelPassword)
 		}
+		cfg.Redis.WaitReplicas, cfg.Redis.WaitTimeout = waitReplicas, 200*time.Millisecond
 	}, nil)
 	path, full := newTopic(t)
 
@@ -284,6 +289,9 @@ func sentinelFailover(t *testing.T, lagWindow time.Duration, sentinelPassword st
 	t.Logf("wheel: %d messages answered scheduled, %d of them after the cut (or, without one, after the kill); %d never delivered, "+
 		"%d delivered twice (same uid); the last one scheduled before the cut arrived %s after the kill",
 		len(scheduled), wheelAfterCut, wheelLost, wheelTwice, wheelDone.Sub(killedAt).Round(100*time.Millisecond))
+	if waitReplicas > 0 {
+		assert.Zero(t, wheelLost, "with redis.waitReplicas no acknowledged wheel message is lost")
+	}
 	assert.Equal(t, again, copies, "each retry that produced again made exactly one second copy")
 	if lagWindow > 0 {
 		assert.Positive(t, lost, "records acknowledged during the replication cut died with the master")

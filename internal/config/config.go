@@ -115,6 +115,12 @@ type Redis struct {
 	Timeout              time.Duration `yaml:"timeout"`
 	PoolSize             int           `yaml:"poolSize"`
 	TLS                  RedisTLS      `yaml:"tls"`
+	// WaitReplicas, when above zero, makes a wheel schedule wait for this
+	// many replicas to confirm it (Redis WAIT) before the produce is
+	// answered; WaitTimeout caps the wait (then 503). Single server or
+	// Sentinel only.
+	WaitReplicas int           `yaml:"waitReplicas"`
+	WaitTimeout  time.Duration `yaml:"waitTimeout"`
 }
 
 // HTTP configures the data-plane server.
@@ -292,7 +298,7 @@ func Default() Config {
 			Persist:               true,
 			RedisSnapshotInterval: time.Second,
 		},
-		Redis: Redis{Timeout: 500 * time.Millisecond, PoolSize: 128},
+		Redis: Redis{Timeout: 500 * time.Millisecond, PoolSize: 128, WaitTimeout: time.Second},
 		HTTP: HTTP{
 			RequestTimeout:    10 * time.Second,
 			ReadHeaderTimeout: 5 * time.Second,

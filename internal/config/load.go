@@ -147,6 +147,8 @@ func bind(c *Config) []Setting {
 	add("redis.db", "Redis database number", &c.Redis.DB)
 	add("redis.poolSize", "most connections to Redis; a keyed produce holds one for two short calls", &c.Redis.PoolSize)
 	add("redis.timeout", "deadline of each Redis call on the produce path; beyond it Redis counts as unreachable", &c.Redis.Timeout)
+	add("redis.waitReplicas", "replicas that must confirm a timing-wheel message (Redis WAIT) before its produce is answered; 0: answer once the master has it (a failover can then lose it, ADR 090). Single server or Sentinel", &c.Redis.WaitReplicas)
+	add("redis.waitTimeout", "longest wait for redis.waitReplicas; beyond it the produce answers 503 DELAY_NOT_REPLICATED (retry with the same idempotency key)", &c.Redis.WaitTimeout)
 	add("http.requestTimeout", "deadline of one produce request, idempotency wait and broker acknowledgement included", &c.HTTP.RequestTimeout)
 	add("http.readHeaderTimeout", "time allowed to read request headers", &c.HTTP.ReadHeaderTimeout)
 	add("http.readTimeout", "time allowed to read a whole request", &c.HTTP.ReadTimeout)

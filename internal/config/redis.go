@@ -137,6 +137,15 @@ func (r *Redis) validate() []error {
 	if !t.Enabled && (t.CAFile != "" || t.CertFile != "" || t.ServerName != "") {
 		bad("redis.tls settings are given but redis.tls.enabled is false")
 	}
+	if r.WaitReplicas < 0 {
+		bad("redis.waitReplicas must be 0 or more, got %d", r.WaitReplicas)
+	}
+	if r.WaitReplicas > 0 && (topo == RedisCluster || topo == RedisEmbedded) {
+		bad("redis.waitReplicas needs one master (redis.addr, or Sentinel with redis.masterName): WAIT cannot follow a write on Redis Cluster, and the embedded Redis has no replicas")
+	}
+	if r.WaitTimeout <= 0 {
+		bad("redis.waitTimeout must be positive, got %s", r.WaitTimeout)
+	}
 	if topo == RedisEmbedded && t.Enabled {
 		bad("redis.tls.enabled needs redis.addr or redis.addrs: the embedded Redis is in-process")
 	}
