@@ -215,8 +215,9 @@ func (a *App) start(ctx context.Context) error {
 			RatePerSecond: ca.RateLimit.MessagesPerSecond, Burst: ca.RateLimit.Burst}
 	}
 	a.proxy, err = proxy.New(proxy.Options{
-		Sender:      durableSender{d: a.durable},
-		Scheduler:   delayScheduler{e: a.delay, cluster: cfg.ClusterName()},
+		Sender:      a.durable,
+		Scheduler:   proxy.DelayScheduler{Engine: a.delay, Cluster: cfg.ClusterName()},
+		Delay:       a.delay,
 		Idempotency: proxy.NewRedisIdempotency(a.rdb, cfg.Idempotency.TTL, cfg.Idempotency.Lease, cfg.Redis.Timeout),
 		Recorder:    a.rec,
 		Apps:        apps,
@@ -306,9 +307,6 @@ func (a *App) appNames() []string {
 func (a *App) mount(root *gin.Engine, v1 *gin.RouterGroup) {
 	if a.console != nil {
 		a.console.Register(root.Group(consoleapi.Prefix))
-	}
-	if a.delay != nil {
-		a.mountDelay(v1)
 	}
 	if a.consume != nil {
 		a.mountConsume(v1)

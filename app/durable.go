@@ -1,12 +1,8 @@
 package app
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"net/http"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
@@ -14,7 +10,6 @@ import (
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/durable"
 	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
-	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
 	"github.com/pulsar-sidecar/pulsar-sidecar/spool"
 )
 
@@ -58,64 +53,6 @@ func (a *App) startDurable(poolm *produce.PoolMetrics) error {
 	}
 	a.durable = d
 	return nil
-}
-
-// durableSender answers durable's errors the data plane's way.
-type durableSender struct{ d *durable.Sender }
-
-var _ produce.Sender = durableSender{}
-
-func (s durableSender) SendAsync(ctx context.Context, m *produce.Message, done func(produce.Receipt, error)) {
-	s.d.SendAsync(ctx, m, func(rc produce.Receipt, err error) {
-		done(rc, durableError(err))
-	})
-}
-
-const retrySame = "; the message may or may not be stored: retry with the same idempotency key"
-
-// durableError maps durable's errors to answers (ADR 050).
-func durableError(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, durable.ErrSpoolFull):
-		return &proxy.Error{Status: http.StatusServiceUnavailable, Code: proxy.CodeSpoolFull,
-			Message: "no cluster took the message in time and the local spool is full" + retrySame, RetryAfter: 5 * time.Second, Err: err}
-	case errors.Is(err, durable.ErrSpoolWrite):
-		return &proxy.Error{Status: http.StatusServiceUnavailable, Code: proxy.CodeSpoolWriteFailed,
-			Message: "no cluster took the message in time and writing the local spool failed" + retrySame, RetryAfter: 5 * time.Second, Err: err}
-	case errors.Is(err, durable.ErrClosed):
-		return &proxy.Error{Status: http.StatusServiceUnavailable, Code: proxy.CodeShuttingDown,
-			Message: "the sidecar is shutting down" + retrySame, Err: err}
-	case errors.Is(err, durable.ErrRejected) && (errors.Is(err, spool.ErrTooLarge) || isMessageTooBig(err)):
-		return &proxy.Error{Status: http.StatusRequestEntityTooLarge, Code: proxy.CodePayloadTooLarge,
-			Message: "the broker refuses a message this large", Err: err}
-	case errors.Is(err, durable.ErrRejected) && isTopicNotFound(err):
-		return &proxy.Error{Status: http.StatusNotFound, Code: proxy.CodeTopicNotFound,
-			Message: "the Pulsar cluster has no such topic: its tenant or namespace does not exist, or the namespace does not " +
-				"allow creating topics on first use; an operator creates them (pulsar-admin tenants create / namespaces create); nothing was stored",
-			Err: err}
-	case errors.Is(err, durable.ErrRejected):
-		return &proxy.Error{Status: http.StatusBadGateway, Code: proxy.CodeProduceRejected,
-			Message: "the broker refused the message for good (see the sidecar's log); retrying the same request will not help", Err: err}
-	}
-	return err // deadline and others: the data plane's own mapping
-}
-
-// isTopicNotFound: the broker refused the topic as missing (Pulsar answers
-// a lookup or producer on a missing tenant or namespace so). Producer
-// creation reports it as text in pulsar-client-go v0.19.
-func isTopicNotFound(err error) bool {
-	var pe *pulsar.Error
-	if errors.As(err, &pe) && pe.Result() == pulsar.TopicNotFound {
-		return true
-	}
-	return strings.Contains(err.Error(), "TopicNotFound")
-}
-
-func isMessageTooBig(err error) bool {
-	var pe *pulsar.Error
-	return errors.As(err, &pe) && pe.Result() == pulsar.MessageTooBig
 }
 
 // clientOptions are the Pulsar client options for a cluster.

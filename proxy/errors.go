@@ -124,9 +124,13 @@ type errorResponse struct {
 // anything else to a 500 that hides its cause.
 func toError(err error) *Error {
 	var e *Error
-	switch {
-	case errors.As(err, &e):
+	if errors.As(err, &e) {
 		return e
+	}
+	if e := componentError(err); e != nil {
+		return e
+	}
+	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		return &Error{Status: http.StatusGatewayTimeout, Code: CodeProduceTimeout,
 			Message: "the request deadline passed before the broker acknowledged; the message may or may not be stored: retry with the same idempotency key", Err: err}

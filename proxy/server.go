@@ -28,6 +28,9 @@ type Options struct {
 	Sender produce.Sender
 	// Scheduler handles delayLevel; nil answers 501 DELAY_LEVEL_UNAVAILABLE.
 	Scheduler produce.Scheduler
+	// Delay serves the delay API under /v1 (inspect, cancel, reschedule
+	// delayed messages); nil leaves it out.
+	Delay DelayEngine
 	// Idempotency stores results by idempotency key; nil means every keyed
 	// message is produced with duplicateRisk, as when Redis is down.
 	Idempotency IdempotencyStore
@@ -209,6 +212,9 @@ func (s *Server) routes() *gin.Engine {
 	}
 	v1 := e.Group("/v1", s.authenticate)
 	v1.POST("/topics/:tenant/:namespace/:topic/messages", s.handleProduce)
+	if s.opts.Delay != nil {
+		s.mountDelay(v1)
+	}
 	if s.opts.Mount != nil {
 		s.opts.Mount(e, v1)
 	}
