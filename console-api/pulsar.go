@@ -2,7 +2,6 @@ package consoleapi
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +18,8 @@ import (
 	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/admin/config"
 	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/rest"
 	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/utils"
+
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/wire"
 )
 
 // PulsarAdmin is the Broker of one Pulsar cluster, over its admin REST API.
@@ -39,7 +40,7 @@ var _ Broker = (*PulsarAdmin)(nil)
 
 // MaxEntryBytes bounds the entry read from the broker for one message (a
 // batch entry holds all of its messages).
-const MaxEntryBytes = 32 << 20
+const MaxEntryBytes = wire.MaxEntryBytes
 
 // NewPulsarAdmin builds the Broker for the cluster whose admin URL (and
 // authentication, TLS) cfg names, e.g. &config.Config{WebServiceURL:
@@ -226,38 +227,9 @@ func (p *PulsarAdmin) Message(ctx context.Context, topic string, id MessageID) (
 		b, _ := io.ReadAll(io.LimitReader(res.Body, 512))
 		return nil, fmt.Errorf("consoleapi: message %s: broker answered %s: %s", id, res.Status, strings.TrimSpace(string(b)))
 	}
-	body, err := io.ReadAll(io.LimitReader(res.Body, MaxEntryBytes+1))
+	body, err := wire.ReadEntry(res.Body)
 	if err != nil {
 		return nil, fmt.Errorf("consoleapi: message %s: %w", id, err)
 	}
-	if len(body) > MaxEntryBytes {
-		return nil, fmt.Errorf("consoleapi: message %s: entry larger than %d bytes", id, MaxEntryBytes)
-	}
 	return decodeEntry(tn.String(), id, res.Header, body)
-}
-
-// entryProperties reads the entry-level properties: the JSON header of
-// Pulsar 3.1+ (X-Pulsar-PROPERTY) or the older one header per property
-// (X-Pulsar-Property-<name>).
-func entryProperties(h http.Header) map[string]string {
-	props := map[string]string{}
-	if js := h.Get("X-Pulsar-Property"); js != "" {
-		_ = json.Unmarshal([]byte(js), &props)
-	}
-	for k, v := range h {
-		if name, ok := strings.CutPrefix(k, "X-Pulsar-Property-"); ok && len(v) > 0 {
-			props[name] = v[0]
-		}
-	}
-	return props
-}
-
-// parsePulsarTime reads the broker's time headers.
-func parsePulsarTime(s string) time.Time {
-	for _, layout := range []string{"2006-01-02T15:04:05.000-0700", "2006-01-02T15:04:05.000Z07:00", time.RFC3339Nano} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t.UTC()
-		}
-	}
-	return time.Time{}
 }

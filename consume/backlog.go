@@ -3,7 +3,6 @@ package consume
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,7 +18,6 @@ import (
 	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/utils"
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/wire"
 	"github.com/redis/go-redis/v9"
-	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // Per-tag backlog (issue 5): how many messages of each tag a subscription
@@ -212,9 +210,6 @@ func (p *adminPeeker) Partitions(ctx context.Context, topic string) (int, error)
 	return meta.Partitions, nil
 }
 
-// maxPeekBytes bounds one peeked entry (Pulsar's default maxMessageSize is 5 MiB).
-const maxPeekBytes = 8 << 20
-
 func (p *adminPeeker) Peek(ctx context.Context, topic, subscription string, pos int) ([]PeekedMessage, bool, error) {
 	rp, err := restPath(topic)
 	if err != nil {
@@ -232,9 +227,9 @@ func (p *adminPeeker) Peek(ctx context.Context, topic, subscription string, pos 
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return nil, false, fmt.Errorf("peek %s %s at %d: HTTP %d: %s", topic, subscription, pos, resp.StatusCode, bytes.TrimSpace(body))
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxPeekBytes))
+	body, err := wire.ReadEntry(resp.Body)
 	if err != nil {
-		return nil, false, err
+		return nil, false, fmt.Errorf("peek %s %s at %d: %w", topic, subscription, pos, err)
 	}
 	msgs, err := parsePeeked(topic, resp.Header, body)
 	return msgs, err == nil, err
@@ -284,9 +279,8 @@ func cursorToken(body []byte, subscription string) (string, error) {
 	return c.MarkDelete + " " + c.Deleted, nil
 }
 
-// parsePeeked reads one peeked entry: X-Pulsar-* headers and the body, a
-// batch of [4-byte size, SingleMessageMetadata, payload] records when
-// X-Pulsar-num-batch-message is set.
+// parsePeeked reads one peeked entry (wire.DecodeEntry): its messages,
+// each with the entry's position and its own properties.
 func parsePeeked(topic string, h http.Header, body []byte) ([]PeekedMessage, error) {
 	part := int32(0)
 	if tn, err := utils.GetTopicName(topic); err == nil && tn.GetPartitionIndex() >= 0 {
@@ -296,133 +290,16 @@ func parsePeeked(topic string, h http.Header, body []byte) ([]PeekedMessage, err
 	if err != nil {
 		return nil, err
 	}
-	base := PeekedMessage{Partition: part, Ledger: ledger, Entry: entry}
-	if pt := h.Get("X-Pulsar-publish-time"); pt != "" {
-		for _, layout := range []string{"2006-01-02T15:04:05.000-0700", time.RFC3339Nano} {
-			if t, err := time.Parse(layout, pt); err == nil {
-				base.PublishTime = t
-				break
-			}
-		}
+	msgs, err := wire.DecodeEntry(h, body)
+	if err != nil {
+		return nil, fmt.Errorf("peeked entry %d:%d: %w", ledger, entry, err)
 	}
-	props := map[string]string{}
-	if v := h.Get("X-Pulsar-PROPERTY"); v != "" {
-		if err := json.Unmarshal([]byte(v), &props); err != nil {
-			return nil, fmt.Errorf("peeked properties: %w", err)
-		}
-	}
-	for k, vs := range h {
-		if rest, ok := strings.CutPrefix(k, "X-Pulsar-Property-"); ok && len(vs) > 0 {
-			props[strings.ToLower(rest)] = vs[0] // old protocol: header names lose their case
-		}
-	}
-	nb := h.Get("X-Pulsar-num-batch-message")
-	if nb == "" {
-		base.Properties = props
-		return []PeekedMessage{base}, nil
-	}
-	n, err := strconv.Atoi(nb)
-	if err != nil || n < 0 || n > 1<<20 {
-		return nil, fmt.Errorf("peeked batch size %q", nb)
-	}
-	out := make([]PeekedMessage, 0, n)
-	for i := range n {
-		if len(body) < 4 {
-			return nil, fmt.Errorf("peeked batch: message %d of %d is cut short", i, n)
-		}
-		size := binary.BigEndian.Uint32(body)
-		body = body[4:]
-		if uint64(size) > uint64(len(body)) {
-			return nil, fmt.Errorf("peeked batch: metadata of message %d is cut short", i)
-		}
-		mprops, ps, err := parseSingleMetadata(body[:size])
-		if err != nil {
-			return nil, fmt.Errorf("peeked batch: metadata of message %d: %w", i, err)
-		}
-		body = body[size:]
-		if ps < 0 || ps > len(body) {
-			return nil, fmt.Errorf("peeked batch: payload of message %d is cut short", i)
-		}
-		body = body[ps:]
-		m := base
-		m.BatchIdx = int32(i)
-		// Only the message's own: the entry's metadata may carry the
-		// first message's properties (pulsar-client-go's batches do).
-		m.Properties = mprops
-		out = append(out, m)
+	out := make([]PeekedMessage, len(msgs))
+	for i, m := range msgs {
+		out[i] = PeekedMessage{Partition: part, Ledger: ledger, Entry: entry, BatchIdx: m.BatchIndex,
+			Properties: m.Properties, PublishTime: m.PublishTime}
 	}
 	return out, nil
-}
-
-// parseSingleMetadata reads what the scan needs of a SingleMessageMetadata
-// (PulsarApi.proto): properties (field 1, KeyValue{1 key, 2 value}) and
-// payload_size (field 3).
-func parseSingleMetadata(b []byte) (map[string]string, int, error) {
-	props := map[string]string{}
-	size := -1
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return nil, 0, protowire.ParseError(n)
-		}
-		b = b[n:]
-		switch {
-		case num == 1 && typ == protowire.BytesType:
-			kv, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return nil, 0, protowire.ParseError(n)
-			}
-			b = b[n:]
-			var k, v string
-			for len(kv) > 0 {
-				fnum, ftyp, m := protowire.ConsumeTag(kv)
-				if m < 0 {
-					return nil, 0, protowire.ParseError(m)
-				}
-				kv = kv[m:]
-				if ftyp != protowire.BytesType {
-					m = protowire.ConsumeFieldValue(fnum, ftyp, kv)
-					if m < 0 {
-						return nil, 0, protowire.ParseError(m)
-					}
-					kv = kv[m:]
-					continue
-				}
-				val, m := protowire.ConsumeBytes(kv)
-				if m < 0 {
-					return nil, 0, protowire.ParseError(m)
-				}
-				kv = kv[m:]
-				switch fnum {
-				case 1:
-					k = string(val)
-				case 2:
-					v = string(val)
-				}
-			}
-			props[k] = v
-		case num == 3 && typ == protowire.VarintType:
-			v, n := protowire.ConsumeVarint(b)
-			if n < 0 {
-				return nil, 0, protowire.ParseError(n)
-			}
-			b = b[n:]
-			if v > maxPeekBytes {
-				return nil, 0, fmt.Errorf("payload size %d", v)
-			}
-			size = int(v)
-		default:
-			n := protowire.ConsumeFieldValue(num, typ, b)
-			if n < 0 {
-				return nil, 0, protowire.ParseError(n)
-			}
-			b = b[n:]
-		}
-	}
-	if size < 0 {
-		return nil, 0, errors.New("no payload size")
-	}
-	return props, size, nil
 }
 
 func parseLedgerEntry(s string) (int64, int64, error) {

@@ -267,21 +267,6 @@ func TestParsePeekedBatch(t *testing.T) {
 	require.Zero(t, parts)
 }
 
-func FuzzParseSingleMetadata(f *testing.F) {
-	f.Add([]byte{0x0a, 0x06, 0x0a, 0x01, 'k', 0x12, 0x01, 'v', 0x18, 0x05})
-	f.Add([]byte{0x18, 0x00})
-	f.Add([]byte{0x0a, 0xff})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		props, size, err := parseSingleMetadata(b)
-		if err != nil {
-			return
-		}
-		require.GreaterOrEqual(t, size, 0)
-		require.LessOrEqual(t, size, maxPeekBytes)
-		require.NotNil(t, props)
-	})
-}
-
 // Messages from a native producer without a uid, unbatched: their
 // delivery state is keyed by position, and the scan finds it the same way.
 func TestTagBacklogWithoutUIDs(t *testing.T) {
