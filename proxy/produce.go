@@ -416,7 +416,7 @@ func sendError(err error) *Error {
 	if errors.As(err, &own) {
 		return own // a sender or scheduler that knows its answer
 	}
-	if e := componentError(err); e != nil {
+	if e := componentErrors.Map(err); e != nil {
 		return e // the durable sender's or the delay engine's
 	}
 	switch {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/apierr"
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/metrics"
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
 
@@ -84,6 +85,7 @@ type Server struct {
 	engine  *gin.Engine
 	rec     tracer.Recorder
 	metrics *Metrics
+	errw    *apierr.Writer
 
 	draining atomic.Bool
 
@@ -116,6 +118,7 @@ func New(opts Options) (*Server, error) {
 		s.log = slog.Default()
 	}
 	s.log = s.log.With("component", "proxy")
+	s.errw = errorWriter(s.log, s.metrics)
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -275,9 +278,11 @@ func (s *Server) Authenticate(r *http.Request) (app string, console bool, err er
 
 // fail is the one place that turns an error into an HTTP answer.
 func (s *Server) fail(c *gin.Context, err error, results []Result) {
-	e := requestError(c, err)
-	s.metrics.addError(e.Code)
-	writeError(c, s.log, e, results)
+	if results != nil {
+		s.errw.WriteResults(c, err, results)
+		return
+	}
+	s.errw.Write(c, err)
 }
 
 const principalKey = "psc.principal"
