@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -53,6 +54,37 @@ func (a *App) startDurable(poolm *produce.PoolMetrics) error {
 	}
 	a.durable = d
 	return nil
+}
+
+// pushDurableStops registers the stop hooks of what startDurable starts,
+// each for the part that did start: the durable sender first (it drains
+// the spool while a cluster takes it; the rest stays on disk), then the
+// disaster-recovery producers and clients.
+func (a *App) pushDurableStops() {
+	a.stops.Push("disaster-recovery pulsar client", func(ctx context.Context) error {
+		if a.drClient == nil {
+			return nil
+		}
+		return closeClient(a.drClient)(ctx)
+	})
+	a.stops.Push("disaster-recovery pulsar consumer client", func(ctx context.Context) error {
+		if a.drConsumerClient == nil {
+			return nil
+		}
+		return closeClient(a.drConsumerClient)(ctx)
+	})
+	a.stops.Push("disaster-recovery producers", func(ctx context.Context) error {
+		if a.drPool == nil {
+			return nil
+		}
+		return a.drPool.Close(ctx)
+	})
+	a.stops.Push("durable sender", func(ctx context.Context) error {
+		if a.durable == nil {
+			return nil
+		}
+		return a.durable.Close(ctx)
+	})
 }
 
 // clientOptions are the Pulsar client options for a cluster.

@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/apierr"
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/group"
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/metrics"
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
 
@@ -89,9 +89,7 @@ type Server struct {
 
 	draining atomic.Bool
 
-	mu      sync.Mutex
-	closing bool
-	wg      sync.WaitGroup // stragglers: outcomes that arrive after their request answered
+	stragglers group.Group // outcomes that arrive after their request answered
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -145,38 +143,19 @@ func (s *Server) SetDraining() { s.draining.Store(true) }
 // recorded (idempotency store, trace, metrics), or ctx ends. Call it after
 // the HTTP server has stopped and the Sender has flushed. Idempotent.
 func (s *Server) Close(ctx context.Context) error {
-	s.mu.Lock()
-	s.closing = true
-	s.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("proxy: waiting for in-flight outcomes: %w", ctx.Err())
+	if err := s.stragglers.Wait(ctx); err != nil {
+		return fmt.Errorf("proxy: waiting for in-flight outcomes: %w", err)
 	}
+	return nil
 }
 
 // goStraggler runs f on a goroutine that Close waits for. After Close has
 // begun (a request outlived the HTTP drain), f still runs but is not
-// waited for: WaitGroup.Add may not race with Wait.
+// waited for.
 func (s *Server) goStraggler(f func()) {
-	s.mu.Lock()
-	tracked := !s.closing
-	if tracked {
-		s.wg.Add(1)
+	if !s.stragglers.Go(f) {
+		go f()
 	}
-	s.mu.Unlock()
-	go func() {
-		if tracked {
-			defer s.wg.Done()
-		}
-		f()
-	}()
 }
 
 func init() { gin.SetMode(gin.ReleaseMode) }
