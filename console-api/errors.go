@@ -2,7 +2,6 @@ package consoleapi
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 
@@ -59,16 +58,7 @@ func badParam(format string, args ...any) *Error {
 // toError is the one place that maps an error to an answer. Errors from the
 // trace store and the broker that are not the caller's fault become 5xx
 // with a generic message; the cause is logged by writeError.
-func toError(err error) *Error {
-	var e *Error
-	if errors.As(err, &e) {
-		return e
-	}
-	if e := errorTable.Map(err); e != nil {
-		return e
-	}
-	return apierr.Internal(err)
-}
+func toError(err error) *Error { return errorTable.Answer(err) }
 
 // errorTable answers the trace store's sentinel errors.
 var errorTable = apierr.Table{

@@ -103,22 +103,12 @@ func closedError() *Error {
 // AsError maps any error to an *Error: an *Error as it is, a cancelled or
 // expired context to 503 SHUTTING_DOWN or 500, anything else to a 500 that
 // hides its cause.
-func AsError(err error) *Error {
-	var e *Error
-	switch {
-	case errors.As(err, &e):
-		return e
-	case errors.Is(err, ErrClosed):
-		return closedError()
-	}
-	if e := errorTable.Map(err); e != nil {
-		return e
-	}
-	return apierr.Internal(err)
-}
+func AsError(err error) *Error { return errorTable.Answer(err) }
 
 // errorTable answers the sentinel errors that are no *Error of their own.
 var errorTable = apierr.Table{
+	{Is: ErrClosed, Status: http.StatusServiceUnavailable, Code: CodeShuttingDown,
+		Message: "the sidecar is shutting down: retry on another replica"},
 	{Is: context.Canceled, Status: http.StatusServiceUnavailable, Code: CodeShuttingDown,
 		Message: "the request was cancelled before it completed; retry"},
 	{Is: context.DeadlineExceeded, Status: http.StatusServiceUnavailable, Code: CodeShuttingDown,

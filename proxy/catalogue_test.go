@@ -13,7 +13,7 @@ import (
 // TestCatalogueHasTheTables: every answer of the error table is a
 // catalogue row (and so in docs/errors.md).
 func TestCatalogueHasTheTables(t *testing.T) {
-	for _, r := range componentErrors {
+	for _, r := range errorTable {
 		assert.True(t, Catalogue.Has(r.Status, r.Code), "%d %s is not in Catalogue", r.Status, r.Code)
 	}
 	for _, err := range []error{errors.New("boom"), context.DeadlineExceeded, context.Canceled, produce.ErrPoolClosed} {

@@ -247,17 +247,24 @@ func delayTopic(c *gin.Context) (string, error) {
 	return full, nil
 }
 
+// delayTopicKey is delayTopic and the required ?key= (why says what the
+// key is for, in the error).
+func delayTopicKey(c *gin.Context, why string) (full, key string, err error) {
+	if full, err = delayTopic(c); err != nil {
+		return "", "", err
+	}
+	if key = c.Query("key"); key == "" {
+		return "", "", badRequest(CodeInvalidDelay, "?key= is required: %s", why)
+	}
+	return full, key, nil
+}
+
 // listDelayed lists the wheel messages of a topic with a key (?key=, and
 // ?limit= up to 1000).
 func (s *Server) listDelayed(c *gin.Context) {
-	full, err := delayTopic(c)
+	full, key, err := delayTopicKey(c, "delayed messages are listed by topic and key")
 	if err != nil {
 		s.Fail(c, err)
-		return
-	}
-	key := c.Query("key")
-	if key == "" {
-		s.Fail(c, badRequest(CodeInvalidDelay, "?key= is required: delayed messages are listed by topic and key"))
 		return
 	}
 	limit := 100
@@ -284,14 +291,9 @@ func (s *Server) listDelayed(c *gin.Context) {
 // cancelDelayedByKey cancels every delayed message of a topic with a key
 // (?key=): wheel messages are removed, level messages marked.
 func (s *Server) cancelDelayedByKey(c *gin.Context) {
-	full, err := delayTopic(c)
+	full, key, err := delayTopicKey(c, "cancel by topic and key")
 	if err != nil {
 		s.Fail(c, err)
-		return
-	}
-	key := c.Query("key")
-	if key == "" {
-		s.Fail(c, badRequest(CodeInvalidDelay, "?key= is required: cancel by topic and key"))
 		return
 	}
 	uids, err := s.opts.Delay.CancelByKey(c.Request.Context(), full, key)

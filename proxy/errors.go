@@ -99,25 +99,16 @@ type ErrorBody = apierr.Body
 // toError maps any error to an *Error: *Error values as they are, a passed
 // deadline to 504, a cancelled request (the client went away) to 499,
 // anything else to a 500 that hides its cause.
-func toError(err error) *Error {
-	var e *Error
-	if errors.As(err, &e) {
-		return e
-	}
-	if e := componentErrors.Map(err); e != nil {
-		return e
-	}
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return &Error{Status: http.StatusGatewayTimeout, Code: CodeProduceTimeout,
-			Message: "the request deadline passed before the broker acknowledged; the message may or may not be stored: retry with the same idempotency key", Err: err}
-	case errors.Is(err, context.Canceled):
-		return &Error{Status: StatusClientClosedRequest, Code: CodeClientClosedRequest,
-			Message: "the client closed the request before the answer; a message already handed to the broker may still be stored: retry with the same idempotency key", Err: err}
-	default:
-		return apierr.Internal(err)
-	}
-}
+func toError(err error) *Error { return errorTable.Answer(err) }
+
+// errorTable is the data plane's: the components' errors, then a passed
+// deadline and a cancelled request.
+var errorTable = append(componentErrors[:len(componentErrors):len(componentErrors)],
+	apierr.Rule{Is: context.DeadlineExceeded, Status: http.StatusGatewayTimeout, Code: CodeProduceTimeout,
+		Message: "the request deadline passed before the broker acknowledged; the message may or may not be stored: retry with the same idempotency key"},
+	apierr.Rule{Is: context.Canceled, Status: StatusClientClosedRequest, Code: CodeClientClosedRequest,
+		Message: "the client closed the request before the answer; a message already handed to the broker may still be stored: retry with the same idempotency key"},
+)
 
 // requestError is toError for c's request: a cancellation counts as the
 // client closing the request only when the request itself was cancelled;

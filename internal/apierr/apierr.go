@@ -103,6 +103,19 @@ func (t Table) Map(err error) *Error {
 	return nil
 }
 
+// Answer is an API's whole mapping: an *Error (or one wrapped) as it
+// is, else the first rule that applies, else the 500 that hides its cause.
+func (t Table) Answer(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	if e := t.Map(err); e != nil {
+		return e
+	}
+	return Internal(err)
+}
+
 // Code is one row of an API's catalogue: a code, its status, what it
 // means and what the caller does about it. docs/errors.md is made from
 // the catalogues.

@@ -32,6 +32,12 @@ func TestTableMap(t *testing.T) {
 	e = tab.Map(fmt.Errorf("b: %w", errSmall))
 	require.Equal(t, "b: small", e.Message)
 	require.Nil(t, tab.Map(errors.New("other")))
+
+	own := &Error{Status: 409, Code: "OWN", Message: "mine", Err: errGone}
+	require.Same(t, own, tab.Answer(fmt.Errorf("wrapped: %w", own)), "an *Error answers for itself, even over a rule its cause matches")
+	require.Equal(t, "GONE", tab.Answer(errGone).Code)
+	e = tab.Answer(errors.New("secret"))
+	require.Equal(t, &Error{Status: 500, Code: CodeInternal, Message: "internal error", Err: e.Err}, e)
 }
 
 func TestWriter(t *testing.T) {
