@@ -37,7 +37,7 @@ var Catalogue = apierr.Catalogue{
 		apierr.C(http.StatusBadRequest, CodeInvalidRedeliverAfter, "redeliverAfter is not a Go duration in [0, MaxRedeliverAfter], or is given with retry", fixRequest),
 		apierr.C(http.StatusBadRequest, CodeRetryUnavailable, "a nack with retry on a sidecar without delayed delivery", "Nack without retry, or turn delayed delivery on."),
 		apierr.C(http.StatusUnauthorized, CodeUnauthenticated, "no app in the request context (no or unknown token)", "Send the app's token."),
-		apierr.C(http.StatusForbidden, CodeForbidden, "the app may not consume from this subscription", "Grant the app `consume` on the topic in the config."),
+		apierr.C(http.StatusForbidden, CodeForbidden, "the app may not consume from this subscription (or produce to the deadLetterTopic it names)", "Grant the app `consume` on the topic (and `produce` on the dead-letter topic) in the config."),
 		apierr.C(http.StatusNotFound, CodeSubscriptionNotFound, "no such subscription is registered", "PUT it first."),
 		apierr.C(http.StatusRequestEntityTooLarge, CodeRequestTooLarge, "the body exceeds MaxBodyBytes", "Send fewer ackIds per call."),
 		apierr.C(http.StatusInternalServerError, CodeInternal, "a bug; nothing about it is shown", "Report it with the sidecar's log."),
