@@ -26,6 +26,7 @@ import (
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/embedredis"
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/group"
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/metrics"
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/pulsaradm"
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/version"
 	"github.com/pulsar-sidecar/pulsar-sidecar/minipulsar"
 	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
@@ -94,6 +95,7 @@ type App struct {
 	stopOnce  sync.Once
 	stopErr   error
 	stops     group.Stops // pushed as components start, drained in reverse by Stop
+	admin     *pulsaradm.Client
 }
 
 // New validates cfg and returns an App that is not started.

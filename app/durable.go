@@ -9,7 +9,9 @@ import (
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/admin/config"
 	"github.com/pulsar-sidecar/pulsar-sidecar/durable"
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/pulsaradm"
 	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 	"github.com/pulsar-sidecar/pulsar-sidecar/spool"
 )
@@ -134,6 +136,23 @@ func (a *App) drName() string {
 		return a.cfg.Pulsar.DRCluster
 	}
 	return "dr"
+}
+
+// pulsarAdmin is the primary cluster's one admin REST client, shared by
+// the consume service (backlog, peeks) and the console; nil when there is
+// no admin URL. It is built on first use and closed at stop.
+func (a *App) pulsarAdmin() (*pulsaradm.Client, error) {
+	url := a.adminURL()
+	if a.admin != nil || url == "" {
+		return a.admin, nil
+	}
+	c, err := pulsaradm.New(&config.Config{WebServiceURL: url, Token: a.cfg.Pulsar.AuthToken})
+	if err != nil {
+		return nil, fmt.Errorf("app: pulsar admin client for %s: %w", url, err)
+	}
+	a.admin = c
+	a.stops.Push("pulsar admin client", func(context.Context) error { return c.Close() })
+	return c, nil
 }
 
 // adminURL is the primary cluster's admin REST: the embedded broker's, or

@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsaradmin"
+	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/admin/config"
 	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/utils"
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/pulsaradm"
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/wire"
 )
 
@@ -45,45 +47,55 @@ type Peeker interface {
 
 // AdminPeeker peeks through the Pulsar admin REST API at baseURL (the
 // broker's web service URL), with token as its bearer token when not
-// empty. It reads batches itself: pulsaradmin's PeekMessages gives every
-// message of a batch the properties of the last one.
-func AdminPeeker(baseURL, token string, hc *http.Client) Peeker {
-	if hc == nil {
-		hc = &http.Client{Timeout: 10 * time.Second}
+// empty: PeekerOf over a client of its own.
+func AdminPeeker(baseURL, token string) (Peeker, error) {
+	c, err := pulsaradm.New(&config.Config{WebServiceURL: baseURL, Token: token})
+	if err != nil {
+		return nil, fmt.Errorf("consume: %w", err)
 	}
-	return &adminPeeker{base: strings.TrimRight(baseURL, "/"), token: token, hc: hc}
+	return PeekerOf(c), nil
 }
 
-type adminPeeker struct {
-	base, token string
-	hc          *http.Client
-}
+// PeekerOf peeks through the sidecar's admin client c. It reads batches
+// itself (wire.DecodeEntry): pulsaradmin's PeekMessages gives every
+// message of a batch the properties of the last one.
+func PeekerOf(c *pulsaradm.Client) Peeker { return &adminPeeker{c: c} }
 
-func (p *adminPeeker) get(ctx context.Context, path string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.base+path, nil)
+type adminPeeker struct{ c *pulsaradm.Client }
+
+// peekTimeout bounds one admin call of the peeker.
+const peekTimeout = 10 * time.Second
+
+// get sends GET <topic's admin path>/<path> under peekTimeout; closing
+// the body ends the call.
+func (p *adminPeeker) get(ctx context.Context, topic, path string) (*http.Response, error) {
+	tn, err := utils.GetTopicName(topic)
 	if err != nil {
 		return nil, err
 	}
-	if p.token != "" {
-		req.Header.Set("Authorization", "Bearer "+p.token)
+	ctx, cancel := context.WithTimeout(ctx, peekTimeout)
+	resp, err := p.c.Get(ctx, *tn, path)
+	if err != nil {
+		cancel()
+		return nil, err
 	}
-	return p.hc.Do(req)
+	resp.Body = cancelBody{resp.Body, cancel}
+	return resp, nil
 }
 
-func restPath(topic string) (string, error) {
-	tn, err := utils.GetTopicName(topic)
-	if err != nil {
-		return "", err
-	}
-	return "/admin/v2/" + tn.GetRestPath(), nil
+type cancelBody struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b cancelBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
 }
 
 func (p *adminPeeker) Partitions(ctx context.Context, topic string) (int, error) {
-	rp, err := restPath(topic)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := p.get(ctx, rp+"/partitions")
+	resp, err := p.get(ctx, topic, "partitions")
 	if err != nil {
 		return 0, err
 	}
@@ -104,11 +116,7 @@ func (p *adminPeeker) Partitions(ctx context.Context, topic string) (int, error)
 }
 
 func (p *adminPeeker) Peek(ctx context.Context, topic, subscription string, pos int) ([]PeekedMessage, bool, error) {
-	rp, err := restPath(topic)
-	if err != nil {
-		return nil, false, err
-	}
-	resp, err := p.get(ctx, rp+"/subscription/"+url.PathEscape(subscription)+"/position/"+strconv.Itoa(pos))
+	resp, err := p.get(ctx, topic, "subscription/"+url.PathEscape(subscription)+"/position/"+strconv.Itoa(pos))
 	if err != nil {
 		return nil, false, err
 	}
@@ -132,11 +140,7 @@ func (p *adminPeeker) Peek(ctx context.Context, topic, subscription string, pos 
 const maxStatsBytes = 16 << 20
 
 func (p *adminPeeker) Cursor(ctx context.Context, topic, subscription string) (string, error) {
-	rp, err := restPath(topic)
-	if err != nil {
-		return "", err
-	}
-	resp, err := p.get(ctx, rp+"/internalStats")
+	resp, err := p.get(ctx, topic, "internalStats")
 	if err != nil {
 		return "", err
 	}

@@ -65,7 +65,7 @@ func TestTagBacklogExact(t *testing.T) {
 	require.NoError(t, err)
 	a := e.node(func(o *Options) {
 		o.Backlog = AdminBacklog(admin)
-		o.Peeker = AdminPeeker(e.broker.AdminURL(), "", nil)
+		o.Peeker = testPeeker(t, e.broker.AdminURL())
 		o.TagBacklogCache = time.Nanosecond
 		o.rateSlot = 2 * time.Second // a 12 s window holds the whole test
 	})
@@ -160,7 +160,7 @@ func TestTagBacklogSample(t *testing.T) {
 	require.NoError(t, err)
 	a := e.node(func(o *Options) {
 		o.Backlog = AdminBacklog(admin)
-		o.Peeker = AdminPeeker(e.broker.AdminURL(), "", nil)
+		o.Peeker = testPeeker(t, e.broker.AdminURL())
 		o.TagBacklogScanEntries = 2
 	})
 	ref := newRef("sample")
@@ -197,7 +197,7 @@ func TestTagBacklogMetrics(t *testing.T) {
 	e := newEnv(t)
 	reg := prometheus.NewRegistry()
 	a := e.node(func(o *Options) {
-		o.Peeker = AdminPeeker(e.broker.AdminURL(), "", nil)
+		o.Peeker = testPeeker(t, e.broker.AdminURL())
 		o.Registerer = reg
 		o.MaxTagLabels = 2
 		o.TagBacklogInterval = 100 * time.Millisecond
@@ -246,7 +246,7 @@ func TestParsePeekedBatch(t *testing.T) {
 	n.put(ref, SubscriptionSpec{InitialPosition: PositionEarliest})
 	sent := []testMsg{newMsg("A"), newMsg("B", "C"), newMsg()}
 	produce(t, e.client, ref.TopicName(), sent)
-	p := AdminPeeker(e.broker.AdminURL(), "", nil)
+	p := testPeeker(t, e.broker.AdminURL())
 	var got []PeekedMessage
 	for pos := 1; ; pos++ {
 		msgs, ok, err := p.Peek(context.Background(), ref.TopicName(), ref.Subscription, pos)
@@ -272,7 +272,7 @@ func TestParsePeekedBatch(t *testing.T) {
 func TestTagBacklogWithoutUIDs(t *testing.T) {
 	e := newEnv(t)
 	a := e.node(func(o *Options) {
-		o.Peeker = AdminPeeker(e.broker.AdminURL(), "", nil)
+		o.Peeker = testPeeker(t, e.broker.AdminURL())
 		o.TagBacklogCache = time.Nanosecond
 	})
 	ref := newRef("native")
@@ -292,7 +292,7 @@ func TestTagBacklogWithoutUIDs(t *testing.T) {
 	require.Empty(t, got[0].UID)
 	// The state id the scan derives from a peeked message is the one the
 	// engine keyed the delivery by.
-	peeker := AdminPeeker(e.broker.AdminURL(), "", nil)
+	peeker := testPeeker(t, e.broker.AdminURL())
 	want := map[string]bool{}
 	for pos := 1; pos <= 5; pos++ {
 		msgs, ok, err := peeker.Peek(context.Background(), ref.TopicName(), ref.Subscription, pos)
@@ -380,7 +380,7 @@ func movingScan(t *testing.T, n, moves int) (*TagBacklog, *movingPeeker) {
 	e := newEnv(t)
 	admin, err := pulsaradmin.NewClient(&config.Config{WebServiceURL: e.broker.AdminURL()})
 	require.NoError(t, err)
-	p := &movingPeeker{Peeker: AdminPeeker(e.broker.AdminURL(), "", nil), t: t, admin: admin, moves: moves}
+	p := &movingPeeker{Peeker: testPeeker(t, e.broker.AdminURL()), t: t, admin: admin, moves: moves}
 	a := e.node(func(o *Options) {
 		o.Peeker = p
 		o.TagBacklogCache = time.Nanosecond
@@ -447,7 +447,7 @@ func TestAdminPeekerCursor(t *testing.T) {
 	n := e.node()
 	n.put(ref, SubscriptionSpec{InitialPosition: PositionEarliest})
 	ids := produceEach(t, e.client, ref.TopicName(), []testMsg{newMsg("A"), newMsg("B"), newMsg("C")})
-	p := AdminPeeker(e.broker.AdminURL(), "", nil)
+	p := testPeeker(t, e.broker.AdminURL())
 	ctx := context.Background()
 	tok := func() string {
 		s, err := p.Cursor(ctx, ref.TopicName(), ref.Subscription)
@@ -468,4 +468,12 @@ func TestAdminPeekerCursor(t *testing.T) {
 	missing, err := p.Cursor(ctx, ref.TopicName(), "nobody")
 	require.NoError(t, err)
 	require.Empty(t, missing)
+}
+
+// testPeeker is AdminPeeker at url, without a token.
+func testPeeker(t *testing.T, url string) Peeker {
+	t.Helper()
+	p, err := AdminPeeker(url, "")
+	require.NoError(t, err)
+	return p
 }
