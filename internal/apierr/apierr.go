@@ -168,14 +168,14 @@ type Writer struct {
 }
 
 // Write answers c with err: the API's status and code, a Retry-After
-// header when the error says, the bearer challenge on 401 (unless the API set its own). A 5xx is
-// logged with its cause, a 499 (the client went away) at info; a 4xx is
-// the caller's to read, not logged. It returns the answer.
-func (w *Writer) Write(c *gin.Context, err error) *Error { return w.WriteResults(c, err, nil) }
+// header when the error says, the bearer challenge on 401 (unless the API
+// set its own). A 5xx is logged with its cause, a 499 (the client went
+// away) at info; a 4xx is the caller's to read, not logged.
+func (w *Writer) Write(c *gin.Context, err error) { w.WriteResults(c, err, nil) }
 
 // WriteResults is Write with results (the data plane's per-message
 // outcomes of a batch) beside the error, unless nil.
-func (w *Writer) WriteResults(c *gin.Context, err error, results any) *Error {
+func (w *Writer) WriteResults(c *gin.Context, err error, results any) {
 	e := w.toError(c, err)
 	log := w.Log
 	if log == nil {
@@ -201,7 +201,6 @@ func (w *Writer) WriteResults(c *gin.Context, err error, results any) *Error {
 		c.Header("WWW-Authenticate", `Bearer realm="pulsar-sidecar"`)
 	}
 	c.AbortWithStatusJSON(e.Status, response{Error: Body{Code: e.Code, Message: e.Message, Position: e.Position}, Results: results})
-	return e
 }
 
 func (w *Writer) toError(c *gin.Context, err error) *Error {
