@@ -58,10 +58,11 @@ func badParam(format string, args ...any) *Error {
 // toError is the one place that maps an error to an answer. Errors from the
 // trace store and the broker that are not the caller's fault become 5xx
 // with a generic message; the cause is logged by writeError.
-func toError(err error) *Error { return errorTable.Answer(err) }
+func toError(err error) *Error { return ErrorTable.Answer(err) }
 
-// errorTable answers the trace store's sentinel errors.
-var errorTable = apierr.Table{
+// ErrorTable answers the trace store's sentinel errors (every row is in
+// Catalogue: internal/errdocs checks).
+var ErrorTable = apierr.Table{
 	{Is: tracer.ErrBadCursor, Status: http.StatusBadRequest, Code: CodeInvalidCursor,
 		Message: "the cursor is malformed or expired: start again without a cursor"},
 	{Is: tracer.ErrBadRange, Status: http.StatusBadRequest, Code: CodeInvalidTimeRange, Message: "from must be before to"},

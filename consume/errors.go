@@ -103,10 +103,11 @@ func closedError() *Error {
 // AsError maps any error to an *Error: an *Error as it is, a cancelled or
 // expired context to 503 SHUTTING_DOWN or 500, anything else to a 500 that
 // hides its cause.
-func AsError(err error) *Error { return errorTable.Answer(err) }
+func AsError(err error) *Error { return ErrorTable.Answer(err) }
 
-// errorTable answers the sentinel errors that are no *Error of their own.
-var errorTable = apierr.Table{
+// ErrorTable answers the sentinel errors that are no *Error of their own
+// (every row is in Catalogue: internal/errdocs checks).
+var ErrorTable = apierr.Table{
 	{Is: ErrClosed, Status: http.StatusServiceUnavailable, Code: CodeShuttingDown,
 		Message: "the sidecar is shutting down: retry on another replica"},
 	{Is: context.Canceled, Status: http.StatusServiceUnavailable, Code: CodeShuttingDown,

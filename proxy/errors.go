@@ -99,11 +99,12 @@ type ErrorBody = apierr.Body
 // toError maps any error to an *Error: *Error values as they are, a passed
 // deadline to 504, a cancelled request (the client went away) to 499,
 // anything else to a 500 that hides its cause.
-func toError(err error) *Error { return errorTable.Answer(err) }
+func toError(err error) *Error { return ErrorTable.Answer(err) }
 
-// errorTable is the data plane's: the components' errors, then a passed
-// deadline and a cancelled request.
-var errorTable = append(componentErrors[:len(componentErrors):len(componentErrors)],
+// ErrorTable is the data plane's (every row is in Catalogue: internal/errdocs
+// checks): the components' errors, then a passed deadline and a cancelled
+// request.
+var ErrorTable = append(componentErrors[:len(componentErrors):len(componentErrors)],
 	apierr.Rule{Is: context.DeadlineExceeded, Status: http.StatusGatewayTimeout, Code: CodeProduceTimeout,
 		Message: "the request deadline passed before the broker acknowledged; the message may or may not be stored: retry with the same idempotency key"},
 	apierr.Rule{Is: context.Canceled, Status: StatusClientClosedRequest, Code: CodeClientClosedRequest,

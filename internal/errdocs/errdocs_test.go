@@ -40,12 +40,13 @@ cause, which the answer never shows.
 `
 
 var catalogues = []struct {
-	dir string
-	cat apierr.Catalogue
+	dir   string
+	cat   apierr.Catalogue
+	table apierr.Table
 }{
-	{"../../proxy", proxy.Catalogue},
-	{"../../consume", consume.Catalogue},
-	{"../../console-api", consoleapi.Catalogue},
+	{"../../proxy", proxy.Catalogue, proxy.ErrorTable},
+	{"../../consume", consume.Catalogue, consume.ErrorTable},
+	{"../../console-api", consoleapi.Catalogue, consoleapi.ErrorTable},
 }
 
 // TestErrorsDoc: docs/errors.md is exactly what the catalogues make.
@@ -64,7 +65,8 @@ func TestErrorsDoc(t *testing.T) {
 }
 
 // TestCataloguesListEveryCode: each package's Code* constants and its
-// catalogue's codes are the same set, and no row is listed twice.
+// catalogue's codes are the same set, no row is listed twice, and every
+// answer of the package's error table is a row.
 func TestCataloguesListEveryCode(t *testing.T) {
 	shared := codeConstants(t, "../apierr", nil)
 	require.NotEmpty(t, shared)
@@ -82,6 +84,9 @@ func TestCataloguesListEveryCode(t *testing.T) {
 				assert.NotEmpty(t, x.Meaning, row)
 				assert.NotEmpty(t, x.Fix, row)
 				assert.GreaterOrEqual(t, x.Status, 400, row)
+			}
+			for _, r := range c.table {
+				assert.True(t, c.cat.Has(r.Status, r.Code), "the error table answers %d %s, which the catalogue does not list", r.Status, r.Code)
 			}
 			for name, code := range consts {
 				assert.True(t, listed[code], "%s (%s) is not in the catalogue", name, code)
