@@ -23,6 +23,7 @@ func (a *App) startDelay(ctx context.Context) error {
 		Mode: delay.Mode(cfg.Mode),
 		Node: a.cfg.Node,
 	}
+	dc.Index.Prefix = a.delayPrefix() // one hash tag on Redis Cluster (redis.go)
 	if strings.TrimSpace(cfg.Levels) == "off" {
 		dc.Levels.Disabled = true
 	} else if cfg.Levels != "" {
