@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/apache/pulsar-client-go/pulsaradmin"
-	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/admin/config"
 	"github.com/gin-gonic/gin"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/consume"
@@ -71,13 +69,13 @@ func (a *App) startConsume(ctx context.Context) error {
 	if a.delay != nil {
 		opts.Retry = a.scheduleRetry
 	}
-	if adminURL := a.adminURL(); adminURL != "" {
-		adm, err := pulsaradmin.NewClient(&config.Config{WebServiceURL: adminURL, Token: cfg.Pulsar.AuthToken})
-		if err != nil {
-			return fmt.Errorf("app: pulsar admin client for consume stats: %w", err)
-		}
-		opts.Backlog = consume.AdminBacklog(adm)
-		opts.Peeker = consume.AdminPeeker(adminURL, cfg.Pulsar.AuthToken, nil)
+	adm, err := a.pulsarAdmin()
+	if err != nil {
+		return err
+	}
+	if adm != nil {
+		opts.Backlog = consume.AdminBacklog(adm.Admin())
+		opts.Peeker = consume.PeekerOf(adm)
 	}
 	svc, err := consume.New(opts)
 	if err != nil {

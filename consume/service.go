@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/group"
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
 )
 
@@ -268,7 +269,7 @@ type Service struct {
 	pubsub  *redis.PubSub
 
 	quit chan struct{}
-	wg   sync.WaitGroup
+	bg   group.Group // background work: peer loop, housekeeping, backlog scans, late subscribes
 }
 
 // New builds a Service; it fails on invalid options.
@@ -339,13 +340,9 @@ func (s *Service) Start(ctx context.Context) error {
 	return nil
 }
 
-func (s *Service) goFunc(f func()) {
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		f()
-	}()
-}
+// goFunc runs f in the background work Close waits for; once Close has
+// begun, f does not run.
+func (s *Service) goFunc(f func()) { s.bg.Go(f) }
 
 // Close closes every subscription's consumers (the broker redelivers what
 // they held), flushes stats and stops the background work. Idempotent.
@@ -364,30 +361,22 @@ func (s *Service) Close(ctx context.Context) error {
 	ps := s.pubsub
 	close(s.quit)
 	s.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
+	err := group.WaitContext(ctx, func() {
 		var wg sync.WaitGroup
 		for _, e := range engines {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				e.close()
-			}()
+			wg.Go(e.close)
 		}
 		wg.Wait()
 		if ps != nil {
 			_ = ps.Close()
 		}
-		s.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		s.metrics.setEngines(0)
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("consume: close: %w", ctx.Err())
+		_ = s.bg.Wait(context.Background())
+	})
+	if err != nil {
+		return fmt.Errorf("consume: close: %w", err)
 	}
+	s.metrics.setEngines(0)
+	return nil
 }
 
 // Caller is who makes a request, for trace events.
