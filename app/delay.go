@@ -106,4 +106,3 @@ func dueMessage(topic string, pm *pulsar.ProducerMessage, now time.Time) *produc
 	}
 	return m
 }
-
