@@ -25,7 +25,9 @@ import (
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/accesslog"
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/config"
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/embedredis"
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/group"
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/metrics"
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/pulsaradm"
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/version"
 	"github.com/pulsar-sidecar/pulsar-sidecar/minipulsar"
 	"github.com/pulsar-sidecar/pulsar-sidecar/openapi"
@@ -57,7 +59,7 @@ type App struct {
 	client pulsar.Client
 	// consumerClient serves the consume service and the delay engine.
 	consumerClient pulsar.Client
-	rdb            *redis.Client
+	rdb            redis.UniversalClient
 	pool           *produce.Pool
 	proxy          *proxy.Server
 	// proxyMetrics count the errors of the consume API and the console
@@ -69,7 +71,7 @@ type App struct {
 	delay   *delay.Engine    // delay.go
 	consume *consume.Service // consume.go
 	// consumeRDB is the consume service's own Redis client (consume.go).
-	consumeRDB *redis.Client
+	consumeRDB redis.UniversalClient
 
 	// durability (durable.go): the disaster-recovery cluster and the spool
 	durable  *durable.Sender
@@ -95,6 +97,8 @@ type App struct {
 	started   bool
 	stopOnce  sync.Once
 	stopErr   error
+	stops     group.Stops // pushed as components start, drained in reverse by Stop
+	admin     *pulsaradm.Client
 }
 
 // New validates cfg and returns an App that is not started.
@@ -150,10 +154,13 @@ func (a *App) start(ctx context.Context) error {
 		a.pulsarURL = cfg.Pulsar.URL
 	}
 	if !cfg.EmbeddedRedis() {
-		a.redisAddr = cfg.Redis.Addr
+		a.redisAddr = cfg.Redis.AddrList()[0]
 	}
 
 	a.reg = metrics.NewRegistry()
+	// The pipeline flushes what the components recorded, so it stops
+	// after them; stopTrace stops whatever part of it started.
+	a.stops.Push("trace", a.stopTraceHook)
 	if err := a.startTrace(ctx); err != nil {
 		return err
 	}
@@ -167,6 +174,7 @@ func (a *App) start(ctx context.Context) error {
 		return fmt.Errorf("app: pulsar client for %s: %w", a.pulsarURL, err)
 	}
 	a.client = client
+	a.stops.Push("pulsar client", closeClient(client))
 	// Consumers get a client, and so connections, of their own: with
 	// pulsar-client-go v0.19 a SEND that crosses a broker's CLOSE_PRODUCER
 	// (a topic unload) makes the broker close the connection, and a
@@ -175,35 +183,60 @@ func (a *App) start(ctx context.Context) error {
 	if a.consumerClient, err = pulsar.NewClient(copts); err != nil {
 		return fmt.Errorf("app: pulsar consumer client for %s: %w", a.pulsarURL, err)
 	}
+	a.stops.Push("pulsar consumer client", closeClient(a.consumerClient))
 
-	a.rdb = redis.NewClient(&redis.Options{
-		Addr:            a.redisAddr,
-		Username:        cfg.Redis.Username,
-		Password:        cfg.Redis.Password,
-		DB:              cfg.Redis.DB,
-		DialTimeout:     cfg.Redis.Timeout,
-		ReadTimeout:     cfg.Redis.Timeout,
-		WriteTimeout:    cfg.Redis.Timeout,
-		DisableIdentity: true, // CLIENT SETINFO needs Redis 7.2
-		// One dial attempt: while Redis is down every produce call would
-		// otherwise spend redis.timeout on dial retries (ADR 030).
-		DialerRetries: 1,
-		PoolSize:      cfg.Redis.PoolSize,
-	})
-	a.hookEmbeddedRedis(a.rdb)
+	if a.rdb, err = a.newRedis(nil); err != nil {
+		return err
+	}
+	a.stops.Push("redis client", func(context.Context) error { return a.rdb.Close() })
 
 	pm := proxy.NewMetrics(a.reg)
 	pm.KnownApps(a.appNames()...)
 	a.proxyMetrics = pm
 	poolm := produce.NewPoolMetrics(a.reg)
+	// Outcomes that outlive their request are recorded once the producers
+	// have flushed: the data plane's wait stops after the pool's.
+	a.stops.Push("outcomes", func(ctx context.Context) error {
+		if a.proxy == nil {
+			return nil
+		}
+		return a.proxy.Close(ctx)
+	})
 	a.pool = produce.NewPool(client, a.poolOptions(poolm))
 	a.pool.Start()
+	a.stops.Push("producers", a.pool.Close)
+	a.pushDurableStops()
 	if err := a.startDurable(poolm); err != nil {
 		return err
 	}
+	// Before the durable sender and the producers: the forwarders forward
+	// through the durable sender, level messages go through the pool.
+	a.stops.Push("delay engine", func(ctx context.Context) error {
+		if a.delay == nil {
+			return nil
+		}
+		var err error
+		if werr := group.WaitContext(ctx, func() { err = a.delay.Close() }); werr != nil {
+			return werr
+		}
+		return err
+	})
 	if err := a.startDelay(ctx); err != nil {
 		return err
 	}
+	// The service hands what this replica holds back to the broker.
+	a.stops.Push("consume redis client", func(context.Context) error {
+		if a.consume == nil {
+			return nil
+		}
+		return a.consumeRDB.Close()
+	})
+	a.stops.Push("consume service", func(ctx context.Context) error {
+		if a.consume == nil {
+			return nil
+		}
+		return a.consume.Close(ctx)
+	})
 	if err := a.startConsume(ctx); err != nil {
 		return err
 	}
@@ -218,8 +251,9 @@ func (a *App) start(ctx context.Context) error {
 			RatePerSecond: ca.RateLimit.MessagesPerSecond, Burst: ca.RateLimit.Burst}
 	}
 	a.proxy, err = proxy.New(proxy.Options{
-		Sender:      durableSender{d: a.durable},
-		Scheduler:   delayScheduler{e: a.delay, cluster: cfg.ClusterName()},
+		Sender:      a.durable,
+		Scheduler:   proxy.DelayScheduler{Engine: a.delay, Cluster: cfg.ClusterName()},
+		Delay:       a.delay,
 		Idempotency: proxy.NewRedisIdempotency(a.rdb, cfg.Idempotency.TTL, cfg.Idempotency.Lease, cfg.Redis.Timeout),
 		Recorder:    a.rec,
 		Apps:        apps,
@@ -257,6 +291,19 @@ func (a *App) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// First to stop: readiness goes red, the listener stops and in-flight
+	// requests finish.
+	a.stops.Push("http", func(ctx context.Context) error {
+		a.proxy.SetDraining()
+		if a.httpSrv == nil {
+			return nil
+		}
+		err := a.httpSrv.Shutdown(ctx)
+		if err != nil {
+			_ = a.httpSrv.Close()
+		}
+		return err
+	})
 
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", cfg.Listen)
@@ -325,9 +372,6 @@ func (a *App) mount(root *gin.Engine, v1 *gin.RouterGroup) {
 	if a.console != nil {
 		a.console.Register(root.Group(consoleapi.Prefix))
 	}
-	if a.delay != nil {
-		a.mountDelay(v1)
-	}
 	if a.consume != nil {
 		a.mountConsume(v1)
 	}
@@ -342,6 +386,7 @@ func (a *App) startEmbedded() error {
 			return err
 		}
 		a.broker = b
+		a.stops.Push("embedded broker", func(context.Context) error { return b.Close() })
 		a.pulsarURL = b.ServiceURL()
 	}
 	if cfg.EmbeddedRedis() {
@@ -350,6 +395,8 @@ func (a *App) startEmbedded() error {
 			return err
 		}
 		a.mredis = m
+		// Writes the last snapshot: every client is closed by then.
+		a.stops.Push("embedded redis", func(context.Context) error { return m.Close() })
 		a.redisAddr = m.Addr()
 	}
 	return nil
@@ -367,7 +414,7 @@ func (a *App) logStarted() {
 		authHeader = ""
 	}
 	a.log.Info("pulsar-sidecar started", "version", version.Get().Version,
-		"mode", mode, "listen", "http://"+a.Addr(), "pulsar", a.pulsarURL, "redis", a.redisAddr,
+		"mode", mode, "listen", "http://"+a.Addr(), "pulsar", a.pulsarURL, "redis", a.redisDescription(),
 		"embeddedRedis", a.mredis != nil, "cluster", a.cfg.ClusterName(), "auth", auth, "node", a.cfg.Node)
 	a.log.Info("try it: curl -sS -X POST http://" + a.Addr() + "/v1/topics/public/default/demo/messages" + authHeader +
 		` -H "Content-Type: application/json" -d '{"messages":[{"payload":"hello","tags":["PAY_1001"]}]}'`)
@@ -385,17 +432,21 @@ func (a *App) Addr() string {
 // the embedded broker's.
 func (a *App) PulsarURL() string { return a.pulsarURL }
 
-// RedisAddr is the Redis the sidecar uses.
+// RedisAddr is the Redis the sidecar uses (the first configured address:
+// with Sentinel a sentinel, with Cluster a seed).
 func (a *App) RedisAddr() string { return a.redisAddr }
 
 // Done reports the HTTP server's unexpected end (nil after Stop).
 func (a *App) Done() <-chan error { return a.serveErr }
 
-// Stop shuts down in a fixed order under ctx's deadline, capped by
-// shutdownTimeout: readiness goes red, the listener stops and in-flight
-// requests finish, producers flush and close, late outcomes are recorded,
-// then the Pulsar and Redis clients close, then the embedded Redis and
-// broker. A step that runs out of time is logged and the rest still run.
+// Stop runs the stop hooks the components pushed as they started, last
+// started first, under ctx's deadline capped by shutdownTimeout: readiness
+// goes red, the listener stops and in-flight requests finish, the consume
+// service hands its messages back, the delay engine and the durable sender
+// stop, producers flush and close, late outcomes are recorded, then the
+// Pulsar and Redis clients close, the trace pipeline flushes, then the
+// embedded Redis and broker. A step that fails or runs out of time is
+// logged and the rest still run.
 // Stop is idempotent: later calls return the first call's result.
 func (a *App) Stop(ctx context.Context) error {
 	a.stopOnce.Do(func() { a.stopErr = a.stop(ctx) })
@@ -403,98 +454,40 @@ func (a *App) Stop(ctx context.Context) error {
 }
 
 func (a *App) stop(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, a.cfg.ShutdownTimeout)
-	defer cancel()
 	start := time.Now()
-	var errs []error
-	step := func(name string, f func() error) {
-		if err := f(); err != nil {
-			a.log.Warn("shutdown step failed", "step", name, "err", err)
-			errs = append(errs, fmt.Errorf("%s: %w", name, err))
-		}
-	}
-	if a.proxy != nil {
-		a.proxy.SetDraining()
-	}
-	if a.httpSrv != nil {
-		step("http", func() error {
-			err := a.httpSrv.Shutdown(ctx)
-			if err != nil {
-				_ = a.httpSrv.Close()
-			}
-			return err
-		})
-	}
-	if a.consume != nil {
-		// Hands what this replica holds back to the broker.
-		step("consume service", func() error { return a.consume.Close(ctx) })
-		step("consume redis client", a.consumeRDB.Close)
-	}
-	if a.delay != nil {
-		// Before the durable sender and the producers: the forwarders
-		// forward through the durable sender, level messages go through
-		// the pool.
-		step("delay engine", func() error {
-			var err error
-			if werr := withDeadline(ctx, func() { err = a.delay.Close() }); werr != nil {
-				return werr
-			}
-			return err
-		})
-	}
-	if a.durable != nil {
-		// Drains the spool while a cluster takes it; the rest stays on disk.
-		step("durable sender", func() error { return a.durable.Close(ctx) })
-	}
-	if a.pool != nil {
-		step("producers", func() error { return a.pool.Close(ctx) })
-	}
-	if a.drPool != nil {
-		step("disaster-recovery producers", func() error { return a.drPool.Close(ctx) })
-	}
-	if a.proxy != nil {
-		step("outcomes", func() error { return a.proxy.Close(ctx) })
-	}
-	a.stopTrace(ctx, step)
-	if a.client != nil {
-		step("pulsar client", func() error { return withDeadline(ctx, a.client.Close) })
-	}
-	if a.consumerClient != nil {
-		step("pulsar consumer client", func() error { return withDeadline(ctx, a.consumerClient.Close) })
-	}
-	if a.drClient != nil {
-		step("disaster-recovery pulsar client", func() error { return withDeadline(ctx, a.drClient.Close) })
-	}
-	if a.drConsumerClient != nil {
-		step("disaster-recovery pulsar consumer client", func() error { return withDeadline(ctx, a.drConsumerClient.Close) })
-	}
-	if a.rdb != nil {
-		step("redis client", a.rdb.Close)
-	}
-	if a.mredis != nil {
-		// Writes the last snapshot: every client above is closed.
-		step("embedded redis", a.mredis.Close)
-	}
-	if a.broker != nil {
-		step("embedded broker", a.broker.Close)
-	}
-	a.log.Info("pulsar-sidecar stopped", "took", time.Since(start).Round(time.Millisecond), "errors", len(errs))
-	return errors.Join(errs...)
+	n := a.stops.Len()
+	err := a.stops.Drain(ctx, a.cfg.ShutdownTimeout, a.log)
+	a.log.Info("pulsar-sidecar stopped", "took", time.Since(start).Round(time.Millisecond), "steps", n,
+		"errors", len(unjoin(err)))
+	return err
 }
 
-// withDeadline runs f, giving up waiting when ctx ends.
-func withDeadline(ctx context.Context, f func()) error {
-	done := make(chan struct{})
-	go func() {
-		f()
-		close(done)
-	}()
-	select {
-	case <-done:
+// unjoin lists the errors errors.Join put together.
+func unjoin(err error) []error {
+	if err == nil {
 		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// closeClient is the stop hook of a Pulsar client: Close, given up on
+// when ctx ends.
+func closeClient(c pulsar.Client) func(context.Context) error {
+	return func(ctx context.Context) error { return group.WaitContext(ctx, c.Close) }
+}
+
+// stopTraceHook is stopTrace as a stop hook: every failed step named.
+func (a *App) stopTraceHook(ctx context.Context) error {
+	var errs []error
+	a.stopTrace(ctx, func(name string, f func() error) {
+		if err := f(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+	})
+	return errors.Join(errs...)
 }
 
 // Run starts an App and stops it when ctx ends, with cfg.ShutdownTimeout

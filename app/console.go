@@ -8,8 +8,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/admin/config"
-
 	consoleapi "github.com/pulsar-sidecar/pulsar-sidecar/console-api"
 	"github.com/pulsar-sidecar/pulsar-sidecar/consume"
 	"github.com/pulsar-sidecar/pulsar-sidecar/delay"
@@ -27,7 +25,6 @@ func (a *App) buildConsole() (*consoleapi.API, error) {
 	if a.traceStore == nil {
 		return nil, nil
 	}
-	adminURL := a.adminURL()
 	opts := consoleapi.Options{
 		Store:  a.traceStore,
 		Open:   len(a.cfg.Apps) == 0, // protected mode: loopback only, no apps
@@ -36,13 +33,13 @@ func (a *App) buildConsole() (*consoleapi.API, error) {
 		OnError:       func(_ int, code string) { a.proxyMetrics.AddError(code) },
 		ScheduleGrace: a.scheduleGrace,
 	}
-	if adminURL != "" {
-		adm, err := consoleapi.NewPulsarAdmin(&config.Config{WebServiceURL: adminURL, Token: a.cfg.Pulsar.AuthToken})
-		if err != nil {
-			return nil, fmt.Errorf("app: console admin client: %w", err)
-		}
-		a.consoleAdmin = adm
-		opts.Broker = adm
+	adm, err := a.pulsarAdmin()
+	if err != nil {
+		return nil, err
+	}
+	if adm != nil {
+		a.consoleAdmin = consoleapi.PulsarAdminOf(adm)
+		opts.Broker = a.consoleAdmin
 	}
 	static, err := consoleapi.NewStaticRegistry(a.registryConfig())
 	if err != nil {

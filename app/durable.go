@@ -2,19 +2,17 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/admin/config"
 	"github.com/pulsar-sidecar/pulsar-sidecar/durable"
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/pulsaradm"
 	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
-	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
 	"github.com/pulsar-sidecar/pulsar-sidecar/spool"
 )
 
@@ -60,62 +58,35 @@ func (a *App) startDurable(poolm *produce.PoolMetrics) error {
 	return nil
 }
 
-// durableSender answers durable's errors the data plane's way.
-type durableSender struct{ d *durable.Sender }
-
-var _ produce.Sender = durableSender{}
-
-func (s durableSender) SendAsync(ctx context.Context, m *produce.Message, done func(produce.Receipt, error)) {
-	s.d.SendAsync(ctx, m, func(rc produce.Receipt, err error) {
-		done(rc, durableError(err))
+// pushDurableStops registers the stop hooks of what startDurable starts,
+// each for the part that did start: the durable sender first (it drains
+// the spool while a cluster takes it; the rest stays on disk), then the
+// disaster-recovery producers and clients.
+func (a *App) pushDurableStops() {
+	a.stops.Push("disaster-recovery pulsar client", func(ctx context.Context) error {
+		if a.drClient == nil {
+			return nil
+		}
+		return closeClient(a.drClient)(ctx)
 	})
-}
-
-const retrySame = "; the message may or may not be stored: retry with the same idempotency key"
-
-// durableError maps durable's errors to answers (ADR 050).
-func durableError(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, durable.ErrSpoolFull):
-		return &proxy.Error{Status: http.StatusServiceUnavailable, Code: proxy.CodeSpoolFull,
-			Message: "no cluster took the message in time and the local spool is full" + retrySame, RetryAfter: 5 * time.Second, Err: err}
-	case errors.Is(err, durable.ErrSpoolWrite):
-		return &proxy.Error{Status: http.StatusServiceUnavailable, Code: proxy.CodeSpoolWriteFailed,
-			Message: "no cluster took the message in time and writing the local spool failed" + retrySame, RetryAfter: 5 * time.Second, Err: err}
-	case errors.Is(err, durable.ErrClosed):
-		return &proxy.Error{Status: http.StatusServiceUnavailable, Code: proxy.CodeShuttingDown,
-			Message: "the sidecar is shutting down" + retrySame, Err: err}
-	case errors.Is(err, durable.ErrRejected) && (errors.Is(err, spool.ErrTooLarge) || isMessageTooBig(err)):
-		return &proxy.Error{Status: http.StatusRequestEntityTooLarge, Code: proxy.CodePayloadTooLarge,
-			Message: "the broker refuses a message this large", Err: err}
-	case errors.Is(err, durable.ErrRejected) && isTopicNotFound(err):
-		return &proxy.Error{Status: http.StatusNotFound, Code: proxy.CodeTopicNotFound,
-			Message: "the Pulsar cluster has no such topic: its tenant or namespace does not exist, or the namespace does not " +
-				"allow creating topics on first use; an operator creates them (pulsar-admin tenants create / namespaces create); nothing was stored",
-			Err: err}
-	case errors.Is(err, durable.ErrRejected):
-		return &proxy.Error{Status: http.StatusBadGateway, Code: proxy.CodeProduceRejected,
-			Message: "the broker refused the message for good (see the sidecar's log); retrying the same request will not help", Err: err}
-	}
-	return err // deadline and others: the data plane's own mapping
-}
-
-// isTopicNotFound: the broker refused the topic as missing (Pulsar answers
-// a lookup or producer on a missing tenant or namespace so). Producer
-// creation reports it as text in pulsar-client-go v0.19.
-func isTopicNotFound(err error) bool {
-	var pe *pulsar.Error
-	if errors.As(err, &pe) && pe.Result() == pulsar.TopicNotFound {
-		return true
-	}
-	return strings.Contains(err.Error(), "TopicNotFound")
-}
-
-func isMessageTooBig(err error) bool {
-	var pe *pulsar.Error
-	return errors.As(err, &pe) && pe.Result() == pulsar.MessageTooBig
+	a.stops.Push("disaster-recovery pulsar consumer client", func(ctx context.Context) error {
+		if a.drConsumerClient == nil {
+			return nil
+		}
+		return closeClient(a.drConsumerClient)(ctx)
+	})
+	a.stops.Push("disaster-recovery producers", func(ctx context.Context) error {
+		if a.drPool == nil {
+			return nil
+		}
+		return a.drPool.Close(ctx)
+	})
+	a.stops.Push("durable sender", func(ctx context.Context) error {
+		if a.durable == nil {
+			return nil
+		}
+		return a.durable.Close(ctx)
+	})
 }
 
 // clientOptions are the Pulsar client options for a cluster.
@@ -165,6 +136,23 @@ func (a *App) drName() string {
 		return a.cfg.Pulsar.DRCluster
 	}
 	return "dr"
+}
+
+// pulsarAdmin is the primary cluster's one admin REST client, shared by
+// the consume service (backlog, peeks) and the console; nil when there is
+// no admin URL. It is built on first use and closed at stop.
+func (a *App) pulsarAdmin() (*pulsaradm.Client, error) {
+	url := a.adminURL()
+	if a.admin != nil || url == "" {
+		return a.admin, nil
+	}
+	c, err := pulsaradm.New(&config.Config{WebServiceURL: url, Token: a.cfg.Pulsar.AuthToken})
+	if err != nil {
+		return nil, fmt.Errorf("app: pulsar admin client for %s: %w", url, err)
+	}
+	a.admin = c
+	a.stops.Push("pulsar admin client", func(context.Context) error { return c.Close() })
+	return c, nil
 }
 
 // adminURL is the primary cluster's admin REST: the embedded broker's, or

@@ -47,7 +47,7 @@ var metricSources = map[string]struct{ file, name string }{
 	"psc_trace_events_spill_failed_total": {"../tracer/metrics.go", "events_spill_failed_total"},
 	"psc_trace_outbox_bytes":              {"../tracer/metrics.go", "outbox_bytes"},
 	"psc_trace_lag_seconds":               {"../tracer/metrics.go", "lag_seconds"},
-	"psc_consume_tag_backlog_messages":    {"../consume/stats.go", "consume_tag_backlog_messages"},
+	"psc_consume_tag_backlog_messages":    {"../consume/metrics.go", "consume_tag_backlog_messages"},
 	consoleapi.MetricBacklogMessages:      {"collector", ""},
 	consoleapi.MetricBacklogOldestAge:     {"collector", ""},
 	consoleapi.MetricBacklogStatsUp:       {"collector", ""},

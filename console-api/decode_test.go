@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/wire"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/protobuf/encoding/protowire"
 )
 
 func TestParseTimeRange(t *testing.T) {
@@ -266,93 +266,41 @@ func FuzzMessageID(f *testing.F) {
 	})
 }
 
-// batchEntry builds a batch payload the way a Pulsar producer does.
-func batchEntry(msgs ...singleMessage) []byte {
-	var out []byte
-	for _, m := range msgs {
-		var md []byte
-		for k, v := range m.properties {
-			var kv []byte
-			kv = protowire.AppendTag(kv, 1, protowire.BytesType)
-			kv = protowire.AppendString(kv, k)
-			kv = protowire.AppendTag(kv, 2, protowire.BytesType)
-			kv = protowire.AppendString(kv, v)
-			md = protowire.AppendTag(md, 1, protowire.BytesType)
-			md = protowire.AppendBytes(md, kv)
-		}
-		if m.hasKey {
-			md = protowire.AppendTag(md, 2, protowire.BytesType)
-			md = protowire.AppendString(md, m.key)
-		}
-		md = protowire.AppendTag(md, 3, protowire.VarintType)
-		md = protowire.AppendVarint(md, uint64(len(m.payload)))
-		md = protowire.AppendTag(md, 8, protowire.VarintType) // sequence_id: skipped
-		md = protowire.AppendVarint(md, 77)
-		if m.eventTime > 0 {
-			md = protowire.AppendTag(md, 5, protowire.VarintType)
-			md = protowire.AppendVarint(md, m.eventTime)
-		}
-		out = binary.BigEndian.AppendUint32(out, uint32(len(md)))
-		out = append(out, md...)
-		out = append(out, m.payload...)
-	}
-	return out
-}
-
+// TestDecodeBatchEntry: the console names a batch's message by its index
+// (wire.DecodeEntry decodes the entry; its tests hold the format).
 func TestDecodeBatchEntry(t *testing.T) {
-	body := batchEntry(
-		singleMessage{properties: map[string]string{"psc-uid": "a"}, key: "k-a", hasKey: true, payload: []byte("first")},
-		singleMessage{properties: map[string]string{"psc-uid": "b"}, payload: []byte(""), eventTime: 1772366400000},
-		singleMessage{properties: map[string]string{"psc-uid": "c", "extra": "x"}, key: "k-c", hasKey: true, payload: []byte("third")},
-	)
+	// Two records: metadata {payload_size: 1, properties {psc-uid: a|b}}.
+	record := func(uid byte) []byte {
+		md := []byte{0x0a, 0x0c, 0x0a, 0x07, 'p', 's', 'c', '-', 'u', 'i', 'd', 0x12, 0x01, uid, 0x18, 0x01}
+		return append(append(binary.BigEndian.AppendUint32(nil, uint32(len(md))), md...), uid)
+	}
+	body := append(record('a'), record('b')...)
 	h := http.Header{}
-	h.Set("X-Pulsar-Num-Batch-Message", "3")
+	h.Set("X-Pulsar-Num-Batch-Message", "2")
 	h.Set("X-Pulsar-Publish-Time", "2026-03-01T12:00:00.000+0000")
-	// The entry's headers are the first message's metadata, as
-	// pulsar-client-go's batch builder sets them; they belong to no other
-	// message of the batch.
-	h.Set("X-Pulsar-Partition-Key", "k-a")
 	h.Set("X-Pulsar-Property", `{"psc-uid":"a","first-only":"1"}`)
-	h.Set("X-Pulsar-Event-Time", "2026-02-01T00:00:00.000+0000")
-	for i, want := range []struct{ uid, key, payload string }{{"a", "k-a", "first"}, {"b", "", ""}, {"c", "k-c", "third"}} {
+	for i, uid := range []string{"a", "b"} {
 		m, err := decodeEntry("t", MessageID{Ledger: 1, Entry: 2, Batch: int32(i)}, h, body)
 		require.NoError(t, err)
-		require.Equal(t, want.uid, m.Properties["psc-uid"])
-		require.Equal(t, want.key, m.Key)
-		require.Equal(t, want.payload, string(m.Payload))
-		require.Equal(t, 3, m.BatchSize)
+		require.Equal(t, "t", m.Topic)
+		require.Equal(t, MessageID{Ledger: 1, Entry: 2, Batch: int32(i)}, m.ID)
+		require.Equal(t, uid, m.Properties["psc-uid"])
+		require.NotContains(t, m.Properties, "first-only")
+		require.Equal(t, uid, string(m.Payload))
+		require.Equal(t, 2, m.BatchSize)
 		require.Equal(t, time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), m.PublishTime)
-		if i == 1 {
-			require.Equal(t, time.UnixMilli(1772366400000).UTC(), m.EventTime)
-		} else {
-			require.True(t, m.EventTime.IsZero(), "message %d has no event time of its own", i)
-		}
-		require.NotContains(t, m.Properties, "first-only", "the entry's properties are not merged into message %d", i)
-		if i == 2 {
-			require.Equal(t, "x", m.Properties["extra"])
-		} else {
-			require.NotContains(t, m.Properties, "extra", "no property leaks from another message of the batch")
-		}
 	}
-	_, err := decodeEntry("t", MessageID{Batch: 3}, h, body)
+	_, err := decodeEntry("t", MessageID{Batch: 2}, h, body)
 	require.ErrorIs(t, err, ErrNotRetained)
-	_, err = decodeEntry("t", MessageID{Batch: 2}, h, body[:len(body)-1])
-	require.ErrorIs(t, err, errBatch)
-}
+	_, err = decodeEntry("t", MessageID{Batch: 1}, h, body[:len(body)-1])
+	require.ErrorIs(t, err, wire.ErrMalformedEntry)
 
-// FuzzBatchEntry: splitting a batch never panics and never reads past the
-// body.
-func FuzzBatchEntry(f *testing.F) {
-	f.Add(batchEntry(singleMessage{payload: []byte("x")}, singleMessage{properties: map[string]string{"k": "v"}, payload: []byte("yy")}), 2, 1)
-	f.Add([]byte{0, 0, 0, 2, 0x18, 0x7f}, 1, 0)
-	f.Add([]byte{0xff, 0xff, 0xff, 0xff}, 1, 0)
-	f.Fuzz(func(t *testing.T, body []byte, count, index int) {
-		if count < 1 || count > 1000 || index < 0 || index >= count {
-			return
-		}
-		m, err := splitBatch(body, count, index)
-		if err == nil && len(m.payload) > len(body) {
-			t.Fatalf("payload longer than the body")
-		}
-	})
+	// Not a batch: the one message, whatever batch index the id names.
+	single := http.Header{}
+	single.Set("X-Pulsar-Property", `{"psc-uid":"s"}`)
+	m, err := decodeEntry("t", MessageID{Ledger: 1, Entry: 3, Batch: -1}, single, []byte("payload"))
+	require.NoError(t, err)
+	require.Equal(t, "s", m.Properties["psc-uid"])
+	require.Equal(t, "payload", string(m.Payload))
+	require.Zero(t, m.BatchSize)
 }

@@ -40,7 +40,7 @@
 //     broker id and cluster are those of its latest persisted, failed_over,
 //     replayed or fired event.
 //   - Content: the broker, GET .../ledger/{L}/entry/{E} at that id, split
-//     here when the entry is a batch (pulsaradmin v0.19.0's
+//     by wire.DecodeEntry when the entry is a batch (pulsaradmin v0.19.0's
 //     GetMessagesByID shares one properties map across a batch, which
 //     would show every message of a batch with the last one's psc-uid).
 //     Payloads are UTF-8 when valid, else base64, cut at a size cap. A

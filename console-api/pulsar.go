@@ -2,81 +2,61 @@ package consoleapi
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsaradmin"
-	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/admin"
-	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/admin/auth"
 	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/admin/config"
 	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/rest"
 	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/utils"
+
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/pulsaradm"
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/wire"
 )
 
-// PulsarAdmin is the Broker of one Pulsar cluster, over its admin REST API.
-// Stats, internal stats and partition metadata go through pulsaradmin.
-// Message content is read from GET .../ledger/{L}/entry/{E} directly (with
-// the same authentication), because pulsaradmin v0.19.0's GetMessagesByID
-// shares one properties map between all messages of a batch entry, so every
-// message of a batch would show the last one's psc-uid; the entry is split
-// here (entry.go) with each message's own metadata.
+// PulsarAdmin is the Broker of one Pulsar cluster, over its admin REST API
+// (the sidecar's one admin client, pulsaradm). Stats, internal stats and
+// partition metadata go through pulsaradmin. Message content is read from
+// GET .../ledger/{L}/entry/{E} directly (with the same authentication),
+// because pulsaradmin v0.19.0's GetMessagesByID shares one properties map
+// between all messages of a batch entry, so every message of a batch would
+// show the last one's psc-uid; the entry is split by wire.DecodeEntry with
+// each message's own metadata.
 type PulsarAdmin struct {
-	admin     pulsaradmin.Client
-	http      *http.Client
-	base      string
-	transport *http.Transport // owned; its idle connections are closed by Close
+	admin  pulsaradmin.Client
+	client *pulsaradm.Client
 }
 
 var _ Broker = (*PulsarAdmin)(nil)
 
 // MaxEntryBytes bounds the entry read from the broker for one message (a
 // batch entry holds all of its messages).
-const MaxEntryBytes = 32 << 20
+const MaxEntryBytes = wire.MaxEntryBytes
 
 // NewPulsarAdmin builds the Broker for the cluster whose admin URL (and
 // authentication, TLS) cfg names, e.g. &config.Config{WebServiceURL:
 // "http://127.0.0.1:8080"}. It sends nothing until asked.
 func NewPulsarAdmin(cfg *config.Config) (*PulsarAdmin, error) {
-	if cfg == nil || cfg.WebServiceURL == "" {
-		return nil, errors.New("consoleapi: pulsar admin needs a WebServiceURL")
-	}
-	if _, err := url.Parse(cfg.WebServiceURL); err != nil {
-		return nil, fmt.Errorf("consoleapi: pulsar admin URL: %w", err)
-	}
-	provider, err := auth.GetAuthProvider(cfg)
+	c, err := pulsaradm.New(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("consoleapi: pulsar admin auth: %w", err)
+		return nil, fmt.Errorf("consoleapi: %w", err)
 	}
-	client, err := admin.NewPulsarClientWithAuthProvider(cfg, provider)
-	if err != nil {
-		return nil, fmt.Errorf("consoleapi: pulsar admin client: %w", err)
-	}
-	p := &PulsarAdmin{
-		admin: client,
-		http:  &http.Client{Transport: provider},
-		base:  strings.TrimSuffix(cfg.WebServiceURL, "/"),
-	}
-	if tr, ok := provider.Transport().(*http.Transport); ok {
-		p.transport = tr
-	}
-	return p, nil
+	return PulsarAdminOf(c), nil
+}
+
+// PulsarAdminOf is the Broker over an admin client the caller shares.
+func PulsarAdminOf(c *pulsaradm.Client) *PulsarAdmin {
+	return &PulsarAdmin{admin: c.Admin(), client: c}
 }
 
 // Close releases idle connections. It is idempotent.
-func (p *PulsarAdmin) Close() error {
-	if p.transport != nil {
-		p.transport.CloseIdleConnections()
-	}
-	return nil
-}
+func (p *PulsarAdmin) Close() error { return p.client.Close() }
 
 func topicName(topic string) (utils.TopicName, error) {
 	tn, err := utils.GetTopicName(topic)
@@ -201,17 +181,7 @@ func (p *PulsarAdmin) Message(ctx context.Context, topic string, id MessageID) (
 	if err != nil {
 		return nil, err
 	}
-	segs := strings.Split(tn.GetRestPath(), "/")
-	for i, s := range segs {
-		segs[i] = url.PathEscape(s)
-	}
-	u := p.base + "/admin/v2/" + strings.Join(segs, "/") + "/ledger/" + strconv.FormatInt(id.Ledger, 10) +
-		"/entry/" + strconv.FormatInt(id.Entry, 10)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, fmt.Errorf("consoleapi: message request: %w", err)
-	}
-	res, err := p.http.Do(req)
+	res, err := p.client.Get(ctx, tn, "ledger/"+strconv.FormatInt(id.Ledger, 10)+"/entry/"+strconv.FormatInt(id.Entry, 10))
 	if err != nil {
 		return nil, fmt.Errorf("consoleapi: message %s: %w", id, err)
 	}
@@ -226,38 +196,9 @@ func (p *PulsarAdmin) Message(ctx context.Context, topic string, id MessageID) (
 		b, _ := io.ReadAll(io.LimitReader(res.Body, 512))
 		return nil, fmt.Errorf("consoleapi: message %s: broker answered %s: %s", id, res.Status, strings.TrimSpace(string(b)))
 	}
-	body, err := io.ReadAll(io.LimitReader(res.Body, MaxEntryBytes+1))
+	body, err := wire.ReadEntry(res.Body)
 	if err != nil {
 		return nil, fmt.Errorf("consoleapi: message %s: %w", id, err)
 	}
-	if len(body) > MaxEntryBytes {
-		return nil, fmt.Errorf("consoleapi: message %s: entry larger than %d bytes", id, MaxEntryBytes)
-	}
 	return decodeEntry(tn.String(), id, res.Header, body)
-}
-
-// entryProperties reads the entry-level properties: the JSON header of
-// Pulsar 3.1+ (X-Pulsar-PROPERTY) or the older one header per property
-// (X-Pulsar-Property-<name>).
-func entryProperties(h http.Header) map[string]string {
-	props := map[string]string{}
-	if js := h.Get("X-Pulsar-Property"); js != "" {
-		_ = json.Unmarshal([]byte(js), &props)
-	}
-	for k, v := range h {
-		if name, ok := strings.CutPrefix(k, "X-Pulsar-Property-"); ok && len(v) > 0 {
-			props[name] = v[0]
-		}
-	}
-	return props
-}
-
-// parsePulsarTime reads the broker's time headers.
-func parsePulsarTime(s string) time.Time {
-	for _, layout := range []string{"2006-01-02T15:04:05.000-0700", "2006-01-02T15:04:05.000Z07:00", time.RFC3339Nano} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t.UTC()
-		}
-	}
-	return time.Time{}
 }

@@ -65,7 +65,7 @@ func TestTagBacklogExact(t *testing.T) {
 	require.NoError(t, err)
 	a := e.node(func(o *Options) {
 		o.Backlog = AdminBacklog(admin)
-		o.Peeker = AdminPeeker(e.broker.AdminURL(), "", nil)
+		o.Peeker = testPeeker(t, e.broker.AdminURL())
 		o.TagBacklogCache = time.Nanosecond
 		o.rateSlot = 2 * time.Second // a 12 s window holds the whole test
 	})
@@ -160,7 +160,7 @@ func TestTagBacklogSample(t *testing.T) {
 	require.NoError(t, err)
 	a := e.node(func(o *Options) {
 		o.Backlog = AdminBacklog(admin)
-		o.Peeker = AdminPeeker(e.broker.AdminURL(), "", nil)
+		o.Peeker = testPeeker(t, e.broker.AdminURL())
 		o.TagBacklogScanEntries = 2
 	})
 	ref := newRef("sample")
@@ -197,7 +197,7 @@ func TestTagBacklogMetrics(t *testing.T) {
 	e := newEnv(t)
 	reg := prometheus.NewRegistry()
 	a := e.node(func(o *Options) {
-		o.Peeker = AdminPeeker(e.broker.AdminURL(), "", nil)
+		o.Peeker = testPeeker(t, e.broker.AdminURL())
 		o.Registerer = reg
 		o.MaxTagLabels = 2
 		o.TagBacklogInterval = 100 * time.Millisecond
@@ -246,7 +246,7 @@ func TestParsePeekedBatch(t *testing.T) {
 	n.put(ref, SubscriptionSpec{InitialPosition: PositionEarliest})
 	sent := []testMsg{newMsg("A"), newMsg("B", "C"), newMsg()}
 	produce(t, e.client, ref.TopicName(), sent)
-	p := AdminPeeker(e.broker.AdminURL(), "", nil)
+	p := testPeeker(t, e.broker.AdminURL())
 	var got []PeekedMessage
 	for pos := 1; ; pos++ {
 		msgs, ok, err := p.Peek(context.Background(), ref.TopicName(), ref.Subscription, pos)
@@ -267,27 +267,12 @@ func TestParsePeekedBatch(t *testing.T) {
 	require.Zero(t, parts)
 }
 
-func FuzzParseSingleMetadata(f *testing.F) {
-	f.Add([]byte{0x0a, 0x06, 0x0a, 0x01, 'k', 0x12, 0x01, 'v', 0x18, 0x05})
-	f.Add([]byte{0x18, 0x00})
-	f.Add([]byte{0x0a, 0xff})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		props, size, err := parseSingleMetadata(b)
-		if err != nil {
-			return
-		}
-		require.GreaterOrEqual(t, size, 0)
-		require.LessOrEqual(t, size, maxPeekBytes)
-		require.NotNil(t, props)
-	})
-}
-
 // Messages from a native producer without a uid, unbatched: their
 // delivery state is keyed by position, and the scan finds it the same way.
 func TestTagBacklogWithoutUIDs(t *testing.T) {
 	e := newEnv(t)
 	a := e.node(func(o *Options) {
-		o.Peeker = AdminPeeker(e.broker.AdminURL(), "", nil)
+		o.Peeker = testPeeker(t, e.broker.AdminURL())
 		o.TagBacklogCache = time.Nanosecond
 	})
 	ref := newRef("native")
@@ -307,7 +292,7 @@ func TestTagBacklogWithoutUIDs(t *testing.T) {
 	require.Empty(t, got[0].UID)
 	// The state id the scan derives from a peeked message is the one the
 	// engine keyed the delivery by.
-	peeker := AdminPeeker(e.broker.AdminURL(), "", nil)
+	peeker := testPeeker(t, e.broker.AdminURL())
 	want := map[string]bool{}
 	for pos := 1; pos <= 5; pos++ {
 		msgs, ok, err := peeker.Peek(context.Background(), ref.TopicName(), ref.Subscription, pos)
@@ -395,7 +380,7 @@ func movingScan(t *testing.T, n, moves int) (*TagBacklog, *movingPeeker) {
 	e := newEnv(t)
 	admin, err := pulsaradmin.NewClient(&config.Config{WebServiceURL: e.broker.AdminURL()})
 	require.NoError(t, err)
-	p := &movingPeeker{Peeker: AdminPeeker(e.broker.AdminURL(), "", nil), t: t, admin: admin, moves: moves}
+	p := &movingPeeker{Peeker: testPeeker(t, e.broker.AdminURL()), t: t, admin: admin, moves: moves}
 	a := e.node(func(o *Options) {
 		o.Peeker = p
 		o.TagBacklogCache = time.Nanosecond
@@ -462,7 +447,7 @@ func TestAdminPeekerCursor(t *testing.T) {
 	n := e.node()
 	n.put(ref, SubscriptionSpec{InitialPosition: PositionEarliest})
 	ids := produceEach(t, e.client, ref.TopicName(), []testMsg{newMsg("A"), newMsg("B"), newMsg("C")})
-	p := AdminPeeker(e.broker.AdminURL(), "", nil)
+	p := testPeeker(t, e.broker.AdminURL())
 	ctx := context.Background()
 	tok := func() string {
 		s, err := p.Cursor(ctx, ref.TopicName(), ref.Subscription)
@@ -483,4 +468,12 @@ func TestAdminPeekerCursor(t *testing.T) {
 	missing, err := p.Cursor(ctx, ref.TopicName(), "nobody")
 	require.NoError(t, err)
 	require.Empty(t, missing)
+}
+
+// testPeeker is AdminPeeker at url, without a token.
+func testPeeker(t *testing.T, url string) Peeker {
+	t.Helper()
+	p, err := AdminPeeker(url, "")
+	require.NoError(t, err)
+	return p
 }

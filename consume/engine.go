@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/group"
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/wire"
 )
 
@@ -104,7 +105,7 @@ type engine struct {
 	tick      chan struct{}
 	dlqJobs   chan *record
 	quit      chan struct{}
-	wg        sync.WaitGroup
+	bg        group.Group // the pumps, timer and dead-letter loops
 }
 
 func newEngine(svc *Service, cfg *Subscription) *engine {
@@ -136,13 +137,7 @@ func (e *engine) start() {
 	e.goFunc(e.deadLetterLoop)
 }
 
-func (e *engine) goFunc(f func()) {
-	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		f()
-	}()
-}
+func (e *engine) goFunc(f func()) { e.bg.Go(f) }
 
 // close stops the pumps and closes the consumers: the broker redelivers
 // whatever they held to other consumers. Idempotent.
@@ -150,7 +145,7 @@ func (e *engine) close() {
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
-		e.wg.Wait()
+		_ = e.bg.Wait(context.Background())
 		return
 	}
 	e.closed = true
@@ -162,7 +157,7 @@ func (e *engine) close() {
 	close(e.notify)
 	close(e.space)
 	e.mu.Unlock()
-	e.wg.Wait()
+	_ = e.bg.Wait(context.Background())
 	e.svc.flushStats(context.Background(), e)
 	e.svc.forgetHeld(e.path)
 }

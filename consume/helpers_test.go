@@ -168,7 +168,9 @@ func (n *node) do(method, path string, body any, out any, app ...string) (int, E
 	raw, err := io.ReadAll(resp.Body)
 	require.NoError(n.t, err)
 	if resp.StatusCode >= 300 {
-		var eb errorResponse
+		var eb struct {
+			Error ErrorBody `json:"error"`
+		}
 		require.NoError(n.t, json.Unmarshal(raw, &eb), "body %s", raw)
 		return resp.StatusCode, eb.Error
 	}

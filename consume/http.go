@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/gin-gonic/gin"
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/apierr"
 )
 
 // Routes, relative to the router given to Register (the data plane's /v1
@@ -99,29 +100,16 @@ type api struct {
 }
 
 // ErrorBody is the JSON error object, as the produce API writes it.
-type ErrorBody struct {
-	Code     string `json:"code"`
-	Message  string `json:"message"`
-	Position *Span  `json:"position,omitempty"`
-}
+type ErrorBody = apierr.Body
 
-type errorResponse struct {
-	Error ErrorBody `json:"error"`
-}
-
-// fail is the one place that turns an error into an HTTP answer.
+// fail is the one place that turns an error into an HTTP answer: AsError's
+// mapping, written and counted (OnError) by apierr's writer.
 func (a *api) fail(c *gin.Context, err error) {
-	e := AsError(err)
-	if e.Status >= 500 {
-		a.h.Logger.ErrorContext(c.Request.Context(), "consume request failed", "route", c.FullPath(), "code", e.Code, "err", err)
-	}
-	if e.Status == http.StatusUnauthorized {
-		c.Header("WWW-Authenticate", `Bearer realm="pulsar-sidecar"`)
-	}
+	w := apierr.Writer{API: "consume", Log: a.h.Logger, Map: func(_ *gin.Context, err error) *Error { return AsError(err) }}
 	if a.h.OnError != nil {
-		a.h.OnError(c, e)
+		w.Count = a.h.OnError
 	}
-	c.AbortWithStatusJSON(e.Status, errorResponse{Error: ErrorBody{Code: e.Code, Message: e.Message, Position: e.Position}})
+	w.Write(c, err)
 }
 
 // authorize reads the subscription from the path, checks it and the app's

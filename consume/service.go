@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/group"
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
 )
 
@@ -89,8 +90,14 @@ type Options struct {
 	Logger *slog.Logger // slog.Default() when nil
 	Clock  Clock        // the real clock when nil
 
-	KeyPrefix string   // Redis key prefix; "psc:"
-	Defaults  Defaults // ackTimeout 30s, maxDeliveries 16
+	KeyPrefix string // Redis key prefix; "psc:"
+	// RegistryKeyPrefix is the prefix of the subscription registry's keys
+	// (registry.go), KeyPrefix when empty. Its scripts write a
+	// subscription's hash and the two index sets together, so on Redis
+	// Cluster it must carry a hash tag ("psc:{registry}:"): the whole
+	// registry then lives in one slot (docs/adr/090-redis-topologies.md).
+	RegistryKeyPrefix string
+	Defaults          Defaults // ackTimeout 30s, maxDeliveries 16
 
 	// DedupWindow is how long a message's delivery state (and so the memory
 	// of its uid) lives after its last change: copies of a uid within it are
@@ -195,6 +202,9 @@ func (o *Options) fill() error {
 	if o.KeyPrefix == "" {
 		o.KeyPrefix = "psc:"
 	}
+	if o.RegistryKeyPrefix == "" {
+		o.RegistryKeyPrefix = o.KeyPrefix
+	}
 	o.Defaults = o.Defaults.withZeroesFilled()
 	defDur(&o.DedupWindow, 10*time.Minute)
 	def(&o.DefaultReceive, 100)
@@ -259,7 +269,7 @@ type Service struct {
 	pubsub  *redis.PubSub
 
 	quit chan struct{}
-	wg   sync.WaitGroup
+	bg   group.Group // background work: peer loop, housekeeping, backlog scans, late subscribes
 }
 
 // New builds a Service; it fails on invalid options.
@@ -289,7 +299,7 @@ func New(opts Options) (*Service, error) {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	s.node = binary.BigEndian.Uint64(b[:])
-	s.registry = NewRegistry(s.rdb, opts.KeyPrefix, opts.RedisTimeout)
+	s.registry = NewRegistry(s.rdb, opts.RegistryKeyPrefix, opts.RedisTimeout)
 	s.cache = newConfigCache(s.registry, opts.ConfigRefresh, s.clock.Now)
 	s.states = &states{rdb: s.rdb, prefix: opts.KeyPrefix, timeout: opts.RedisTimeout, dedup: opts.DedupWindow}
 	return s, nil
@@ -330,13 +340,9 @@ func (s *Service) Start(ctx context.Context) error {
 	return nil
 }
 
-func (s *Service) goFunc(f func()) {
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		f()
-	}()
-}
+// goFunc runs f in the background work Close waits for; once Close has
+// begun, f does not run.
+func (s *Service) goFunc(f func()) { s.bg.Go(f) }
 
 // Close closes every subscription's consumers (the broker redelivers what
 // they held), flushes stats and stops the background work. Idempotent.
@@ -355,30 +361,22 @@ func (s *Service) Close(ctx context.Context) error {
 	ps := s.pubsub
 	close(s.quit)
 	s.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
+	err := group.WaitContext(ctx, func() {
 		var wg sync.WaitGroup
 		for _, e := range engines {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				e.close()
-			}()
+			wg.Go(e.close)
 		}
 		wg.Wait()
 		if ps != nil {
 			_ = ps.Close()
 		}
-		s.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		s.metrics.setEngines(0)
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("consume: close: %w", ctx.Err())
+		_ = s.bg.Wait(context.Background())
+	})
+	if err != nil {
+		return fmt.Errorf("consume: close: %w", err)
 	}
+	s.metrics.setEngines(0)
+	return nil
 }
 
 // Caller is who makes a request, for trace events.

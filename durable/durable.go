@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/group"
 	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 	"github.com/pulsar-sidecar/pulsar-sidecar/spool"
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
@@ -621,7 +622,7 @@ func (s *Sender) close(ctx context.Context) error {
 	s.mu.Unlock()
 	s.closing.Store(true)
 	var errs []error
-	if err := waitCtx(ctx, s.ops.Wait); err != nil {
+	if err := group.WaitContext(ctx, s.ops.Wait); err != nil {
 		errs = append(errs, fmt.Errorf("durable: messages still under way at close: %w", err))
 	}
 	s.drain(ctx)
@@ -658,19 +659,5 @@ func (s *Sender) drain(ctx context.Context) {
 		if d := s.spool.Stats().Depth; d < last {
 			last, since = d, time.Now()
 		}
-	}
-}
-
-func waitCtx(ctx context.Context, wait func()) error {
-	done := make(chan struct{})
-	go func() {
-		wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/group"
 )
 
 // ErrPoolClosed is returned by Pool.SendAsync after Close.
@@ -417,16 +418,4 @@ func (p *Pool) Close(ctx context.Context) error {
 	return p.wait(ctx)
 }
 
-func (p *Pool) wait(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() {
-		p.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (p *Pool) wait(ctx context.Context) error { return group.WaitContext(ctx, p.wg.Wait) }

@@ -3,24 +3,24 @@ package proxy
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
-	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/apierr"
 )
 
 // Stable error codes. They are part of the API: clients switch on them, so
-// a code is never renamed or reused. The README's error table lists them.
+// a code is never renamed or reused. Catalogue (catalogue.go) lists them
+// with their statuses; docs/errors.md is made from it. Codes the APIs
+// share are apierr's.
 const (
 	// 400: the request is malformed; nothing was written.
-	CodeInvalidJSON             = "INVALID_JSON"
-	CodeUnknownField            = "UNKNOWN_FIELD"
+	CodeInvalidJSON             = apierr.CodeInvalidJSON
+	CodeUnknownField            = apierr.CodeUnknownField
 	CodeEmptyBatch              = "EMPTY_BATCH"
 	CodeTooManyMessages         = "TOO_MANY_MESSAGES"
-	CodeInvalidTopic            = "INVALID_TOPIC"
+	CodeInvalidTopic            = apierr.CodeInvalidTopic
 	CodePayloadMissing          = "PAYLOAD_MISSING"
 	CodePayloadConflict         = "PAYLOAD_CONFLICT"
 	CodeInvalidBase64           = "INVALID_BASE64"
@@ -38,37 +38,40 @@ const (
 	CodeInvalidRetryPlan        = "INVALID_RETRY_PLAN"
 	CodeInvalidUID              = "INVALID_UID"
 	// 401, 403: who is calling and what it may do.
-	CodeUnauthenticated = "UNAUTHENTICATED"
+	CodeUnauthenticated = apierr.CodeUnauthenticated
 	CodeInvalidToken    = "INVALID_TOKEN"
-	CodeForbidden       = "FORBIDDEN"
+	CodeForbidden       = apierr.CodeForbidden
 	CodeInternalTopic   = "INTERNAL_TOPIC"
 	// 404, 405: routing.
-	CodeNotFound         = "NOT_FOUND"
-	CodeMethodNotAllowed = "METHOD_NOT_ALLOWED"
+	CodeNotFound         = apierr.CodeNotFound
+	CodeMethodNotAllowed = apierr.CodeMethodNotAllowed
 	// 409: idempotency.
 	CodeIdempotencyKeyReused  = "IDEMPOTENCY_KEY_REUSED"
 	CodeIdempotencyInProgress = "IDEMPOTENCY_IN_PROGRESS"
 	// 413: size limits.
 	CodePayloadTooLarge = "PAYLOAD_TOO_LARGE"
-	CodeRequestTooLarge = "REQUEST_TOO_LARGE"
+	CodeRequestTooLarge = apierr.CodeRequestTooLarge
 	// 429: rate limit.
 	CodeRateLimited = "RATE_LIMITED"
 	// 5xx: the sidecar or the broker failed; see the message for what a
 	// retry does.
-	CodeInternal              = "INTERNAL"
+	CodeInternal              = apierr.CodeInternal
 	CodeDelayLevelUnavailable = "DELAY_LEVEL_UNAVAILABLE"
 	CodeProduceFailed         = "PRODUCE_FAILED"
 	CodeProduceTimeout        = "PRODUCE_TIMEOUT"
-	CodeShuttingDown          = "SHUTTING_DOWN"
+	CodeShuttingDown          = apierr.CodeShuttingDown
 	CodeSpoolFull             = "SPOOL_FULL"
 	CodeSpoolWriteFailed      = "SPOOL_WRITE_FAILED"
 	CodeProduceRejected       = "PRODUCE_REJECTED"
-	CodeTopicNotFound         = "TOPIC_NOT_FOUND"
+	CodeTopicNotFound         = apierr.CodeTopicNotFound
 	// Delayed messages (cancel, inspect, reschedule).
 	CodeDelayedNotFound  = "DELAYED_NOT_FOUND"
 	CodeDelayedInFlight  = "DELAYED_IN_FLIGHT"
 	CodeDelayedLevel     = "DELAYED_LEVEL_FIXED"
 	CodeDelayUnavailable = "DELAY_MODE_UNAVAILABLE"
+	// A wheel message that redis.waitReplicas replicas did not confirm in
+	// time: on the master only, not acknowledged (retry with the key).
+	CodeDelayNotReplicated = "DELAY_NOT_REPLICATED"
 	// 499: the client closed the connection before the answer. Nobody
 	// reads the answer; the code is for logs and metrics, kept apart from
 	// PRODUCE_TIMEOUT so a deadline problem is not hidden among clients
@@ -78,65 +81,38 @@ const (
 
 // StatusClientClosedRequest is the status recorded when the client closed
 // the connection before the answer (nginx's 499; not a standard status).
-const StatusClientClosedRequest = 499
+const StatusClientClosedRequest = apierr.StatusClientClosedRequest
 
-// Error is an error with its HTTP answer. Handlers return it (or wrap it);
-// writeError is the one place that turns errors into responses.
-type Error struct {
-	Status     int
-	Code       string
-	Message    string        // shown to the caller; for 5xx it never carries internals
-	RetryAfter time.Duration // > 0 sets the Retry-After header (whole seconds, rounded up)
-	Err        error         // the cause, logged, never shown
-}
-
-func (e *Error) Error() string {
-	if e.Err != nil {
-		return e.Code + ": " + e.Message + ": " + e.Err.Error()
-	}
-	return e.Code + ": " + e.Message
-}
-
-func (e *Error) Unwrap() error { return e.Err }
+// Error is an error with its HTTP answer (apierr's, the one every API
+// uses). Handlers return it (or wrap it); Server.fail answers it.
+type Error = apierr.Error
 
 // errorf builds an *Error with a formatted message.
 func errorf(status int, code, format string, args ...any) *Error {
-	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+	return apierr.Errorf(status, code, format, args...)
 }
 
 func badRequest(code, format string, args ...any) *Error {
 	return errorf(http.StatusBadRequest, code, format, args...)
 }
 
-// ErrorBody is the JSON error object: {"error":{"code":...,"message":...}}.
-type ErrorBody struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
-
-type errorResponse struct {
-	Error   ErrorBody `json:"error"`
-	Results []Result  `json:"results,omitempty"`
-}
+// ErrorBody is the JSON error object: {"code":...,"message":...}.
+type ErrorBody = apierr.Body
 
 // toError maps any error to an *Error: *Error values as they are, a passed
 // deadline to 504, a cancelled request (the client went away) to 499,
 // anything else to a 500 that hides its cause.
-func toError(err error) *Error {
-	var e *Error
-	switch {
-	case errors.As(err, &e):
-		return e
-	case errors.Is(err, context.DeadlineExceeded):
-		return &Error{Status: http.StatusGatewayTimeout, Code: CodeProduceTimeout,
-			Message: "the request deadline passed before the broker acknowledged; the message may or may not be stored: retry with the same idempotency key", Err: err}
-	case errors.Is(err, context.Canceled):
-		return &Error{Status: StatusClientClosedRequest, Code: CodeClientClosedRequest,
-			Message: "the client closed the request before the answer; a message already handed to the broker may still be stored: retry with the same idempotency key", Err: err}
-	default:
-		return &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error", Err: err}
-	}
-}
+func toError(err error) *Error { return ErrorTable.Answer(err) }
+
+// ErrorTable is the data plane's (every row is in Catalogue: internal/errdocs
+// checks): the components' errors, then a passed deadline and a cancelled
+// request.
+var ErrorTable = append(componentErrors[:len(componentErrors):len(componentErrors)],
+	apierr.Rule{Is: context.DeadlineExceeded, Status: http.StatusGatewayTimeout, Code: CodeProduceTimeout,
+		Message: "the request deadline passed before the broker acknowledged; the message may or may not be stored: retry with the same idempotency key"},
+	apierr.Rule{Is: context.Canceled, Status: StatusClientClosedRequest, Code: CodeClientClosedRequest,
+		Message: "the client closed the request before the answer; a message already handed to the broker may still be stored: retry with the same idempotency key"},
+)
 
 // requestError is toError for c's request: a cancellation counts as the
 // client closing the request only when the request itself was cancelled;
@@ -144,29 +120,14 @@ func toError(err error) *Error {
 func requestError(c *gin.Context, err error) *Error {
 	e := toError(err)
 	if e.Status == StatusClientClosedRequest && !errors.Is(c.Request.Context().Err(), context.Canceled) {
-		return &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error", Err: err}
+		return apierr.Internal(err)
 	}
 	return e
 }
 
-// writeError answers with err's status and JSON body. results, when not
-// nil, tells the caller which messages of a batch were stored.
-func writeError(c *gin.Context, log *slog.Logger, err error, results []Result) {
-	e := requestError(c, err)
-	switch {
-	case e.Status == StatusClientClosedRequest:
-		// The client's doing (a closed connection, a cancelled call), not
-		// a failure of ours: what it left in flight is still finished and
-		// recorded for the idempotency key.
-		log.InfoContext(c.Request.Context(), "client closed the request", "route", c.FullPath(), "status", e.Status, "code", e.Code)
-	case e.Status >= 500:
-		log.ErrorContext(c.Request.Context(), "request failed", "route", c.FullPath(), "code", e.Code, "err", err)
-	}
-	if e.RetryAfter > 0 {
-		c.Header("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
-	}
-	if e.Status == http.StatusUnauthorized {
-		c.Header("WWW-Authenticate", `Bearer realm="pulsar-sidecar"`)
-	}
-	c.AbortWithStatusJSON(e.Status, errorResponse{Error: ErrorBody{Code: e.Code, Message: e.Message}, Results: results})
+// errorWriter is the data plane's apierr.Writer: requestError's mapping,
+// each answer counted in m's psc_http_errors_total (none when m is nil).
+func errorWriter(log *slog.Logger, m *Metrics) *apierr.Writer {
+	return &apierr.Writer{API: "produce", Log: log, Map: requestError,
+		Count: func(_ *gin.Context, e *Error) { m.AddError(e.Code) }}
 }

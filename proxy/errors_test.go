@@ -47,7 +47,7 @@ func TestErrorContextMapping(t *testing.T) {
 				req = req.WithContext(ctx)
 			}
 			c.Request = req
-			writeError(c, log, tc.err, nil)
+			errorWriter(log, nil).Write(c, tc.err)
 			require.Equal(t, tc.status, w.Code)
 			assert.Contains(t, w.Body.String(), `"code":"`+tc.code+`"`)
 			if tc.level == "" {

@@ -104,8 +104,6 @@ func (m *Metrics) addProduced(app, status string) {
 	cs[1].Inc()
 }
 
-func (m *Metrics) addError(code string) { m.AddError(code) }
-
 // AddError counts an error answer by its stable code in
 // psc_http_errors_total, for the APIs mounted beside the data plane that
 // answer errors themselves (consume, console). Codes are constants of

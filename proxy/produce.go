@@ -413,9 +413,13 @@ func refusedForGood(code string) bool {
 func sendError(err error) *Error {
 	var pe *pulsar.Error
 	var own *Error
-	switch {
-	case errors.As(err, &own):
+	if errors.As(err, &own) {
 		return own // a sender or scheduler that knows its answer
+	}
+	if e := componentErrors.Map(err); e != nil {
+		return e // the durable sender's or the delay engine's
+	}
+	switch {
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &pe) && pe.Result() == pulsar.TimeoutError:
 		return toError(context.DeadlineExceeded)
 	case errors.Is(err, produce.ErrPoolClosed):

@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/apierr"
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/group"
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/metrics"
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
 
@@ -28,6 +29,9 @@ type Options struct {
 	Sender produce.Sender
 	// Scheduler handles delayLevel; nil answers 501 DELAY_LEVEL_UNAVAILABLE.
 	Scheduler produce.Scheduler
+	// Delay serves the delay API under /v1 (inspect, cancel, reschedule
+	// delayed messages); nil leaves it out.
+	Delay DelayEngine
 	// Idempotency stores results by idempotency key; nil means every keyed
 	// message is produced with duplicateRisk, as when Redis is down.
 	Idempotency IdempotencyStore
@@ -84,12 +88,11 @@ type Server struct {
 	engine  *gin.Engine
 	rec     tracer.Recorder
 	metrics *Metrics
+	errw    *apierr.Writer
 
 	draining atomic.Bool
 
-	mu      sync.Mutex
-	closing bool
-	wg      sync.WaitGroup // stragglers: outcomes that arrive after their request answered
+	stragglers group.Group // outcomes that arrive after their request answered
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -116,6 +119,7 @@ func New(opts Options) (*Server, error) {
 		s.log = slog.Default()
 	}
 	s.log = s.log.With("component", "proxy")
+	s.errw = errorWriter(s.log, s.metrics)
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -142,38 +146,19 @@ func (s *Server) SetDraining() { s.draining.Store(true) }
 // recorded (idempotency store, trace, metrics), or ctx ends. Call it after
 // the HTTP server has stopped and the Sender has flushed. Idempotent.
 func (s *Server) Close(ctx context.Context) error {
-	s.mu.Lock()
-	s.closing = true
-	s.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("proxy: waiting for in-flight outcomes: %w", ctx.Err())
+	if err := s.stragglers.Wait(ctx); err != nil {
+		return fmt.Errorf("proxy: waiting for in-flight outcomes: %w", err)
 	}
+	return nil
 }
 
 // goStraggler runs f on a goroutine that Close waits for. After Close has
 // begun (a request outlived the HTTP drain), f still runs but is not
-// waited for: WaitGroup.Add may not race with Wait.
+// waited for.
 func (s *Server) goStraggler(f func()) {
-	s.mu.Lock()
-	tracked := !s.closing
-	if tracked {
-		s.wg.Add(1)
+	if !s.stragglers.Go(f) {
+		go f()
 	}
-	s.mu.Unlock()
-	go func() {
-		if tracked {
-			defer s.wg.Done()
-		}
-		f()
-	}()
 }
 
 func init() { gin.SetMode(gin.ReleaseMode) }
@@ -213,6 +198,9 @@ func (s *Server) routes() *gin.Engine {
 	}
 	v1 := e.Group("/v1", s.authenticate)
 	v1.POST("/topics/:tenant/:namespace/:topic/messages", s.handleProduce)
+	if s.opts.Delay != nil {
+		s.mountDelay(v1)
+	}
 	if s.opts.Mount != nil {
 		s.opts.Mount(e, v1)
 	}
@@ -273,9 +261,11 @@ func (s *Server) Authenticate(r *http.Request) (app string, console bool, err er
 
 // fail is the one place that turns an error into an HTTP answer.
 func (s *Server) fail(c *gin.Context, err error, results []Result) {
-	e := requestError(c, err)
-	s.metrics.addError(e.Code)
-	writeError(c, s.log, e, results)
+	if results != nil {
+		s.errw.WriteResults(c, err, results)
+		return
+	}
+	s.errw.Write(c, err)
 }
 
 const principalKey = "psc.principal"

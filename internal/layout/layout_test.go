@@ -21,7 +21,7 @@ const module = "github.com/pulsar-sidecar/pulsar-sidecar"
 var layers = [][]string{
 	// Leaves: plumbing, wire formats, stores, the test broker.
 	{"internal/accesslog", "internal/config", "internal/embedredis", "internal/fakeclock", "internal/jsonenc", "internal/testredis", "internal/version",
-		"internal/wire",
+		"internal/wire", "internal/apierr", "internal/group", "internal/pulsaradm",
 		"openapi", "tagfilter", "tracer", "spool", "minipulsar", "minipulsar/internal/wirepb", "minipulsar/conformance"},
 	// Helpers over the leaves: metrics conventions, the trace store's
 	// contract suite and Elasticsearch fake.
@@ -37,7 +37,7 @@ var layers = [][]string{
 	// The composition root.
 	{"app"},
 	// Mains and deployment tests.
-	{"cmd/pulsar-sidecar", "cmd/minipulsar", "cmd/pscload", "charts", "internal/layout", "test/crash"},
+	{"cmd/pulsar-sidecar", "cmd/minipulsar", "cmd/pscload", "charts", "internal/layout", "internal/errdocs", "test/crash"},
 }
 
 func TestNoImportRunsUp(t *testing.T) {
