@@ -28,7 +28,7 @@ var (
 	// safe from a failover: the produce is not acknowledged, and a retry
 	// with the same uid finds it (ErrExists) and waits again.
 	ErrNotReplicated = errors.New("delay: scheduled message not confirmed by enough Redis replicas")
-	ErrInvalid  = errors.New("delay: invalid message")
+	ErrInvalid       = errors.New("delay: invalid message")
 )
 
 // IndexConfig configures an Index. The zero value is usable.
@@ -98,13 +98,13 @@ func NewIndex(rdb redis.UniversalClient, cfg IndexConfig) *Index {
 	return &Index{
 		waitReplicas: cfg.WaitReplicas,
 		waitTimeout:  cfg.WaitTimeout,
-		rdb:     rdb,
-		prefix:  cfg.Prefix,
-		lease:   int64(math.Ceil(cfg.Lease.Seconds())),
-		page:    cfg.PageSize,
-		timeout: cfg.Timeout,
-		dueKey:  cfg.Prefix + "due",
-		now:     cfg.Now,
+		rdb:          rdb,
+		prefix:       cfg.Prefix,
+		lease:        int64(math.Ceil(cfg.Lease.Seconds())),
+		page:         cfg.PageSize,
+		timeout:      cfg.Timeout,
+		dueKey:       cfg.Prefix + "due",
+		now:          cfg.Now,
 	}
 }
 
