@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/admin/config"
+	"github.com/gin-gonic/gin"
 
 	consoleapi "github.com/pulsar-sidecar/pulsar-sidecar/console-api"
+	"github.com/pulsar-sidecar/pulsar-sidecar/console-api/web"
 	"github.com/pulsar-sidecar/pulsar-sidecar/consume"
 	"github.com/pulsar-sidecar/pulsar-sidecar/delay"
 	"github.com/pulsar-sidecar/pulsar-sidecar/durable"
@@ -59,6 +61,7 @@ func (a *App) buildConsole() (*consoleapi.API, error) {
 		opts.Providers.Spool = consoleSpool{a.durable}
 		opts.Providers.Clusters = consoleClusters{a.durable}
 	}
+	opts.Ops = a.consoleOps()
 	if !opts.Open {
 		opts.Authorizer = consoleapi.AuthorizerFunc(a.authorizeConsole)
 	}
@@ -70,6 +73,17 @@ func (a *App) buildConsole() (*consoleapi.API, error) {
 		return nil, fmt.Errorf("app: register the console's backlog metrics: %w", err)
 	}
 	return api, nil
+}
+
+// mountConsoleWeb serves the console's web page at /console/ (beside the
+// API at /console/v1); /console redirects there.
+func mountConsoleWeb(root *gin.Engine) {
+	h := gin.WrapH(web.Handler())
+	root.GET("/console", func(c *gin.Context) { c.Redirect(http.StatusMovedPermanently, web.Prefix) })
+	root.GET(web.Prefix, h)
+	root.HEAD(web.Prefix, h)
+	root.GET(web.Prefix+"assets/*file", h)
+	root.HEAD(web.Prefix+"assets/*file", h)
 }
 
 // authorizeConsole lets in apps with the console permission.
