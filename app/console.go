@@ -95,7 +95,20 @@ func (a *App) authorizeConsole(r *http.Request) (consoleapi.Principal, error) {
 	if !console {
 		return consoleapi.Principal{App: app}, fmt.Errorf("%w: app %q has no console permission", consoleapi.ErrForbidden, app)
 	}
-	return consoleapi.Principal{App: app}, nil
+	return consoleapi.Principal{App: app, Role: a.consoleRole(app)}, nil
+}
+
+// consoleRole is the configured console role of an app (viewer when
+// unset).
+func (a *App) consoleRole(app string) consoleapi.Role {
+	for _, ca := range a.cfg.Apps {
+		if ca.Name == app {
+			if r, ok := consoleapi.ParseRole(ca.ConsoleRole); ok {
+				return r
+			}
+		}
+	}
+	return consoleapi.RoleViewer
 }
 
 // registryConfig is the console's view of the configured apps (never their

@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 
 	consoleapi "github.com/pulsar-sidecar/pulsar-sidecar/console-api"
@@ -81,6 +83,17 @@ func delayedView(s delay.Scheduled) consoleapi.Delayed {
 	}
 	return consoleapi.Delayed{UID: s.UID, Mode: mode, Level: s.Level, Topic: s.Topic, Key: s.Key, Tags: tags, App: s.App,
 		Due: s.Due.UTC(), Properties: props, PayloadBytes: size, InFlight: !s.LeaseUntil.IsZero()}
+}
+
+func (p consoleDelayed) CancelDelayed(ctx context.Context, uid string) (consoleapi.DelayedCancel, error) {
+	cn, err := p.e.Cancel(ctx, uid)
+	if errors.Is(err, delay.ErrNotFound) {
+		return consoleapi.DelayedCancel{}, fmt.Errorf("%w: %w", consoleapi.ErrNotFound, err)
+	}
+	if err != nil {
+		return consoleapi.DelayedCancel{}, err
+	}
+	return consoleapi.DelayedCancel{UID: uid, Mode: string(cn.Mode), Cancelled: !cn.InFlight, InFlight: cn.InFlight}, nil
 }
 
 // consoleTrace answers GET /stats/trace from the trace pipeline.

@@ -2,6 +2,7 @@ package consoleapi
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -70,7 +71,25 @@ type DelayedProvider interface {
 	// scanning at most scan of them and keeping those of topic when it is
 	// set. The bool says whether the scan may have missed some of topic's.
 	ListDelayed(ctx context.Context, q DelayedQuery) ([]Delayed, bool, error)
+	// CancelDelayed cancels the scheduled message with this uid (a wheel
+	// message is removed, a level message gets a cancel mark), recording
+	// a cancelled trace event. It fails with an error wrapping ErrNotFound
+	// when nothing with that uid is scheduled. InFlight in the answer
+	// means a replica may be delivering it right now.
+	CancelDelayed(ctx context.Context, uid string) (DelayedCancel, error)
 }
+
+// DelayedCancel is the outcome of a cancel.
+type DelayedCancel struct {
+	UID       string `json:"uid"`
+	Mode      string `json:"mode"`
+	Cancelled bool   `json:"cancelled"`
+	InFlight  bool   `json:"inFlight"`
+}
+
+// ErrNotFound is what an operations provider returns for a message it
+// does not have (404 MESSAGE_NOT_FOUND).
+var ErrNotFound = errors.New("consoleapi: not found")
 
 // DelayedQuery selects scheduled messages.
 type DelayedQuery struct {
@@ -120,6 +139,7 @@ var opsRoutes = []Route{
 	{Method: http.MethodGet, Path: "/whoami", handler: (*API).whoami},
 	{Method: http.MethodGet, Path: "/delayed", Params: []string{"topic", "key", "limit"}, handler: (*API).listDelayed},
 	{Method: http.MethodGet, Path: "/stats/trace", handler: (*API).statsTrace},
+	{Method: http.MethodDelete, Path: "/delayed/:uid", handler: (*API).cancelDelayed},
 }
 
 func init() { routes = append(routes, opsRoutes...) }
@@ -207,4 +227,53 @@ func (a *API) statsTrace(c *gin.Context) error {
 	}
 	c.JSON(http.StatusOK, statsAnswer{Data: st})
 	return nil
+}
+
+// DELETE /delayed/:uid (operator)
+func (a *API) cancelDelayed(c *gin.Context) error {
+	if err := a.require(c, RoleOperator); err != nil {
+		return err
+	}
+	uid := c.Param("uid")
+	if !ValidUID(uid) {
+		return badParam("uid %q: want the sidecar's uid (8-4-4-4-12 lower-case hex)", truncate(uid, 60))
+	}
+	if a.opts.Ops.Delayed == nil {
+		return errorf(http.StatusServiceUnavailable, CodeStatsUnavailable, "no delay engine runs on this sidecar")
+	}
+	ctx, cancel := a.ctx(c)
+	defer cancel()
+	res, err := a.opts.Ops.Delayed.CancelDelayed(ctx, uid)
+	if errors.Is(err, ErrNotFound) {
+		return errorf(http.StatusNotFound, CodeMessageNotFound, "no scheduled message has uid %s (already delivered or cancelled?)", uid)
+	}
+	if err != nil {
+		return statsError(err)
+	}
+	p, _ := PrincipalFrom(c)
+	a.log.Info("console: delayed message cancelled", "uid", uid, "by", p.App, "role", a.roleOf(c), "inFlight", res.InFlight)
+	c.JSON(http.StatusOK, res)
+	return nil
+}
+
+// ValidUID reports whether s is a uid in the form the sidecar writes:
+// 8-4-4-4-12 lower-case hex digits.
+func ValidUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := range len(s) {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+				return false
+			}
+		}
+	}
+	return true
 }
