@@ -22,6 +22,9 @@ func (a *App) consoleOps() consoleapi.Ops {
 	if a.pipeline != nil {
 		ops.Trace = consoleTrace{a.pipeline}
 	}
+	if a.consume != nil && a.durable != nil {
+		ops.DeadLetters = consoleDeadLetters{svc: a.consume, client: a.consumerClient, sender: a.durable, rec: a.rec, node: a.cfg.Node}
+	}
 	return ops
 }
 

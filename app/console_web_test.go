@@ -266,3 +266,34 @@ func TestConsoleWebSignIn(t *testing.T) {
 	)
 	require.Contains(t, text(t, ctx, `#main p[role="alert"]`), "console permission")
 }
+
+// TestConsoleWebResendDeadLetter: a viewer sees a subscription's dead
+// letter with its reason and no way to resend it; an operator selects it
+// and resends it from the page, and the subscription receives it again
+// with its uid.
+func TestConsoleWebResendDeadLetter(t *testing.T) {
+	alloc := browser(t)
+	h := startEmbedded(t, t.TempDir(), webApps)
+	_, full, sub, uid := deadLetter(t, h)
+	page := h.base + "/console/#/dead-letters?topic=" + full + "&subscription=settlement"
+	row := `a[href="#/message/` + uid + `"]`
+
+	viewer := tab(t, alloc)
+	do(t, viewer, signIn(h.base, webViewerToken), chromedp.Navigate(page), chromedp.WaitVisible(css(row)))
+	require.Contains(t, text(t, viewer, `section[aria-labelledby="dl-title"] table`), "maxDeliveries 1")
+	controls := value(t, viewer, chromedp.Evaluate[int](`document.querySelectorAll("#main button, #main input[type=checkbox]").length`))
+	require.Zero(t, controls, "a viewer sees no resend controls")
+
+	operator := tab(t, alloc)
+	do(t, operator, signIn(h.base, webOperatorToken), chromedp.Navigate(page), chromedp.WaitVisible(css(row)),
+		chromedp.Click(css(`section[aria-labelledby="dl-title"] input[type="checkbox"]`)))
+	screenshot(t, operator, "dead-letters")
+	do(t, operator,
+		chromedp.Click(css(`button[data-action="resend"]`)),
+		chromedp.WaitVisible(css(`#main .state.good`)),
+	)
+	require.Equal(t, "Resent 1 of 1 to "+full+".", text(t, operator, "#status"))
+	got := h.receiveAs(sub, webWorkerToken, 5000)
+	require.Len(t, got, 1)
+	require.Equal(t, uid, got[0].UID)
+}

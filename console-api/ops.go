@@ -60,8 +60,9 @@ func (r Role) Allows(need Role) bool { return r.rank() >= need.rank() }
 // web page shows besides Providers; a missing one is answered as null with
 // a note (reads) or 503 (writes).
 type Ops struct {
-	Delayed DelayedProvider
-	Trace   TraceStatsProvider
+	Delayed     DelayedProvider
+	Trace       TraceStatsProvider
+	DeadLetters DeadLetterProvider // ops_deadletters.go
 }
 
 // DelayedProvider lists scheduled (delayed) messages.

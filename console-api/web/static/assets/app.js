@@ -8,6 +8,7 @@ import { messagePage } from "./message.js";
 import { topicsPage } from "./topics.js";
 import { delayedPage } from "./delayed.js";
 import { healthPage } from "./health.js";
+import { deadLettersPage } from "./deadletters.js";
 
 const pages = {
   search: searchPage,
@@ -15,6 +16,7 @@ const pages = {
   topics: topicsPage,
   delayed: delayedPage,
   health: healthPage,
+  "dead-letters": deadLettersPage,
 };
 
 // ctx is what every page gets: who the caller is and the page helpers.
