@@ -159,6 +159,14 @@ func TestConsoleResendDeadLetter(t *testing.T) {
 	require.JSONEq(t, `{"acked":1,"ignored":0}`, ack.Raw)
 	require.Empty(t, h.receiveAs(sub, webWorkerToken, 1500), "delivered once")
 
+	// Resent again after the copy was acknowledged: published, but the
+	// subscription is done with the uid (within its dedup window) and
+	// drops the second copy, as any duplicate.
+	r = h.do(http.MethodPost, resend, bearer(webOperatorToken), []byte(`{"messageIds":["`+d.MessageID+`"]}`))
+	require.Equal(t, http.StatusOK, r.Status, r.Raw)
+	require.Contains(t, r.Raw, `"status":"resent"`)
+	require.Empty(t, h.receiveAs(sub, webWorkerToken, 1500), "an acknowledged uid is not delivered again within the dedup window")
+
 	// The trace names the resend; the console shows the copy consumed.
 	require.Eventually(t, func() bool {
 		r := h.do(http.MethodGet, "/console/v1/messages/"+uid, bearer(webViewerToken), nil)
