@@ -137,6 +137,21 @@ func deadLetterView(m pulsar.Message) consoleapi.DeadLetter {
 	}
 }
 
+func (p consoleDeadLetters) ExportDeadLetters(ctx context.Context, topic, subscription string, f func(consoleapi.DeadLetter, []byte) error) error {
+	s, err := p.subscription(ctx, topic, subscription)
+	if err != nil {
+		return err
+	}
+	var ferr error
+	if _, err := p.scan(ctx, s, func(m pulsar.Message) bool {
+		ferr = f(deadLetterView(m), m.Payload())
+		return ferr == nil
+	}); err != nil {
+		return err
+	}
+	return ferr
+}
+
 // Resend finds the dead letters by id, lets the subscription deliver
 // their uid again (consume.ForgetDeadLetter), and publishes each to its
 // original topic through the durable sender (retry, failover, spool) as

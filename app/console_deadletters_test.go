@@ -104,6 +104,22 @@ func TestConsoleResendDeadLetter(t *testing.T) {
 	require.Equal(t, map[string]string{"currency": "EUR"}, d.Properties)
 	require.False(t, dl.More)
 
+	// Exported as JSON lines with the payload, to a viewer; not without a token.
+	r = h.do(http.MethodGet, "/console/v1/dead-letters/export?topic="+path+"&subscription=settlement", bearer(webViewerToken), nil)
+	require.Equal(t, http.StatusOK, r.Status, r.Raw)
+	lines := strings.Split(strings.TrimSpace(r.Raw), "\n")
+	require.Len(t, lines, 1, r.Raw)
+	var line struct{ UID, MessageID, Reason, Encoding, Payload string }
+	require.NoError(t, json.Unmarshal([]byte(lines[0]), &line))
+	require.Equal(t, uid, line.UID)
+	require.Equal(t, d.MessageID, line.MessageID)
+	require.Equal(t, "utf-8", line.Encoding)
+	require.Equal(t, "charge o-77", line.Payload)
+	r = h.do(http.MethodGet, "/console/v1/dead-letters/export?topic="+path+"&subscription=settlement", nil, nil)
+	require.Equal(t, http.StatusUnauthorized, r.Status, r.Raw)
+	r = h.do(http.MethodGet, "/console/v1/dead-letters/export?topic="+path+"&subscription=nobody", bearer(webViewerToken), nil)
+	require.Equal(t, http.StatusNotFound, r.Status, r.Raw)
+
 	resend := "/console/v1/dead-letters/resend?topic=" + path + "&subscription=settlement"
 	body := []byte(`{"messageIds":["` + d.MessageID + `","999:9:-1:-1"]}`)
 	for _, tc := range []struct {

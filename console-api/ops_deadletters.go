@@ -3,11 +3,13 @@ package consoleapi
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -29,6 +31,10 @@ type DeadLetterProvider interface {
 	// key, tags, properties and payload, so that subscription receives
 	// them once more; by names who asked (for the trace and the log).
 	Resend(ctx context.Context, topic, subscription string, messageIDs []string, by string) ([]ResendResult, error)
+	// ExportDeadLetters calls f with every dead letter of subscription
+	// (oldest first, as DeadLetters reads them) and its payload, until f
+	// fails.
+	ExportDeadLetters(ctx context.Context, topic, subscription string, f func(DeadLetter, []byte) error) error
 }
 
 // DeadLetterTopic is one subscription's dead-letter topic.
@@ -74,6 +80,7 @@ const MaxResend = 100
 var deadLetterRoutes = []Route{
 	{Method: http.MethodGet, Path: "/dead-letters", Params: []string{"topic"}, handler: (*API).listDeadLetterTopics},
 	{Method: http.MethodGet, Path: "/dead-letters/messages", Params: []string{"topic", "subscription", "limit"}, handler: (*API).listDeadLetters},
+	{Method: http.MethodGet, Path: "/dead-letters/export", Params: []string{"topic", "subscription"}, handler: (*API).exportDeadLetters},
 	{Method: http.MethodPost, Path: "/dead-letters/resend", Params: []string{"topic", "subscription"}, handler: (*API).resendDeadLetters},
 }
 
@@ -233,5 +240,54 @@ func (a *API) resendDeadLetters(c *gin.Context) error {
 	}
 	a.log.Info("console: dead letters resent", "topic", topic, "subscription", sub, "asked", len(ids), "resent", n, "by", by, "role", a.roleOf(c))
 	c.JSON(http.StatusOK, gin.H{"results": res})
+	return nil
+}
+
+// exportedDeadLetter is one line of GET /dead-letters/export.
+type exportedDeadLetter struct {
+	DeadLetter
+	Encoding string `json:"encoding"` // "utf-8" or "base64"
+	Payload  string `json:"payload"`
+}
+
+// GET /dead-letters/export?topic=&subscription=: every dead letter of the
+// subscription with its payload, one JSON object per line.
+func (a *API) exportDeadLetters(c *gin.Context) error {
+	topic, sub, err := subscriptionParams(c)
+	if err != nil {
+		return err
+	}
+	p, err := a.deadLetterProvider()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 3*a.opts.Timeout)
+	defer cancel()
+	started := false
+	enc := json.NewEncoder(c.Writer)
+	err = p.ExportDeadLetters(ctx, topic, sub, func(d DeadLetter, payload []byte) error {
+		if !started {
+			c.Header("Content-Type", "application/x-ndjson")
+			c.Header("Content-Disposition", `attachment; filename="dead-letters.jsonl"`)
+			c.Status(http.StatusOK)
+			started = true
+		}
+		line := exportedDeadLetter{DeadLetter: d, Encoding: "utf-8", Payload: string(payload)}
+		if !utf8.Valid(payload) {
+			line.Encoding, line.Payload = "base64", base64.StdEncoding.EncodeToString(payload)
+		}
+		return enc.Encode(line)
+	})
+	if err != nil && !started {
+		return statsError(err)
+	}
+	if err != nil {
+		a.log.Warn("console: dead-letter export cut short", "topic", topic, "subscription", sub, "err", err)
+		return nil // the answer has begun: the client sees a short file
+	}
+	if !started {
+		c.Header("Content-Type", "application/x-ndjson")
+		c.Status(http.StatusOK)
+	}
 	return nil
 }
