@@ -184,6 +184,7 @@ func TestConsoleWebFindConsumedMessage(t *testing.T) {
 		chromedp.Click(css(`form[role="search"] button[type="submit"]`)),
 		chromedp.WaitVisible(css(link)),
 	)
+	require.NotContains(t, text(t, viewer, "#main"), "null", "no placeholder leaks into the page")
 	results := text(t, viewer, "#main table")
 	require.Contains(t, results, full)
 	require.Contains(t, results, "key", "matched by the business key")
@@ -296,4 +297,19 @@ func TestConsoleWebResendDeadLetter(t *testing.T) {
 	got := h.receiveAs(sub, webWorkerToken, 5000)
 	require.Len(t, got, 1)
 	require.Equal(t, uid, got[0].UID)
+}
+
+// TestConsoleWebOpenDevMode: in the embedded dev mode (no apps, loopback)
+// the page opens without a token, as an admin, with no sign-out.
+func TestConsoleWebOpenDevMode(t *testing.T) {
+	alloc := browser(t)
+	h := startEmbedded(t, t.TempDir(), nil)
+	ctx := tab(t, alloc)
+	do(t, ctx, chromedp.Navigate(h.base+"/console"), chromedp.WaitVisible(css("#nav")), chromedp.WaitVisible(css(`input[name="q"]`)))
+	require.Equal(t, "admin", text(t, ctx, `[data-testid="role"]`))
+	header := text(t, ctx, "header")
+	require.Contains(t, header, "open dev mode")
+	require.NotContains(t, header, "null")
+	require.NotContains(t, header, "Sign out")
+	require.Equal(t, "/console/", value(t, ctx, chromedp.Evaluate[string](`location.pathname`)), "/console redirects to the page")
 }

@@ -68,8 +68,8 @@ function showWho() {
   const who = document.getElementById("who");
   who.replaceChildren(
     h("span", {}, ctx.who.open ? "open dev mode" : "signed in as " + ctx.who.app),
-    h("span", { class: "role", "data-testid": "role" }, ctx.who.role),
-    ctx.who.open ? null : h("button", { type: "button", class: "secondary", onclick: signOut }, "Sign out"));
+    h("span", { class: "role", "data-testid": "role" }, ctx.who.role));
+  if (!ctx.who.open) who.append(h("button", { type: "button", class: "secondary", onclick: signOut }, "Sign out"));
   document.getElementById("nav").hidden = false;
 }
 

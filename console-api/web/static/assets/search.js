@@ -81,7 +81,7 @@ export async function searchPage(main, { query, ctx }) {
     });
     const more = answers.some((a) => a.ans.next);
     results.replaceChildren(h("h2", { id: "results-title" }, `Results (${rows.length} message${rows.length === 1 ? "" : "s"})`),
-      table("Messages found", ["uid", "topic", "business key", "tags", "app", "latest event", "at", "matched by"], rows, "no trace event matches."),
-      more ? h("p", { class: "note" }, "More events match: narrow the time range or the topic.") : null);
+      table("Messages found", ["uid", "topic", "business key", "tags", "app", "latest event", "at", "matched by"], rows, "no trace event matches."));
+    if (more) results.append(h("p", { class: "note" }, "More events match: narrow the time range or the topic."));
   }
 }
