@@ -353,6 +353,7 @@ func (a *App) appNames() []string {
 func (a *App) mount(root *gin.Engine, v1 *gin.RouterGroup) {
 	if a.console != nil {
 		a.console.Register(root.Group(consoleapi.Prefix))
+		mountConsoleWeb(root)
 	}
 	if a.consume != nil {
 		a.mountConsume(v1)
