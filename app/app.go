@@ -371,6 +371,7 @@ func (a *App) mount(root *gin.Engine, v1 *gin.RouterGroup) {
 	root.GET(openapi.Path, gin.WrapH(openapi.Handler()))
 	if a.console != nil {
 		a.console.Register(root.Group(consoleapi.Prefix))
+		mountConsoleWeb(root)
 	}
 	if a.consume != nil {
 		a.mountConsume(v1)

@@ -8,7 +8,10 @@ import (
 	"slices"
 	"time"
 
+	"github.com/gin-gonic/gin"
+
 	consoleapi "github.com/pulsar-sidecar/pulsar-sidecar/console-api"
+	"github.com/pulsar-sidecar/pulsar-sidecar/console-api/web"
 	"github.com/pulsar-sidecar/pulsar-sidecar/consume"
 	"github.com/pulsar-sidecar/pulsar-sidecar/delay"
 	"github.com/pulsar-sidecar/pulsar-sidecar/durable"
@@ -58,6 +61,7 @@ func (a *App) buildConsole() (*consoleapi.API, error) {
 		opts.Providers.Spool = consoleSpool{a.durable}
 		opts.Providers.Clusters = consoleClusters{a.durable}
 	}
+	opts.Ops = a.consoleOps()
 	if !opts.Open {
 		opts.Authorizer = consoleapi.AuthorizerFunc(a.authorizeConsole)
 	}
@@ -71,6 +75,17 @@ func (a *App) buildConsole() (*consoleapi.API, error) {
 	return api, nil
 }
 
+// mountConsoleWeb serves the console's web page at /console/ (beside the
+// API at /console/v1); /console redirects there.
+func mountConsoleWeb(root *gin.Engine) {
+	h := gin.WrapH(web.Handler())
+	root.GET("/console", func(c *gin.Context) { c.Redirect(http.StatusMovedPermanently, web.Prefix) })
+	root.GET(web.Prefix, h)
+	root.HEAD(web.Prefix, h)
+	root.GET(web.Prefix+"assets/*file", h)
+	root.HEAD(web.Prefix+"assets/*file", h)
+}
+
 // authorizeConsole lets in apps with the console permission.
 func (a *App) authorizeConsole(r *http.Request) (consoleapi.Principal, error) {
 	app, console, err := a.proxy.Authenticate(r)
@@ -80,7 +95,20 @@ func (a *App) authorizeConsole(r *http.Request) (consoleapi.Principal, error) {
 	if !console {
 		return consoleapi.Principal{App: app}, fmt.Errorf("%w: app %q has no console permission", consoleapi.ErrForbidden, app)
 	}
-	return consoleapi.Principal{App: app}, nil
+	return consoleapi.Principal{App: app, Role: a.consoleRole(app)}, nil
+}
+
+// consoleRole is the configured console role of an app (viewer when
+// unset).
+func (a *App) consoleRole(app string) consoleapi.Role {
+	for _, ca := range a.cfg.Apps {
+		if ca.Name == app {
+			if r, ok := consoleapi.ParseRole(ca.ConsoleRole); ok {
+				return r
+			}
+		}
+	}
+	return consoleapi.RoleViewer
 }
 
 // registryConfig is the console's view of the configured apps (never their

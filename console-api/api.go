@@ -37,6 +37,8 @@ type Options struct {
 	Open       bool
 	// Providers answer the stats other components own.
 	Providers Providers
+	// Ops are the operations and the web page's extra stats (ops.go).
+	Ops Ops
 
 	// MaxPayloadBytes caps the payload returned by message lookups (the
 	// maxBytes parameter may ask for less). 64 KiB.
@@ -118,7 +120,8 @@ var (
 )
 
 // routes is the one list of endpoints: Register mounts it and the OpenAPI
-// test compares it with openapi.yaml.
+// test compares it with openapi.yaml. The operations (ops*.go) join it in
+// their init.
 var routes = []Route{
 	{Method: http.MethodGet, Path: "/messages/:uid", Params: viewParams, handler: (*API).getMessage},
 	{Method: http.MethodGet, Path: "/messages/:uid/timeline", Params: timelineParams, handler: (*API).getTimeline},

@@ -20,7 +20,8 @@ type Authorizer interface {
 
 // Principal is the caller the Authorizer recognised.
 type Principal struct {
-	App string // the app's name; "" for the open dev mode
+	App  string // the app's name; "" for the open dev mode
+	Role Role   // what it may do (ops.go); "" is a viewer
 }
 
 // AuthorizerFunc adapts a function to Authorizer.

@@ -49,6 +49,12 @@ func validateApps(apps []App) []error {
 				bad("%s.consume[%d]: %v", where, j, err)
 			}
 		}
+		switch a.ConsoleRole {
+		case "", "viewer", "operator", "admin":
+			a.Console = a.Console || a.ConsoleRole != ""
+		default:
+			bad("%s.consoleRole %q: want viewer, operator or admin", where, a.ConsoleRole)
+		}
 		rl := a.RateLimit
 		switch {
 		case rl.MessagesPerSecond < 0:

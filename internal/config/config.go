@@ -267,8 +267,12 @@ type App struct {
 	// Consume lists topic patterns the app may consume from over HTTP.
 	Consume []string `yaml:"consume"`
 	// Console lets the app use the console API.
-	Console   bool      `yaml:"console"`
-	RateLimit RateLimit `yaml:"rateLimit"`
+	Console bool `yaml:"console"`
+	// ConsoleRole is what the app may do in the console: viewer (read,
+	// the default), operator (also cancel delayed messages and resend
+	// dead letters) or admin. Setting it implies console: true.
+	ConsoleRole string    `yaml:"consoleRole"`
+	RateLimit   RateLimit `yaml:"rateLimit"`
 }
 
 // RateLimit is a token bucket in messages. Zero MessagesPerSecond means no limit.

@@ -22,7 +22,7 @@ var layers = [][]string{
 	// Leaves: plumbing, wire formats, stores, the test broker.
 	{"internal/accesslog", "internal/config", "internal/embedredis", "internal/fakeclock", "internal/jsonenc", "internal/testredis", "internal/version",
 		"internal/wire", "internal/apierr", "internal/group", "internal/pulsaradm",
-		"openapi", "tagfilter", "tracer", "spool", "minipulsar", "minipulsar/internal/wirepb", "minipulsar/conformance"},
+		"openapi", "tagfilter", "tracer", "spool", "console-api/web", "minipulsar", "minipulsar/internal/wirepb", "minipulsar/conformance"},
 	// Helpers over the leaves: metrics conventions, the trace store's
 	// contract suite and Elasticsearch fake.
 	{"internal/metrics", "tracer/esfake", "tracer/storetest"},
