@@ -310,7 +310,7 @@ func Default() Config {
 			Persist:               true,
 			RedisSnapshotInterval: time.Second,
 		},
-		Redis: Redis{Timeout: 500 * time.Millisecond, PoolSize: 128},
+		Redis:   Redis{Timeout: 500 * time.Millisecond, PoolSize: 128},
 		Secrets: Secrets{ReloadInterval: time.Minute},
 		HTTP: HTTP{
 			RequestTimeout:    10 * time.Second,
