@@ -310,8 +310,7 @@ func Default() Config {
 			Persist:               true,
 			RedisSnapshotInterval: time.Second,
 		},
-		Redis:   Redis{Timeout: 500 * time.Millisecond, PoolSize: 128},
-		Secrets: Secrets{ReloadInterval: time.Minute},
+		Redis: Redis{Timeout: 500 * time.Millisecond, PoolSize: 128},
 		HTTP: HTTP{
 			RequestTimeout:    10 * time.Second,
 			ReadHeaderTimeout: 5 * time.Second,
@@ -350,6 +349,8 @@ func Default() Config {
 			BacklogScanTime:     3 * time.Second,
 			BacklogInterval:     time.Minute,
 		},
+		// Kubernetes updates a mounted secret within about a minute.
+		Secrets: Secrets{ReloadInterval: time.Minute},
 		Delay: Delay{Mode: "wheel", Levels: "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h"},
 		Trace: Trace{
 			LogLevel:         "debug",
