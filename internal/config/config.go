@@ -349,8 +349,6 @@ func Default() Config {
 			BacklogScanTime:     3 * time.Second,
 			BacklogInterval:     time.Minute,
 		},
-		// Kubernetes updates a mounted secret within about a minute.
-		Secrets: Secrets{ReloadInterval: time.Minute},
 		Delay: Delay{Mode: "wheel", Levels: "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h"},
 		Trace: Trace{
 			LogLevel:         "debug",
@@ -366,6 +364,8 @@ func Default() Config {
 			Elasticsearch: TraceElasticsearch{IndexPrefix: "pulsar-sidecar",
 				BreakerThreshold: 5, BreakerCooldown: 30 * time.Second},
 		},
+		// Kubernetes updates a mounted secret within about a minute.
+		Secrets: Secrets{ReloadInterval: time.Minute},
 	}
 }
 
