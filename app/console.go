@@ -8,8 +8,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/admin/config"
-
 	consoleapi "github.com/pulsar-sidecar/pulsar-sidecar/console-api"
 	"github.com/pulsar-sidecar/pulsar-sidecar/consume"
 	"github.com/pulsar-sidecar/pulsar-sidecar/delay"
@@ -36,7 +34,7 @@ func (a *App) buildConsole() (*consoleapi.API, error) {
 		OnError: func(_ int, code string) { a.proxyMetrics.AddError(code) },
 	}
 	if adminURL != "" {
-		adm, err := consoleapi.NewPulsarAdmin(&config.Config{WebServiceURL: adminURL, Token: a.cfg.Pulsar.AuthToken})
+		adm, err := consoleapi.NewPulsarAdmin(a.primaryConn.consoleAdminConfig(adminURL))
 		if err != nil {
 			return nil, fmt.Errorf("app: console admin client: %w", err)
 		}

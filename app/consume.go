@@ -7,13 +7,14 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/apache/pulsar-client-go/pulsaradmin"
-	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/admin/config"
+	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/admin"
+	adminconfig "github.com/apache/pulsar-client-go/pulsaradmin/pkg/admin/config"
 	"github.com/gin-gonic/gin"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/consume"
 	"github.com/pulsar-sidecar/pulsar-sidecar/delay"
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/config"
 	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
 )
 
@@ -23,7 +24,14 @@ import (
 // the disaster-recovery cluster merged in (docs/adr/060-consume.md).
 func (a *App) startConsume(ctx context.Context) error {
 	cfg := &a.cfg
-	secret := []byte(cfg.Consume.Secret)
+	sv, err := config.SecretValue(cfg.Consume.Secret, cfg.Consume.SecretFile)
+	if err != nil {
+		return fmt.Errorf("app: consume.secretFile: %w", err)
+	}
+	if n := len(sv); n > 0 && n < 16 {
+		return fmt.Errorf("app: consume.secretFile %s: the secret must be at least 16 bytes, got %d", cfg.Consume.SecretFile, n)
+	}
+	secret := []byte(sv)
 	if len(secret) == 0 {
 		// Fine for one sidecar; replicas behind one load balancer need the
 		// same consume.secret, or one's ackIds are refused by the others.
@@ -73,12 +81,17 @@ func (a *App) startConsume(ctx context.Context) error {
 		opts.Retry = a.scheduleRetry
 	}
 	if adminURL := a.adminURL(); adminURL != "" {
-		adm, err := pulsaradmin.NewClient(&config.Config{WebServiceURL: adminURL, Token: cfg.Pulsar.AuthToken})
+		// The primary's TLS and current credential on every call.
+		hc, err := a.primaryConn.adminHTTPClient(adminURL)
+		if err != nil {
+			return err
+		}
+		adm, err := admin.NewPulsarClientWithAuthProvider(&adminconfig.Config{WebServiceURL: adminURL}, hc.Transport.(*bearerTransport))
 		if err != nil {
 			return fmt.Errorf("app: pulsar admin client for consume stats: %w", err)
 		}
 		opts.Backlog = consume.AdminBacklog(adm)
-		opts.Peeker = consume.AdminPeeker(adminURL, cfg.Pulsar.AuthToken, nil)
+		opts.Peeker = consume.AdminPeeker(adminURL, "", hc)
 	}
 	svc, err := consume.New(opts)
 	if err != nil {

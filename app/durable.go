@@ -37,7 +37,10 @@ func (a *App) startDurable(poolm *produce.PoolMetrics) error {
 	}
 	if cfg.Pulsar.DRURL != "" {
 		name := a.drName()
-		copts := a.clientOptions(cfg.Pulsar.DRURL, cfg.Pulsar.DRAuthToken)
+		copts, err := a.drOptions()
+		if err != nil {
+			return err
+		}
 		// The same client metrics as the primary's, labelled cluster=<name>.
 		copts.MetricsRegisterer = prometheus.WrapRegistererWith(prometheus.Labels{"cluster": name}, a.reg)
 		client, err := pulsar.NewClient(copts)
@@ -116,21 +119,6 @@ func isTopicNotFound(err error) bool {
 func isMessageTooBig(err error) bool {
 	var pe *pulsar.Error
 	return errors.As(err, &pe) && pe.Result() == pulsar.MessageTooBig
-}
-
-// clientOptions are the Pulsar client options for a cluster.
-func (a *App) clientOptions(url, token string) pulsar.ClientOptions {
-	o := pulsar.ClientOptions{
-		URL:               url,
-		OperationTimeout:  a.cfg.Pulsar.OperationTimeout,
-		ConnectionTimeout: a.cfg.Pulsar.ConnectionTimeout,
-		Logger:            pulsarLogger(a.log),
-		MetricsRegisterer: a.reg,
-	}
-	if token != "" {
-		o.Authentication = pulsar.NewAuthenticationToken(token)
-	}
-	return o
 }
 
 // poolOptions are the producer pool's options, the same for every cluster.
