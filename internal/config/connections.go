@@ -109,9 +109,9 @@ func (c *Config) validateConnections() []error {
 		bad("pulsar.adminURL %q: want http://host:port or https://host:port", u)
 	}
 	if l := c.Management.Listen; l != "" {
-		if _, _, err := net.SplitHostPort(l); err != nil {
+		if _, port, err := net.SplitHostPort(l); err != nil {
 			bad("management.listen %q: %v", l, err)
-		} else if l == c.Listen {
+		} else if l == c.Listen && port != "0" {
 			bad("management.listen %q is the data plane's listen address: give it its own port", l)
 		}
 	} else if c.Management.Pprof {
