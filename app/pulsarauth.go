@@ -22,6 +22,7 @@ import (
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/config"
 	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
+	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
 )
 
 // pulsarConn is how the sidecar reaches one Pulsar cluster (issue 16): its
@@ -29,8 +30,10 @@ import (
 // cluster at start and shared by that cluster's clients (producers,
 // consumers) and, for the primary, the admin REST clients.
 type pulsarConn struct {
-	// what names the cluster's settings in errors: "pulsar" or "pulsar (disaster recovery)".
+	// what names the cluster in logs: "pulsar" or "pulsar (disaster recovery)".
 	what string
+	// keys name its settings in errors.
+	keys pulsarKeys
 	url  string
 	// tlsFiles are the cluster's TLS settings; tlsConfig is built from
 	// them (nil for a pulsar:// URL and an http:// admin URL).
@@ -49,19 +52,27 @@ type pulsarConn struct {
 	oauth2Secret string
 }
 
+// pulsarKeys are the names of one cluster's settings.
+type pulsarKeys struct{ tokenFile, oauth2, tls string }
+
+var (
+	primaryKeys = pulsarKeys{tokenFile: "pulsar.authTokenFile", oauth2: "pulsar.oauth2", tls: "pulsar.tls"}
+	drKeys      = pulsarKeys{tokenFile: "pulsar.drAuthTokenFile", oauth2: "pulsar.drOauth2", tls: "pulsar.drTLS"}
+)
+
 // newPulsarConn reads the cluster's secrets and TLS files. A missing file
 // fails the start with the setting's name.
-func newPulsarConn(what, url string, tlsFiles config.PulsarTLS, token, tokenFile string, o config.OAuth2) (*pulsarConn, error) {
-	c := &pulsarConn{what: what, url: url, tlsFiles: tlsFiles, oauth2Cfg: o}
+func newPulsarConn(what string, keys pulsarKeys, url string, tlsFiles config.PulsarTLS, token, tokenFile string, o config.OAuth2) (*pulsarConn, error) {
+	c := &pulsarConn{what: what, keys: keys, url: url, tlsFiles: tlsFiles, oauth2Cfg: o}
 	var err error
 	if token != "" || tokenFile != "" {
 		if c.token, err = config.NewSecret(token, tokenFile); err != nil {
-			return nil, fmt.Errorf("app: %s token: %w", what, err)
+			return nil, fmt.Errorf("app: %s: %w", keys.tokenFile, err)
 		}
 	}
 	if o.Enabled() {
 		if c.oauth2Secret, err = config.SecretValue(o.ClientSecret, o.ClientSecretFile); err != nil {
-			return nil, fmt.Errorf("app: %s OAuth2 client secret: %w", what, err)
+			return nil, fmt.Errorf("app: %s.clientSecretFile: %w", keys.oauth2, err)
 		}
 		p, err := pulsarauth.NewAuthenticationOAuth2WithParams(map[string]string{
 			pulsarauth.ConfigParamType:      pulsarauth.ConfigParamTypeClientCredentials,
@@ -72,10 +83,10 @@ func newPulsarConn(what, url string, tlsFiles config.PulsarTLS, token, tokenFile
 			pulsarauth.ConfigParamKeyFile:   c.oauth2KeyFile(),
 		})
 		if err != nil {
-			return nil, fmt.Errorf("app: %s OAuth2: %w", what, err)
+			return nil, fmt.Errorf("app: %s: %w", keys.oauth2, err)
 		}
 		if err := p.Init(); err != nil {
-			return nil, fmt.Errorf("app: %s OAuth2: %w", what, err)
+			return nil, fmt.Errorf("app: %s: %w", keys.oauth2, err)
 		}
 		c.oauth2 = p
 	}
@@ -154,16 +165,16 @@ func (c *pulsarConn) clientTLS() (*tls.Config, error) {
 	if t.TrustCertsFile != "" {
 		pem, err := os.ReadFile(t.TrustCertsFile)
 		if err != nil {
-			return nil, fmt.Errorf("app: %s tls.trustCertsFile: %w", c.what, err)
+			return nil, fmt.Errorf("app: %s.trustCertsFile: %w", c.keys.tls, err)
 		}
 		tc.RootCAs = x509.NewCertPool()
 		if !tc.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("app: %s tls.trustCertsFile %s holds no PEM certificate", c.what, t.TrustCertsFile)
+			return nil, fmt.Errorf("app: %s.trustCertsFile %s holds no PEM certificate", c.keys.tls, t.TrustCertsFile)
 		}
 	}
 	if t.CertFile != "" {
 		if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
-			return nil, fmt.Errorf("app: %s tls.certFile/keyFile: %w", c.what, err)
+			return nil, fmt.Errorf("app: %s.certFile/keyFile: %w", c.keys.tls, err)
 		}
 		tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			pair, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
@@ -304,7 +315,7 @@ func (c *pulsarConn) handshake(ctx context.Context) error {
 			verify   *tls.CertificateVerificationError
 		)
 		if errors.As(err, &unknown) || errors.As(err, &hostname) || errors.As(err, &invalid) || errors.As(err, &verify) {
-			return fmt.Errorf("TLS to %s refused: %w (check %s tls.trustCertsFile and tls.validateHostname)", host, err, c.what)
+			return fmt.Errorf("TLS to %s refused: %w (check %s.trustCertsFile and %s.validateHostname)", host, err, c.keys.tls, c.keys.tls)
 		}
 		return nil // not a TLS problem
 	}
@@ -337,4 +348,25 @@ func (a *App) addTLSChecks(checks map[string]proxy.Check) {
 	if c := a.drConn; c != nil && c.tlsConfig != nil {
 		checks["drPulsarTLS"] = c.tlsCheck()
 	}
+}
+
+// elasticConnection reads the Elasticsearch trace store's credentials and
+// CA from their settings or mounted files (at start).
+func elasticConnection(c *config.TraceElasticsearch) (tracer.ElasticOptions, error) {
+	var o tracer.ElasticOptions
+	var err error
+	o.Username = c.Username
+	if o.Password, err = config.SecretValue(c.Password, c.PasswordFile); err != nil {
+		return o, fmt.Errorf("app: trace.elasticsearch.passwordFile: %w", err)
+	}
+	if o.APIKey, err = config.SecretValue(c.APIKey, c.APIKeyFile); err != nil {
+		return o, fmt.Errorf("app: trace.elasticsearch.apiKeyFile: %w", err)
+	}
+	if c.CAFile != "" {
+		if o.CACert, err = os.ReadFile(c.CAFile); err != nil {
+			return o, fmt.Errorf("app: trace.elasticsearch.caFile: %w", err)
+		}
+	}
+	o.CertificateFingerprint = c.CertificateFingerprint
+	return o, nil
 }

@@ -18,7 +18,7 @@ func WithReloadSignal(ch <-chan os.Signal) Option { return func(a *App) { a.relo
 // embedded broker's.
 func (a *App) primaryOptions() (pulsar.ClientOptions, error) {
 	p := &a.cfg.Pulsar
-	c, err := newPulsarConn("pulsar", a.pulsarURL, p.TLS, p.AuthToken, p.AuthTokenFile, p.OAuth2)
+	c, err := newPulsarConn("pulsar", primaryKeys, a.pulsarURL, p.TLS, p.AuthToken, p.AuthTokenFile, p.OAuth2)
 	if err != nil {
 		return pulsar.ClientOptions{}, err
 	}
@@ -29,7 +29,7 @@ func (a *App) primaryOptions() (pulsar.ClientOptions, error) {
 // drOptions is primaryOptions for the disaster-recovery cluster.
 func (a *App) drOptions() (pulsar.ClientOptions, error) {
 	p := &a.cfg.Pulsar
-	c, err := newPulsarConn("pulsar (disaster recovery)", p.DRURL, p.DRTLS, p.DRAuthToken, p.DRAuthTokenFile, p.DROauth2)
+	c, err := newPulsarConn("pulsar (disaster recovery)", drKeys, p.DRURL, p.DRTLS, p.DRAuthToken, p.DRAuthTokenFile, p.DROauth2)
 	if err != nil {
 		return pulsar.ClientOptions{}, err
 	}
