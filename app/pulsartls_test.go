@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -73,72 +72,6 @@ func tokensAt(b *minipulsar.Server) []string {
 		out = append(out, c.Method+":"+c.Data)
 	}
 	return out
-}
-
-// TestPulsarTLSWithRotatedToken: the sidecar produces and consumes through
-// pulsar+ssl:// with hostname verification on, authenticated with a token
-// read from a file; after the file is rotated and SIGHUP-style reload, the
-// broker (which now accepts only the new token) sees the new token on the
-// next connections and produce keeps working.
-func TestPulsarTLSWithRotatedToken(t *testing.T) {
-	ca := testcert.NewCA(t, "pulsar-ca")
-	var current atomic.Value
-	current.Store("token-one")
-	broker := minipulsar.RunOptionsT(t, minipulsar.Options{
-		TLS:          testcert.ServerTLS(ca.Server(t, "broker", "127.0.0.1", "localhost"), nil),
-		Authenticate: minipulsar.RequireToken(func(tok string) bool { return tok == current.Load() || tok == "reader" }),
-	})
-	tokenFile := filepath.Join(t.TempDir(), "token")
-	require.NoError(t, os.WriteFile(tokenFile, []byte("token-one\n"), 0o600))
-	hup := make(chan os.Signal, 1)
-	h := startOn(t, broker, func(c *config.Config) {
-		c.Pulsar.TLS.TrustCertsFile = ca.CertFile
-		c.Pulsar.AuthTokenFile = tokenFile
-		c.Secrets.ReloadInterval = 0 // the signal only
-	}, WithReloadSignal(hup))
-	require.True(t, h.app.cfg.Pulsar.TLS.ValidateHostname, "the default")
-
-	p, full := newTopic(t)
-	sub := h.register(p, "tls", `{"initialPosition":"earliest"}`)
-	r := h.produceJSON(p, `{"messages":[{"payload":"one","tags":["A"]}]}`)
-	require.Equal(t, http.StatusOK, r.Status, r.Raw)
-	require.Equal(t, "persisted", string(r.Results[0].Status))
-	got := h.do(http.MethodPost, sub+"/receive", jsonHeader(), []byte(`{"max":10,"waitMs":5000}`))
-	require.Equal(t, http.StatusOK, got.Status, got.Raw)
-	assert.Contains(t, got.Raw, `"payload":"one"`)
-	for _, c := range broker.Connects() {
-		assert.True(t, c.TLS)
-		assert.Equal(t, "token-one", c.Data, "every connection so far carries the first token")
-	}
-	// The admin REST over https: the per-tag backlog reads it.
-	bl := h.do(http.MethodGet, sub+"/backlog", nil, nil)
-	assert.Equal(t, http.StatusOK, bl.Status, bl.Raw)
-
-	// Rotate: the broker takes only the new token from now on.
-	require.NoError(t, os.WriteFile(tokenFile, []byte("token-two\n"), 0o600))
-	current.Store("token-two")
-	hup <- os.Interrupt // any signal value: the app re-reads on receive
-	require.Eventually(t, func() bool { return h.app.primaryConn.token.Value() == "token-two" }, 5*time.Second, 10*time.Millisecond)
-	before := len(broker.Connects())
-	broker.DropConnections()
-	r = h.produceJSON(p, `{"messages":[{"payload":"two","tags":["A"]}]}`)
-	require.Equal(t, http.StatusOK, r.Status, r.Raw)
-	require.Equal(t, "persisted", string(r.Results[0].Status), "the primary took it with the new token")
-	after := broker.Connects()[before:]
-	require.NotEmpty(t, after)
-	for _, c := range after {
-		assert.Equal(t, "token-two", c.Data, "new connections carry the rotated token: %v", tokensAt(broker))
-	}
-
-	msgs, err := broker.Messages(full)
-	require.NoError(t, err)
-	require.Len(t, msgs, 2)
-	assert.Equal(t, "two", string(msgs[1].Payload))
-
-	// A file caught empty mid-rotation keeps the last good token.
-	require.NoError(t, os.WriteFile(tokenFile, nil, 0o600))
-	h.app.ReloadSecrets()
-	assert.Equal(t, "token-two", h.app.primaryConn.token.Value())
 }
 
 // readyz fetches /readyz.
