@@ -56,8 +56,8 @@ type pulsarConn struct {
 type pulsarKeys struct{ tokenFile, oauth2, tls string }
 
 var (
-	primaryKeys = pulsarKeys{tokenFile: "pulsar.authTokenFile", oauth2: "pulsar.oauth2", tls: "pulsar.tls"}
-	drKeys      = pulsarKeys{tokenFile: "pulsar.drAuthTokenFile", oauth2: "pulsar.drOauth2", tls: "pulsar.drTLS"}
+	primaryKeys = pulsarKeys{tokenFile: "pulsar.authTokenFile", oauth2: "pulsar.oauth2", tls: "pulsar.tls"}       //nolint:gosec // setting names, not credentials
+	drKeys      = pulsarKeys{tokenFile: "pulsar.drAuthTokenFile", oauth2: "pulsar.drOauth2", tls: "pulsar.drTLS"} //nolint:gosec // setting names, not credentials
 )
 
 // newPulsarConn reads the cluster's secrets and TLS files. A missing file

@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,9 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apache/pulsar-client-go/pulsar"
-	pulsarlog "github.com/apache/pulsar-client-go/pulsar/log"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -51,18 +47,6 @@ func startOn(t *testing.T, broker *minipulsar.Server, edit func(*config.Config),
 	h.http = &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	t.Cleanup(tr.CloseIdleConnections)
 	return h
-}
-
-// tlsClient is a native client that trusts ca, for reading what the
-// sidecar wrote to a TLS broker.
-func tlsClient(t *testing.T, url string, ca *testcert.CA, token string) pulsar.Client {
-	t.Helper()
-	c, err := pulsar.NewClient(pulsar.ClientOptions{URL: url, TLSTrustCertsFilePath: ca.CertFile, TLSValidateHostname: true,
-		Authentication: pulsar.NewAuthenticationToken(token), OperationTimeout: 10 * time.Second,
-		Logger: pulsarlog.NewLoggerWithSlog(slog.New(slog.DiscardHandler)), MetricsRegisterer: prometheus.NewRegistry()})
-	require.NoError(t, err)
-	t.Cleanup(c.Close)
-	return c
 }
 
 // tokensAt are the tokens the broker received in CONNECTs, in order.
