@@ -20,9 +20,11 @@ import (
 // subscription's 10 s timeout), answers /healthz, says in /readyz that the
 // delay engine waits for the broker, and spools what it is given: a plain
 // message, and a wheel message that falls due during the outage (due
-// messages go through the durable sender). When the broker comes back the
-// spool replays both, the level forwarders attach, and a delayLevel
-// message is delivered.
+// messages go through the durable sender). Once the primary's breaker is
+// open, a delayLevel message is answered at once from the wheel (it used to
+// wait for the broker and fail with 504) and is spooled when due. When the
+// broker comes back the spool replays all three, the level forwarders
+// attach, and a delayLevel message is delivered through its level topic.
 func TestStartWithPrimaryDown(t *testing.T) {
 	broker := minipulsar.RunT(t)
 	rds := testredis.Start(t)
@@ -65,17 +67,31 @@ func TestStartWithPrimaryDown(t *testing.T) {
 	fired := eventOf(rec, wheelUID, tracer.Fired)
 	require.Equal(t, string(produce.StatusSpooled), fired.Properties["status"], "the fired event says where it went")
 
+	require.Eventually(t, a.primaryDown, 20*time.Second, 20*time.Millisecond, "the primary's breaker opens")
+	began = time.Now()
+	res = h.produceJSON(path, `{"messages":[{"payload":"level-in-outage","delayLevel":"1s"}]}`)
+	require.Equal(t, http.StatusOK, res.Status, res.Raw)
+	require.Less(t, time.Since(began), 3*time.Second, "answered without waiting for the broker")
+	require.Equal(t, produce.StatusScheduled, res.Results[0].Status, res.Raw)
+	levelUID := res.Results[0].UID
+	require.Eventually(t, func() bool { return hasEvent(rec, levelUID, tracer.Spooled) }, 20*time.Second, 20*time.Millisecond,
+		"the level message falls due on the wheel and is spooled: %v", rec.types(levelUID))
+	sched := eventOf(rec, levelUID, tracer.Scheduled)
+	require.Equal(t, "wheel", sched.Properties["mode"])
+	require.Equal(t, "level", sched.Properties["fallbackFrom"])
+	require.Equal(t, "1s", sched.Properties["level"])
+
 	require.NoError(t, broker.Start())
 	h.client = nativeClient(t, broker.ServiceURL())
 	cons := h.subscribe(full)
 	got := map[string]string{}
-	for len(got) < 2 {
+	for len(got) < 3 {
 		m, err := receiveWithin(t, cons, 30*time.Second)
 		require.NoError(t, err, "replayed after the broker came back; so far %v", got)
 		got[m.Properties()[produce.PropUID]] = string(m.Payload())
 		require.NoError(t, cons.Ack(m))
 	}
-	require.Equal(t, map[string]string{plainUID: "plain", wheelUID: "wheel"}, got)
+	require.Equal(t, map[string]string{plainUID: "plain", wheelUID: "wheel", levelUID: "level-in-outage"}, got)
 
 	require.Eventually(t, func() bool {
 		ready = h.do(http.MethodGet, "/readyz", nil, nil)

@@ -115,6 +115,11 @@ func (a *App) mountConsume(v1 *gin.RouterGroup) {
 		MayConsumeContext: func(c *gin.Context, tenant, namespace, topic string) bool {
 			return !proxy.IsInternalTopic(tenant, namespace, topic) && proxy.MayConsume(c, tenant, namespace, topic)
 		},
+		// Dead letters are written on the app's behalf: a named
+		// dead-letter topic must be one the app may produce to.
+		MayDeadLetterContext: func(c *gin.Context, tenant, namespace, topic string) bool {
+			return !proxy.IsInternalTopic(tenant, namespace, topic) && proxy.MayProduce(c, tenant, namespace, topic)
+		},
 		OnError: func(_ *gin.Context, e *consume.Error) { a.proxyMetrics.AddError(e.Code) },
 	})
 }

@@ -45,7 +45,10 @@ func (a *App) startDelay(ctx context.Context) error {
 		Redis:        a.rdb,
 		Recorder:     a.rec,
 		Registerer:   a.reg,
-		Config:       dc,
+		// While the primary's breaker is open, level and native messages
+		// go to the wheel instead of waiting for a broker that is down.
+		PrimaryDown: a.primaryDown,
+		Config:      dc,
 	})
 	if err != nil {
 		return fmt.Errorf("app: delay engine: %w", err)

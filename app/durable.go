@@ -163,3 +163,14 @@ func (a *App) adminURL() string {
 	}
 	return a.cfg.Pulsar.AdminURL
 }
+
+// primaryDown reports that the primary cluster's circuit breaker is open:
+// the delay engine then schedules level and native messages on the wheel
+// (EngineOptions.PrimaryDown).
+func (a *App) primaryDown() bool {
+	if a.durable == nil {
+		return false
+	}
+	h := a.durable.Health()
+	return len(h.Clusters) > 0 && h.Clusters[0].State == durable.Open
+}

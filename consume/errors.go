@@ -36,6 +36,7 @@ import (
 //	400     RETRY_UNAVAILABLE            a nack with retry on a sidecar without delayed delivery (Options.Retry)
 //	401     UNAUTHENTICATED              no app in the request context
 //	403     FORBIDDEN                    the app may not consume from this subscription
+//	                                     (or produce to the deadLetterTopic it names)
 //	404     SUBSCRIPTION_NOT_FOUND       no such subscription is registered (PUT it first)
 //	413     REQUEST_TOO_LARGE            the body exceeds MaxBodyBytes
 //	500     INTERNAL                     a bug; nothing about it is shown

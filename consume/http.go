@@ -53,6 +53,13 @@ type HTTPOptions struct {
 	// (the data plane's proxy.MayConsume, which checks the authenticated
 	// app's consume patterns for the topic); false answers 403.
 	MayConsumeContext func(c *gin.Context, tenant, namespace, topic string) bool
+	// MayDeadLetterContext, when set, is asked when a registration names
+	// its own deadLetterTopic (other than the default
+	// <topic>-<subscription>-DLQ): the sidecar writes dead letters there on
+	// the app's behalf, so the app must be allowed to produce to it (the
+	// data plane's proxy.MayProduce, internal topics refused); false
+	// answers 403 FORBIDDEN and nothing is registered.
+	MayDeadLetterContext func(c *gin.Context, tenant, namespace, topic string) bool
 	// OnError is called with every error answer (e.g. to count it by code).
 	OnError func(c *gin.Context, e *Error)
 	Logger  *slog.Logger // 5xx causes; the Service's logger when nil
@@ -185,6 +192,9 @@ func (a *api) put(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
+	if !a.mayDeadLetter(c, ref, spec) {
+		return
+	}
 	sub, created, err := a.svc.PutSubscription(c.Request.Context(), ref, spec, caller)
 	if err != nil {
 		a.fail(c, err)
@@ -209,6 +219,27 @@ func (a *api) delete(c *gin.Context) {
 		return
 	}
 	c.Status(http.StatusNoContent)
+}
+
+// mayDeadLetter answers 403 and returns false when spec names a
+// dead-letter topic the app may not produce to. A malformed name passes
+// here and is refused with 400 when the subscription is built.
+func (a *api) mayDeadLetter(c *gin.Context, ref SubscriptionRef, spec SubscriptionSpec) bool {
+	if spec.DeadLetterTopic == "" || a.h.MayDeadLetterContext == nil {
+		return true
+	}
+	dlq, ok := parseTopicPath(spec.DeadLetterTopic, ref.TopicRef())
+	if !ok || dlq.Validate() != nil {
+		return true
+	}
+	def := ref.TopicRef()
+	def.Topic = ref.Topic + "-" + ref.Subscription + "-DLQ"
+	if dlq == def || a.h.MayDeadLetterContext(c, dlq.Tenant, dlq.Namespace, dlq.Topic) {
+		return true
+	}
+	a.fail(c, errorf(http.StatusForbidden, CodeForbidden, nil,
+		"deadLetterTopic %s: the app may not produce to it; name a topic the app may produce to, or leave deadLetterTopic out for %s", dlq.Path(), def.Path()))
+	return false
 }
 
 // SubscriptionList answers GET .../subscriptions.

@@ -76,8 +76,9 @@ const (
 // pend is indexed by bucket offset from the current one (1, 2, ...), never
 // by bucket number: a bucket number is in the millions, and gopher-lua
 // (miniredis, the embedded mode) stores an integer key below 2^26 in a
-// table's array part, filling every index before it, which cost a receive
-// a second and 200 MB there (docs/benchmarks.md, "embedded consume").
+// table's array part, filling every index before it, which cost a first
+// receive 1.1-1.7 s and about 260 MB there (ADR 080; docs/benchmarks.md,
+// "embedded consume").
 // written holds the values put so far, so a batch naming a field twice
 // (two copies of one uid) sees its own first write, as one by one would.
 const statePrelude = `

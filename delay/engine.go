@@ -110,9 +110,17 @@ type EngineOptions struct {
 	// when nil.
 	Recorder tracer.Recorder
 	// Registerer, when set, gets the engine's metrics
-	// (psc_delay_forward_lateness_seconds).
+	// (psc_delay_forward_lateness_seconds, psc_delay_wheel_fallbacks_total).
 	Registerer prometheus.Registerer
-	Config     Config
+	// PrimaryDown, when set, reports that the primary cluster is known to
+	// be unavailable (its circuit breaker is open). Level and native
+	// messages are published to the primary, so while it reports true they
+	// are scheduled on the timing wheel instead (Redis only), due at the
+	// same time rounded up to the second; when due they go through the due
+	// publisher like any wheel message (DR cluster or spool). Without it,
+	// or without Redis, such a produce waits for the broker and fails.
+	PrimaryDown func() bool
+	Config      Config
 }
 
 // Request asks for one message to be delivered later. Exactly one of
@@ -178,6 +186,8 @@ type Engine struct {
 	cancels *cancels   // nil without Redis or levels
 	metrics *metrics
 
+	primaryDown func() bool // nil: never
+
 	levels   []Level
 	byName   map[string]Level
 	byDelay  map[time.Duration]Level
@@ -235,7 +245,7 @@ func NewEngine(o EngineOptions) (*Engine, error) {
 	}
 	e := &Engine{
 		cfg: cfg, pub: o.Publisher, due: o.DuePublisher, client: o.Client, rec: o.Recorder, log: cfg.Logger, clock: cfg.Clock,
-		levels: levels, levelCfg: lcfg, metrics: newMetrics(),
+		levels: levels, levelCfg: lcfg, metrics: newMetrics(), primaryDown: o.PrimaryDown,
 		byName: make(map[string]Level, len(levels)), byDelay: make(map[time.Duration]Level, len(levels)),
 	}
 	if e.rec == nil {
@@ -476,6 +486,9 @@ type plan struct {
 	mode  Mode
 	due   time.Time
 	level Level
+	// fallbackFrom is the mode asked for when the primary was down and the
+	// message went to the wheel instead (PrimaryDown).
+	fallbackFrom Mode
 }
 
 func (e *Engine) plan(req *Request) (plan, error) {
@@ -559,6 +572,10 @@ func (e *Engine) ScheduleAsync(ctx context.Context, req Request, done func(Resul
 		done(Result{UID: req.UID}, err)
 		return
 	}
+	if p.mode != ModeWheel && e.wheel != nil && e.primaryDown != nil && e.primaryDown() {
+		e.metrics.fallbacks.WithLabelValues(string(p.mode)).Inc()
+		p = plan{mode: ModeWheel, due: time.Unix(dueSeconds(p.due), 0), level: p.level, fallbackFrom: p.mode}
+	}
 	switch p.mode {
 	case ModeLevel, ModeNative:
 		topic := req.Topic
@@ -576,7 +593,7 @@ func (e *Engine) ScheduleAsync(ctx context.Context, req Request, done func(Resul
 				return
 			}
 			r := Result{UID: req.UID, Mode: p.mode, Status: StatusScheduled, MessageID: id, Due: p.due, Level: p.level.Name}
-			e.recordScheduled(&req, r, start)
+			e.recordScheduled(&req, r, start, "")
 			done(r, nil)
 		}
 		if p.mode == ModeLevel && e.cancels != nil {
@@ -660,21 +677,27 @@ func (e *Engine) scheduleWheel(ctx context.Context, req *Request, p plan) (Resul
 		if gerr != nil {
 			return Result{UID: req.UID}, gerr
 		}
-		return Result{UID: req.UID, Mode: ModeWheel, Status: StatusScheduled, Due: s.Due}, nil
+		return Result{UID: req.UID, Mode: ModeWheel, Status: StatusScheduled, Due: s.Due, Level: p.level.Name}, nil
 	}
 	if err != nil {
 		return Result{UID: req.UID}, err
 	}
-	r := Result{UID: req.UID, Mode: ModeWheel, Status: StatusScheduled, Due: p.due}
-	e.recordScheduled(req, r, start)
+	r := Result{UID: req.UID, Mode: ModeWheel, Status: StatusScheduled, Due: p.due, Level: p.level.Name}
+	e.recordScheduled(req, r, start, p.fallbackFrom)
 	return r, nil
 }
 
-func (e *Engine) recordScheduled(req *Request, r Result, start time.Time) {
+// recordScheduled traces r; fallbackFrom is the mode asked for when the
+// primary was down and the wheel took the message instead.
+func (e *Engine) recordScheduled(req *Request, r Result, start time.Time, fallbackFrom Mode) {
 	now := e.clock.Now()
 	props := map[string]string{"mode": string(r.Mode), "deliverAt": r.Due.UTC().Format(time.RFC3339Nano)}
 	if r.Level != "" {
 		props["level"] = r.Level
+	}
+	if fallbackFrom != "" {
+		props["fallbackFrom"] = string(fallbackFrom)
+		props["fallbackReason"] = "primary cluster unavailable"
 	}
 	e.rec.Record(tracer.Event{Type: tracer.Scheduled, UID: req.UID, MessageID: wire.FormatMessageID(r.MessageID),
 		Topic: req.Topic, Key: req.Key, Tags: req.Tags, App: req.App, Node: e.cfg.Node, Time: now,

@@ -17,6 +17,10 @@ type metrics struct {
 	lateness *prometheus.HistogramVec
 	level    prometheus.Observer
 	wheel    prometheus.Observer
+	// fallbacks counts level and native messages scheduled on the wheel
+	// because the primary cluster was down (EngineOptions.PrimaryDown),
+	// by the mode they asked for. Both series exist from the start.
+	fallbacks *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -29,10 +33,18 @@ func newMetrics() *metrics {
 	}, []string{"mode"})}
 	m.level = m.lateness.WithLabelValues(string(ModeLevel))
 	m.wheel = m.lateness.WithLabelValues(string(ModeWheel))
+	m.fallbacks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "psc", Subsystem: "delay", Name: "wheel_fallbacks_total",
+		Help: "Level and native delayed messages scheduled on the timing wheel because the primary cluster was down, by the mode asked for.",
+	}, []string{"mode"})
+	m.fallbacks.WithLabelValues(string(ModeLevel))
+	m.fallbacks.WithLabelValues(string(ModeNative))
 	return m
 }
 
-func (m *metrics) collectors() []prometheus.Collector { return []prometheus.Collector{m.lateness} }
+func (m *metrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.lateness, m.fallbacks}
+}
 
 // observe records a forward acknowledged at now for a message due at due;
 // early is impossible (forwarders never fire early) but clocks of two

@@ -5,7 +5,7 @@ Usage: tracing-rounds.py OUT [OUT...]
 
 Each OUT is the output of one benchmark process, e.g.
 
-    go test ./internal/app -run '^$' -bench 'ProduceTracing/^(off|off2|sqlite)$/' -benchtime 5s > OUT
+    go test ./app -run '^$' -bench 'ProduceTracing/^(off|off2|sqlite)$/' -benchtime 5s > OUT
 
 A round is every variant's sub-benchmark with the same suffix (conc=32,
 conc=32#01, ...) in one process; warm-up rounds are left out. Ratios divide
