@@ -25,7 +25,7 @@ import (
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
 )
 
-// pulsarConn is how the sidecar reaches one Pulsar cluster (issue 16): its
+// pulsarConn is how the sidecar reaches one Pulsar cluster (issue 16, ADR 095): its
 // service URL, TLS, and where its credentials come from. One is built per
 // cluster at start and shared by that cluster's clients (producers,
 // consumers) and, for the primary, the admin REST clients.
