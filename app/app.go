@@ -56,7 +56,7 @@ type App struct {
 	client pulsar.Client
 	// consumerClient serves the consume service and the delay engine.
 	consumerClient pulsar.Client
-	rdb            *redis.Client
+	rdb            redis.UniversalClient
 	pool           *produce.Pool
 	proxy          *proxy.Server
 	// proxyMetrics count the errors of the consume API and the console
@@ -78,7 +78,7 @@ type App struct {
 	delay   *delay.Engine    // delay.go
 	consume *consume.Service // consume.go
 	// consumeRDB is the consume service's own Redis client (consume.go).
-	consumeRDB *redis.Client
+	consumeRDB redis.UniversalClient
 
 	// durability (durable.go): the disaster-recovery cluster and the spool
 	durable  *durable.Sender
@@ -158,7 +158,7 @@ func (a *App) start(ctx context.Context) error {
 		a.pulsarURL = cfg.Pulsar.URL
 	}
 	if !cfg.EmbeddedRedis() {
-		a.redisAddr = cfg.Redis.Addr
+		a.redisAddr = cfg.Redis.AddrList()[0]
 	}
 
 	a.reg = metrics.NewRegistry()
@@ -186,21 +186,9 @@ func (a *App) start(ctx context.Context) error {
 		return fmt.Errorf("app: pulsar consumer client for %s: %w", a.pulsarURL, err)
 	}
 
-	a.rdb = redis.NewClient(&redis.Options{
-		Addr:            a.redisAddr,
-		Username:        cfg.Redis.Username,
-		Password:        cfg.Redis.Password,
-		DB:              cfg.Redis.DB,
-		DialTimeout:     cfg.Redis.Timeout,
-		ReadTimeout:     cfg.Redis.Timeout,
-		WriteTimeout:    cfg.Redis.Timeout,
-		DisableIdentity: true, // CLIENT SETINFO needs Redis 7.2
-		// One dial attempt: while Redis is down every produce call would
-		// otherwise spend redis.timeout on dial retries (ADR 030).
-		DialerRetries: 1,
-		PoolSize:      cfg.Redis.PoolSize,
-	})
-	a.hookEmbeddedRedis(a.rdb)
+	if a.rdb, err = a.newRedis(nil); err != nil {
+		return err
+	}
 
 	pm := proxy.NewMetrics(a.reg)
 	pm.KnownApps(a.appNames()...)
@@ -346,7 +334,7 @@ func (a *App) logStarted() {
 		authHeader = ""
 	}
 	a.log.Info("pulsar-sidecar started", "version", version.Get().Version,
-		"mode", mode, "listen", a.scheme()+"://"+a.Addr(), "management", a.ManagementAddr(), "pulsar", a.pulsarURL, "redis", a.redisAddr,
+		"mode", mode, "listen", a.scheme()+"://"+a.Addr(), "management", a.ManagementAddr(), "pulsar", a.pulsarURL, "redis", a.redisDescription(),
 		"embeddedRedis", a.mredis != nil, "cluster", a.cfg.ClusterName(), "auth", auth, "node", a.cfg.Node)
 	a.log.Info("try it: curl -sS -X POST " + a.scheme() + "://" + a.Addr() + "/v1/topics/public/default/demo/messages" + authHeader +
 		` -H "Content-Type: application/json" -d '{"messages":[{"payload":"hello","tags":["PAY_1001"]}]}'`)
@@ -364,7 +352,8 @@ func (a *App) Addr() string {
 // the embedded broker's.
 func (a *App) PulsarURL() string { return a.pulsarURL }
 
-// RedisAddr is the Redis the sidecar uses.
+// RedisAddr is the Redis the sidecar uses (the first configured address:
+// with Sentinel a sentinel, with Cluster a seed).
 func (a *App) RedisAddr() string { return a.redisAddr }
 
 // Done reports the HTTP server's unexpected end (nil after Stop).

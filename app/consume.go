@@ -10,7 +10,6 @@ import (
 	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/admin"
 	adminconfig "github.com/apache/pulsar-client-go/pulsaradmin/pkg/admin/config"
 	"github.com/gin-gonic/gin"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/consume"
 	"github.com/pulsar-sidecar/pulsar-sidecar/delay"
@@ -54,11 +53,9 @@ func (a *App) startConsume(ctx context.Context) error {
 	// whose socket timeouts are its per-call deadline rather than the
 	// produce path's redis.timeout (500ms, which a script's first run can
 	// exceed on a busy machine).
-	ro := *a.rdb.Options()
-	ro.MaxRetries = -1
-	ro.ReadTimeout, ro.WriteTimeout = consumeRedisTimeout, consumeRedisTimeout
-	a.consumeRDB = redis.NewClient(&ro)
-	a.hookEmbeddedRedis(a.consumeRDB)
+	if a.consumeRDB, err = a.newRedis(consumeRedisTweak); err != nil {
+		return err
+	}
 	opts := consume.Options{
 		Redis:        a.consumeRDB,
 		RedisTimeout: consumeRedisTimeout,
@@ -74,6 +71,7 @@ func (a *App) startConsume(ctx context.Context) error {
 		TagBacklogScanTime:     cfg.Consume.BacklogScanTime,
 		TagBacklogInterval:     cfg.Consume.BacklogInterval,
 	}
+	opts.RegistryKeyPrefix = a.registryPrefix() // one hash tag on Redis Cluster (redis.go)
 	if opts.TagBacklogInterval == 0 {
 		opts.TagBacklogInterval = -1 // consume.Options: negative is never, 0 the default
 	}

@@ -27,8 +27,9 @@ type receiveAnswer struct {
 // only the matching messages over HTTP, ack them, and read from the
 // console that the message was delivered and acknowledged, by whom, from
 // the trace store (the real pipeline into SQLite).
-func TestConsumeOverHTTPWithTrace(t *testing.T) {
-	h := startApp(t, nil)
+func TestConsumeOverHTTPWithTrace(t *testing.T) { testConsumeOverHTTPWithTrace(t, startApp(t, nil)) }
+
+func testConsumeOverHTTPWithTrace(t *testing.T, h *harness) {
 	path, _ := newTopic(t)
 	sub := h.register(path, "pay-1001", `{"tagFilter":"PAY_1001 || PAY_1002","initialPosition":"earliest"}`)
 	bad := h.do(http.MethodPut, "/v1/topics/"+path+"/subscriptions/bad", jsonHeader(), []byte(`{"tagFilter":"PAY_1001 ||"}`))

@@ -29,6 +29,8 @@ func (a *App) startDelay(ctx context.Context) error {
 		Mode: delay.Mode(cfg.Mode),
 		Node: a.cfg.Node,
 	}
+	dc.Index.Prefix = a.delayPrefix() // one hash tag on Redis Cluster (redis.go)
+	dc.Index.WaitReplicas, dc.Index.WaitTimeout = a.cfg.Redis.WaitReplicas, a.cfg.Redis.WaitTimeout
 	if strings.TrimSpace(cfg.Levels) == "off" {
 		dc.Levels.Disabled = true
 	} else if cfg.Levels != "" {
@@ -156,6 +158,9 @@ func delayError(err error) error {
 			Message: "the message is being delivered right now", RetryAfter: time.Second, Err: err}
 	case errors.Is(err, delay.ErrModeUnavailable):
 		return &proxy.Error{Status: http.StatusNotImplemented, Code: proxy.CodeDelayUnavailable, Message: err.Error(), Err: err}
+	case errors.Is(err, delay.ErrNotReplicated):
+		return &proxy.Error{Status: http.StatusServiceUnavailable, Code: proxy.CodeDelayNotReplicated, RetryAfter: time.Second,
+			Message: "the delayed message reached fewer Redis replicas than redis.waitReplicas in time: it is not acknowledged; retry with the same idempotency key", Err: err}
 	case errors.Is(err, delay.ErrClosed):
 		return &proxy.Error{Status: http.StatusServiceUnavailable, Code: proxy.CodeShuttingDown,
 			Message: "the sidecar is shutting down", Err: err}

@@ -37,7 +37,10 @@ func receiveWithin(t *testing.T, c pulsar.Consumer, d time.Duration) (pulsar.Mes
 // would not hold back), never before the due time, with uid, key, tags and
 // properties intact.
 func TestDelayedDeliveryToEverySubscriptionType(t *testing.T) {
-	h := start(t, nil)
+	testDelayedDeliveryToEverySubscriptionType(t, start(t, nil))
+}
+
+func testDelayedDeliveryToEverySubscriptionType(t *testing.T, h *harness) {
 	for _, tc := range []struct{ name, delayField string }{
 		{"level", `"delayLevel":"1s"`},
 		{"wheel", `"deliverAfter":"2s"`},
@@ -69,8 +72,9 @@ func TestDelayedDeliveryToEverySubscriptionType(t *testing.T) {
 }
 
 // TestDelayedCancelListReschedule drives the delay API over HTTP.
-func TestDelayedCancelListReschedule(t *testing.T) {
-	h := start(t, nil)
+func TestDelayedCancelListReschedule(t *testing.T) { testDelayedCancelListReschedule(t, start(t, nil)) }
+
+func testDelayedCancelListReschedule(t *testing.T, h *harness) {
 	path, full := newTopic(t)
 	cons := h.exclusive(full)
 

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 
 	pulsarlog "github.com/apache/pulsar-client-go/pulsar/log"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/config"
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/embedredis"
@@ -59,15 +58,6 @@ func startRedis(cfg *config.Config, log *slog.Logger) (*embedredis.Server, error
 		return nil, fmt.Errorf("app: start embedded redis: %w", err)
 	}
 	return s, nil
-}
-
-// hookEmbeddedRedis makes c's commands wait while the embedded Redis
-// copies its keyspace for a snapshot, so the copy is consistent. Every
-// client of the embedded Redis needs it; with a real Redis it does nothing.
-func (a *App) hookEmbeddedRedis(c *redis.Client) {
-	if a.mredis != nil {
-		c.AddHook(a.mredis.Hook())
-	}
 }
 
 // pulsarLogger gives the client a logger that only speaks up from Warn: at

@@ -100,19 +100,42 @@ func (w *testWriter) close() {
 // harness's recorder; edit adjusts its configuration.
 func start(t testing.TB, edit func(*config.Config)) *harness {
 	t.Helper()
+	return startOn(t, nil, edit)
+}
+
+// startOn is start on another Redis than one plain redis-server: topo
+// starts it and points the configuration at it (redis_topology_test.go).
+func startOn(t testing.TB, topo redisTopology, edit func(*config.Config)) *harness {
+	t.Helper()
 	rec := &recorder{}
-	h := startApp(t, edit, WithRecorder(rec))
+	h := startAppOn(t, topo, edit, WithRecorder(rec))
 	h.rec = rec
 	return h
 }
+
+// redisTopology starts the Redis of a test sidecar and configures it; nil
+// is one plain redis-server (harness.redis).
+type redisTopology func(t testing.TB, cfg *config.Config)
 
 // startApp runs a sidecar for the test with the given options (without
 // WithRecorder, events go through the real trace pipeline and store).
 func startApp(t testing.TB, edit func(*config.Config), opts ...Option) *harness {
 	t.Helper()
+	return startAppOn(t, nil, edit, opts...)
+}
+
+// startAppOn is startApp on the Redis topo starts (nil: a plain server).
+func startAppOn(t testing.TB, topo redisTopology, edit func(*config.Config), opts ...Option) *harness {
+	t.Helper()
 	broker := minipulsar.RunT(t)
-	rds := testredis.Start(t)
+	var rds *testredis.Server
+	if topo == nil {
+		rds = testredis.Start(t)
+	}
 	cfg := testConfig(t, broker, rds)
+	if topo != nil {
+		topo(t, &cfg)
+	}
 	if edit != nil {
 		edit(&cfg)
 	}

@@ -18,7 +18,10 @@ import (
 // TestIdempotencySequentialRetries: retries of one request return the
 // first result and produce nothing.
 func TestIdempotencySequentialRetries(t *testing.T) {
-	h := start(t, nil)
+	testIdempotencySequentialRetries(t, start(t, nil))
+}
+
+func testIdempotencySequentialRetries(t *testing.T, h *harness) {
 	p, full := newTopic(t)
 	body := `{"messages":[{"payload":"charge 10 EUR","key":"acct-1","idempotencyKey":"pay-1"},{"payload":"no key"}]}`
 	first := h.produceJSON(p, body)
@@ -50,7 +53,10 @@ func TestIdempotencySequentialRetries(t *testing.T) {
 // TestIdempotencyConcurrentRetries: 20 racing requests with one key
 // produce one message and all answer with its uid.
 func TestIdempotencyConcurrentRetries(t *testing.T) {
-	h := start(t, nil)
+	testIdempotencyConcurrentRetries(t, start(t, nil))
+}
+
+func testIdempotencyConcurrentRetries(t *testing.T, h *harness) {
 	p, full := newTopic(t)
 	// Make the first attempt slow, so the others find the key in flight.
 	require.Equal(t, http.StatusOK, h.produceJSON(p, `{"messages":[{"payload":"warm-up"}]}`).Status)
@@ -82,8 +88,9 @@ func TestIdempotencyConcurrentRetries(t *testing.T) {
 
 // TestIdempotencyKeyReused: the same key with another message is a 409
 // and writes nothing; so is a batch that repeats a key.
-func TestIdempotencyKeyReused(t *testing.T) {
-	h := start(t, nil)
+func TestIdempotencyKeyReused(t *testing.T) { testIdempotencyKeyReused(t, start(t, nil)) }
+
+func testIdempotencyKeyReused(t *testing.T, h *harness) {
 	p, full := newTopic(t)
 	require.Equal(t, http.StatusOK, h.produceJSON(p, `{"messages":[{"payload":"a","idempotencyKey":"k"}]}`).Status)
 	for name, body := range map[string]string{

@@ -39,7 +39,7 @@ func TestPulsarTLSWithRotatedToken(t *testing.T) {
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	require.NoError(t, os.WriteFile(tokenFile, []byte("token-one\n"), 0o600))
 	hup := make(chan os.Signal, 1)
-	h := startOn(t, broker, func(c *config.Config) {
+	h := startOnBroker(t, broker, func(c *config.Config) {
 		c.Pulsar.TLS.TrustCertsFile = ca.CertFile
 		c.Pulsar.AuthTokenFile = tokenFile
 		c.Secrets.ReloadInterval = 0 // the signal only

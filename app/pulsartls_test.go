@@ -20,9 +20,9 @@ import (
 	"github.com/pulsar-sidecar/pulsar-sidecar/minipulsar"
 )
 
-// startOn runs a sidecar against the given broker (startApp makes its own
+// startOnBroker runs a sidecar against the given broker (startApp makes its own
 // plain one) and a real redis-server.
-func startOn(t *testing.T, broker *minipulsar.Server, edit func(*config.Config), opts ...Option) *harness {
+func startOnBroker(t *testing.T, broker *minipulsar.Server, edit func(*config.Config), opts ...Option) *harness {
 	t.Helper()
 	rds := testredis.Start(t)
 	cfg := testConfig(t, broker, rds)
@@ -78,7 +78,7 @@ func TestPulsarTLSUntrusted(t *testing.T) {
 	stranger := testcert.NewCA(t, "stranger-ca")
 	broker := minipulsar.RunOptionsT(t, minipulsar.Options{
 		TLS: testcert.ServerTLS(ca.Server(t, "broker", "127.0.0.1"), nil)})
-	h := startOn(t, broker, func(c *config.Config) {
+	h := startOnBroker(t, broker, func(c *config.Config) {
 		c.Pulsar.TLS.TrustCertsFile = stranger.CertFile
 		c.HTTP.RequestTimeout = 4 * time.Second
 		c.Pulsar.OperationTimeout = 2 * time.Second // its clients never connect: give up sooner
@@ -100,7 +100,7 @@ func TestPulsarTLSUntrusted(t *testing.T) {
 	// The right CA, but a certificate for another host name.
 	other := minipulsar.RunOptionsT(t, minipulsar.Options{
 		TLS: testcert.ServerTLS(ca.Server(t, "elsewhere", "broker.elsewhere.invalid"), nil)})
-	h2 := startOn(t, other, func(c *config.Config) {
+	h2 := startOnBroker(t, other, func(c *config.Config) {
 		c.Pulsar.TLS.TrustCertsFile = ca.CertFile
 		c.Pulsar.OperationTimeout = 2 * time.Second
 	})
@@ -108,7 +108,7 @@ func TestPulsarTLSUntrusted(t *testing.T) {
 	checks, _ = body["checks"].(map[string]any)
 	assert.Contains(t, checks["pulsarTLS"], "cannot validate certificate for 127.0.0.1", "the host name check is on by default")
 
-	h3 := startOn(t, other, func(c *config.Config) {
+	h3 := startOnBroker(t, other, func(c *config.Config) {
 		c.Pulsar.TLS.TrustCertsFile = ca.CertFile
 		c.Pulsar.TLS.ValidateHostname = false
 	})
@@ -179,7 +179,7 @@ func TestPulsarOAuth2(t *testing.T) {
 	})
 	secretFile := filepath.Join(t.TempDir(), "client-secret")
 	require.NoError(t, os.WriteFile(secretFile, []byte("s3cret\n"), 0o600))
-	h := startOn(t, broker, func(c *config.Config) {
+	h := startOnBroker(t, broker, func(c *config.Config) {
 		c.Pulsar.TLS.TrustCertsFile = ca.CertFile
 		c.Pulsar.OAuth2 = config.OAuth2{IssuerURL: te.srv.URL, Audience: "urn:pulsar:test", ClientID: "psc-client",
 			ClientSecretFile: secretFile}

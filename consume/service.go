@@ -89,8 +89,14 @@ type Options struct {
 	Logger *slog.Logger // slog.Default() when nil
 	Clock  Clock        // the real clock when nil
 
-	KeyPrefix string   // Redis key prefix; "psc:"
-	Defaults  Defaults // ackTimeout 30s, maxDeliveries 16
+	KeyPrefix string // Redis key prefix; "psc:"
+	// RegistryKeyPrefix is the prefix of the subscription registry's keys
+	// (registry.go), KeyPrefix when empty. Its scripts write a
+	// subscription's hash and the two index sets together, so on Redis
+	// Cluster it must carry a hash tag ("psc:{registry}:"): the whole
+	// registry then lives in one slot (docs/adr/090-redis-topologies.md).
+	RegistryKeyPrefix string
+	Defaults          Defaults // ackTimeout 30s, maxDeliveries 16
 
 	// DedupWindow is how long a message's delivery state (and so the memory
 	// of its uid) lives after its last change: copies of a uid within it are
@@ -195,6 +201,9 @@ func (o *Options) fill() error {
 	if o.KeyPrefix == "" {
 		o.KeyPrefix = "psc:"
 	}
+	if o.RegistryKeyPrefix == "" {
+		o.RegistryKeyPrefix = o.KeyPrefix
+	}
 	o.Defaults = o.Defaults.withZeroesFilled()
 	defDur(&o.DedupWindow, 10*time.Minute)
 	def(&o.DefaultReceive, 100)
@@ -289,7 +298,7 @@ func New(opts Options) (*Service, error) {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	s.node = binary.BigEndian.Uint64(b[:])
-	s.registry = NewRegistry(s.rdb, opts.KeyPrefix, opts.RedisTimeout)
+	s.registry = NewRegistry(s.rdb, opts.RegistryKeyPrefix, opts.RedisTimeout)
 	s.cache = newConfigCache(s.registry, opts.ConfigRefresh, s.clock.Now)
 	s.states = &states{rdb: s.rdb, prefix: opts.KeyPrefix, timeout: opts.RedisTimeout, dedup: opts.DedupWindow}
 	return s, nil

@@ -23,6 +23,11 @@ var (
 	// was removed, but it may still be delivered once).
 	ErrInFlight = errors.New("delay: message is being forwarded")
 	ErrCorrupt  = errors.New("delay: corrupt index entry")
+	// ErrNotReplicated: IndexConfig.WaitReplicas replicas did not confirm
+	// a scheduled message within WaitTimeout. It is on the master, not yet
+	// safe from a failover: the produce is not acknowledged, and a retry
+	// with the same uid finds it (ErrExists) and waits again.
+	ErrNotReplicated = errors.New("delay: scheduled message not confirmed by enough Redis replicas")
 	ErrInvalid  = errors.New("delay: invalid message")
 )
 
@@ -40,6 +45,15 @@ type IndexConfig struct {
 	// Timeout bounds each call to Redis when the context has no deadline;
 	// default 5 s.
 	Timeout time.Duration
+	// WaitReplicas, when above zero, makes Schedule wait until this many
+	// replicas confirm the write (Redis WAIT on the same connection), for
+	// at most WaitTimeout (default 1 s), before it returns: a wheel
+	// message's only copy is in Redis, and Redis replicates
+	// asynchronously, so a failover right after an answer could lose it
+	// (ADR 090). Needs a client with one master (single server or
+	// Sentinel), not Cluster.
+	WaitReplicas int
+	WaitTimeout  time.Duration
 	// Now, when set, replaces Redis's clock in claims and reschedules. For
 	// tests with controlled time; production leaves it nil so that Redis
 	// alone decides what is due, whatever the replicas' clocks say.
@@ -59,6 +73,9 @@ type Index struct {
 	timeout time.Duration
 	dueKey  string
 	now     func() time.Time
+
+	waitReplicas int
+	waitTimeout  time.Duration
 }
 
 // NewIndex returns an index over rdb; the caller keeps ownership of rdb.
@@ -75,7 +92,12 @@ func NewIndex(rdb redis.UniversalClient, cfg IndexConfig) *Index {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
 	}
+	if cfg.WaitTimeout <= 0 {
+		cfg.WaitTimeout = time.Second
+	}
 	return &Index{
+		waitReplicas: cfg.WaitReplicas,
+		waitTimeout:  cfg.WaitTimeout,
 		rdb:     rdb,
 		prefix:  cfg.Prefix,
 		lease:   int64(math.Ceil(cfg.Lease.Seconds())),
@@ -114,10 +136,32 @@ func (x *Index) Schedule(ctx context.Context, m Message) (uint64, error) {
 	}
 	ctx, cancel := x.ctx(ctx)
 	defer cancel()
-	res, err := scheduleScript.Run(ctx, x.rdb, []string{x.dueKey},
+	var rdb redis.Scripter = x.rdb
+	var conn *redis.Conn
+	if x.waitReplicas > 0 {
+		// WAIT counts the writes of its own connection: run the script on
+		// one taken from the pool, then wait there.
+		c, ok := x.rdb.(interface{ Conn() *redis.Conn })
+		if !ok {
+			return 0, fmt.Errorf("%w: waitReplicas needs a Redis client with one master (not Cluster)", ErrConfig)
+		}
+		conn = c.Conn()
+		defer func() { _ = conn.Close() }()
+		rdb = conn
+	}
+	res, err := scheduleScript.Run(ctx, rdb, []string{x.dueKey},
 		x.prefix, m.indexID(), dueSeconds(m.Due), body, m.Topic, m.Key).Slice()
 	if err != nil {
 		return 0, fmt.Errorf("delay: schedule %s: %w", m.UID, err)
+	}
+	if conn != nil {
+		n, err := conn.Do(ctx, "WAIT", x.waitReplicas, x.waitTimeout.Milliseconds()).Int()
+		if err != nil {
+			return 0, fmt.Errorf("delay: schedule %s: wait for replicas: %w", m.UID, err)
+		}
+		if n < x.waitReplicas {
+			return 0, fmt.Errorf("%w: %s reached %d of %d replicas within %s", ErrNotReplicated, m.UID, n, x.waitReplicas, x.waitTimeout)
+		}
 	}
 	if len(res) != 2 {
 		return 0, fmt.Errorf("%w: schedule reply %v", ErrCorrupt, res)

@@ -69,6 +69,9 @@ const (
 	CodeDelayedInFlight  = "DELAYED_IN_FLIGHT"
 	CodeDelayedLevel     = "DELAYED_LEVEL_FIXED"
 	CodeDelayUnavailable = "DELAY_MODE_UNAVAILABLE"
+	// A wheel message that redis.waitReplicas replicas did not confirm in
+	// time: on the master only, not acknowledged (retry with the key).
+	CodeDelayNotReplicated = "DELAY_NOT_REPLICATED"
 	// 499: the client closed the connection before the answer. Nobody
 	// reads the answer; the code is for logs and metrics, kept apart from
 	// PRODUCE_TIMEOUT so a deadline problem is not hidden among clients

@@ -107,15 +107,38 @@ type Embedded struct {
 	RedisSnapshotInterval time.Duration `yaml:"redisSnapshotInterval"`
 }
 
-// Redis configures the Redis used for idempotency keys. An empty Addr starts
-// an in-process Redis (kept in <dataDir>/redis with embedded.persist).
+// Redis configures the Redis that holds idempotency keys, the delay index
+// and the consume state. With neither Addr nor Addrs an in-process Redis
+// starts (kept in <dataDir>/redis with embedded.persist). The topology
+// follows go-redis's universal options (redis.go): MasterName selects
+// Sentinel (Addrs are the sentinels), more than one address without it a
+// Cluster (Addrs are seeds), one address a single server.
 type Redis struct {
-	Addr     string        `yaml:"addr"`
-	Username string        `yaml:"username"`
-	Password string        `yaml:"password"`
-	DB       int           `yaml:"db"`
-	Timeout  time.Duration `yaml:"timeout"`
-	PoolSize int           `yaml:"poolSize"`
+	Addr string `yaml:"addr"`
+	// Addrs is a comma-separated list of host:port; Addr is the one-server
+	// spelling and may not be set with it.
+	Addrs      string `yaml:"addrs"`
+	MasterName string `yaml:"masterName"`
+	Username   string `yaml:"username"`
+	Password   string `yaml:"password"`
+	// PasswordFile holds the password (a mounted secret), read again for
+	// every new connection; it may not be set with Password.
+	PasswordFile string `yaml:"passwordFile"`
+	// SentinelUsername and SentinelPassword authenticate to the sentinels
+	// (their own ACL, apart from the data nodes').
+	SentinelUsername     string        `yaml:"sentinelUsername"`
+	SentinelPassword     string        `yaml:"sentinelPassword"`
+	SentinelPasswordFile string        `yaml:"sentinelPasswordFile"`
+	DB                   int           `yaml:"db"`
+	Timeout              time.Duration `yaml:"timeout"`
+	PoolSize             int           `yaml:"poolSize"`
+	TLS                  RedisTLS      `yaml:"tls"`
+	// WaitReplicas, when above zero, makes a wheel schedule wait for this
+	// many replicas to confirm it (Redis WAIT) before the produce is
+	// answered; WaitTimeout caps the wait (then 503). Single server or
+	// Sentinel only.
+	WaitReplicas int           `yaml:"waitReplicas"`
+	WaitTimeout  time.Duration `yaml:"waitTimeout"`
 }
 
 // HTTP configures the data-plane server.
@@ -310,7 +333,7 @@ func Default() Config {
 			Persist:               true,
 			RedisSnapshotInterval: time.Second,
 		},
-		Redis: Redis{Timeout: 500 * time.Millisecond, PoolSize: 128},
+		Redis: Redis{Timeout: 500 * time.Millisecond, PoolSize: 128, WaitTimeout: time.Second},
 		HTTP: HTTP{
 			RequestTimeout:    10 * time.Second,
 			ReadHeaderTimeout: 5 * time.Second,
@@ -373,7 +396,7 @@ func Default() Config {
 func (c *Config) EmbeddedPulsar() bool { return c.Pulsar.URL == "" }
 
 // EmbeddedRedis reports whether the configuration selects the in-process Redis.
-func (c *Config) EmbeddedRedis() bool { return c.Redis.Addr == "" }
+func (c *Config) EmbeddedRedis() bool { return len(c.Redis.AddrList()) == 0 }
 
 // ClusterName is the name reported in produce results and trace events.
 func (c *Config) ClusterName() string {
@@ -534,6 +557,7 @@ func (c *Config) Validate() error {
 	if c.Limits.MaxRequestBytes < c.Limits.MaxPayloadBytes {
 		bad("limits.maxRequestBytes (%s) must be at least limits.maxPayloadBytes (%s)", c.Limits.MaxRequestBytes, c.Limits.MaxPayloadBytes)
 	}
+	errs = append(errs, c.Redis.validate()...)
 	errs = append(errs, validateApps(c.Apps)...)
 	errs = append(errs, c.validateConnections()...)
 	return errors.Join(errs...)

@@ -8,6 +8,7 @@
 package testredis
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -39,6 +40,12 @@ type Server struct {
 	dir  string
 	port int
 
+	// args builds the command line for a port (StartWith); nil: the plain
+	// server of Start.
+	args func(port int) []string
+	// tlsClient, when set, is how waitPing reaches a TLS-only server.
+	tlsClient *tls.Config
+
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	log    *os.File
@@ -54,12 +61,18 @@ func Start(tb testing.TB) *Server {
 	if err != nil {
 		tb.Fatal(installHint)
 	}
-	s := &Server{tb: tb, bin: bin, dir: tb.TempDir()}
+	return start(tb, &Server{tb: tb, bin: bin, dir: tb.TempDir()}, freePort)
+}
+
+// start launches s on a port from pick, retrying when the port was taken.
+func start(tb testing.TB, s *Server, pick func() (int, error)) *Server {
+	tb.Helper()
 	tb.Cleanup(s.Close)
+	var err error
 
 	var lastErr error
 	for range startTries { // the free port may be taken between probe and bind
-		s.port, err = freePort()
+		s.port, err = pick()
 		if err != nil {
 			tb.Fatalf("testredis: pick a port: %v", err)
 		}
@@ -92,6 +105,7 @@ func (s *Server) Options() *redis.Options {
 		DialTimeout:     2 * time.Second,
 		ReadTimeout:     10 * time.Second,
 		WriteTimeout:    10 * time.Second,
+		TLSConfig:       s.tlsClient.Clone(), // nil for a plain server
 	}
 }
 
@@ -148,7 +162,7 @@ func (s *Server) launch() error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(s.bin,
+	args := []string{
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
 		"--dir", s.dir,
@@ -156,7 +170,11 @@ func (s *Server) launch() error {
 		"--appendonly", "no",
 		"--daemonize", "no",
 		"--protected-mode", "no",
-	)
+	}
+	if s.args != nil {
+		args = s.args(s.port)
+	}
+	cmd := exec.Command(s.bin, args...)
 	// A file, not a buffer: os/exec then starts no copying goroutine.
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
@@ -166,7 +184,7 @@ func (s *Server) launch() error {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 
-	if err := waitPing(s.Addr(), exited); err != nil {
+	if err := waitPing(s.Addr(), s.tlsClient, exited); err != nil {
 		_ = cmd.Process.Kill()
 		<-exited //nolint:errcheck // a killed server exits with "signal: killed"
 		_ = logf.Close()
@@ -192,7 +210,7 @@ func (s *Server) stop() {
 
 // waitPing dials addr until it answers PING, the process exits, or
 // startTimeout passes. It speaks raw RESP so that no client goroutines linger.
-func waitPing(addr string, exited <-chan error) error {
+func waitPing(addr string, tc *tls.Config, exited <-chan error) error {
 	deadline := time.Now().Add(startTimeout)
 	for {
 		select {
@@ -200,7 +218,7 @@ func waitPing(addr string, exited <-chan error) error {
 			return fmt.Errorf("redis-server exited: %w", err)
 		default:
 		}
-		if ping(addr) == nil {
+		if ping(addr, tc) == nil {
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -210,8 +228,15 @@ func waitPing(addr string, exited <-chan error) error {
 	}
 }
 
-func ping(addr string) error {
-	conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+func ping(addr string, tc *tls.Config) error {
+	var conn net.Conn
+	var err error
+	d := &net.Dialer{Timeout: 200 * time.Millisecond}
+	if tc != nil {
+		conn, err = tls.DialWithDialer(d, "tcp", addr, tc)
+	} else {
+		conn, err = d.Dial("tcp", addr)
+	}
 	if err != nil {
 		return err
 	}
@@ -225,7 +250,8 @@ func ping(addr string) error {
 	if err != nil {
 		return err
 	}
-	if string(buf[:n]) != "+PONG\r\n" {
+	// -NOAUTH: up, and wanting a password (a sentinel with requirepass).
+	if got := string(buf[:n]); got != "+PONG\r\n" && got != "-NOAUTH" {
 		return fmt.Errorf("unexpected reply %q", buf[:n])
 	}
 	return nil

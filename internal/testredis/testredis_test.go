@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -60,7 +61,7 @@ func TestCloseStopsServer(t *testing.T) {
 	s := Start(t)
 	s.Close()
 	s.Close() // idempotent
-	require.Error(t, ping(s.Addr()))
+	require.Error(t, ping(s.Addr(), nil))
 }
 
 func TestMissingBinaryFailsWithHint(t *testing.T) {
@@ -101,4 +102,83 @@ func TestPauseHoldsCommandsUntilResume(t *testing.T) {
 	assert.Error(t, c.Get(short, "k").Err(), "a paused server does not answer")
 	s.Resume()
 	assert.Equal(t, "v", c.Get(ctx, "k").Val())
+}
+
+// TestTLSServer: a TLS-only server answers a client that trusts its CA,
+// refuses one that does not, and with client authentication refuses a
+// client without a certificate.
+func TestTLSServer(t *testing.T) {
+	ca := NewCA(t, "test-ca")
+	s := StartTLS(t, ca, false)
+	ctx := t.Context()
+	require.NoError(t, s.Client().Set(ctx, "k", "v", 0).Err())
+
+	other := NewCA(t, "other-ca")
+	o := s.Options()
+	o.TLSConfig = other.ClientTLS()
+	bad := redis.NewClient(o)
+	defer bad.Close()
+	err := bad.Ping(ctx).Err()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "certificate signed by unknown authority")
+
+	plain := s.Options()
+	plain.TLSConfig = nil
+	plain.ReadTimeout = 500 * time.Millisecond
+	pc := redis.NewClient(plain)
+	defer pc.Close()
+	require.Error(t, pc.Ping(ctx).Err(), "no plain-text port")
+
+	mtls := StartTLS(t, ca, true)
+	noCert := mtls.Options()
+	noCert.TLSConfig = ca.ClientTLS()
+	nc := redis.NewClient(noCert)
+	defer nc.Close()
+	require.Error(t, nc.Ping(ctx).Err(), "tls-auth-clients yes wants a client certificate")
+	require.NoError(t, mtls.Client().Ping(ctx).Err())
+}
+
+// TestClusterSlotsSpread: three masters share the slots, and keys with one
+// hash tag land on one node while a multi-key script over them runs.
+func TestClusterSlotsSpread(t *testing.T) {
+	c := StartCluster(t, 3)
+	cc := c.Client()
+	ctx := t.Context()
+	shards, err := cc.ClusterShards(ctx).Result()
+	require.NoError(t, err)
+	require.Len(t, shards, 3)
+	for _, sh := range shards {
+		require.NotEmpty(t, sh.Slots, "every master serves slots")
+	}
+	n, err := redis.NewScript(`redis.call('SET', KEYS[1], 1); redis.call('SET', KEYS[2], 2); return 2`).
+		Run(ctx, cc, []string{"{x}:a", "{x}:b"}).Int()
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+	err = redis.NewScript(`return 1`).Run(ctx, cc, []string{"a", "b"}).Err()
+	require.ErrorContains(t, err, "CROSSSLOT", "keys without a common tag may not meet in one script")
+}
+
+// TestSentinelFailover: with the master gone, the sentinels promote the
+// replica and a failover client follows it.
+func TestSentinelFailover(t *testing.T) {
+	ss := StartSentinel(t, 1, 3, time.Second)
+	ctx := t.Context()
+	fc := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: ss.MasterName, SentinelAddrs: ss.SentinelAddrs(),
+		DisableIdentity: true, DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second})
+	defer fc.Close()
+	require.NoError(t, fc.Set(ctx, "before", "1", 0).Err())
+	require.NoError(t, fc.Wait(ctx, 1, time.Second).Err())
+	old, err := ss.MasterAddr(ctx)
+	require.NoError(t, err)
+	require.Equal(t, ss.Master.Addr(), old)
+
+	ss.Master.Stop()
+	require.Eventually(t, func() bool {
+		addr, err := ss.MasterAddr(ctx)
+		return err == nil && addr == ss.Replicas[0].Addr()
+	}, 30*time.Second, 100*time.Millisecond, "the replica is promoted")
+	require.Eventually(t, func() bool { return fc.Set(ctx, "after", "1", 0).Err() == nil }, 10*time.Second, 50*time.Millisecond)
+	v, err := fc.Get(ctx, "before").Result()
+	require.NoError(t, err)
+	require.Equal(t, "1", v, "what was replicated before the failover is there")
 }
