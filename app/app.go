@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -67,6 +68,16 @@ type App struct {
 	proxyMetrics *proxy.Metrics
 	httpSrv      *http.Server
 	ln           net.Listener
+
+	// connections and listeners of issue 16 (pulsarauth.go, listeners.go,
+	// secrets.go)
+	primaryConn, drConn *pulsarConn
+	mgmtSrv             *http.Server
+	mgmtLn              net.Listener
+	certs               *certReloader
+	reloadSig           <-chan os.Signal
+	reloadStop          context.CancelFunc
+	reloadDone          chan struct{}
 
 	delay   *delay.Engine    // delay.go
 	consume *consume.Service // consume.go
@@ -167,8 +178,10 @@ func (a *App) start(ctx context.Context) error {
 	if a.rec == nil {
 		a.rec = logRecorder(cfg.Trace.LogLevel, a.log)
 	}
-	var err error
-	copts := a.clientOptions(a.pulsarURL, cfg.Pulsar.AuthToken)
+	copts, err := a.primaryOptions()
+	if err != nil {
+		return err
+	}
 	client, err := pulsar.NewClient(copts)
 	if err != nil {
 		return fmt.Errorf("app: pulsar client for %s: %w", a.pulsarURL, err)
@@ -282,7 +295,7 @@ func (a *App) start(ctx context.Context) error {
 		DegradedChecks: a.degradedChecks(),
 		Metrics:        pm,
 		HTTPMetrics:    metrics.NewHTTP(a.reg),
-		Gatherer:       metrics.Handler(a.reg),
+		Gatherer:       a.dataPlaneMetrics(),
 		Mount:          a.mount,
 		Middleware: []gin.HandlerFunc{accesslog.Middleware(accesslog.Options{
 			Logger: a.log, Disabled: !cfg.Log.Access, App: requestApp})},
@@ -292,40 +305,30 @@ func (a *App) start(ctx context.Context) error {
 		return err
 	}
 	// First to stop: readiness goes red, the listener stops and in-flight
-	// requests finish.
+	// requests finish; then the management listener (probes and scrapes
+	// see the drain) and the secret-file reload loop.
 	a.stops.Push("http", func(ctx context.Context) error {
 		a.proxy.SetDraining()
-		if a.httpSrv == nil {
-			return nil
+		var errs []error
+		if a.httpSrv != nil {
+			if err := a.httpSrv.Shutdown(ctx); err != nil {
+				_ = a.httpSrv.Close()
+				errs = append(errs, err)
+			}
 		}
-		err := a.httpSrv.Shutdown(ctx)
-		if err != nil {
-			_ = a.httpSrv.Close()
-		}
-		return err
+		a.stopManagement(ctx, func(name string, f func() error) {
+			if err := f(); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			}
+		})
+		a.stopReload()
+		return errors.Join(errs...)
 	})
 
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("app: listen %s: %w", cfg.Listen, err)
+	if err := a.listen(ctx); err != nil {
+		return err
 	}
-	a.ln = ln
-	a.httpSrv = &http.Server{
-		Handler:           a.proxy,
-		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
-		ReadTimeout:       cfg.HTTP.ReadTimeout,
-		WriteTimeout:      cfg.HTTP.ReadTimeout + cfg.HTTP.RequestTimeout + 5*time.Second,
-		IdleTimeout:       cfg.HTTP.IdleTimeout,
-		ErrorLog:          slog.NewLogLogger(a.log.With("component", "http").Handler(), slog.LevelWarn),
-	}
-	go func() {
-		err := a.httpSrv.Serve(ln)
-		if errors.Is(err, http.ErrServerClosed) {
-			err = nil
-		}
-		a.serveErr <- err
-	}()
+	a.startReload()
 	a.logStarted()
 	return nil
 }
@@ -338,6 +341,7 @@ func (a *App) degradedChecks() map[string]proxy.Check {
 	if a.delay != nil {
 		checks["delay"] = a.delay.Ready
 	}
+	a.addTLSChecks(checks)
 	return checks
 }
 
@@ -415,9 +419,9 @@ func (a *App) logStarted() {
 		authHeader = ""
 	}
 	a.log.Info("pulsar-sidecar started", "version", version.Get().Version,
-		"mode", mode, "listen", "http://"+a.Addr(), "pulsar", a.pulsarURL, "redis", a.redisDescription(),
+		"mode", mode, "listen", a.scheme()+"://"+a.Addr(), "management", a.ManagementAddr(), "pulsar", a.pulsarURL, "redis", a.redisDescription(),
 		"embeddedRedis", a.mredis != nil, "cluster", a.cfg.ClusterName(), "auth", auth, "node", a.cfg.Node)
-	a.log.Info("try it: curl -sS -X POST http://" + a.Addr() + "/v1/topics/public/default/demo/messages" + authHeader +
+	a.log.Info("try it: curl -sS -X POST " + a.scheme() + "://" + a.Addr() + "/v1/topics/public/default/demo/messages" + authHeader +
 		` -H "Content-Type: application/json" -d '{"messages":[{"payload":"hello","tags":["PAY_1001"]}]}'`)
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/consume"
 	"github.com/pulsar-sidecar/pulsar-sidecar/delay"
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/config"
 	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
 )
 
@@ -20,7 +21,14 @@ import (
 // the disaster-recovery cluster merged in (docs/adr/060-consume.md).
 func (a *App) startConsume(ctx context.Context) error {
 	cfg := &a.cfg
-	secret := []byte(cfg.Consume.Secret)
+	sv, err := config.SecretValue(cfg.Consume.Secret, cfg.Consume.SecretFile)
+	if err != nil {
+		return fmt.Errorf("app: consume.secretFile: %w", err)
+	}
+	if n := len(sv); n > 0 && n < 16 {
+		return fmt.Errorf("app: consume.secretFile %s: the secret must be at least 16 bytes, got %d", cfg.Consume.SecretFile, n)
+	}
+	secret := []byte(sv)
 	if len(secret) == 0 {
 		// Fine for one sidecar; replicas behind one load balancer need the
 		// same consume.secret, or one's ackIds are refused by the others.
@@ -43,7 +51,6 @@ func (a *App) startConsume(ctx context.Context) error {
 	// whose socket timeouts are its per-call deadline rather than the
 	// produce path's redis.timeout (500ms, which a script's first run can
 	// exceed on a busy machine).
-	var err error
 	if a.consumeRDB, err = a.newRedis(consumeRedisTweak); err != nil {
 		return err
 	}

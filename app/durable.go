@@ -35,7 +35,10 @@ func (a *App) startDurable(poolm *produce.PoolMetrics) error {
 	}
 	if cfg.Pulsar.DRURL != "" {
 		name := a.drName()
-		copts := a.clientOptions(cfg.Pulsar.DRURL, cfg.Pulsar.DRAuthToken)
+		copts, err := a.drOptions()
+		if err != nil {
+			return err
+		}
 		// The same client metrics as the primary's, labelled cluster=<name>.
 		copts.MetricsRegisterer = prometheus.WrapRegistererWith(prometheus.Labels{"cluster": name}, a.reg)
 		client, err := pulsar.NewClient(copts)
@@ -89,21 +92,6 @@ func (a *App) pushDurableStops() {
 	})
 }
 
-// clientOptions are the Pulsar client options for a cluster.
-func (a *App) clientOptions(url, token string) pulsar.ClientOptions {
-	o := pulsar.ClientOptions{
-		URL:               url,
-		OperationTimeout:  a.cfg.Pulsar.OperationTimeout,
-		ConnectionTimeout: a.cfg.Pulsar.ConnectionTimeout,
-		Logger:            pulsarLogger(a.log),
-		MetricsRegisterer: a.reg,
-	}
-	if token != "" {
-		o.Authentication = pulsar.NewAuthenticationToken(token)
-	}
-	return o
-}
-
 // poolOptions are the producer pool's options, the same for every cluster.
 func (a *App) poolOptions(pm *produce.PoolMetrics) produce.PoolOptions {
 	p := &a.cfg.Producer
@@ -146,7 +134,13 @@ func (a *App) pulsarAdmin() (*pulsaradm.Client, error) {
 	if a.admin != nil || url == "" {
 		return a.admin, nil
 	}
-	c, err := pulsaradm.New(&config.Config{WebServiceURL: url, Token: a.cfg.Pulsar.AuthToken})
+	// The primary's TLS and its current credential (a rotated token file,
+	// OAuth2) on every call, for the console and the consume API alike.
+	hc, err := a.primaryConn.adminHTTPClient(url)
+	if err != nil {
+		return nil, err
+	}
+	c, err := pulsaradm.NewWithProvider(&config.Config{WebServiceURL: url}, hc.Transport.(*bearerTransport))
 	if err != nil {
 		return nil, fmt.Errorf("app: pulsar admin client for %s: %w", url, err)
 	}

@@ -27,17 +27,16 @@ func (a *App) startTrace(ctx context.Context) error {
 	}
 	switch cfg.Store {
 	case "elasticsearch":
-		es, err := tracer.NewElastic(tracer.ElasticOptions{
-			Addresses:   splitList(cfg.Elasticsearch.Addresses),
-			Username:    cfg.Elasticsearch.Username,
-			Password:    cfg.Elasticsearch.Password,
-			APIKey:      cfg.Elasticsearch.APIKey,
-			IndexPrefix: cfg.Elasticsearch.IndexPrefix,
-			Logger:      a.log,
-
-			BreakerThreshold: cfg.Elasticsearch.BreakerThreshold,
-			BreakerCooldown:  cfg.Elasticsearch.BreakerCooldown,
-		})
+		eo, err := elasticConnection(&cfg.Elasticsearch)
+		if err != nil {
+			return err
+		}
+		eo.Addresses = splitList(cfg.Elasticsearch.Addresses)
+		eo.IndexPrefix = cfg.Elasticsearch.IndexPrefix
+		eo.Logger = a.log
+		eo.BreakerThreshold = cfg.Elasticsearch.BreakerThreshold
+		eo.BreakerCooldown = cfg.Elasticsearch.BreakerCooldown
+		es, err := tracer.NewElastic(eo)
 		if err != nil {
 			return fmt.Errorf("app: elasticsearch trace store: %w", err)
 		}

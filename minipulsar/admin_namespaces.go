@@ -234,9 +234,11 @@ func (a *admin) lookup(w http.ResponseWriter, r *http.Request) error {
 		return httpErr(http.StatusServiceUnavailable, errLookupRefused)
 	}
 	writeJSON(w, http.StatusOK, lookupData{
-		BrokerURL: a.s.ServiceURL(),
-		HTTPURL:   a.s.AdminURL(),
-		NativeURL: a.s.ServiceURL(),
+		BrokerURL:    a.s.ServiceURL(),
+		BrokerURLTLS: a.s.ServiceURL(),
+		HTTPURL:      a.s.AdminURL(),
+		HTTPURLTLS:   a.s.AdminURL(),
+		NativeURL:    a.s.ServiceURL(),
 	})
 	return nil
 }

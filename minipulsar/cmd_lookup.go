@@ -52,6 +52,8 @@ func (c *conn) handleLookup(m *pb.CommandLookupTopic) {
 	default:
 		resp.Response = pb.CommandLookupTopicResponse_Connect.Enum()
 		resp.BrokerServiceUrl = proto.String(c.s.ServiceURL())
+		// A TLS client takes this one; both name the one listener.
+		resp.BrokerServiceUrlTls = proto.String(c.s.ServiceURL())
 		resp.Authoritative = proto.Bool(true)
 	}
 	c.send(&pb.BaseCommand{Type: pb.BaseCommand_LOOKUP_RESPONSE.Enum(), LookupTopicResponse: resp}, nil)

@@ -307,8 +307,8 @@ func (c *conn) handleConnect(m *pb.CommandConnect) error {
 	if c.connected {
 		return errors.New("second CONNECT on one connection")
 	}
-	if m.GetAuthMethodName() != "" && m.GetAuthMethodName() != "none" {
-		c.s.log.Info("client offers authentication; minipulsar accepts without checking", "method", m.GetAuthMethodName())
+	if !c.authenticate(m) {
+		return nil // refused: the client closes the connection on the ERROR
 	}
 	c.connected = true
 	c.handshake.Store(true)

@@ -2,6 +2,7 @@ package minipulsar
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -48,6 +49,16 @@ type Options struct {
 	// created (RequireNamespaces, as Pulsar) or are created on first use
 	// (AutoCreateNamespaces, the zero value).
 	Namespaces NamespacePolicy
+	// TLS, when set, makes both listeners serve TLS only, as a broker's
+	// brokerServicePortTls and webServicePortTls: ServiceURL is then
+	// pulsar+ssl:// and AdminURL https://. Set ClientAuth in it to require
+	// client certificates (mutual TLS).
+	TLS *tls.Config
+	// Authenticate, when set, checks every CONNECT's credentials (auth.go);
+	// an error refuses the connection with AuthenticationError. Nil
+	// accepts every client, as minipulsar always did. Either way Connects
+	// records what clients sent.
+	Authenticate func(Credentials) error
 }
 
 // Server is an in-process broker that speaks the Pulsar binary protocol and
@@ -88,6 +99,8 @@ type Server struct {
 	schemas     schemaRegistry
 	producerSeq atomic.Uint64
 	accepted    atomic.Int64 // connections accepted, for tests
+	authMu      sync.Mutex
+	connects    []Credentials // auth.go
 	faults      faults
 }
 
@@ -163,6 +176,9 @@ func (s *Server) Start() error {
 		return fmt.Errorf("minipulsar: listen %s: %w", addr, err)
 	}
 	s.ln, s.addr = ln, ln.Addr().String()
+	if s.opts.TLS != nil {
+		s.ln = tls.NewListener(ln, s.opts.TLS)
+	}
 	if s.opts.AdminAddr != "-" {
 		aaddr := s.adminAddr
 		if aaddr == "" {
@@ -177,12 +193,15 @@ func (s *Server) Start() error {
 			return fmt.Errorf("minipulsar: listen admin %s: %w", aaddr, err)
 		}
 		s.adminLn, s.adminAddr = aln, aln.Addr().String()
+		if s.opts.TLS != nil {
+			s.adminLn = tls.NewListener(aln, s.opts.TLS)
+		}
 		s.http = &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
 	}
 	s.conns = map[*conn]struct{}{}
 	s.quit = make(chan struct{})
 	s.running = true
-	s.goFunc(func() { s.acceptLoop(ln) })
+	s.goFunc(func() { s.acceptLoop(s.ln) })
 	if s.http != nil {
 		srv, aln := s.http, s.adminLn
 		s.goFunc(func() { _ = srv.Serve(aln) })
@@ -244,8 +263,14 @@ func (s *Server) Addr() string {
 	return s.addr
 }
 
-// ServiceURL is the pulsar:// URL clients connect to.
-func (s *Server) ServiceURL() string { return "pulsar://" + s.Addr() }
+// ServiceURL is the pulsar:// URL clients connect to (pulsar+ssl:// with
+// Options.TLS).
+func (s *Server) ServiceURL() string {
+	if s.opts.TLS != nil {
+		return "pulsar+ssl://" + s.Addr()
+	}
+	return "pulsar://" + s.Addr()
+}
 
 // AdminAddr is the admin listener's host:port ("" when disabled).
 func (s *Server) AdminAddr() string {
@@ -254,8 +279,14 @@ func (s *Server) AdminAddr() string {
 	return s.adminAddr
 }
 
-// AdminURL is the http:// URL of the admin REST API and HTTP lookup.
-func (s *Server) AdminURL() string { return "http://" + s.AdminAddr() }
+// AdminURL is the http:// URL of the admin REST API and HTTP lookup
+// (https:// with Options.TLS).
+func (s *Server) AdminURL() string {
+	if s.opts.TLS != nil {
+		return "https://" + s.AdminAddr()
+	}
+	return "http://" + s.AdminAddr()
+}
 
 func (s *Server) acceptLoop(ln net.Listener) {
 	for {

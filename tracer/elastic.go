@@ -50,6 +50,13 @@ type ElasticOptions struct {
 	BreakerThreshold int           // consecutive failed bulk requests that open the breaker; 5
 	BreakerCooldown  time.Duration // how long it stays open before one trial request; 30s
 
+	// CACert (PEM) trusts a private CA; CertificateFingerprint pins the
+	// server's certificate, or one of its chain, by the hex SHA-256 that
+	// Elasticsearch prints on first start (colons allowed). Both apply to
+	// the store's own transport, so they cannot go with Transport.
+	CACert                 []byte
+	CertificateFingerprint string
+
 	Transport http.RoundTripper // nil: an http.Transport owned (and closed) by the store
 	Logger    *slog.Logger      // slog.Default() when nil
 }
@@ -127,6 +134,13 @@ func NewElastic(opts ElasticOptions) (*Elastic, error) {
 		breaker: newBreaker(opts.BreakerThreshold, opts.BreakerCooldown),
 		sleep:   sleepCtx,
 	}
+	tlsConfig, err := elasticTLS(opts.CACert, opts.CertificateFingerprint)
+	if err != nil {
+		return nil, err
+	}
+	if tlsConfig != nil && opts.Transport != nil {
+		return nil, errors.New("tracer: elasticsearch CACert and CertificateFingerprint apply to the store's own transport, not to a given Transport")
+	}
 	rt := opts.Transport
 	if rt == nil {
 		e.transport = &http.Transport{
@@ -136,6 +150,7 @@ func NewElastic(opts ElasticOptions) (*Elastic, error) {
 			IdleConnTimeout:       90 * time.Second,
 			ResponseHeaderTimeout: opts.RequestTimeout,
 			TLSHandshakeTimeout:   5 * time.Second,
+			TLSClientConfig:       tlsConfig,
 		}
 		rt = e.transport
 	}

@@ -4,6 +4,9 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -21,7 +24,15 @@ func main() {
 	dedup := flag.Bool("dedup", false, "enable broker deduplication by producer name and sequence id")
 	autoNS := flag.Bool("auto-create-namespaces", false, "create a topic's tenant and namespace on first use (Pulsar does not; by default they must be created, public/default exists)")
 	level := flag.String("log-level", "info", "log level: debug, info, warn, error")
+	tlsCert := flag.String("tls-cert", "", "PEM certificate: serve TLS only (pulsar+ssl:// and https://) on both addresses")
+	tlsKey := flag.String("tls-key", "", "PEM private key of --tls-cert")
+	tlsClientCA := flag.String("tls-client-ca", "", "PEM CA file: require client certificates it signs (mutual TLS)")
 	flag.Parse()
+	tlsConfig, err := serverTLS(*tlsCert, *tlsKey, *tlsClientCA)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "minipulsar:", err)
+		os.Exit(2)
+	}
 
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
@@ -40,6 +51,7 @@ func main() {
 		Deduplication: *dedup,
 		Namespaces:    namespaces,
 		Logger:        log,
+		TLS:           tlsConfig,
 	})
 	if err := s.Start(); err != nil {
 		log.Error("start failed", "err", err)
@@ -55,4 +67,32 @@ func main() {
 		log.Error("close failed", "err", err)
 		os.Exit(1)
 	}
+}
+
+// serverTLS builds the listeners' TLS configuration from the flags; nil
+// without --tls-cert.
+func serverTLS(certFile, keyFile, clientCA string) (*tls.Config, error) {
+	if certFile == "" && keyFile == "" {
+		if clientCA != "" {
+			return nil, errors.New("--tls-client-ca needs --tls-cert and --tls-key")
+		}
+		return nil, nil
+	}
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+	}
+	c := &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	if clientCA != "" {
+		pem, err := os.ReadFile(clientCA) //nolint:gosec // the operator's flag
+		if err != nil {
+			return nil, fmt.Errorf("--tls-client-ca: %w", err)
+		}
+		c.ClientCAs = x509.NewCertPool()
+		if !c.ClientCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--tls-client-ca %s: no PEM certificate", clientCA)
+		}
+		c.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return c, nil
 }

@@ -57,7 +57,11 @@ func run(args []string) int {
 	slog.SetDefault(log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := app.Run(ctx, cfg, app.WithLogger(log)); err != nil {
+	// SIGHUP re-reads the secret files (tokens, the HTTP certificate) at once.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	if err := app.Run(ctx, cfg, app.WithLogger(log), app.WithReloadSignal(hup)); err != nil {
 		log.Error("pulsar-sidecar failed", "err", err)
 		return 1
 	}

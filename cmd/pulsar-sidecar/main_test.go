@@ -61,13 +61,14 @@ func TestHealthcheck(t *testing.T) {
 		}
 		return "", false
 	}
-	tests := []struct {
+	type hcCase struct {
 		name   string
 		args   []string
 		env    func(string) (string, bool)
 		status int
 		want   int
-	}{
+	}
+	tests := []hcCase{
 		{"from the environment", nil, env, http.StatusOK, 0},
 		{"readiness by path", []string{"--path", "/readyz"}, env, http.StatusOK, 1},
 		{"explicit url", []string{"--url", srv.URL + "/healthz"}, noEnv, http.StatusOK, 0},
@@ -82,6 +83,29 @@ func TestHealthcheck(t *testing.T) {
 			return "", false
 		}, http.StatusOK, 2},
 	}
+	// The management listener answers the probes when there is one; a TLS
+	// data plane is probed over https.
+	tlsSrv := httptest.NewTLSServer(srv.Config.Handler)
+	t.Cleanup(tlsSrv.Close)
+	_, tlsPort, err := net.SplitHostPort(tlsSrv.Listener.Addr().String())
+	require.NoError(t, err)
+	tests = append(tests, hcCase{"management listener", nil, func(k string) (string, bool) {
+		switch k {
+		case "PSC_LISTEN":
+			return "127.0.0.1:1", true // nobody: the probe must not go there
+		case "PSC_MANAGEMENT_LISTEN":
+			return "0.0.0.0:" + port, true
+		}
+		return "", false
+	}, http.StatusOK, 0}, hcCase{"https data plane", nil, func(k string) (string, bool) {
+		switch k {
+		case "PSC_LISTEN":
+			return "127.0.0.1:" + tlsPort, true
+		case "PSC_HTTP_TLS_CERT_FILE", "PSC_HTTP_TLS_KEY_FILE":
+			return "/not/read/by/the/probe", true
+		}
+		return "", false
+	}, http.StatusOK, 0})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			status = tt.status

@@ -47,6 +47,11 @@ type Config struct {
 	Delay       Delay       `yaml:"delay"`
 	Durability  Durability  `yaml:"durability"`
 	Consume     Consume     `yaml:"consume"`
+	// Management is the optional separate listener for /metrics, /healthz,
+	// /readyz and pprof (connections.go).
+	Management Management `yaml:"management"`
+	// Secrets says how often secrets read from files are re-read.
+	Secrets Secrets `yaml:"secrets"`
 
 	// Apps are the producer groups allowed to call the data plane. With
 	// none, a loopback listener serves everyone as app "dev" and any other
@@ -79,6 +84,19 @@ type Pulsar struct {
 	DRAuthToken       string        `yaml:"drAuthToken"`
 	OperationTimeout  time.Duration `yaml:"operationTimeout"`
 	ConnectionTimeout time.Duration `yaml:"connectionTimeout"`
+
+	// AuthTokenFile and DRAuthTokenFile read the JWTs from mounted files,
+	// re-read every secrets.reloadInterval and on SIGHUP.
+	AuthTokenFile   string `yaml:"authTokenFile"`
+	DRAuthTokenFile string `yaml:"drAuthTokenFile"`
+	// TLS applies to pulsar+ssl:// service URLs and an https:// admin URL;
+	// DRTLS to the disaster-recovery cluster.
+	TLS   PulsarTLS `yaml:"tls"`
+	DRTLS PulsarTLS `yaml:"drTLS"`
+	// OAuth2 and DROauth2 authenticate with OAuth2 client credentials
+	// instead of a token.
+	OAuth2   OAuth2 `yaml:"oauth2"`
+	DROauth2 OAuth2 `yaml:"drOauth2"`
 }
 
 // Embedded configures the in-process broker and Redis of the embedded mode.
@@ -131,6 +149,11 @@ type HTTP struct {
 	ReadHeaderTimeout time.Duration `yaml:"readHeaderTimeout"`
 	ReadTimeout       time.Duration `yaml:"readTimeout"`
 	IdleTimeout       time.Duration `yaml:"idleTimeout"`
+	// TLSCertFile and TLSKeyFile make the data plane serve HTTPS; both
+	// files are re-read when they change (checked every
+	// secrets.reloadInterval and on SIGHUP).
+	TLSCertFile string `yaml:"tlsCertFile"`
+	TLSKeyFile  string `yaml:"tlsKeyFile"`
 }
 
 // Producer configures the producer pool.
@@ -210,6 +233,14 @@ type TraceElasticsearch struct {
 	Password    string `yaml:"password"`
 	APIKey      string `yaml:"apiKey"`
 	IndexPrefix string `yaml:"indexPrefix"`
+	// PasswordFile and APIKeyFile read the secrets from mounted files (at start).
+	PasswordFile string `yaml:"passwordFile"`
+	APIKeyFile   string `yaml:"apiKeyFile"`
+	// CAFile trusts a private CA; CertificateFingerprint pins the server's
+	// (or its CA's) certificate by the hex SHA-256 Elasticsearch prints on
+	// first start.
+	CAFile                 string `yaml:"caFile"`
+	CertificateFingerprint string `yaml:"certificateFingerprint"`
 	// BreakerThreshold failed bulk requests in a row open the circuit
 	// breaker; while open (BreakerCooldown) writes fail fast and events
 	// wait in the outbox.
@@ -222,6 +253,8 @@ type Consume struct {
 	// Secret signs ackIds; every replica behind one load balancer needs the
 	// same one (at least 16 bytes). Empty: a random key per process.
 	Secret string `yaml:"secret"`
+	// SecretFile reads Secret from a mounted file (at start).
+	SecretFile string `yaml:"secretFile"`
 	// BacklogScanMessages, BacklogScanEntries and BacklogScanTime bound one
 	// per-tag backlog scan of a subscription; past any of them the answer
 	// is a sample (exact false) scaled to the broker's backlog.
@@ -297,6 +330,8 @@ func Default() Config {
 		Pulsar: Pulsar{
 			OperationTimeout:  10 * time.Second,
 			ConnectionTimeout: 5 * time.Second,
+			TLS:               PulsarTLS{ValidateHostname: true},
+			DRTLS:             PulsarTLS{ValidateHostname: true},
 		},
 		Embedded: Embedded{
 			PulsarListen:          "127.0.0.1:0",
@@ -358,6 +393,8 @@ func Default() Config {
 			Elasticsearch: TraceElasticsearch{IndexPrefix: "pulsar-sidecar",
 				BreakerThreshold: 5, BreakerCooldown: 30 * time.Second},
 		},
+		// Kubernetes updates a mounted secret within about a minute.
+		Secrets: Secrets{ReloadInterval: time.Minute},
 	}
 }
 
@@ -528,6 +565,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.Redis.validate()...)
 	errs = append(errs, validateApps(c.Apps)...)
+	errs = append(errs, c.validateConnections()...)
 	return errors.Join(errs...)
 }
 

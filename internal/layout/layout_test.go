@@ -20,7 +20,7 @@ const module = "github.com/pulsar-sidecar/pulsar-sidecar"
 // minipulsar/internal/wirepb); tests may import anything.
 var layers = [][]string{
 	// Leaves: plumbing, wire formats, stores, the test broker.
-	{"internal/accesslog", "internal/config", "internal/embedredis", "internal/fakeclock", "internal/jsonenc", "internal/testredis", "internal/version",
+	{"internal/accesslog", "internal/config", "internal/embedredis", "internal/fakeclock", "internal/jsonenc", "internal/testcert", "internal/testredis", "internal/version",
 		"internal/wire", "internal/apierr", "internal/group", "internal/pulsaradm",
 		"openapi", "tagfilter", "tracer", "spool", "console-api/web", "minipulsar", "minipulsar/internal/wirepb", "minipulsar/conformance"},
 	// Helpers over the leaves: metrics conventions, the trace store's

@@ -45,6 +45,21 @@ func New(cfg *config.Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pulsaradm: auth: %w", err)
 	}
+	return NewWithProvider(cfg, provider)
+}
+
+// NewWithProvider is New with the caller's authentication and transport:
+// provider authenticates every request (typed and raw) and its Transport
+// carries the TLS settings. The sidecar passes one that reads the
+// cluster's current token (a rotated file is used at once) over its own
+// TLS configuration.
+func NewWithProvider(cfg *config.Config, provider auth.Provider) (*Client, error) {
+	if cfg == nil || cfg.WebServiceURL == "" {
+		return nil, errors.New("pulsaradm: a WebServiceURL is required")
+	}
+	if _, err := url.Parse(cfg.WebServiceURL); err != nil {
+		return nil, fmt.Errorf("pulsaradm: admin URL: %w", err)
+	}
 	client, err := admin.NewPulsarClientWithAuthProvider(cfg, provider)
 	if err != nil {
 		return nil, fmt.Errorf("pulsaradm: client: %w", err)

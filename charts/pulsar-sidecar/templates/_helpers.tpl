@@ -73,6 +73,11 @@ app.kubernetes.io/part-of: pulsar-sidecar
 {{- $_ := set $cfg "listen" (printf "127.0.0.1:%v" .Values.port) -}}
 {{- end -}}
 {{- end -}}
+{{- if and .Values.managementPort (not (dig "management" "listen" "" $cfg)) -}}
+{{- $mgmt := deepCopy (get $cfg "management" | default dict) -}}
+{{- $_ := set $mgmt "listen" (printf "0.0.0.0:%v" .Values.managementPort) -}}
+{{- $_ := set $cfg "management" $mgmt -}}
+{{- end -}}
 {{- if not (hasKey $cfg "dataDir") -}}
 {{- $_ := set $cfg "dataDir" "/var/lib/pulsar-sidecar" -}}
 {{- end -}}
@@ -123,18 +128,24 @@ The sidecar container. Call with the chart's context; from an application chart:
     - name: {{ ternary "http" "psc-http" $gateway }}
       containerPort: {{ .Values.port }}
       protocol: TCP
+    {{- if .Values.managementPort }}
+    - name: {{ ternary "mgmt" "psc-mgmt" $gateway }}
+      containerPort: {{ .Values.managementPort }}
+      protocol: TCP
+    {{- end }}
   {{- if $gateway }}
+  {{- $probePort := ternary "mgmt" "http" (not (empty .Values.managementPort)) }}
   startupProbe:
-    httpGet: {path: /healthz, port: http}
+    httpGet: {path: /healthz, port: {{ $probePort }}}
     periodSeconds: 5
     failureThreshold: {{ .Values.probes.startupFailureThreshold }}
   livenessProbe:
-    httpGet: {path: /healthz, port: http}
+    httpGet: {path: /healthz, port: {{ $probePort }}}
     periodSeconds: {{ .Values.probes.livenessPeriodSeconds }}
     timeoutSeconds: 3
     failureThreshold: 3
   readinessProbe:
-    httpGet: {path: /readyz, port: http}
+    httpGet: {path: /readyz, port: {{ $probePort }}}
     periodSeconds: {{ .Values.probes.readinessPeriodSeconds }}
     timeoutSeconds: 3
     failureThreshold: 2
@@ -171,6 +182,11 @@ The sidecar container. Call with the chart's context; from an application chart:
       mountPath: /var/lib/pulsar-sidecar
     - name: pulsar-sidecar-tmp
       mountPath: /tmp
+    {{- range $i, $v := .Values.secretVolumes }}
+    - name: pulsar-sidecar-secret-{{ $i }}
+      mountPath: {{ required "secretVolumes[].mountPath" $v.mountPath }}
+      readOnly: true
+    {{- end }}
 {{- end -}}
 
 {{/*
@@ -186,6 +202,12 @@ StatefulSet claims one per pod, the data directory as an emptyDir. An applicatio
 - name: pulsar-sidecar-tmp
   emptyDir:
     sizeLimit: 256Mi
+{{- range $i, $v := .Values.secretVolumes }}
+- name: pulsar-sidecar-secret-{{ $i }}
+  secret:
+    secretName: {{ required "secretVolumes[].secretName" $v.secretName }}
+    defaultMode: 0400
+{{- end }}
 {{- if not (and (eq .Values.mode "gateway") (eq (include "pulsar-sidecar.workload" .) "StatefulSet") .Values.persistence.enabled) }}
 - name: pulsar-sidecar-data
   emptyDir:
