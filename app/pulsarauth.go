@@ -213,7 +213,10 @@ func (c *pulsarConn) adminHTTPClient(adminURL string) (*http.Client, error) {
 		if err != nil {
 			return nil, err
 		}
-		tr.TLSClientConfig = tc
+		// A copy: net/http writes its protocols into the transport's
+		// config (NextProtos) while the Pulsar client dials with the same
+		// one.
+		tr.TLSClientConfig = tc.Clone()
 	}
 	return &http.Client{Timeout: 10 * time.Second, Transport: &bearerTransport{base: tr, bearer: c.bearer}}, nil
 }
