@@ -70,7 +70,7 @@ func TestProduceClientClosedRequest(t *testing.T) {
 	})
 	// Held for less than durability.attemptTimeout (1 s): a longer hold
 	// makes the durable sender try again, and the broker then stores both
-	// attempts (same uid; README "Durability"), which is not what this test
+	// attempts (same uid; docs/produce.md, "Durability"), which is not what this test
 	// is about.
 	h.broker.DelayNextSends(1, 600*time.Millisecond)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -171,7 +171,7 @@ func TestDedupeByKeyNackRedelivers(t *testing.T) {
 	e.backlogZero(e.broker, ref)
 }
 
-// README's exactly-once recipe, over HTTP: a billing consumer bills each
+// The exactly-once recipe of docs/produce.md (Idempotency), over HTTP: a billing consumer bills each
 // (app, idempotency key) once, whatever copies the topic holds: the same
 // uid twice (a replay), two uids of one key without a flag (a crash before
 // issue 12's fix), two uids of one key flagged duplicateRisk (Redis down

@@ -9,7 +9,7 @@ import (
 
 // bucket is a token bucket counted in messages. It is per app and per
 // sidecar process: N replicas of a shared gateway allow N times the rate
-// (README, "Rate limits").
+// (docs/configuration.md, "Apps and tokens").
 type bucket struct {
 	mu     sync.Mutex
 	rate   float64 // tokens added per second

@@ -7,8 +7,8 @@
 // spellings, derived from its YAML path: "producer.idleTimeout" is the YAML
 // key producer: {idleTimeout: ...}, the flag --producer-idle-timeout and the
 // variable PSC_PRODUCER_IDLE_TIMEOUT. Apps (a list of structs) are YAML only.
-// Settings lists every key with its default and help text; the README's
-// configuration reference is checked against it by a test.
+// Settings lists every key with its default and help text;
+// docs/configuration.md is checked against it by a test.
 package config
 
 import (

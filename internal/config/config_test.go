@@ -160,15 +160,15 @@ func TestByteSize(t *testing.T) {
 	assert.Equal(t, "1000", ByteSize(1000).String())
 }
 
-// TestReadmeDocumentsEverySetting: the README's configuration reference
-// names every key, flag and environment variable.
-func TestReadmeDocumentsEverySetting(t *testing.T) {
-	data, err := os.ReadFile("../../README.md")
+// TestDocsDocumentEverySetting: the configuration reference
+// (docs/configuration.md) names every key, flag and environment variable.
+func TestDocsDocumentEverySetting(t *testing.T) {
+	data, err := os.ReadFile("../../docs/configuration.md")
 	require.NoError(t, err)
 	readme := string(data)
 	for _, s := range Settings() {
 		for _, want := range []string{"`" + s.Key + "`", "--" + s.Flag, s.Env} {
-			assert.Contains(t, readme, want, "README does not document %s", s.Key)
+			assert.Contains(t, readme, want, "docs/configuration.md does not document %s", s.Key)
 		}
 	}
 }

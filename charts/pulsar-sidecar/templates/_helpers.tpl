@@ -91,7 +91,7 @@ app.kubernetes.io/part-of: pulsar-sidecar
 {{- end -}}
 {{- $cfg := .Values.config | default dict -}}
 {{- if and (eq .Values.mode "gateway") (not $cfg.apps) -}}
-{{- fail "mode gateway needs config.apps: a gateway listens on the pod network, and the sidecar refuses a non-loopback listener without apps (README, \"Apps and tokens\")" -}}
+{{- fail "mode gateway needs config.apps: a gateway listens on the pod network, and the sidecar refuses a non-loopback listener without apps (docs/configuration.md, \"Apps and tokens\")" -}}
 {{- end -}}
 {{- $replicas := ternary .Values.autoscaling.maxReplicas .Values.replicaCount .Values.autoscaling.enabled -}}
 {{- if and (eq .Values.mode "gateway") (gt (int $replicas) 1) (not .Values.existingSecret) (not (hasKey (.Values.secretEnv | default dict) "PSC_CONSUME_SECRET")) (not (dig "consume" "secret" "" $cfg)) -}}
