@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	pulsarlog "github.com/apache/pulsar-client-go/pulsar/log"
 
@@ -64,22 +65,66 @@ func startRedis(cfg *config.Config, log *slog.Logger) (*embedredis.Server, error
 // Info it logs every producer creation and reconnection.
 func pulsarLogger(log *slog.Logger) pulsarlog.Logger {
 	h := log.With("component", "pulsar-client").Handler()
-	return pulsarlog.NewLoggerWithSlog(slog.New(minLevel{h, slog.LevelWarn}))
+	return pulsarlog.NewLoggerWithSlog(slog.New(minLevel{Handler: h, min: slog.LevelWarn}))
 }
 
 type minLevel struct {
 	slog.Handler
-	min slog.Level
+	min     slog.Level
+	errText string // the "error" attribute given through WithAttrs, if any
 }
 
 func (m minLevel) Enabled(ctx context.Context, l slog.Level) bool {
 	return l >= m.min && m.Handler.Enabled(ctx, l)
 }
 
+// expectedClientNoise are pulsar-client-go v0.19 ERROR lines that say
+// nothing failed: a consumer closed right after it was created (the
+// consume API replaces a subscription's consumers when it is registered
+// again) has its first redelivery and initial permits refused by its own
+// closing state. They are demoted to debug (issue 14).
+var expectedClientNoise = map[string]bool{
+	"Failed to redeliver closing or closed consumer": true,
+	"unable to send initial permits to broker":       true,
+}
+
+func (m minLevel) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelError && expectedClientNoise[r.Message] && m.closingNoise(r) {
+		r.Level = slog.LevelDebug
+		if r.Level < m.min || !m.Handler.Enabled(ctx, r.Level) {
+			return nil
+		}
+	}
+	return m.Handler.Handle(ctx, r)
+}
+
+// closingNoise: the line is about a consumer that is closing (its error,
+// when it has one, says so), not a failure of a live one.
+func (m minLevel) closingNoise(r slog.Record) bool {
+	if m.errText != "" && !strings.Contains(m.errText, "closing or closed") {
+		return false
+	}
+	ok := true
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "error" && !strings.Contains(a.Value.String(), "closing or closed") {
+			ok = false
+			return false
+		}
+		return true
+	})
+	return ok
+}
+
 func (m minLevel) WithAttrs(as []slog.Attr) slog.Handler {
-	return minLevel{m.Handler.WithAttrs(as), m.min}
+	errText := m.errText
+	for _, a := range as {
+		if a.Key == "error" {
+			errText = a.Value.String()
+		}
+	}
+	return minLevel{m.Handler.WithAttrs(as), m.min, errText}
 }
 
 func (m minLevel) WithGroup(name string) slog.Handler {
-	return minLevel{m.Handler.WithGroup(name), m.min}
+	return minLevel{m.Handler.WithGroup(name), m.min, m.errText}
 }
