@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/wire"
 )
 
 // Roles of console users (issue 15). A role allows what the roles below it
@@ -236,7 +237,7 @@ func (a *API) cancelDelayed(c *gin.Context) error {
 		return err
 	}
 	uid := c.Param("uid")
-	if !ValidUID(uid) {
+	if !wire.ValidUID(uid) {
 		return badParam("uid %q: want the sidecar's uid (8-4-4-4-12 lower-case hex)", truncate(uid, 60))
 	}
 	if a.opts.Ops.Delayed == nil {
@@ -255,26 +256,4 @@ func (a *API) cancelDelayed(c *gin.Context) error {
 	a.log.Info("console: delayed message cancelled", "uid", uid, "by", p.App, "role", a.roleOf(c), "inFlight", res.InFlight)
 	c.JSON(http.StatusOK, res)
 	return nil
-}
-
-// ValidUID reports whether s is a uid in the form the sidecar writes:
-// 8-4-4-4-12 lower-case hex digits.
-func ValidUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := range len(s) {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-				return false
-			}
-		}
-	}
-	return true
 }

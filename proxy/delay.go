@@ -119,7 +119,7 @@ func forbiddenDelayed(full string) error {
 // 404 DELAYED_NOT_FOUND, another app's 403 FORBIDDEN.
 func (s *Server) delayedMessage(c *gin.Context) (delay.Scheduled, error) {
 	uid := c.Param("uid")
-	if !canonicalUID(uid) {
+	if !wire.ValidUID(uid) {
 		return delay.Scheduled{}, &Error{Status: http.StatusBadRequest, Code: CodeInvalidUID,
 			Message: fmt.Sprintf("uid %q is not a uid: want the 36-character lower-case UUID the produce answer gave", truncate(uid, 64))}
 	}
@@ -131,28 +131,6 @@ func (s *Server) delayedMessage(c *gin.Context) (delay.Scheduled, error) {
 		return m, forbiddenDelayed(m.Topic)
 	}
 	return m, nil
-}
-
-// canonicalUID reports whether s is a UUID in the canonical form
-// produce.NewUID writes: 8-4-4-4-12 lower-case hex digits.
-func canonicalUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := range len(s) {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 func (s *Server) getDelayed(c *gin.Context) {
