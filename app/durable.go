@@ -165,6 +165,5 @@ func (a *App) primaryDown() bool {
 	if a.durable == nil {
 		return false
 	}
-	h := a.durable.Health()
-	return len(h.Clusters) > 0 && h.Clusters[0].State == durable.Open
+	return a.durable.PrimaryOpen()
 }

@@ -40,6 +40,13 @@ func (s *Sender) Health() Health {
 	return h
 }
 
+// PrimaryOpen reports whether the primary cluster's circuit breaker is
+// open: a cheap question (one lock), unlike Health, for the delay engine
+// to ask per message.
+func (s *Sender) PrimaryOpen() bool {
+	return len(s.clusters) > 0 && s.clusters[0].br.State() == Open
+}
+
 // Ready is a readiness check (it fits proxy.Check): nil while the sidecar
 // can make a message durable somewhere, that is a cluster is not open or
 // the spool has room. Both clusters down with a working spool is degraded
