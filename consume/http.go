@@ -220,8 +220,7 @@ func (a *api) mayDeadLetter(c *gin.Context, ref SubscriptionRef, spec Subscripti
 	if !ok || dlq.Validate() != nil {
 		return true
 	}
-	def := ref.TopicRef()
-	def.Topic = ref.Topic + "-" + ref.Subscription + "-DLQ"
+	def := defaultDeadLetterTopic(ref)
 	if dlq == def || a.h.MayDeadLetterContext(c, dlq.Tenant, dlq.Namespace, dlq.Topic) {
 		return true
 	}

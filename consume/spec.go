@@ -170,7 +170,7 @@ func (spec SubscriptionSpec) Resolve(ref SubscriptionRef, d Defaults) (*Subscrip
 
 	topic := ref.TopicRef()
 	if spec.DeadLetterTopic == "" {
-		s.dlq = TopicRef{Tenant: ref.Tenant, Namespace: ref.Namespace, Topic: ref.Topic + "-" + ref.Subscription + "-DLQ"}
+		s.dlq = defaultDeadLetterTopic(ref)
 		if err := s.dlq.Validate(); err != nil {
 			return nil, badRequest(CodeInvalidDeadLetterTopic, "the default dead-letter topic %s-%s-DLQ is longer than %d bytes: name one in deadLetterTopic",
 				clip(ref.Topic, 40), clip(ref.Subscription, 40), MaxNameBytes)
@@ -258,3 +258,9 @@ func (s *Subscription) compileStored() error {
 
 // byKey reports whether copies are also dropped by app and idempotency key.
 func (s *Subscription) byKey() bool { return s.Dedupe == DedupeKey }
+
+// defaultDeadLetterTopic is <topic>-<subscription>-DLQ in the
+// subscription's namespace.
+func defaultDeadLetterTopic(ref SubscriptionRef) TopicRef {
+	return TopicRef{Tenant: ref.Tenant, Namespace: ref.Namespace, Topic: ref.Topic + "-" + ref.Subscription + "-DLQ"}
+}
