@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -15,6 +17,9 @@ type App struct {
 	Name string
 	// TokenSHA256 is the hex SHA-256 of the app's bearer token.
 	TokenSHA256 string
+	// Tokens are more tokens of the app (the live registry's: issued,
+	// rotated with a grace period). An app may have any number.
+	Tokens []Token
 	// Produce lists topic patterns: "tenant/ns/topic", "tenant/ns/*",
 	// "tenant/*" or "*".
 	Produce []string
@@ -97,49 +102,108 @@ func anyMatch(pats []pattern, tenant, namespace, topic string) bool {
 }
 
 // authenticator finds the app behind a bearer token. In dev mode (no apps)
-// every request is the dev app.
+// every request is the dev app. Its apps can be replaced while it serves
+// (SetApps, the live registry): a request sees one whole set, old or new.
 type authenticator struct {
-	apps   []*principal
-	hashes [][]byte // hashes[i] is apps[i]'s token hash, raw bytes
+	state      atomic.Pointer[authState]
+	devAllowed bool // started in dev mode: an empty app set is the dev app again
+	now        func() time.Time
+	mu         sync.Mutex // serialises setApps
+	limiters   map[string]limiter
+}
+
+// limiter is an app's rate-limit bucket and the limit it was built for.
+type limiter struct {
+	b     *bucket
+	rate  float64
+	burst int
+}
+
+// authState is one immutable set of apps.
+type authState struct {
+	apps   []*principal // one entry per token: an app with two tokens is here twice
+	hashes [][]byte     // hashes[i] is the token hash of apps[i], raw bytes
+	expiry []time.Time  // expiry[i]: the token is refused from then on; zero: never
 	dev    *principal
 }
 
+// Token is one of an app's bearer tokens, by its hash.
+type Token struct {
+	SHA256 string // hex SHA-256 of the token
+	// Expires, when set, is when the token stops working (a rotated
+	// token's grace period).
+	Expires time.Time
+}
+
 func newAuthenticator(apps []App, devMode bool, now func() time.Time) (*authenticator, error) {
-	a := &authenticator{}
-	if devMode {
-		if len(apps) > 0 {
-			return nil, fmt.Errorf("proxy: dev mode with %d apps configured", len(apps))
-		}
-		a.dev = &principal{name: DevApp, produce: []pattern{{tenant: "*"}}, consume: []pattern{{tenant: "*"}}, console: true}
-		return a, nil
+	if devMode && len(apps) > 0 {
+		return nil, fmt.Errorf("proxy: dev mode with %d apps configured", len(apps))
 	}
+	a := &authenticator{devAllowed: devMode, now: now}
+	if err := a.setApps(apps); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// SetApps replaces the apps requests authenticate as, at once, for every
+// request that starts after it returns. A server started in dev mode
+// leaves it while apps are set and serves the dev app again when they are
+// all removed; otherwise no apps means every token is refused. Rate-limit
+// buckets of apps whose limit did not change are kept.
+func (s *Server) SetApps(apps []App) error { return s.auth.setApps(apps) }
+
+func (a *authenticator) setApps(apps []App) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	st := &authState{}
+	if len(apps) == 0 && a.devAllowed {
+		st.dev = &principal{name: DevApp, produce: []pattern{{tenant: "*"}}, consume: []pattern{{tenant: "*"}}, console: true}
+		a.state.Store(st)
+		return nil
+	}
+	limiters := map[string]limiter{}
 	for _, app := range apps {
-		h, err := hex.DecodeString(strings.ToLower(app.TokenSHA256))
-		if err != nil || len(h) != sha256.Size {
-			return nil, fmt.Errorf("proxy: app %q: token hash is not 64 hex digits", app.Name)
+		tokens := app.Tokens
+		if app.TokenSHA256 != "" {
+			tokens = append([]Token{{SHA256: app.TokenSHA256}}, tokens...)
 		}
 		p := &principal{name: app.Name, console: app.Console}
 		for _, s := range app.Produce {
 			pat, err := parsePattern(s)
 			if err != nil {
-				return nil, fmt.Errorf("proxy: app %q: %w", app.Name, err)
+				return fmt.Errorf("proxy: app %q: %w", app.Name, err)
 			}
 			p.produce = append(p.produce, pat)
 		}
 		for _, s := range app.Consume {
 			pat, err := parsePattern(s)
 			if err != nil {
-				return nil, fmt.Errorf("proxy: app %q: %w", app.Name, err)
+				return fmt.Errorf("proxy: app %q: %w", app.Name, err)
 			}
 			p.consume = append(p.consume, pat)
 		}
 		if app.RatePerSecond > 0 {
-			p.limiter = newBucket(app.RatePerSecond, app.Burst, now)
+			l, ok := a.limiters[app.Name]
+			if !ok || l.rate != app.RatePerSecond || l.burst != app.Burst {
+				l = limiter{b: newBucket(app.RatePerSecond, app.Burst, a.now), rate: app.RatePerSecond, burst: app.Burst}
+			}
+			limiters[app.Name] = l
+			p.limiter = l.b
 		}
-		a.apps = append(a.apps, p)
-		a.hashes = append(a.hashes, h)
+		for _, t := range tokens {
+			h, err := hex.DecodeString(strings.ToLower(t.SHA256))
+			if err != nil || len(h) != sha256.Size {
+				return fmt.Errorf("proxy: app %q: token hash is not 64 hex digits", app.Name)
+			}
+			st.apps = append(st.apps, p)
+			st.hashes = append(st.hashes, h)
+			st.expiry = append(st.expiry, t.Expires)
+		}
 	}
-	return a, nil
+	a.state.Store(st)
+	a.limiters = limiters
+	return nil
 }
 
 // DevApp is the app every request is served as in dev mode.
@@ -147,8 +211,9 @@ const DevApp = "dev"
 
 // authenticate returns the app for the request's bearer token.
 func (a *authenticator) authenticate(r *http.Request) (*principal, error) {
-	if a.dev != nil {
-		return a.dev, nil
+	st := a.state.Load()
+	if st.dev != nil {
+		return st.dev, nil
 	}
 	h := r.Header.Get("Authorization")
 	if h == "" {
@@ -163,13 +228,13 @@ func (a *authenticator) authenticate(r *http.Request) (*principal, error) {
 	// Compare with every app, always, so the time taken says nothing about
 	// which hash (or how much of it) matched.
 	found := -1
-	for i, want := range a.hashes {
+	for i, want := range st.hashes {
 		if subtle.ConstantTimeCompare(sum[:], want) == 1 {
 			found = i
 		}
 	}
-	if found < 0 {
+	if found < 0 || (!st.expiry[found].IsZero() && !a.now().Before(st.expiry[found])) {
 		return nil, errorf(http.StatusUnauthorized, CodeInvalidToken, "the bearer token does not belong to any app")
 	}
-	return a.apps[found], nil
+	return st.apps[found], nil
 }
