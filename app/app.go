@@ -96,6 +96,7 @@ type App struct {
 	traceStore    tracer.Store
 	pipeline      *tracer.Pipeline
 	console       *consoleapi.API
+	registry      *liveRegistry // apps, tokens and topics in Redis (registry.go)
 	consoleAdmin  *consoleapi.PulsarAdmin
 	scheduleGrace time.Duration // the console's; its default when 0 (tests shorten it)
 	retentionStop context.CancelFunc
@@ -253,24 +254,24 @@ func (a *App) start(ctx context.Context) error {
 	if err := a.startConsume(ctx); err != nil {
 		return err
 	}
+	// The registry (apps, tokens, topics) lives in Redis, bootstrapped from
+	// the configured apps (registry.go); the data plane follows it.
+	if err := a.startRegistry(ctx); err != nil {
+		return err
+	}
 	if a.console, err = a.buildConsole(); err != nil {
 		return err
 	}
 
-	apps := make([]proxy.App, len(cfg.Apps))
-	for i, ca := range cfg.Apps {
-		apps[i] = proxy.App{Name: ca.Name, TokenSHA256: ca.TokenSHA256, Produce: ca.Produce,
-			Consume: ca.Consume, Console: ca.Console,
-			RatePerSecond: ca.RateLimit.MessagesPerSecond, Burst: ca.RateLimit.Burst}
-	}
 	a.proxy, err = proxy.New(proxy.Options{
 		Sender:      a.durable,
 		Scheduler:   proxy.DelayScheduler{Engine: a.delay, Cluster: cfg.ClusterName()},
 		Delay:       a.delay,
 		Idempotency: proxy.NewRedisIdempotency(a.rdb, cfg.Idempotency.TTL, cfg.Idempotency.Lease, cfg.Redis.Timeout),
 		Recorder:    a.rec,
-		Apps:        apps,
-		DevMode:     len(apps) == 0,
+		// Apps come from the registry (attachProxy below); a sidecar with no
+		// configured app may serve the dev app while the registry has none.
+		DevMode: len(cfg.Apps) == 0,
 		Limits: proxy.Limits{
 			MaxPayloadBytes:        int64(cfg.Limits.MaxPayloadBytes),
 			MaxRequestBytes:        int64(cfg.Limits.MaxRequestBytes),
@@ -303,6 +304,9 @@ func (a *App) start(ctx context.Context) error {
 	})
 	if err != nil {
 		return err
+	}
+	if err := a.registry.attachProxy(a.proxy); err != nil {
+		return fmt.Errorf("app: the registry's apps: %w", err)
 	}
 	// First to stop: readiness goes red, the listener stops and in-flight
 	// requests finish; then the management listener (probes and scrapes

@@ -30,7 +30,7 @@ func (a *App) buildConsole() (*consoleapi.API, error) {
 	}
 	opts := consoleapi.Options{
 		Store:  a.traceStore,
-		Open:   len(a.cfg.Apps) == 0, // protected mode: loopback only, no apps
+		Open:   a.registry.open, // protected mode: loopback only, no apps in the config or the registry
 		Logger: a.log,                // the console names itself
 		// Counted with the data plane's errors, by code.
 		OnError:       func(_ int, code string) { a.proxyMetrics.AddError(code) },
@@ -44,13 +44,8 @@ func (a *App) buildConsole() (*consoleapi.API, error) {
 		a.consoleAdmin = consoleapi.PulsarAdminOf(adm)
 		opts.Broker = a.consoleAdmin
 	}
-	static, err := consoleapi.NewStaticRegistry(a.registryConfig())
-	if err != nil {
-		return nil, fmt.Errorf("app: console registry: %w", err)
-	}
-	opts.Registry = static
+	opts.Registry = a.registry.reg // the live registry in Redis (registry.go)
 	if a.consume != nil {
-		opts.Registry = consoleRegistry{static: static, subs: a.consume.Registry()}
 		opts.Providers.TagBacklog = consoleTagBacklog{a.consume}
 	}
 	if a.delay != nil {
@@ -98,33 +93,9 @@ func (a *App) authorizeConsole(r *http.Request) (consoleapi.Principal, error) {
 	return consoleapi.Principal{App: app, Role: a.consoleRole(app)}, nil
 }
 
-// consoleRole is the configured console role of an app (viewer when
+// consoleRole is an app's console role in the live registry (viewer when
 // unset).
-func (a *App) consoleRole(app string) consoleapi.Role {
-	for _, ca := range a.cfg.Apps {
-		if ca.Name == app {
-			if r, ok := consoleapi.ParseRole(ca.ConsoleRole); ok {
-				return r
-			}
-		}
-	}
-	return consoleapi.RoleViewer
-}
-
-// registryConfig is the console's view of the configured apps (never their
-// tokens).
-func (a *App) registryConfig() consoleapi.RegistryConfig {
-	var rc consoleapi.RegistryConfig
-	for _, ca := range a.cfg.Apps {
-		app := consoleapi.App{Name: ca.Name, Permissions: consoleapi.Permissions{
-			Produce: nonNil(ca.Produce), Consume: nonNil(ca.Consume), Console: ca.Console}}
-		if ca.RateLimit.MessagesPerSecond > 0 {
-			app.RateLimit = &consoleapi.RateLimit{MessagesPerSecond: ca.RateLimit.MessagesPerSecond, Burst: ca.RateLimit.Burst}
-		}
-		rc.Apps = append(rc.Apps, app)
-	}
-	return rc
-}
+func (a *App) consoleRole(app string) consoleapi.Role { return a.registry.role(app) }
 
 func nonNil(s []string) []string {
 	if s == nil {
@@ -133,19 +104,16 @@ func nonNil(s []string) []string {
 	return s
 }
 
-// consoleRegistry is the console's registry: the configured apps, and the
-// subscriptions registered through the consume API (Redis, so every
-// replica answers the same) with the topics they are on.
+// consoleRegistry lists the subscriptions registered through the consume
+// API (Redis, so every replica answers the same) with the topics they are
+// on, for the live registry (registry.go), which lists the apps.
 type consoleRegistry struct {
-	static *consoleapi.StaticRegistry
-	subs   *consume.Registry
+	subs *consume.Registry
 }
 
 var _ consoleapi.Registry = consoleRegistry{}
 
-func (r consoleRegistry) Apps(ctx context.Context) ([]consoleapi.App, error) {
-	return r.static.Apps(ctx)
-}
+func (r consoleRegistry) Apps(context.Context) ([]consoleapi.App, error) { return []consoleapi.App{}, nil }
 
 // Topics are the topics with a registered subscription, ordered by name.
 func (r consoleRegistry) Topics(ctx context.Context) ([]consoleapi.Topic, error) {

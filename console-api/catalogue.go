@@ -13,7 +13,7 @@ const fixParam = "Fix the query."
 // openapi.yaml) and the error table equal.
 var Catalogue = apierr.Catalogue{
 	API:   "Console API (" + Prefix + "/...)",
-	Intro: "Read-only: no answer of the console changes anything.",
+	Intro: "Reads for every console role; operations for operators and registry changes for admins. An error answer changes nothing.",
 	Codes: []apierr.Code{
 		apierr.C(http.StatusBadRequest, CodeInvalidParameter, "a query parameter is malformed, out of range or unknown", fixParam),
 		apierr.C(http.StatusBadRequest, CodeInvalidTimeRange, "from/to are not times, or from is not before to", fixParam),
@@ -37,5 +37,16 @@ var Catalogue = apierr.Catalogue{
 		apierr.C(http.StatusServiceUnavailable, CodeRegistryError, "the subscription registry (Redis) failed", "Retry."),
 		apierr.C(http.StatusServiceUnavailable, CodeStatsUnavailable, "a stats provider failed", "Retry."),
 		apierr.C(http.StatusGatewayTimeout, CodeStatsUnavailable, "a stats provider did not answer in time", "Retry."),
+		// Registry writes (registry_write.go).
+		apierr.C(http.StatusBadRequest, CodeInvalidBody, "the body is not the JSON object the route takes (unknown field, wrong type, value out of range)", "Fix the body; nothing was changed."),
+		apierr.C(http.StatusBadRequest, CodeInvalidAppName, "an app name is not 1-64 of A-Z a-z 0-9 _ . -", "Fix the name; nothing was changed."),
+		apierr.C(http.StatusBadRequest, CodeInvalidPermission, "a produce or consume pattern is not *, tenant/*, tenant/ns/* or tenant/ns/topic", "Fix the pattern; nothing was changed."),
+		apierr.C(http.StatusBadRequest, CodeInvalidTagFilter, "a subscription's tag filter does not parse", "Fix the filter (docs/consume.md); nothing was changed."),
+		apierr.C(http.StatusBadRequest, CodeInvalidSubscription, "a subscription name or setting is malformed", "Fix it; nothing was changed."),
+		apierr.C(http.StatusNotFound, CodeTokenNotFound, "the app has no token with this id", "List the app's tokens (GET /registry/apps/{name})."),
+		apierr.C(http.StatusNotFound, CodeTopicNotRegistered, "the topic is not in the registry", "Check the topic name."),
+		apierr.C(http.StatusConflict, CodeTooManyTokens, "the app has the most tokens it may have", "Revoke one first."),
+		apierr.C(http.StatusConflict, CodeLastAdmin, "the change would leave no app with the console admin role", "Give another app the admin role first."),
+		apierr.C(http.StatusNotImplemented, CodeRegistryReadOnly, "this sidecar's registry cannot be changed (no Redis registry, or no consume service for subscriptions)", "Change the configuration file."),
 	},
 }

@@ -36,6 +36,18 @@ const (
 	CodeRegistryError        = "REGISTRY_UNAVAILABLE" // 503
 	CodeStatsUnavailable     = "STATS_UNAVAILABLE"    // 503: a stats provider failed
 	CodeInternal             = apierr.CodeInternal    // 500: details are logged, never returned
+
+	// Registry writes (registry_write.go).
+	CodeInvalidBody         = "INVALID_BODY"         // 400: the body is not the JSON object the route takes
+	CodeInvalidAppName      = "INVALID_APP_NAME"     // 400
+	CodeInvalidPermission   = "INVALID_PERMISSION"   // 400: a produce/consume topic pattern is malformed
+	CodeInvalidTagFilter    = "INVALID_TAG_FILTER"   // 400
+	CodeInvalidSubscription = "INVALID_SUBSCRIPTION" // 400: a subscription name or setting is malformed
+	CodeTokenNotFound       = "TOKEN_NOT_FOUND"      // 404
+	CodeTopicNotRegistered  = "TOPIC_NOT_REGISTERED" // 404
+	CodeTooManyTokens       = "TOO_MANY_TOKENS"      // 409
+	CodeLastAdmin           = "LAST_ADMIN"           // 409: the change would leave no console admin
+	CodeRegistryReadOnly    = "REGISTRY_READ_ONLY"   // 501: the registry is the configuration file
 )
 
 // ErrorCodes lists every code the console answers with (openapi.yaml's

@@ -32,6 +32,12 @@ type App struct {
 	Description string      `json:"description,omitempty" yaml:"description"`
 	Permissions Permissions `json:"permissions" yaml:"permissions"`
 	RateLimit   *RateLimit  `json:"rateLimit,omitempty" yaml:"rateLimit"`
+	// ConsoleRole is the app's console role (viewer, operator, admin)
+	// when Permissions.Console is set.
+	ConsoleRole Role `json:"consoleRole,omitempty" yaml:"consoleRole"`
+	// Tokens are the app's bearer tokens by id (the Redis registry's):
+	// never a token or its hash.
+	Tokens []TokenInfo `json:"tokens,omitempty" yaml:"-"`
 }
 
 // Permissions are topic patterns ("tenant/ns/topic", "tenant/ns/*",
