@@ -31,7 +31,7 @@ func (a *App) buildConsole() (*consoleapi.API, error) {
 	opts := consoleapi.Options{
 		Store:  a.traceStore,
 		Open:   a.registry.open, // protected mode: loopback only, no apps in the config or the registry
-		Logger: a.log,                // the console names itself
+		Logger: a.log,           // the console names itself
 		// Counted with the data plane's errors, by code.
 		OnError:       func(_ int, code string) { a.proxyMetrics.AddError(code) },
 		ScheduleGrace: a.scheduleGrace,
@@ -113,7 +113,9 @@ type consoleRegistry struct {
 
 var _ consoleapi.Registry = consoleRegistry{}
 
-func (r consoleRegistry) Apps(context.Context) ([]consoleapi.App, error) { return []consoleapi.App{}, nil }
+func (r consoleRegistry) Apps(context.Context) ([]consoleapi.App, error) {
+	return []consoleapi.App{}, nil
+}
 
 // Topics are the topics with a registered subscription, ordered by name.
 func (r consoleRegistry) Topics(ctx context.Context) ([]consoleapi.Topic, error) {
