@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net/http"
 	"regexp"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -16,7 +18,7 @@ import (
 // principal), when, what, and the object before and after. Tokens and
 // their hashes are never in it: a token change names the token's id.
 type AuditEntry struct {
-	ID     string    `json:"id"` // the stream entry's id: time-ordered
+	ID     string    `json:"id"` // its number: 1, 2, ... in the order of writing
 	Time   time.Time `json:"time"`
 	Actor  string    `json:"actor"` // the app that made the change; "config" for the bootstrap, "" in the open dev mode
 	Role   Role      `json:"role,omitempty"`
@@ -39,41 +41,57 @@ type AuditQuery struct {
 	Cursor string // the last id of the previous page
 }
 
-var streamIDRE = regexp.MustCompile(`^[0-9]{1,20}-[0-9]{1,20}$`)
+var auditCursorRE = regexp.MustCompile(`^[0-9]{1,19}$`)
 
 // Audit lists audit entries newest first; next is the cursor of the next
-// page, "" at the end.
+// page, "" at the end. Entries are numbered 1, 2, ... in the order they
+// were written, and the list holds them newest first, so the entry after
+// cursor c is found at index head-c+1 without a scan.
 func (r *RedisRegistry) Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
 	defer cancel()
-	end := "+"
-	if q.Cursor != "" {
-		end = "(" + q.Cursor
-	}
 	out := []AuditEntry{}
-	const chunk = 256
-	for {
-		msgs, err := r.opts.Client.XRevRangeN(ctx, r.auditKey(), end, "-", chunk).Result()
+	var cursor int64 = -1
+	var start int64
+	if q.Cursor != "" {
+		c, err := strconv.ParseInt(q.Cursor, 10, 64)
+		if err != nil {
+			return nil, "", err
+		}
+		cursor = c
+		head, err := r.opts.Client.Get(ctx, r.auditSeqKey()).Int64()
 		if err != nil && !errors.Is(err, redis.Nil) {
 			return nil, "", err
 		}
-		for _, m := range msgs {
-			end = "(" + m.ID
-			s, _ := m.Values["e"].(string)
-			var e AuditEntry
-			if json.Unmarshal([]byte(s), &e) != nil {
+		start = max(0, head-c+1)
+	}
+	const chunk = 256
+	for {
+		items, err := r.opts.Client.LRange(ctx, r.auditKey(), start, start+chunk-1).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, "", err
+		}
+		start += int64(len(items))
+		for _, it := range items {
+			seqS, body, ok := strings.Cut(it, "|")
+			seq, err := strconv.ParseInt(seqS, 10, 64)
+			if !ok || err != nil || (cursor >= 0 && seq >= cursor) {
 				continue
 			}
-			e.ID = m.ID
+			var e AuditEntry
+			if json.Unmarshal([]byte(body), &e) != nil {
+				continue
+			}
+			e.ID = seqS
 			if (q.Kind != "" && e.Kind != q.Kind) || (q.Object != "" && e.Object != q.Object) {
 				continue
 			}
 			out = append(out, e)
 			if len(out) == q.Limit {
-				return out, m.ID, nil
+				return out, seqS, nil
 			}
 		}
-		if len(msgs) < chunk {
+		if len(items) < chunk {
 			return out, "", nil
 		}
 	}
@@ -99,7 +117,7 @@ func (a *API) listAudit(c *gin.Context) error {
 		}
 		aq.Object = t
 	}
-	if aq.Cursor != "" && !streamIDRE.MatchString(aq.Cursor) {
+	if aq.Cursor != "" && !auditCursorRE.MatchString(aq.Cursor) {
 		return errorf(http.StatusBadRequest, CodeInvalidCursor, "cursor: pass the next value of the previous page")
 	}
 	var err error

@@ -27,7 +27,7 @@ import (
 // within that interval. Subscriptions are the consume API's registrations
 // (already in Redis); the registry lists and changes them through
 // Subscriptions and SubscriptionWriter. Every change appends an entry to
-// the audit log, a Redis stream capped at AuditCap entries, in the same
+// the audit log, a Redis list capped at AuditCap entries, in the same
 // script that writes the document.
 type RedisRegistry struct {
 	opts RedisRegistryOptions
@@ -44,8 +44,9 @@ type RedisRegistry struct {
 type RedisRegistryOptions struct {
 	Client redis.UniversalClient
 	// Prefix of the keys ("psc:" when empty): <prefix>registry:doc,
-	// <prefix>registry:version and <prefix>registry:audit. On Redis
-	// Cluster give it a hash tag, the three keys are written by one script.
+	// <prefix>registry:version, <prefix>registry:audit and
+	// <prefix>registry:audit:seq. On Redis Cluster give it a hash tag: the
+	// keys are written by one script.
 	Prefix string
 	// Bootstrap is written once, when Redis holds no registry yet (the
 	// configuration file's apps and topics).
@@ -180,23 +181,37 @@ func NewRedisRegistry(opts RedisRegistryOptions) (*RedisRegistry, error) {
 	return &RedisRegistry{opts: opts, log: opts.Logger.With("component", "registry")}, nil
 }
 
-func (r *RedisRegistry) docKey() string     { return r.opts.Prefix + "registry:doc" }
-func (r *RedisRegistry) versionKey() string { return r.opts.Prefix + "registry:version" }
-func (r *RedisRegistry) auditKey() string   { return r.opts.Prefix + "registry:audit" }
+func (r *RedisRegistry) docKey() string      { return r.opts.Prefix + "registry:doc" }
+func (r *RedisRegistry) versionKey() string  { return r.opts.Prefix + "registry:version" }
+func (r *RedisRegistry) auditKey() string    { return r.opts.Prefix + "registry:audit" }
+func (r *RedisRegistry) auditSeqKey() string { return r.opts.Prefix + "registry:audit:seq" }
 
 // writeScript stores a new document if the version is still the one it
-// was made from, bumps the version and appends the audit entry; -1 when
-// another write came first.
+// was made from, bumps the version and appends the audit entry (auditLua);
+// -1 when another write came first.
 var writeScript = redis.NewScript(`
 local v = redis.call('GET', KEYS[2]) or '0'
 if v ~= ARGV[1] then return -1 end
 redis.call('SET', KEYS[1], ARGV[2])
 local nv = redis.call('INCR', KEYS[2])
-if ARGV[3] ~= '' then
-  redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[4], '*', 'e', ARGV[3])
-end
+if ARGV[3] ~= '' then` + auditLua + `end
 return nv
 `)
+
+// auditScript appends an audit entry alone.
+var auditScript = redis.NewScript(`if ARGV[3] ~= '' then` + auditLua + `end
+return 0
+`)
+
+// auditLua numbers an entry (KEYS[4], the sequence) and pushes
+// "<seq>|<json>" (ARGV[3]) on the list KEYS[3], newest first, trimmed to
+// ARGV[4] entries. A list, not a stream: the embedded Redis's snapshot
+// keeps lists (internal/embedredis).
+const auditLua = `
+  local seq = redis.call('INCR', KEYS[4])
+  redis.call('LPUSH', KEYS[3], seq .. '|' .. ARGV[3])
+  redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
+`
 
 // Start loads the registry, writing the bootstrap when Redis has none,
 // calls OnChange, and starts the reload loop. It fails when Redis does
@@ -328,7 +343,7 @@ func (r *RedisRegistry) write(ctx context.Context, ver int64, doc RegistryDoc, e
 		entry.Time = r.opts.Now().UTC()
 		audit = string(mustJSON(entry))
 	}
-	nv, err := writeScript.Run(ctx, r.opts.Client, []string{r.docKey(), r.versionKey(), r.auditKey()},
+	nv, err := writeScript.Run(ctx, r.opts.Client, []string{r.docKey(), r.versionKey(), r.auditKey(), r.auditSeqKey()},
 		strconv.FormatInt(ver, 10), string(body), audit, r.opts.AuditCap).Int64()
 	if err != nil {
 		return 0, err
@@ -405,8 +420,8 @@ func (r *RedisRegistry) appendAudit(ctx context.Context, e *AuditEntry) error {
 	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
 	defer cancel()
 	e.Time = r.opts.Now().UTC()
-	return r.opts.Client.XAdd(ctx, &redis.XAddArgs{Stream: r.auditKey(), MaxLen: r.opts.AuditCap,
-		Values: []string{"e", string(mustJSON(e))}}).Err()
+	return auditScript.Run(ctx, r.opts.Client, []string{r.docKey(), r.versionKey(), r.auditKey(), r.auditSeqKey()},
+		"", "", string(mustJSON(e)), r.opts.AuditCap).Err()
 }
 
 func normalizeDoc(doc *RegistryDoc) {
