@@ -9,6 +9,7 @@ import { topicsPage } from "./topics.js";
 import { delayedPage } from "./delayed.js";
 import { healthPage } from "./health.js";
 import { deadLettersPage } from "./deadletters.js";
+import { registryPage, auditPage } from "./registry.js";
 
 const pages = {
   search: searchPage,
@@ -17,6 +18,8 @@ const pages = {
   delayed: delayedPage,
   health: healthPage,
   "dead-letters": deadLettersPage,
+  registry: registryPage,
+  audit: auditPage,
 };
 
 // ctx is what every page gets: who the caller is and the page helpers.
@@ -70,6 +73,8 @@ function showWho() {
     h("span", {}, ctx.who.open ? "open dev mode" : "signed in as " + ctx.who.app),
     h("span", { class: "role", "data-testid": "role" }, ctx.who.role));
   if (!ctx.who.open) who.append(h("button", { type: "button", class: "secondary", onclick: signOut }, "Sign out"));
+  // Pages a role may not use (the audit log for viewers) are not linked.
+  for (const li of document.querySelectorAll("#nav [data-role]")) li.hidden = !ctx.can(li.dataset.role);
   document.getElementById("nav").hidden = false;
 }
 
