@@ -416,9 +416,10 @@ func (a *App) logStarted() {
 	if a.broker != nil {
 		mode = "embedded"
 	}
-	auth := fmt.Sprintf("%d apps, bearer tokens required", len(a.cfg.Apps))
+	apps := len(a.registry.reg.Snapshot().Doc.Apps) // the registry's, not only the configured ones
+	auth := fmt.Sprintf("%d apps in the registry, bearer tokens required", apps)
 	authHeader := ` -H "Authorization: Bearer $TOKEN"`
-	if len(a.cfg.Apps) == 0 {
+	if len(a.cfg.Apps) == 0 && apps == 0 {
 		auth = `protected mode: loopback only, every request is app "dev", no token`
 		authHeader = ""
 	}

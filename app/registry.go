@@ -30,6 +30,8 @@ type liveRegistry struct {
 	mu    sync.Mutex
 	proxy *proxy.Server // nil until the data plane is built
 	log   func(msg string, args ...any)
+	// known creates an app's per-app series at zero (proxy.Metrics.KnownApps).
+	known func(apps ...string)
 	// open: the process started with no app anywhere (the embedded dev
 	// mode); the console stays open until the next start.
 	open bool
@@ -39,7 +41,7 @@ type liveRegistry struct {
 // configured apps when Redis has none, and starts its reload loop. It
 // runs before the data plane, which it then feeds (attachProxy).
 func (a *App) startRegistry(ctx context.Context) error {
-	lr := &liveRegistry{log: a.log.Error}
+	lr := &liveRegistry{log: a.log.Error, known: a.proxyMetrics.KnownApps}
 	opts := consoleapi.RedisRegistryOptions{
 		Client:         a.rdb,
 		Prefix:         a.registryPrefix(),
@@ -132,7 +134,11 @@ func (lr *liveRegistry) apply(s *consoleapi.RegistrySnapshot) {
 	if lr.proxy == nil {
 		return
 	}
-	if err := lr.proxy.SetApps(proxyApps(s)); err != nil {
+	apps := proxyApps(s)
+	for _, pa := range apps {
+		lr.known(pa.Name)
+	}
+	if err := lr.proxy.SetApps(apps); err != nil {
 		// The registry's writes are validated: only a hand-edited document
 		// gets here. The data plane keeps the apps it had.
 		lr.log("the registry's apps were refused by the data plane; it keeps the previous ones", "version", s.Version, "err", err)
@@ -144,8 +150,11 @@ func (lr *liveRegistry) attachProxy(p *proxy.Server) error {
 	lr.mu.Lock()
 	lr.proxy = p
 	lr.mu.Unlock()
-	s := lr.reg.Snapshot()
-	return p.SetApps(proxyApps(s))
+	apps := proxyApps(lr.reg.Snapshot())
+	for _, pa := range apps {
+		lr.known(pa.Name)
+	}
+	return p.SetApps(apps)
 }
 
 // role is an app's console role in the live registry (viewer when unset).
