@@ -36,7 +36,7 @@ type RedisRegistry struct {
 	snap atomic.Pointer[RegistrySnapshot]
 	mu   sync.Mutex // serialises installs
 
-	stop chan struct{}
+	stop context.CancelFunc
 	done chan struct{}
 }
 
@@ -239,8 +239,10 @@ func (r *RedisRegistry) Start(ctx context.Context) error {
 		r.warnConfigDrift(doc)
 	}
 	r.install(ver, doc)
-	r.stop, r.done = make(chan struct{}), make(chan struct{})
-	go r.loop()
+	// The loop outlives Start's context (a start timeout) until Close.
+	loopCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	r.stop, r.done = stop, make(chan struct{})
+	go r.loop(loopCtx)
 	return nil
 }
 
@@ -258,23 +260,23 @@ func (r *RedisRegistry) warnConfigDrift(doc RegistryDoc) {
 // Close stops the reload loop.
 func (r *RedisRegistry) Close() {
 	if r.stop != nil {
-		close(r.stop)
+		r.stop()
 		<-r.done
 		r.stop = nil
 	}
 }
 
-func (r *RedisRegistry) loop() {
+func (r *RedisRegistry) loop(ctx context.Context) {
 	defer close(r.done)
 	t := time.NewTicker(r.opts.ReloadInterval)
 	defer t.Stop()
 	for {
 		select {
-		case <-r.stop:
+		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		if err := r.Reload(context.Background()); err != nil {
+		if err := r.Reload(ctx); err != nil && ctx.Err() == nil {
 			r.log.Warn("registry reload failed; serving the last one loaded", "err", err)
 		}
 	}
