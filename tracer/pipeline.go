@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/group"
 )
 
 // Options configures a Pipeline. Sink and Dir are required; zero values of
@@ -181,8 +183,8 @@ type Pipeline struct {
 	finalCtx   context.Context // Close's context, for the writer's last flush
 	stopIngest chan struct{}
 	stopReplay chan struct{}
-	ingestWG   sync.WaitGroup
-	replayWG   sync.WaitGroup
+	ingest     group.Group // the writer and the overflow goroutine
+	replay     group.Group // the replayer
 
 	startOnce sync.Once
 	closeOnce sync.Once
@@ -252,11 +254,9 @@ func NewPipeline(opts Options) (*Pipeline, error) {
 // again does nothing.
 func (p *Pipeline) Start() {
 	p.startOnce.Do(func() {
-		p.ingestWG.Add(2)
-		go p.runWriter()
-		go p.runOverflow()
-		p.replayWG.Add(1)
-		go p.runReplayer()
+		p.ingest.Go(p.runWriter)
+		p.ingest.Go(p.runOverflow)
+		p.replay.Go(p.runReplayer)
 		p.signalReplay() // segments left by an earlier run
 	})
 }
@@ -331,23 +331,16 @@ func (p *Pipeline) Close(ctx context.Context) error {
 		p.Start() // a pipeline closed before Start still drains its queue
 
 		close(p.stopIngest)
-		done := make(chan struct{})
-		go func() {
-			p.ingestWG.Wait()
-			close(done)
-		}()
-		select {
-		case <-done:
-		case <-ctx.Done():
+		if p.ingest.Wait(ctx) != nil {
 			p.cancel() // abort sink writes; the writer then spills, which is local
-			<-done
+			_ = p.ingest.Wait(context.Background())
 		}
 		if p.deferring.Load() && ctx.Err() == nil {
 			p.drainDeferred(ctx)
 		}
 		close(p.stopReplay)
 		p.cancel()
-		p.replayWG.Wait()
+		_ = p.replay.Wait(context.Background())
 
 		for _, c := range p.collectors {
 			p.opts.Registerer.Unregister(c)
@@ -383,7 +376,6 @@ func (p *Pipeline) drainDeferred(ctx context.Context) {
 // runWriter batches queued events and writes them to the sink, or to the
 // outbox while the outbox holds older events or the sink fails.
 func (p *Pipeline) runWriter() {
-	defer p.ingestWG.Done()
 	w := &batcher{p: p, batch: make([]Event, 0, p.opts.BatchSize)}
 	tick := time.NewTicker(p.opts.FlushInterval)
 	defer tick.Stop()
@@ -657,7 +649,6 @@ func (p *Pipeline) signalReplay() {
 
 // runOverflow spills events that did not fit in the queue.
 func (p *Pipeline) runOverflow() {
-	defer p.ingestWG.Done()
 	batch := make([]Event, 0, p.opts.BatchSize)
 	var enc []byte
 	spill := func() {
@@ -706,7 +697,6 @@ var errSinkDown = errors.New("tracer: sink not accepting writes")
 // runReplayer delivers the outbox to the sink, oldest record first, and
 // backs off exponentially while the sink fails.
 func (p *Pipeline) runReplayer() {
-	defer p.replayWG.Done()
 	backoff := p.opts.ReplayMinBackoff
 	for {
 		select {
