@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/group"
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/metrics"
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
 )
 
@@ -75,7 +76,7 @@ type Options struct {
 	// it does not match; the console can tell "filtered" from the
 	// registration's filter and the message's tags instead.
 	SkipFilteredEvents bool
-	Registerer         prometheus.Registerer // metrics; none when nil
+	Registerer         prometheus.Registerer // where the metrics are seen; nil: nowhere (they are still kept)
 	Backlog            BacklogFunc           // backlog in Stats; none when nil
 	// Peeker reads subscriptions' backlogs on the primary cluster for the
 	// per-tag backlog (TagBacklog); without it only what replicas hold is
@@ -293,9 +294,7 @@ func New(opts Options) (*Service, error) {
 	if s.rec == nil {
 		s.rec = tracer.Nop{}
 	}
-	if opts.Registerer != nil {
-		s.metrics = NewMetrics(opts.Registerer, opts.MaxTagLabels)
-	}
+	s.metrics = NewMetrics(metrics.OrDiscard(opts.Registerer), opts.MaxTagLabels)
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	s.node = binary.BigEndian.Uint64(b[:])
