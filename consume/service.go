@@ -196,6 +196,12 @@ type Caller struct {
 // config returns the registration, mapping errors to *Error.
 func (s *Service) config(ctx context.Context, ref SubscriptionRef) (*Subscription, error) {
 	cfg, err := s.cache.get(ctx, ref)
+	return s.found(ref, cfg, err)
+}
+
+// found maps the error of a registration lookup (the registry or its
+// cache) to *Error: NOT_FOUND, or a store error that is counted.
+func (s *Service) found(ref SubscriptionRef, sub *Subscription, err error) (*Subscription, error) {
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return nil, notFound(ref)
@@ -203,7 +209,7 @@ func (s *Service) config(ctx context.Context, ref SubscriptionRef) (*Subscriptio
 		s.metrics.addStoreError()
 		return nil, storeError(err)
 	}
-	return cfg, nil
+	return sub, nil
 }
 
 func (s *Service) isClosed() bool {

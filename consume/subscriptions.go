@@ -88,14 +88,7 @@ func (s *Service) GetSubscription(ctx context.Context, ref SubscriptionRef) (*Su
 		return nil, err
 	}
 	sub, err := s.registry.Get(ctx, ref)
-	switch {
-	case errors.Is(err, ErrNotFound):
-		return nil, notFound(ref)
-	case err != nil:
-		s.metrics.addStoreError()
-		return nil, storeError(err)
-	}
-	return sub, nil
+	return s.found(ref, sub, err)
 }
 
 // DeleteSubscription removes a registration and stops consuming it here;
