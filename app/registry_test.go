@@ -231,7 +231,7 @@ func TestRegistryWrites(t *testing.T) {
 	require.Contains(t, r.Raw, `"expectedConsumers":["billing"]`)
 	r = h.call(http.MethodPut, subPath, regAdminToken, `{"tagFilter":"PAY","type":"key_shared"}`)
 	require.Equal(t, http.StatusOK, r.Status, r.Raw)
-	entries, _ = h.audit("?kind=subscription")
+	entries, _ = h.audit("?object=" + path + "/settlement")
 	require.Len(t, entries, 2)
 	require.Equal(t, "subscription.update", entries[0].Action)
 	require.Contains(t, string(entries[0].Before), `PAY || REFUND`)

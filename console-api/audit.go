@@ -97,6 +97,15 @@ func (r *RedisRegistry) Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, 
 	}
 }
 
+// auditObject completes a topic or topic/subscription given short
+// ("tenant/ns/topic[/subscription]") to the full name entries carry.
+func auditObject(o string) string {
+	if n := strings.Count(o, "/"); (n == 2 || n == 3) && !strings.Contains(o, "://") {
+		return "persistent://" + o
+	}
+	return o
+}
+
 // auditKinds are the kind filter's values.
 var auditKinds = map[string]bool{"app": true, "topic": true, "subscription": true, "registry": true}
 
@@ -110,13 +119,7 @@ func (a *API) listAudit(c *gin.Context) error {
 	if aq.Kind != "" && !auditKinds[aq.Kind] {
 		return badParam("kind: want app, topic, subscription or registry")
 	}
-	if aq.Kind == "topic" && aq.Object != "" {
-		t, err := NormalizeTopic(aq.Object)
-		if err != nil {
-			return err
-		}
-		aq.Object = t
-	}
+	aq.Object = auditObject(aq.Object)
 	if aq.Cursor != "" && !auditCursorRE.MatchString(aq.Cursor) {
 		return errorf(http.StatusBadRequest, CodeInvalidCursor, "cursor: pass the next value of the previous page")
 	}

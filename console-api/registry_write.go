@@ -193,7 +193,6 @@ type SubscriptionBody struct {
 	TagFilter         string   `json:"tagFilter"`
 	Type              string   `json:"type"` // shared (default) or key_shared
 	ExpectedConsumers []string `json:"expectedConsumers"`
-	Description       string   `json:"description"`
 	SubscriptionOptions
 }
 
@@ -235,9 +234,6 @@ func ParseSubscriptionSpec(tenant, namespace, topic, name string, body []byte) (
 			return Subscription{}, none, errorf(http.StatusBadRequest, CodeInvalidAppName, "expectedConsumers: %q is not an app name", truncate(c, 70))
 		}
 	}
-	if len(s.Description) > maxDescription {
-		return Subscription{}, none, errorf(http.StatusBadRequest, CodeInvalidBody, "description: at most %d bytes", maxDescription)
-	}
 	o := s.SubscriptionOptions
 	if o.MaxDeliveries < 0 || o.MaxDeliveries > 1000 {
 		return Subscription{}, none, errorf(http.StatusBadRequest, CodeInvalidSubscription, "maxDeliveries: from 1 to 1000 (0: the default)")
@@ -256,7 +252,7 @@ func ParseSubscriptionSpec(tenant, namespace, topic, name string, body []byte) (
 			return Subscription{}, none, errorf(http.StatusBadRequest, CodeInvalidTopic, "deadLetterTopic %q: want topic or tenant/namespace/topic", truncate(d, 100))
 		}
 	}
-	return Subscription{Topic: full, Name: name, TagFilter: f.String(), Type: s.Type, Description: s.Description,
+	return Subscription{Topic: full, Name: name, TagFilter: f.String(), Type: s.Type,
 		ExpectedConsumers: nonNil(slices.Compact(slices.Sorted(slices.Values(s.ExpectedConsumers))))}, o, nil
 }
 
