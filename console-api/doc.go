@@ -29,8 +29,10 @@
 // them in psc_http_errors_total).
 //
 // The sidecar (app/console.go) builds the console after its other
-// components: Registry is the configured apps plus the subscriptions
-// registered through the consume API (Redis), the providers are the
+// components: Registry is a RedisRegistry (registry_redis.go: apps, tokens
+// and topics in Redis, bootstrapped from the configured apps, plus the
+// subscriptions registered through the consume API), which also serves
+// the registry writes and the audit log; the providers are the
 // consume engine, the delay engine, the spool and the circuit breakers,
 // and Collector() is on its Prometheus registry.
 //
