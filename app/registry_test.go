@@ -145,7 +145,7 @@ func TestRegistryWrites(t *testing.T) {
 	require.Contains(t, string(entries[0].After), `"produce":["pay/*"]`)
 
 	// Update it: 200, before and after in the audit entry.
-	r = h.call(http.MethodPut, "/registry/apps/billing", regAdminToken, `{"produce":["pay/*","refund/*"]}`)
+	r = h.call(http.MethodPut, "/registry/apps/billing", regAdminToken, `{"produce":["pay/*","refund/*"],"consume":["pay/settle/*"]}`)
 	require.Equal(t, http.StatusOK, r.Status, r.Raw)
 	entries, _ = h.audit("?kind=app&object=billing&limit=1")
 	require.Equal(t, "app.update", entries[0].Action)
@@ -159,6 +159,12 @@ func TestRegistryWrites(t *testing.T) {
 	require.Equal(t, http.StatusOK, h.produceStatus(path, tok.Token))
 	took := eventually(t, func() bool { return h2.produceStatus(path, tok.Token) == http.StatusOK }, 3*time.Second, "the replica takes the new token")
 	t.Logf("new token accepted by the second replica after %v", took)
+	// The consume API reads the same live apps: the new token may
+	// register a subscription on a topic its consume patterns allow.
+	reg := h.do(http.MethodPut, "/v1/topics/"+path+"/subscriptions/billing-own", jsonHeader("Authorization", "Bearer "+tok.Token), []byte(`{}`))
+	require.Equal(t, http.StatusCreated, reg.Status, reg.Raw)
+	reg = h.do(http.MethodPut, "/v1/topics/other/ns/t/subscriptions/billing-own", jsonHeader("Authorization", "Bearer "+tok.Token), []byte(`{}`))
+	require.Equal(t, http.StatusForbidden, reg.Status, "outside its consume patterns: %s", reg.Raw)
 	entries, _ = h.audit("?object=billing&limit=1")
 	require.Equal(t, "token.issue", entries[0].Action)
 	require.Equal(t, tok.ID, entries[0].TokenID)
