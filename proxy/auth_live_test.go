@@ -71,3 +71,34 @@ func TestSetAppsDevMode(t *testing.T) {
 	require.NoError(t, a.setApps(nil))
 	assert.Equal(t, DevApp, authAs(t, a, ""))
 }
+
+// Requests authenticate while the app set changes under them: each sees
+// a whole set (the race detector checks the swap).
+func TestSetAppsConcurrent(t *testing.T) {
+	a, err := newAuthenticator([]App{{Name: "one", TokenSHA256: HashToken("t1")}}, false, time.Now)
+	require.NoError(t, err)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			apps := []App{{Name: "one", TokenSHA256: HashToken("t1"), RatePerSecond: float64(1 + i%3)}}
+			if i%2 == 0 {
+				apps = append(apps, App{Name: "two", Tokens: []Token{{SHA256: HashToken("t2")}}})
+			}
+			assert.NoError(t, a.setApps(apps))
+		}
+	}()
+	for range 2000 {
+		require.Equal(t, "one", authAs(t, a, "t1"), "an app in every set always authenticates")
+		got := authAs(t, a, "t2")
+		require.Contains(t, []string{"two", CodeInvalidToken}, got)
+	}
+	close(stop)
+	<-done
+}
