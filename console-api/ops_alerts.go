@@ -114,7 +114,7 @@ func (p *PrometheusAlerts) Alerts(ctx context.Context) ([]Alert, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prometheus %s: %w", p.Source(), err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAlertsBody+1))
 	if err != nil {
 		return nil, fmt.Errorf("prometheus %s: %w", p.Source(), err)

@@ -2,6 +2,7 @@ package consume
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -157,7 +158,7 @@ func (s *Service) staleAckIDs(ctx context.Context, ref SubscriptionRef, ids []Ac
 	rctx, cancel := context.WithTimeout(ctx, s.opts.RedisTimeout)
 	defer cancel()
 	v, err := s.rdb.Get(rctx, s.resetKey(ref.Path())).Result()
-	if err == redis.Nil { //nolint:errorlint // go-redis returns redis.Nil itself
+	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}
 	if err != nil {
