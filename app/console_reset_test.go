@@ -131,4 +131,11 @@ func TestConsoleResetCursor(t *testing.T) {
 		r := h.do(http.MethodGet, "/console/v1/messages/"+ans.OperationID+"/timeline", bearer(webViewerToken), nil)
 		return r.Status == http.StatusOK && strings.Contains(r.Raw, `"type":"cursor_reset"`) && strings.Contains(r.Raw, `"resetBy":"oncall"`)
 	}, 10*time.Second, 50*time.Millisecond, "the reset is in the trace")
+	// Searches over the topic still answer within the OpenAPI contract
+	// (the harness validates them): the reset's event among the messages'.
+	for _, q := range []string{"topic=" + path, "topic=" + path + "&view=messages"} {
+		r := h.do(http.MethodGet, "/console/v1/search?"+q, bearer(webViewerToken), nil)
+		require.Equal(t, http.StatusOK, r.Status, r.Raw)
+		require.Contains(t, r.Raw, ans.OperationID, q)
+	}
 }
