@@ -41,7 +41,7 @@ import (
 // delivered once more after it).
 
 // resetKey is the reset mark of a subscription.
-func (s *Service) resetKey(path string) string { return s.opts.KeyPrefix + "creset:" + path }
+func (s *Service) resetKey(path string) string { return s.opts.State.KeyPrefix + "creset:" + path }
 
 // clearStateScript removes every bucket of a subscription's delivery
 // state: from two before the current one to far enough ahead to cover the
@@ -88,9 +88,9 @@ func (s *Service) ResetCursor(ctx context.Context, ref SubscriptionRef, at time.
 		return res, err
 	}
 	path := ref.Path()
-	rctx, cancel := context.WithTimeout(ctx, s.opts.RedisTimeout)
+	rctx, cancel := context.WithTimeout(ctx, s.opts.State.RedisTimeout)
 	now := time.Now()
-	err = s.rdb.Set(rctx, s.resetKey(path), strconv.FormatInt(now.UnixMilli(), 10), 2*s.opts.DedupWindow+time.Minute).Err()
+	err = s.rdb.Set(rctx, s.resetKey(path), strconv.FormatInt(now.UnixMilli(), 10), 2*s.opts.State.DedupWindow+time.Minute).Err()
 	var holders []string
 	if err == nil {
 		holders, err = s.rdb.HKeys(rctx, s.heldKey(path)).Result()
@@ -155,7 +155,7 @@ func (s *Service) dropEngine(path string) {
 // subscription's last cursor reset (an ackId's Expires is its hand-out time
 // plus the dedup window). One GET per ack or nack request.
 func (s *Service) staleAckIDs(ctx context.Context, ref SubscriptionRef, ids []AckID) ([]bool, error) {
-	rctx, cancel := context.WithTimeout(ctx, s.opts.RedisTimeout)
+	rctx, cancel := context.WithTimeout(ctx, s.opts.State.RedisTimeout)
 	defer cancel()
 	v, err := s.rdb.Get(rctx, s.resetKey(ref.Path())).Result()
 	if errors.Is(err, redis.Nil) {
@@ -171,7 +171,7 @@ func (s *Service) staleAckIDs(ctx context.Context, ref SubscriptionRef, ids []Ac
 	at := time.UnixMilli(ms)
 	out := make([]bool, len(ids))
 	for i := range ids {
-		out[i] = ids[i].Expires.Add(-s.opts.DedupWindow).Before(at)
+		out[i] = ids[i].Expires.Add(-s.opts.State.DedupWindow).Before(at)
 	}
 	return out, nil
 }
