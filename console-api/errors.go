@@ -37,6 +37,11 @@ const (
 	CodeStatsUnavailable     = "STATS_UNAVAILABLE"    // 503: a stats provider failed
 	CodeInternal             = apierr.CodeInternal    // 500: details are logged, never returned
 
+	// Operations (issue 15).
+	CodeInvalidTime      = "INVALID_TIME"      // 400: a reset or reschedule time that is malformed or out of range
+	CodeNotReschedulable = "NOT_RESCHEDULABLE" // 409: a delay level message cannot be moved
+	CodeMessageInFlight  = "MESSAGE_IN_FLIGHT" // 409: a replica is forwarding the delayed message right now
+
 	// Registry writes (registry_write.go).
 	CodeInvalidBody         = "INVALID_BODY"         // 400: the body is not the JSON object the route takes
 	CodeInvalidAppName      = "INVALID_APP_NAME"     // 400

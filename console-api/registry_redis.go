@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	mrand "math/rand/v2"
 	"slices"
 	"sort"
 	"strconv"
@@ -33,8 +34,9 @@ type RedisRegistry struct {
 	opts RedisRegistryOptions
 	log  *slog.Logger
 
-	snap atomic.Pointer[RegistrySnapshot]
-	mu   sync.Mutex // serialises installs
+	snap    atomic.Pointer[RegistrySnapshot]
+	mu      sync.Mutex // serialises installs
+	writeMu sync.Mutex // serialises this replica's writes
 
 	stop context.CancelFunc
 	done chan struct{}
@@ -384,7 +386,19 @@ func (r *RedisRegistry) Snapshot() *RegistrySnapshot {
 // fn's audit entry, retrying when another write came first. fn returns an
 // *Error for the caller's mistakes; it must not keep doc.
 func (r *RedisRegistry) mutate(ctx context.Context, fn func(doc *RegistryDoc) (*AuditEntry, error)) error {
-	for range 8 {
+	// Writes of this replica take turns; only other replicas' writes can
+	// make the version check fail, and then a short random pause spreads
+	// the retries.
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+	for attempt := range 16 {
+		if attempt > 0 {
+			select {
+			case <-time.After(time.Duration(1+mrand.IntN(5*attempt)) * time.Millisecond):
+			case <-ctx.Done():
+				return registryError(ctx.Err())
+			}
+		}
 		ver, doc, err := r.read(ctx)
 		if err != nil {
 			return registryError(err)
