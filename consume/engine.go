@@ -129,7 +129,7 @@ func newEngine(svc *Service, cfg *Subscription) *engine {
 			e.consumers = append(e.consumers, &clusterConsumer{idx: i, cluster: c})
 		}
 	}
-	e.filtered = newFilteredSeen(len(e.consumers) * (2*svc.opts.ReceiverQueueSize + filteredMemoryPerConsumer))
+	e.filtered = newFilteredSeen(len(e.consumers) * (2*svc.opts.Consumers.ReceiverQueueSize + filteredMemoryPerConsumer))
 	return e
 }
 
