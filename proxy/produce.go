@@ -209,6 +209,7 @@ type produceRun struct {
 		result  [1]Result
 		done    [1]bool
 		toSend  [1]*pendingMessage
+		claimed [1]*pendingMessage
 	}
 }
 
@@ -220,6 +221,7 @@ func (s *Server) produce(ctx context.Context, app, clientIP string, msgs []*prod
 	r := &produceRun{s: s, ctx: ctx, app: app, clientIP: clientIP, msgs: msgs, accepted: accepted}
 	if len(msgs) == 1 {
 		r.pending, r.results, r.done, r.toSend = r.one.pending[:], r.one.result[:], r.one.done[:], r.one.toSend[:0]
+		r.acquired = r.one.claimed[:0]
 	} else {
 		r.pending, r.results, r.done = make([]pendingMessage, len(msgs)), make([]Result, len(msgs)), make([]bool, len(msgs))
 		r.toSend = make([]*pendingMessage, 0, len(msgs))
@@ -350,11 +352,14 @@ func (r *produceRun) abort() {
 func (r *produceRun) send() {
 	s := r.s
 	r.ch = make(chan outcome, len(r.toSend))
+	_, untraced := s.rec.(tracer.Nop)
 	for _, p := range r.toSend {
 		m := p.m
-		s.rec.Record(tracer.Event{Type: tracer.Accepted, UID: m.UID, Topic: m.Topic, Key: m.Key, Tags: m.Tags,
-			App: r.app, ClientIP: r.clientIP, Node: s.opts.Node, Time: r.accepted,
-			Properties: acceptedProps(m)})
+		if !untraced {
+			s.rec.Record(tracer.Event{Type: tracer.Accepted, UID: m.UID, Topic: m.Topic, Key: m.Key, Tags: m.Tags,
+				App: r.app, ClientIP: r.clientIP, Node: s.opts.Node, Time: r.accepted,
+				Properties: acceptedProps(m)})
+		}
 		cb := r.callback(p, time.Now())
 		if m.Delayed() && s.opts.Scheduler != nil {
 			p.scheduled = true
