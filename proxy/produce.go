@@ -202,8 +202,8 @@ type produceRun struct {
 	ch       chan outcome
 	firstErr error
 
-	// Storage of a one-message request (the raw form), so that it costs
-	// one allocation instead of four.
+	// Storage of a one-message request (the raw form): its slices need no
+	// allocation of their own.
 	one struct {
 		pending [1]pendingMessage
 		result  [1]Result
