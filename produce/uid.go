@@ -2,7 +2,7 @@ package produce
 
 import (
 	"crypto/rand"
-	"crypto/sha1" //nolint:gosec // UUID version 5 is SHA-1 by definition (RFC 9562), not a security use
+	"crypto/sha1" //nolint:gosec // UUID version 5 is SHA-1 by definition (RFC 9562); not a security use
 	"encoding/hex"
 	"sync"
 	"time"
@@ -92,7 +92,7 @@ func KeyedUID(app, key, fingerprint string) string {
 	b = append(b, key...)
 	b = append(b, 0)
 	b = append(b, fingerprint...)
-	sum := sha1.Sum(b)
+	sum := sha1.Sum(b) //nolint:gosec // UUID version 5 is SHA-1 by definition (RFC 9562); not a security use
 	*bp = b
 	hashBufs.Put(bp)
 	var u [16]byte
