@@ -55,23 +55,25 @@ func (a *App) startConsume(ctx context.Context) error {
 		return err
 	}
 	opts := consume.Options{
-		Redis:        a.consumeRDB,
-		RedisTimeout: consumeRedisTimeout,
-		Clusters:     clusters,
-		Secret:       secret,
-		Node:         cfg.Node,
-		Recorder:     a.rec,
-		Registerer:   a.reg,
-		Logger:       a.log, // the service names itself
+		Redis:      a.consumeRDB,
+		Clusters:   clusters,
+		Secret:     secret,
+		Node:       cfg.Node,
+		Recorder:   a.rec,
+		Registerer: a.reg,
+		Logger:     a.log, // the service names itself
 
-		TagBacklogScanMessages: cfg.Consume.BacklogScanMessages,
-		TagBacklogScanEntries:  cfg.Consume.BacklogScanEntries,
-		TagBacklogScanTime:     cfg.Consume.BacklogScanTime,
-		TagBacklogInterval:     cfg.Consume.BacklogInterval,
+		State: consume.StateOptions{RedisTimeout: consumeRedisTimeout},
+		TagBacklog: consume.TagBacklogOptions{
+			ScanMessages: cfg.Consume.BacklogScanMessages,
+			ScanEntries:  cfg.Consume.BacklogScanEntries,
+			ScanTime:     cfg.Consume.BacklogScanTime,
+			Interval:     cfg.Consume.BacklogInterval,
+		},
 	}
-	opts.RegistryKeyPrefix = a.registryPrefix() // one hash tag on Redis Cluster (redis.go)
-	if opts.TagBacklogInterval == 0 {
-		opts.TagBacklogInterval = -1 // consume.Options: negative is never, 0 the default
+	opts.State.RegistryKeyPrefix = a.registryPrefix() // one hash tag on Redis Cluster (redis.go)
+	if opts.TagBacklog.Interval == 0 {
+		opts.TagBacklog.Interval = -1 // consume.Options: negative is never, 0 the default
 	}
 	if a.delay != nil {
 		opts.Retry = a.scheduleRetry

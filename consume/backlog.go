@@ -56,7 +56,7 @@ type TagBacklog struct {
 	Subscription string `json:"subscription"`
 	TagFilter    string `json:"tagFilter"`
 	// ScannedAt is when the broker's backlog was read; answers are cached
-	// for Options.TagBacklogCache.
+	// for Options.TagBacklog.Cache.
 	ScannedAt time.Time `json:"scannedAt"`
 	// Exact: the scan read the subscription's whole backlog on the primary
 	// cluster, so Pending and Tags[*].Pending are the counts, not a sample.
@@ -168,7 +168,7 @@ func (s *Service) TagBacklog(ctx context.Context, ref SubscriptionRef) (*TagBack
 	if ent != nil {
 		select {
 		case <-ent.done:
-			if time.Since(ent.at) > s.opts.TagBacklogCache || ent.err != nil {
+			if time.Since(ent.at) > s.opts.TagBacklog.Cache || ent.err != nil {
 				ent = nil
 			}
 		default: // a scan is running: wait for it
@@ -315,7 +315,7 @@ func (s *Service) scanBacklog(ctx context.Context, ref SubscriptionRef, cfg *Sub
 // cluster (every partition) within the scan limits and returns the
 // messages that match the filter.
 func (s *Service) scanBroker(ctx context.Context, ref SubscriptionRef, cfg *Subscription, out *TagBacklog) ([]scanCandidate, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.opts.TagBacklogScanTime)
+	ctx, cancel := context.WithTimeout(ctx, s.opts.TagBacklog.ScanTime)
 	defer cancel()
 	topic := ref.TopicName()
 	parts, err := s.opts.Peeker.Partitions(ctx, topic)
@@ -377,9 +377,9 @@ const backlogScanAttempts = 2
 func (s *Service) scanPartition(ctx context.Context, topic, subscription string, cfg *Subscription, out *TagBacklog, cands []scanCandidate) ([]scanCandidate, error) {
 	for pos := 1; ; pos++ {
 		switch {
-		case out.Scanned.Messages >= int64(s.opts.TagBacklogScanMessages):
+		case out.Scanned.Messages >= int64(s.opts.TagBacklog.ScanMessages):
 			out.StoppedBy, out.Exact = "messages", false
-		case out.Scanned.Entries >= int64(s.opts.TagBacklogScanEntries):
+		case out.Scanned.Entries >= int64(s.opts.TagBacklog.ScanEntries):
 			out.StoppedBy, out.Exact = "entries", false
 		}
 		if !out.Exact {

@@ -66,8 +66,8 @@ func TestTagBacklogExact(t *testing.T) {
 	a := e.node(func(o *Options) {
 		o.Backlog = AdminBacklog(admin)
 		o.Peeker = testPeeker(t, e.broker.AdminURL())
-		o.TagBacklogCache = time.Nanosecond
-		o.rateSlot = 2 * time.Second // a 12 s window holds the whole test
+		o.TagBacklog.Cache = time.Nanosecond
+		o.Stats.rateSlot = 2 * time.Second // a 12 s window holds the whole test
 	})
 	ref := newRef("backlog")
 	a.put(ref, SubscriptionSpec{TagFilter: "PAY_A || PAY_B", InitialPosition: PositionEarliest})
@@ -161,7 +161,7 @@ func TestTagBacklogSample(t *testing.T) {
 	a := e.node(func(o *Options) {
 		o.Backlog = AdminBacklog(admin)
 		o.Peeker = testPeeker(t, e.broker.AdminURL())
-		o.TagBacklogScanEntries = 2
+		o.TagBacklog.ScanEntries = 2
 	})
 	ref := newRef("sample")
 	a.put(ref, SubscriptionSpec{TagFilter: "PAY_A", InitialPosition: PositionEarliest})
@@ -199,9 +199,9 @@ func TestTagBacklogMetrics(t *testing.T) {
 	a := e.node(func(o *Options) {
 		o.Peeker = testPeeker(t, e.broker.AdminURL())
 		o.Registerer = reg
-		o.MaxTagLabels = 2
-		o.TagBacklogInterval = 100 * time.Millisecond
-		o.TagBacklogCache = time.Nanosecond
+		o.Stats.MaxTagLabels = 2
+		o.TagBacklog.Interval = 100 * time.Millisecond
+		o.TagBacklog.Cache = time.Nanosecond
 	})
 	ref := newRef("metrics")
 	a.put(ref, SubscriptionSpec{TagFilter: "PAY_A || PAY_B || PAY_C", InitialPosition: PositionEarliest})
@@ -273,7 +273,7 @@ func TestTagBacklogWithoutUIDs(t *testing.T) {
 	e := newEnv(t)
 	a := e.node(func(o *Options) {
 		o.Peeker = testPeeker(t, e.broker.AdminURL())
-		o.TagBacklogCache = time.Nanosecond
+		o.TagBacklog.Cache = time.Nanosecond
 	})
 	ref := newRef("native")
 	a.put(ref, SubscriptionSpec{TagFilter: "PAY_N", InitialPosition: PositionEarliest})
@@ -383,7 +383,7 @@ func movingScan(t *testing.T, n, moves int) (*TagBacklog, *movingPeeker) {
 	p := &movingPeeker{Peeker: testPeeker(t, e.broker.AdminURL()), t: t, admin: admin, moves: moves}
 	a := e.node(func(o *Options) {
 		o.Peeker = p
-		o.TagBacklogCache = time.Nanosecond
+		o.TagBacklog.Cache = time.Nanosecond
 	})
 	ref := newRef("moving")
 	var sent []testMsg

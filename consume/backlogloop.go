@@ -7,11 +7,12 @@ import (
 )
 
 // backlogLoop scans every registered subscription's per-tag backlog each
-// TagBacklogInterval for Prometheus. One replica scans a subscription per
-// interval (a Redis lock) and exports the result; the others drop their
-// gauges of it, so each subscription's series come from one replica.
+// Options.TagBacklog.Interval for Prometheus. One replica scans a
+// subscription per interval (a Redis lock) and exports the result; the
+// others drop their gauges of it, so each subscription's series come from
+// one replica.
 func (s *Service) backlogLoop() {
-	tick := time.NewTicker(s.opts.TagBacklogInterval)
+	tick := time.NewTicker(s.opts.TagBacklog.Interval)
 	defer tick.Stop()
 	exported := map[string]bool{}
 	for {
@@ -20,7 +21,7 @@ func (s *Service) backlogLoop() {
 			return
 		case <-tick.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), s.opts.RedisTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), s.opts.State.RedisTimeout)
 		paths, err := s.rdb.SMembers(ctx, s.registry.allKey()).Result()
 		cancel()
 		if err != nil {
@@ -34,8 +35,8 @@ func (s *Service) backlogLoop() {
 				continue
 			}
 			live[path] = true
-			ctx, cancel := context.WithTimeout(context.Background(), s.opts.RedisTimeout)
-			mine, err := s.rdb.SetNX(ctx, s.opts.KeyPrefix+"ctagscan:"+path, bindingHex(s.node), s.opts.TagBacklogInterval*9/10).Result()
+			ctx, cancel := context.WithTimeout(context.Background(), s.opts.State.RedisTimeout)
+			mine, err := s.rdb.SetNX(ctx, s.opts.State.KeyPrefix+"ctagscan:"+path, bindingHex(s.node), s.opts.TagBacklog.Interval*9/10).Result()
 			cancel()
 			if err != nil || !mine {
 				if exported[path] {

@@ -106,9 +106,9 @@ func BenchmarkConsumeHTTP(b *testing.B) {
 		b.Run(sel.name, func(b *testing.B) {
 			e := newEnv(b)
 			n := e.node(func(o *Options) {
-				o.ReceiverQueueSize = 1000
-				o.MaxReady = 4000
-				o.MaxHeld = 20000
+				o.Consumers.ReceiverQueueSize = 1000
+				o.Consumers.MaxReady = 4000
+				o.Consumers.MaxHeld = 20000
 				o.Recorder = discard{} // production records into the tracer pipeline (~80 ns, no I/O)
 			})
 			ref := newRef("http")

@@ -22,11 +22,11 @@ const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
 
 // ReceiveRequest is the body of POST .../receive.
 type ReceiveRequest struct {
-	// Max is the most messages to return: 1 to Options.MaxReceive; 0 means
-	// Options.DefaultReceive.
+	// Max is the most messages to return: 1 to Options.Limits.MaxReceive; 0 means
+	// Options.Limits.DefaultReceive.
 	Max int `json:"max,omitempty"`
 	// WaitMs is how long to wait for a first message: 0 (answer at once) to
-	// Options.MaxWait.
+	// Options.Limits.MaxWait.
 	WaitMs int `json:"waitMs,omitempty"`
 	// Consumer names the worker that receives (a host, a PHP-FPM pool and
 	// pid...): 1 to MaxConsumerNameBytes printable bytes. The delivered
@@ -102,7 +102,7 @@ type NackRequest struct {
 	AckIDs []string `json:"ackIds"`
 	// Consumer names the worker, as in ReceiveRequest.
 	Consumer string `json:"consumer,omitempty"`
-	// RedeliverAfter is a Go duration (0 to Options.MaxRedeliverAfter); the
+	// RedeliverAfter is a Go duration (0 to Options.Limits.MaxRedeliverAfter); the
 	// messages come back after it. Empty means at once.
 	RedeliverAfter string `json:"redeliverAfter,omitempty"`
 	// Retry follows each message's retry plan (psc-retry-plan) instead:
@@ -175,14 +175,14 @@ func (s *Service) Receive(ctx context.Context, ref SubscriptionRef, req ReceiveR
 	}
 	maxN := req.Max
 	if maxN == 0 {
-		maxN = s.opts.DefaultReceive
+		maxN = s.opts.Limits.DefaultReceive
 	}
-	if maxN < 1 || maxN > s.opts.MaxReceive {
-		return nil, badRequest(CodeInvalidMax, "max %d: want 1 to %d", req.Max, s.opts.MaxReceive)
+	if maxN < 1 || maxN > s.opts.Limits.MaxReceive {
+		return nil, badRequest(CodeInvalidMax, "max %d: want 1 to %d", req.Max, s.opts.Limits.MaxReceive)
 	}
 	wait := time.Duration(req.WaitMs) * time.Millisecond
-	if req.WaitMs < 0 || wait > s.opts.MaxWait {
-		return nil, badRequest(CodeInvalidWait, "waitMs %d: want 0 to %d", req.WaitMs, s.opts.MaxWait.Milliseconds())
+	if req.WaitMs < 0 || wait > s.opts.Limits.MaxWait {
+		return nil, badRequest(CodeInvalidWait, "waitMs %d: want 0 to %d", req.WaitMs, s.opts.Limits.MaxWait.Milliseconds())
 	}
 	cfg, err := s.config(ctx, ref)
 	if err != nil {
@@ -208,8 +208,8 @@ func (s *Service) Receive(ctx context.Context, ref SubscriptionRef, req ReceiveR
 // checkAckIDs validates a batch of tokens for ref; any bad one rejects the
 // whole request.
 func (s *Service) checkAckIDs(ref SubscriptionRef, toks []string, now time.Time) ([]AckID, error) {
-	if len(toks) == 0 || len(toks) > s.opts.MaxAckIDs {
-		return nil, badRequest(CodeInvalidAckIDs, "ackIds has %d entries: want 1 to %d", len(toks), s.opts.MaxAckIDs)
+	if len(toks) == 0 || len(toks) > s.opts.Limits.MaxAckIDs {
+		return nil, badRequest(CodeInvalidAckIDs, "ackIds has %d entries: want 1 to %d", len(toks), s.opts.Limits.MaxAckIDs)
 	}
 	binding := ref.binding()
 	ids := make([]AckID, len(toks))
@@ -302,9 +302,9 @@ func (s *Service) Nack(ctx context.Context, ref SubscriptionRef, req NackRequest
 	var delay time.Duration
 	if req.RedeliverAfter != "" {
 		d, err := time.ParseDuration(req.RedeliverAfter)
-		if err != nil || d < 0 || d > s.opts.MaxRedeliverAfter {
+		if err != nil || d < 0 || d > s.opts.Limits.MaxRedeliverAfter {
 			return nil, badRequest(CodeInvalidRedeliverAfter, "redeliverAfter %q: want a Go duration from 0s to %s, such as \"5s\"",
-				clip(req.RedeliverAfter, 40), s.opts.MaxRedeliverAfter)
+				clip(req.RedeliverAfter, 40), s.opts.Limits.MaxRedeliverAfter)
 		}
 		delay = d
 	}
@@ -378,14 +378,14 @@ type peerMessage struct {
 }
 
 func (s *Service) nodeChannel(node uint64) string {
-	return s.opts.KeyPrefix + "consume:node:" + bindingHex(node)
+	return s.opts.State.KeyPrefix + "consume:node:" + bindingHex(node)
 }
 
 func (s *Service) tellPeers(ctx context.Context, op, path string, byNode map[uint64][]string, due int64) {
 	if len(byNode) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.opts.RedisTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.opts.State.RedisTimeout)
 	defer cancel()
 	pipe := s.rdb.Pipeline()
 	for node, toks := range byNode {

@@ -71,11 +71,11 @@ func (e *engine) deadLetter(producers map[int]pulsar.Producer, r *record) {
 		p, err = r.cc.cluster.producers().CreateProducer(pulsar.ProducerOptions{
 			Topic:           cfg.dlq.Name(),
 			DisableBatching: true,
-			SendTimeout:     svc.opts.DeadLetterTimeout,
+			SendTimeout:     svc.opts.DeadLetter.Timeout,
 		})
 		if err != nil {
 			e.log.Warn("dead-letter producer", "cluster", r.cc.cluster.Name, "topic", cfg.dlq.Name(), "err", err)
-			e.schedule(r, stHeld, svc.clock.Now().Add(svc.opts.DeadLetterLease))
+			e.schedule(r, stHeld, svc.clock.Now().Add(svc.opts.DeadLetter.Lease))
 			return
 		}
 		producers[r.cc.idx] = p
@@ -93,7 +93,7 @@ func (e *engine) deadLetter(producers map[int]pulsar.Producer, r *record) {
 	props[PropOriginalCluster] = r.cc.cluster.Name
 	props[PropOriginalSubcription] = e.ref.Subscription
 	props[PropDeliveries] = strconv.Itoa(r.n)
-	ctx, cancel := context.WithTimeout(context.Background(), svc.opts.DeadLetterTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), svc.opts.DeadLetter.Timeout)
 	defer cancel()
 	pm := &pulsar.ProducerMessage{Payload: msg.Payload(), Key: msg.Key(), Properties: props}
 	if et, ok := eventTime(msg); ok {
@@ -101,7 +101,7 @@ func (e *engine) deadLetter(producers map[int]pulsar.Producer, r *record) {
 	}
 	if _, err := p.Send(ctx, pm); err != nil {
 		e.log.Warn("dead-letter send", "topic", cfg.dlq.Name(), "err", err)
-		e.schedule(r, stHeld, svc.clock.Now().Add(svc.opts.DeadLetterLease))
+		e.schedule(r, stHeld, svc.clock.Now().Add(svc.opts.DeadLetter.Lease))
 		return
 	}
 	if _, err := svc.states.eval(ctx, deadScript, svc.states.space(e.binding, cfg.ackTimeout), 1, []any{svc.states.widthArg(), r.stateID}, 1); err != nil {

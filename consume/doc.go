@@ -9,7 +9,7 @@
 // needs to serve any request lives in Redis:
 //
 //   - Registrations (Registry): one hash per subscription and set indexes,
-//     cached per replica for Options.ConfigRefresh.
+//     cached per replica for Options.State.ConfigRefresh.
 //   - Delivery state (state.go): one short hash field per (subscription,
 //     message uid) with a lease ("delivery n runs until T"), an ack, or a
 //     dead-letter mark, in per-subscription hashes of DedupWindow-wide time

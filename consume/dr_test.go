@@ -56,7 +56,7 @@ func TestDisasterRecoveryClusterDelivery(t *testing.T) {
 func TestDuplicatesDroppedWithinWindow(t *testing.T) {
 	e := newEnv(t)
 	clk := minipulsar.NewFakeClock(time.Now())
-	a := e.node(fakeClock(clk), func(o *Options) { o.DedupWindow = 5 * time.Minute })
+	a := e.node(fakeClock(clk), func(o *Options) { o.State.DedupWindow = 5 * time.Minute })
 	ref := newRef("sub")
 	a.put(ref, SubscriptionSpec{AckTimeout: "1m"})
 

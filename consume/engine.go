@@ -72,7 +72,7 @@ func (cc *clusterConsumer) nack(id pulsar.MessageID) {
 const holdSlack = 50 * time.Millisecond
 
 // engine consumes one subscription on this replica: one Pulsar consumer per
-// cluster (times Options.ConsumersPerCluster), a pump per consumer that
+// cluster (times Options.Consumers.PerCluster), a pump per consumer that
 // filters and queues, the records of matching messages, and a timer for
 // leases. It is created on the first receive and closed when idle.
 type engine struct {
@@ -92,7 +92,7 @@ type engine struct {
 	timerStop func() bool
 	waiters   int
 	// lastActive is the (real) time of the last receive. While receives
-	// come (Options.ActiveWindow), the pumps read and expired messages are
+	// come (Options.Consumers.ActiveWindow), the pumps read and expired messages are
 	// handed out again here; otherwise the pumps stop and what this replica
 	// holds goes back to the broker, for replicas that have receivers.
 	lastActive time.Time
@@ -112,17 +112,17 @@ func newEngine(svc *Service, cfg *Subscription) *engine {
 	ref := cfg.Ref()
 	e := &engine{
 		svc: svc, ref: ref, path: ref.Path(), binding: ref.binding(),
-		stats:   newSubStats(svc.opts.MaxStatsTags),
+		stats:   newSubStats(svc.opts.Stats.MaxTags),
 		log:     svc.log.With("subscription", ref.Path()),
 		records: map[copyKey]*record{},
 		notify:  make(chan struct{}), space: make(chan struct{}),
-		tick: make(chan struct{}, 1), dlqJobs: make(chan *record, svc.opts.MaxHeld),
+		tick: make(chan struct{}, 1), dlqJobs: make(chan *record, svc.opts.Consumers.MaxHeld),
 		quit: make(chan struct{}),
 	}
 	e.cfg.Store(cfg)
 	e.lastActive = time.Now()
 	for i, c := range svc.opts.Clusters {
-		for range svc.opts.ConsumersPerCluster {
+		for range svc.opts.Consumers.PerCluster {
 			e.consumers = append(e.consumers, &clusterConsumer{idx: i, cluster: c})
 		}
 	}
@@ -173,7 +173,7 @@ func (e *engine) idleSince() time.Time {
 }
 
 func (e *engine) activeLocked() bool {
-	return e.waiters > 0 || time.Since(e.lastActive) < e.svc.opts.ActiveWindow
+	return e.waiters > 0 || time.Since(e.lastActive) < e.svc.opts.Consumers.ActiveWindow
 }
 
 // handBackIfIdle gives messages waiting here back to the broker when no
@@ -262,7 +262,7 @@ func (e *engine) waitSpace() bool {
 			e.mu.Unlock()
 			return false
 		}
-		if e.ready.len() < e.svc.opts.MaxReady && len(e.records) < e.svc.opts.MaxHeld && e.activeLocked() {
+		if e.ready.len() < e.svc.opts.Consumers.MaxReady && len(e.records) < e.svc.opts.Consumers.MaxHeld && e.activeLocked() {
 			e.mu.Unlock()
 			return true
 		}
@@ -451,7 +451,7 @@ func (e *engine) lease(ctx context.Context, recs []*record, caller Caller, out [
 	attempt := newAttempt()
 	args := make([]any, 0, 7+2*len(recs))
 	args = append(args, svc.states.widthArg(), now.UnixMilli(), cfg.ackTimeout.Milliseconds(),
-		cfg.MaxDeliveries, svc.opts.DeadLetterLease.Milliseconds(), keep.Milliseconds(), attempt)
+		cfg.MaxDeliveries, svc.opts.DeadLetter.Lease.Milliseconds(), keep.Milliseconds(), attempt)
 	for _, r := range recs {
 		args = append(args, r.stateID)
 	}
@@ -465,7 +465,7 @@ func (e *engine) lease(ctx context.Context, recs []*record, caller Caller, out [
 		// withdraw the attempt, so the 503 that says nothing changed is
 		// true; if even that fails, say what is leased and until when.
 		undone, rerr := svc.states.release(sp, attempt, keep,
-			now.Add(cfg.ackTimeout).UnixMilli(), now.Add(svc.opts.DeadLetterLease).UnixMilli(), recs)
+			now.Add(cfg.ackTimeout).UnixMilli(), now.Add(svc.opts.DeadLetter.Lease).UnixMilli(), recs)
 		e.requeue(recs)
 		if rerr != nil {
 			e.log.Warn("a failed lease could not be withdrawn: its messages may stay leased until the ack timeout",
@@ -561,7 +561,7 @@ func (e *engine) deliver(r *record, res leaseResult, cfg *Subscription, caller C
 	a := AckID{
 		Cluster: r.key.cluster, Partition: r.key.partition, Ledger: r.key.ledger, Entry: r.key.entry,
 		BatchIdx: r.key.batch, BatchSize: id.BatchSize(), Delivery: res.n,
-		Expires: now.Add(svc.opts.DedupWindow), Node: svc.node, Binding: e.binding, UID: r.uid,
+		Expires: now.Add(svc.opts.State.DedupWindow), Node: svc.node, Binding: e.binding, UID: r.uid,
 		RetryStep: r.step, KeyHash: r.keyHash,
 	}
 	e.stats.add(outDelivered, r.tags)

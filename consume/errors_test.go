@@ -15,7 +15,7 @@ import (
 
 func TestSubscriptionRegistry(t *testing.T) {
 	e := newEnv(t)
-	a, b := e.node(), e.node(func(o *Options) { o.ConfigRefresh = 50 * time.Millisecond })
+	a, b := e.node(), e.node(func(o *Options) { o.State.ConfigRefresh = 50 * time.Millisecond })
 	ref := newRef("sub")
 	path := subPath(ref)
 
@@ -78,7 +78,7 @@ func TestSubscriptionRegistry(t *testing.T) {
 
 func TestFilterUpdateTakesEffect(t *testing.T) {
 	e := newEnv(t)
-	a := e.node(func(o *Options) { o.ConfigRefresh = 50 * time.Millisecond })
+	a := e.node(func(o *Options) { o.State.ConfigRefresh = 50 * time.Millisecond })
 	ref := newRef("sub")
 	a.put(ref, SubscriptionSpec{TagFilter: "PAY_1"})
 	m1, m2 := newMsg("PAY_1"), newMsg("PAY_2")
@@ -101,7 +101,7 @@ func TestFilterUpdateTakesEffect(t *testing.T) {
 func TestClientErrors(t *testing.T) {
 	e := newEnv(t)
 	clk := minipulsar.NewFakeClock(time.Now())
-	a := e.node(fakeClock(clk), func(o *Options) { o.MaxBodyBytes = 4096; o.DedupWindow = 10 * time.Minute })
+	a := e.node(fakeClock(clk), func(o *Options) { o.Limits.MaxBodyBytes = 4096; o.State.DedupWindow = 10 * time.Minute })
 	ref := newRef("sub")
 	a.put(ref, SubscriptionSpec{TagFilter: "PAY_1"})
 	otherRef := ref
@@ -231,7 +231,10 @@ func isB64(c byte) bool {
 // STORE_UNAVAILABLE.
 func TestStoreUnavailable(t *testing.T) {
 	e := newEnv(t)
-	a := e.node(func(o *Options) { o.RedisTimeout = 500 * time.Millisecond; o.ConfigRefresh = 50 * time.Millisecond })
+	a := e.node(func(o *Options) {
+		o.State.RedisTimeout = 500 * time.Millisecond
+		o.State.ConfigRefresh = 50 * time.Millisecond
+	})
 	ref := newRef("sub")
 	a.put(ref, SubscriptionSpec{})
 	produce(t, e.client, ref.TopicName(), []testMsg{newMsg("A")})

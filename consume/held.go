@@ -48,7 +48,7 @@ type heldSnapshot struct {
 	Tags  map[string]HeldCounts `json:"tags"`
 }
 
-func (s *Service) heldKey(path string) string { return s.opts.KeyPrefix + "cheld:" + path }
+func (s *Service) heldKey(path string) string { return s.opts.State.KeyPrefix + "cheld:" + path }
 
 // maxHeldTags bounds the tags in one replica's report; the rest are summed
 // under TagOther.
@@ -77,7 +77,7 @@ func (s *Service) reportHeld(ctx context.Context, e *engine) {
 	if err != nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.opts.RedisTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.opts.State.RedisTimeout)
 	defer cancel()
 	key := s.heldKey(e.path)
 	pipe := s.rdb.Pipeline()
@@ -90,18 +90,18 @@ func (s *Service) reportHeld(ctx context.Context, e *engine) {
 
 // forgetHeld removes this replica's report (its engine closed).
 func (s *Service) forgetHeld(path string) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.opts.RedisTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.State.RedisTimeout)
 	defer cancel()
 	_ = s.rdb.HDel(ctx, s.heldKey(path), bindingHex(s.node)).Err()
 	s.metrics.setHeld(path, nil)
 }
 
 // heldFresh is how old a replica's report may be and still count.
-func (s *Service) heldFresh() time.Duration { return 3*s.opts.StatsInterval + 5*time.Second }
+func (s *Service) heldFresh() time.Duration { return 3*s.opts.Stats.Interval + 5*time.Second }
 
 // readHeld sums the fresh reports of every replica.
 func (s *Service) readHeld(ctx context.Context, path string) (HeldCounts, map[string]HeldCounts, int, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.opts.RedisTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.opts.State.RedisTimeout)
 	defer cancel()
 	m, err := s.rdb.HGetAll(ctx, s.heldKey(path)).Result()
 	if err != nil {

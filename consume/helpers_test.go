@@ -88,14 +88,14 @@ func (e *env) node(opts ...func(*Options)) *node {
 	t.Helper()
 	rec := &recorder{}
 	o := Options{
-		Redis:         e.rdb,
-		Clusters:      []Cluster{{Name: "primary", Client: newClient(t, e.broker)}},
-		Secret:        testSecret,
-		Node:          "test",
-		Recorder:      rec,
-		Logger:        slog.New(slog.DiscardHandler),
-		ActiveWindow:  time.Second,
-		StatsInterval: 200 * time.Millisecond,
+		Redis:     e.rdb,
+		Clusters:  []Cluster{{Name: "primary", Client: newClient(t, e.broker)}},
+		Secret:    testSecret,
+		Node:      "test",
+		Recorder:  rec,
+		Logger:    slog.New(slog.DiscardHandler),
+		Consumers: ConsumerOptions{ActiveWindow: time.Second},
+		Stats:     StatsOptions{Interval: 200 * time.Millisecond},
 	}
 	if e.dr != nil {
 		o.Clusters = append(o.Clusters, Cluster{Name: "dr", Client: newClient(t, e.dr)})

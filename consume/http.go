@@ -153,7 +153,7 @@ func (a *api) caller(c *gin.Context) (Caller, bool) {
 
 // readBody reads at most MaxBodyBytes.
 func (a *api) readBody(c *gin.Context) ([]byte, bool) {
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, a.svc.opts.MaxBodyBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, a.svc.opts.Limits.MaxBodyBytes))
 	if err != nil {
 		var mb *http.MaxBytesError
 		if errors.As(err, &mb) {

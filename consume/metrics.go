@@ -10,8 +10,9 @@ import (
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/metrics"
 )
 
-// Metrics are the consume engine's Prometheus collectors. A nil *Metrics
-// records nothing.
+// Metrics are the consume engine's Prometheus collectors. They always
+// exist (the Service builds them on a private registry when
+// Options.Registerer is nil), so no method checks for nil.
 type Metrics struct {
 	messages    *prometheus.CounterVec
 	tagMessages *prometheus.CounterVec
@@ -61,9 +62,6 @@ func NewMetrics(reg prometheus.Registerer, maxTagLabels int) *Metrics {
 }
 
 func (m *Metrics) observe(sub string, total counts, tags map[string]*counts) {
-	if m == nil {
-		return
-	}
 	for o, v := range total {
 		if v != 0 {
 			m.messages.WithLabelValues(sub, outcomeNames[o]).Add(float64(v))
@@ -98,9 +96,6 @@ func (m *Metrics) observe(sub string, total counts, tags map[string]*counts) {
 
 // setHeld replaces a subscription's held gauges with tags (nil: removes them).
 func (m *Metrics) setHeld(sub string, tags map[string]HeldCounts) {
-	if m == nil {
-		return
-	}
 	m.tagHeld.replace(sub, func(set func(v float64, labels ...string)) {
 		for t, h := range capTags(tags, m.maxTags) {
 			set(float64(h.Ready), t, "ready")
@@ -113,9 +108,6 @@ func (m *Metrics) setHeld(sub string, tags map[string]HeldCounts) {
 // setBacklog replaces a subscription's backlog gauges with a scan's result
 // (nil: removes them).
 func (m *Metrics) setBacklog(sub string, b *TagBacklog) {
-	if m == nil {
-		return
-	}
 	m.tagBacklog.replace(sub, func(set func(v float64, labels ...string)) {
 		if b == nil {
 			return
@@ -184,21 +176,15 @@ func (g *gaugeSet) replace(sub string, fill func(set func(v float64, labels ...s
 }
 
 func (m *Metrics) setEngines(n int) {
-	if m != nil {
-		m.engines.Set(float64(n))
-	}
+	m.engines.Set(float64(n))
 }
 
 // observeAck records a consumer's ack at now of a message (see
 // produceToAck).
 func (m *Metrics) observeAck(props map[string]string, tags []string, now time.Time) {
-	if m != nil {
-		m.toAck.observe(props, tags, now)
-	}
+	m.toAck.observe(props, tags, now)
 }
 
 func (m *Metrics) addStoreError() {
-	if m != nil {
-		m.storeErrors.Inc()
-	}
+	m.storeErrors.Inc()
 }

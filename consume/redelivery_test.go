@@ -56,7 +56,10 @@ func TestAckTimeoutRedelivery(t *testing.T) {
 func TestAckTimeoutRedeliveryOnAnotherReplica(t *testing.T) {
 	e := newEnv(t)
 	clk := minipulsar.NewFakeClock(time.Now())
-	idle := func(o *Options) { o.IdleTimeout = 300 * time.Millisecond; o.ActiveWindow = 200 * time.Millisecond }
+	idle := func(o *Options) {
+		o.Consumers.IdleTimeout = 300 * time.Millisecond
+		o.Consumers.ActiveWindow = 200 * time.Millisecond
+	}
 	a, b := e.node(fakeClock(clk), idle), e.node(fakeClock(clk))
 	ref := newRef("sub")
 	a.put(ref, SubscriptionSpec{AckTimeout: "10s"})

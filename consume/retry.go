@@ -130,7 +130,7 @@ func (s *Service) nackRetry(ctx context.Context, ref SubscriptionRef, cfg *Subsc
 // this one handed out. A lost or failed one leaves the lease to run out:
 // the message comes back as after a plain nack.
 func (s *Service) retryPeer(e *engine, a AckID, tok string) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.opts.DeadLetterTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.DeadLetter.Timeout)
 	defer cancel()
 	out, err := s.retryHeld(ctx, e, &a, Caller{})
 	if err != nil {
@@ -162,7 +162,7 @@ func (s *Service) retryHeld(ctx context.Context, e *engine, a *AckID, caller Cal
 		return retryNoPlan, nil
 	}
 	cfg := e.cfg.Load()
-	hold := s.opts.DeadLetterLease
+	hold := s.opts.DeadLetter.Lease
 	vals, err := s.states.eval(ctx, claimScript, s.states.space(e.binding, cfg.ackTimeout), 1,
 		[]any{s.states.widthArg(), now.UnixMilli(), hold.Milliseconds(), s.leaseKeep(cfg.ackTimeout).Milliseconds(), r.stateID, k.String(), a.Delivery}, 1)
 	if err != nil {

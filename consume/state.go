@@ -26,7 +26,7 @@ import (
 // milliseconds on Redis's clock until which the entry must stay visible,
 // and copy the copy being delivered (cluster:ledger:entry:partition:batch).
 //
-// Buckets are Options.DedupWindow wide, or two ack timeouts and a minute
+// Buckets are Options.State.DedupWindow wide, or two ack timeouts and a minute
 // when that is longer (the width is in the key name, so a changed window
 // or ack timeout never reads another width's buckets), and numbered on
 // Redis's clock (TIME), so every replica agrees on them. A script looks a
@@ -370,7 +370,7 @@ type states struct {
 	rdb     redis.UniversalClient
 	prefix  string
 	timeout time.Duration
-	dedup   time.Duration // Options.DedupWindow
+	dedup   time.Duration // Options.State.DedupWindow
 }
 
 // space is one subscription's delivery state: its buckets' width.

@@ -73,7 +73,7 @@ func (c *Counts) add(o int, n int64) {
 }
 
 // Stats describe one subscription across every replica: counts kept in
-// Redis (each replica adds its own every Options.StatsInterval) and the
+// Redis (each replica adds its own every Options.Stats.Interval) and the
 // broker's backlog.
 type Stats struct {
 	Tenant       string `json:"tenant"`
@@ -87,12 +87,12 @@ type Stats struct {
 	BacklogError string `json:"backlogError,omitempty"`
 	Totals       Counts `json:"totals"`
 	// Tags counts per tag: a message with three tags counts for each.
-	// Messages without tags are under "_none"; past Options.MaxStatsTags
+	// Messages without tags are under "_none"; past Options.Stats.MaxTags
 	// distinct tags per replica, the rest under "_other".
 	Tags map[string]Counts `json:"tags"`
 	// Rates are messages per second over the last RateWindowSeconds: the
 	// six complete 10-second slots before now, as replicas flushed their
-	// counts (every Options.StatsInterval), so up to that much late.
+	// counts (every Options.Stats.Interval), so up to that much late.
 	// TagRates per tag, as Tags.
 	RateWindowSeconds float64          `json:"rateWindowSeconds"`
 	Rates             Rates            `json:"rates"`
@@ -100,15 +100,17 @@ type Stats struct {
 }
 
 // Rate slots: counts are also added to a hash per slot (10 s,
-// Options.rateSlot), kept for rateSlots+12 slots; rates sum the rateSlots
+// Options.Stats.rateSlot), kept for rateSlots+12 slots; rates sum the rateSlots
 // complete slots before the current one.
 const rateSlots = 6
 
 func (s *Service) rateKey(ref SubscriptionRef, slot int64) string {
-	return s.opts.KeyPrefix + "crate:" + strconv.FormatInt(s.opts.rateSlot.Milliseconds(), 10) + ":" + ref.Path() + ":" + strconv.FormatInt(slot, 10)
+	return s.opts.State.KeyPrefix + "crate:" + strconv.FormatInt(s.opts.Stats.rateSlot.Milliseconds(), 10) + ":" + ref.Path() + ":" + strconv.FormatInt(slot, 10)
 }
 
-func (s *Service) rateSlotNow() int64 { return time.Now().UnixMilli() / s.opts.rateSlot.Milliseconds() }
+func (s *Service) rateSlotNow() int64 {
+	return time.Now().UnixMilli() / s.opts.Stats.rateSlot.Milliseconds()
+}
 
 // Tag names used in stats for what has no tag of its own.
 const (
@@ -195,7 +197,7 @@ func (s *subStats) bumpN(tag string, o int, n int64) {
 }
 
 func (s *Service) statsKey(ref SubscriptionRef) string {
-	return s.opts.KeyPrefix + "cstats:" + ref.Path()
+	return s.opts.State.KeyPrefix + "cstats:" + ref.Path()
 }
 
 // flushStats adds an engine's counts to Redis and Prometheus. Counts that
@@ -211,7 +213,7 @@ func (s *Service) flushStats(ctx context.Context, e *engine) {
 	if empty && len(tags) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.opts.RedisTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.opts.State.RedisTimeout)
 	defer cancel()
 	key := s.statsKey(e.ref)
 	rkey := s.rateKey(e.ref, s.rateSlotNow())
@@ -230,7 +232,7 @@ func (s *Service) flushStats(ctx context.Context, e *engine) {
 			}
 		}
 	}
-	pipe.PExpire(ctx, rkey, (rateSlots+12)*s.opts.rateSlot)
+	pipe.PExpire(ctx, rkey, (rateSlots+12)*s.opts.Stats.rateSlot)
 	if _, err := pipe.Exec(ctx); err != nil {
 		s.log.Warn("stats flush failed; kept for the next one", "subscription", e.path, "err", err)
 		e.stats.undrain(total, tags)
@@ -250,7 +252,7 @@ func (s *Service) Stats(ctx context.Context, ref SubscriptionRef) (*Stats, error
 	if e := s.existingEngine(ref.Path()); e != nil {
 		s.flushStats(ctx, e)
 	}
-	rctx, cancel := context.WithTimeout(ctx, s.opts.RedisTimeout)
+	rctx, cancel := context.WithTimeout(ctx, s.opts.State.RedisTimeout)
 	defer cancel()
 	pipe := s.rdb.Pipeline()
 	all := pipe.HGetAll(rctx, s.statsKey(ref))
@@ -265,7 +267,7 @@ func (s *Service) Stats(ctx context.Context, ref SubscriptionRef) (*Stats, error
 	}
 	st := &Stats{Tenant: ref.Tenant, Namespace: ref.Namespace, Topic: ref.Topic, Subscription: ref.Subscription,
 		Tags: map[string]Counts{}, TagRates: map[string]Rates{},
-		RateWindowSeconds: float64(rateSlots) * s.opts.rateSlot.Seconds()}
+		RateWindowSeconds: float64(rateSlots) * s.opts.Stats.rateSlot.Seconds()}
 	addCounts(&st.Totals, st.Tags, all.Val())
 	var recent Counts
 	recentTags := map[string]Counts{}

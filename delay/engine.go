@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/pulsar-sidecar/pulsar-sidecar/internal/group"
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/wire"
 	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
 )
@@ -197,7 +198,7 @@ type Engine struct {
 	mu      sync.Mutex
 	started bool
 	closed  bool
-	wg      sync.WaitGroup // ScheduleAsync goroutines
+	bg      group.Group // ScheduleAsync's wheel schedules and level records; refuses work once Close waits
 
 	// attaching forwarders in the background (Start)
 	attachQuit context.CancelFunc
@@ -410,7 +411,7 @@ func (e *Engine) Close() error {
 	e.closed = true
 	started := e.started
 	e.mu.Unlock()
-	e.wg.Wait()
+	_ = e.bg.Wait(context.Background())
 	if !started {
 		return nil
 	}
@@ -605,19 +606,12 @@ func (e *Engine) ScheduleAsync(ctx context.Context, req Request, done func(Resul
 		}
 		e.pub.SendAsync(ctx, topic, pm, finish)
 	case ModeWheel:
-		e.mu.Lock()
-		if e.closed {
-			e.mu.Unlock()
-			done(Result{UID: req.UID}, ErrClosed)
-			return
-		}
-		e.wg.Add(1)
-		e.mu.Unlock()
-		go func() {
-			defer e.wg.Done()
+		if !e.bg.Go(func() {
 			r, err := e.scheduleWheel(ctx, &req, p)
 			done(r, err)
-		}()
+		}) {
+			done(Result{UID: req.UID}, ErrClosed)
+		}
 	}
 }
 
@@ -633,13 +627,6 @@ func (e *Engine) ScheduleAsync(ctx context.Context, req Request, done func(Resul
 // produce instead would make the caller retry, and without an idempotency
 // key that is a second message under another uid.
 func (e *Engine) withLevelRecord(ctx context.Context, req *Request, p plan, finish func(pulsar.MessageID, error)) (func(pulsar.MessageID, error), bool) {
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
-		return nil, false
-	}
-	e.wg.Add(1) // Close waits for the record: it uses Redis
-	e.mu.Unlock()
 	var (
 		left   atomic.Int32
 		id     pulsar.MessageID
@@ -653,14 +640,15 @@ func (e *Engine) withLevelRecord(ctx context.Context, req *Request, p plan, fini
 	}
 	rec := levelRecord{Topic: req.Topic, Key: req.Key, Tags: req.Tags, App: req.App, Level: p.level.Name,
 		Due: p.due.UnixMilli(), Size: len(req.Payload)}
-	go func() {
-		defer e.wg.Done()
+	if !e.bg.Go(func() { // Close waits for the record: it uses Redis
 		if err := e.cancels.putRecord(context.WithoutCancel(ctx), req.UID, rec, p.level.Delay+e.levelCfg.CancelMargin); err != nil {
 			e.log.Warn("delay: level message scheduled without its record: it cannot be found or cancelled by uid, only by key",
 				"uid", req.UID, "topic", req.Topic, "level", p.level.Name, "err", err)
 		}
 		join()
-	}()
+	}) {
+		return nil, false
+	}
 	return func(mid pulsar.MessageID, err error) {
 		id, pubErr = mid, err
 		join()

@@ -279,13 +279,11 @@ func (f *forwarder) forget(ctx context.Context, uid string) {
 	if f.cancels == nil {
 		return
 	}
-	f.inflight.Add(1)
-	go func() {
-		defer f.inflight.Done()
+	f.inflight.Go(func() {
 		if err := f.cancels.forgetRecord(context.WithoutCancel(ctx), uid); err != nil {
 			f.log.Debug("delay: level record not deleted; it expires", "level", f.lv.Name, "uid", uid, "err", err)
 		}
-	}()
+	})
 }
 
 func (f *forwarder) ack(msg pulsar.Message) {

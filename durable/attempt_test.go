@@ -24,7 +24,7 @@ func (f senderFunc) SendAsync(ctx context.Context, m *produce.Message, done func
 // outcome and the attempt timeout is first; the hand-over context ends when
 // the attempt does; a success after the timeout counts as a late ack.
 func TestSendOnce(t *testing.T) {
-	s := &Sender{log: slog.New(slog.DiscardHandler)}
+	s := &Sender{log: slog.New(slog.DiscardHandler), met: unseenMetrics()}
 	m := &produce.Message{UID: "u1"}
 	type call struct {
 		rc  produce.Receipt

@@ -192,7 +192,7 @@ func TestBreakerIdleProbes(t *testing.T) {
 }
 
 func TestBackoff(t *testing.T) {
-	s := &Sender{opts: Options{RetryBase: 25 * time.Millisecond, RetryMax: time.Second}}
+	s := &Sender{opts: Options{RetryBase: 25 * time.Millisecond, RetryMax: time.Second}, met: unseenMetrics()}
 	for n := 1; n <= 12; n++ {
 		step := min(25*time.Millisecond<<(n-1), time.Second)
 		for range 200 {

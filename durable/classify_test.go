@@ -56,7 +56,7 @@ func TestRetriable(t *testing.T) {
 }
 
 func TestSpoolErrorMapping(t *testing.T) {
-	s := &Sender{}
+	s := &Sender{met: unseenMetrics()}
 	tests := []struct {
 		in     error
 		want   error

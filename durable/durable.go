@@ -290,11 +290,7 @@ func New(opts Options) (*Sender, error) {
 			"corrupt_tails", len(rep.Corrupt), "checkpoint_problem", rep.CheckpointProblem)
 	}
 	for _, c := range s.clusters {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.probeLoop(c)
-		}()
+		s.wg.Go(func() { s.probeLoop(c) })
 	}
 	var rctx context.Context
 	rctx, s.replayStop = context.WithCancel(context.Background())

@@ -269,3 +269,9 @@ func metricValue(t testing.TB, reg *prometheus.Registry, name string, labels map
 }
 
 var logLevel = slog.LevelError
+
+// unseenMetrics are the metrics of a Sender a test builds by hand (New
+// always builds them; their methods do not check for nil).
+func unseenMetrics() *metricSet {
+	return newMetrics(nil, func() spool.Stats { return spool.Stats{} }, time.Now)
+}

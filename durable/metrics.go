@@ -1,7 +1,6 @@
 package durable
 
 import (
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -10,8 +9,9 @@ import (
 	"github.com/pulsar-sidecar/pulsar-sidecar/spool"
 )
 
-// metricSet holds the durability collectors. A nil *metricSet records
-// nothing (no Registerer given).
+// metricSet holds the durability collectors. They always exist (built on a
+// private registry when no Registerer is given), so no method checks for
+// nil.
 type metricSet struct {
 	state       *prometheus.GaugeVec
 	transitions *prometheus.CounterVec
@@ -25,15 +25,12 @@ type metricSet struct {
 	rejected    prometheus.Counter
 	corrupt     prometheus.Counter
 
-	// attemptBy caches attempts' children: every message counts one, and a
-	// vec lookup hashes both labels each time.
-	attemptBy sync.Map // [2]string{cluster, result} -> prometheus.Counter
+	// attemptBy caches attempts' children: every message counts one.
+	attemptBy *metrics.Children[[2]string, prometheus.Counter] // {cluster, result}
 }
 
 func newMetrics(reg prometheus.Registerer, stats func() spool.Stats, now func() time.Time) *metricSet {
-	if reg == nil {
-		return nil
-	}
+	reg = metrics.OrDiscard(reg)
 	ns := metrics.Namespace
 	m := &metricSet{
 		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "cluster_state",
@@ -63,6 +60,7 @@ func newMetrics(reg prometheus.Registerer, stats func() spool.Stats, now func() 
 		corrupt: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "spool_replay_unreadable_total",
 			Help: "Spooled records that failed their checksum when read for replay; they stay in the spool."}),
 	}
+	m.attemptBy = metrics.NewChildren(func(k [2]string) prometheus.Counter { return m.attempts.WithLabelValues(k[0], k[1]) })
 	gauge := func(name, help string, f func(spool.Stats) float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: name, Help: help},
 			func() float64 { return f(stats()) })
@@ -87,78 +85,50 @@ func newMetrics(reg prometheus.Registerer, stats func() spool.Stats, now func() 
 }
 
 func (m *metricSet) setState(cluster string, s State) {
-	if m != nil {
-		m.state.WithLabelValues(cluster).Set(float64(s))
-		m.transitions.WithLabelValues(cluster, s.String()).Inc()
-	}
+	m.state.WithLabelValues(cluster).Set(float64(s))
+	m.transitions.WithLabelValues(cluster, s.String()).Inc()
 }
 
 func (m *metricSet) initState(cluster string) {
-	if m != nil {
-		m.state.WithLabelValues(cluster).Set(float64(Closed))
-	}
+	m.state.WithLabelValues(cluster).Set(float64(Closed))
 }
 
 func (m *metricSet) attempt(cluster, result string) {
-	if m == nil {
-		return
-	}
-	k := [2]string{cluster, result}
-	c, ok := m.attemptBy.Load(k)
-	if !ok {
-		c, _ = m.attemptBy.LoadOrStore(k, m.attempts.WithLabelValues(cluster, result))
-	}
-	c.(prometheus.Counter).Inc()
+	m.attemptBy.Get([2]string{cluster, result}).Inc()
 }
 
 func (m *metricSet) retry() {
-	if m != nil {
-		m.retries.Inc()
-	}
+	m.retries.Inc()
 }
 
 func (m *metricSet) failover() {
-	if m != nil {
-		m.failovers.Inc()
-	}
+	m.failovers.Inc()
 }
 
 func (m *metricSet) lateAck(cluster string) {
-	if m != nil {
-		m.lateAcks.WithLabelValues(cluster).Inc()
-	}
+	m.lateAcks.WithLabelValues(cluster).Inc()
 }
 
 func (m *metricSet) probe(cluster string, ok bool) {
-	if m != nil {
-		r := "ok"
-		if !ok {
-			r = "failed"
-		}
-		m.probes.WithLabelValues(cluster, r).Inc()
+	r := "ok"
+	if !ok {
+		r = "failed"
 	}
+	m.probes.WithLabelValues(cluster, r).Inc()
 }
 
 func (m *metricSet) spool(result string) {
-	if m != nil {
-		m.spooled.WithLabelValues(result).Inc()
-	}
+	m.spooled.WithLabelValues(result).Inc()
 }
 
 func (m *metricSet) replay(cluster string) {
-	if m != nil {
-		m.replayed.WithLabelValues(cluster).Inc()
-	}
+	m.replayed.WithLabelValues(cluster).Inc()
 }
 
 func (m *metricSet) replayRejected() {
-	if m != nil {
-		m.rejected.Inc()
-	}
+	m.rejected.Inc()
 }
 
 func (m *metricSet) replayUnreadable() {
-	if m != nil {
-		m.corrupt.Inc()
-	}
+	m.corrupt.Inc()
 }

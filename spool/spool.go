@@ -223,18 +223,12 @@ func Open(dir string, opts Options) (*Spool, error) {
 		_ = lock.Close()
 		return nil, err
 	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	s.wg.Go(func() {
 		defer close(s.writerDone)
 		s.writeLoop()
-	}()
+	})
 	if opts.CheckpointInterval > 0 {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.checkpointLoop()
-		}()
+		s.wg.Go(s.checkpointLoop)
 	}
 	return s, nil
 }

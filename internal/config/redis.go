@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"net"
-	"os"
 	"strings"
 )
 
@@ -85,19 +84,14 @@ func (r *Redis) ReadPasswordFile() (string, error) {
 	return secretValue("", r.PasswordFile, "redis.passwordFile")
 }
 
+// secretValue is SecretValue (ReadSecretFile's rule) with the setting's
+// name in the error.
 func secretValue(inline, file, name string) (string, error) {
-	if file == "" {
-		return inline, nil
-	}
-	b, err := os.ReadFile(file)
+	v, err := SecretValue(inline, file)
 	if err != nil {
 		return "", fmt.Errorf("config: %s: %w", name, err)
 	}
-	s := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
-	if s == "" {
-		return "", fmt.Errorf("%w: %s %s is empty", ErrInvalid, name, file)
-	}
-	return s, nil
+	return v, nil
 }
 
 // validate checks the Redis section; Validate adds its errors.

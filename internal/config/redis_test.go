@@ -64,8 +64,9 @@ func TestRedisInvalid(t *testing.T) {
 	}
 }
 
-// TestRedisSecretFiles: the ...File twins are read with one trailing
-// newline dropped; a missing or empty file is an error naming the setting.
+// TestRedisSecretFiles: the ...File twins are read by ReadSecretFile's
+// rule (trailing line ends dropped, spaces kept); a missing or empty file is
+// an error naming the setting.
 func TestRedisSecretFiles(t *testing.T) {
 	dir := t.TempDir()
 	pw := filepath.Join(dir, "password")
@@ -87,7 +88,9 @@ func TestRedisSecretFiles(t *testing.T) {
 	empty := filepath.Join(dir, "empty")
 	require.NoError(t, os.WriteFile(empty, []byte("\n"), 0o600))
 	_, _, err = (&Redis{SentinelPasswordFile: empty}).Secrets()
-	assert.ErrorIs(t, err, ErrInvalid)
+	// ErrSecretFile (it was ErrInvalid): the ...File settings of Redis are
+	// read by the one secret-file reader every other secret uses.
+	assert.ErrorIs(t, err, ErrSecretFile)
 	assert.ErrorContains(t, err, "redis.sentinelPasswordFile")
 }
 

@@ -12,18 +12,28 @@ import (
 var ErrSecretFile = errors.New("config: secret file")
 
 // ReadSecretFile reads a secret from a mounted file (a Kubernetes secret
-// volume, a Docker secret): the whole content with surrounding white space
-// and line ends trimmed. An empty file is an error, not an empty secret.
+// volume, a Docker secret, a file written with echo). Every secret file is
+// read by this one rule: the line ends at the end of the file ("\n" or
+// "\r\n", however many) are not part of the secret, every other byte is,
+// spaces and tabs included (a password may begin or end with a space). A
+// file that is empty or only white space is an error, not an empty secret.
 func ReadSecretFile(path string) (string, error) {
 	data, err := os.ReadFile(path) //nolint:gosec // the path is the operator's setting
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrSecretFile, err)
 	}
-	v := strings.TrimSpace(string(data))
-	if v == "" {
+	v, ok := secretFromFile(data)
+	if !ok {
 		return "", fmt.Errorf("%w: %s is empty", ErrSecretFile, path)
 	}
 	return v, nil
+}
+
+// secretFromFile is ReadSecretFile's rule: data without its trailing line
+// ends, and false when nothing but white space is left.
+func secretFromFile(data []byte) (string, bool) {
+	v := strings.TrimRight(string(data), "\r\n")
+	return v, strings.TrimSpace(v) != ""
 }
 
 // SecretValue resolves a secret setting and its ...File twin: the file's

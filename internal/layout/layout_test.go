@@ -22,10 +22,13 @@ var layers = [][]string{
 	// Leaves: plumbing, wire formats, stores, the test broker.
 	{"internal/accesslog", "internal/config", "internal/embedredis", "internal/fakeclock", "internal/jsonenc", "internal/testcert", "internal/testredis", "internal/version",
 		"internal/wire", "internal/apierr", "internal/group", "internal/pulsaradm",
-		"openapi", "tagfilter", "tracer", "spool", "console-api/web", "minipulsar", "minipulsar/internal/wirepb", "minipulsar/conformance"},
-	// Helpers over the leaves: metrics conventions, the trace store's
-	// contract suite and Elasticsearch fake.
-	{"internal/metrics", "tracer/esfake", "tracer/storetest"},
+		"openapi", "tagfilter", "spool", "console-api/web", "minipulsar", "minipulsar/internal/wirepb", "minipulsar/conformance"},
+	// Over the leaves: metrics conventions, the trace pipeline (it runs
+	// its goroutines on internal/group) and the trace store's
+	// Elasticsearch fake.
+	{"internal/metrics", "tracer", "tracer/esfake"},
+	// The trace store's contract suite (it drives tracer's stores).
+	{"tracer/storetest"},
 	// The delay engine.
 	{"delay"},
 	// The produce types and the producer pool.

@@ -7,7 +7,6 @@ package metrics
 import (
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -55,10 +54,9 @@ type HTTP struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 
-	// series caches the children by label values: a vec's
-	// WithLabelValues hashes and looks up its labels on every call, and the
-	// code label would need strconv on every request.
-	series sync.Map // httpKey -> *httpSeries
+	// series caches the children by label values; the code label would
+	// also need strconv on every request.
+	series *Children[httpKey, httpSeries]
 }
 
 type httpKey struct {
@@ -85,6 +83,13 @@ func NewHTTP(reg prometheus.Registerer) *HTTP {
 			Buckets: []float64{.0005, .001, .002, .003, .005, .0075, .01, .015, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"route", "method", "code"}),
 	}
+	h.series = NewChildren(func(k httpKey) httpSeries {
+		code := strconv.Itoa(k.code)
+		return httpSeries{
+			requests: h.requests.WithLabelValues(k.route, k.method, code),
+			duration: h.duration.WithLabelValues(k.route, k.method, code),
+		}
+	})
 	reg.MustRegister(h.requests, h.duration)
 	return h
 }
@@ -98,7 +103,7 @@ func (h *HTTP) Middleware() gin.HandlerFunc {
 		if route == "" {
 			route = "unmatched"
 		}
-		sr := h.seriesFor(httpKey{route: route, method: methodLabel(c.Request.Method), code: c.Writer.Status()})
+		sr := h.series.Get(httpKey{route: route, method: methodLabel(c.Request.Method), code: c.Writer.Status()})
 		sr.requests.Inc()
 		sr.duration.Observe(time.Since(start).Seconds())
 	}
@@ -113,20 +118,4 @@ func methodLabel(m string) string {
 		return m
 	}
 	return "other"
-}
-
-// seriesFor returns the cached children for k, creating them on first use.
-// The cache holds one entry per child of the vecs, so it grows exactly as
-// the exported series do.
-func (h *HTTP) seriesFor(k httpKey) *httpSeries {
-	if v, ok := h.series.Load(k); ok {
-		return v.(*httpSeries)
-	}
-	code := strconv.Itoa(k.code)
-	sr := &httpSeries{
-		requests: h.requests.WithLabelValues(k.route, k.method, code),
-		duration: h.duration.WithLabelValues(k.route, k.method, code),
-	}
-	v, _ := h.series.LoadOrStore(k, sr)
-	return v.(*httpSeries)
 }
