@@ -10,7 +10,9 @@
 # Needs redis-server, taskset and curl; builds the sidecar and pscload into
 # <out-dir>. Writes summary.txt, report.json, plot.png and the load average
 # before and after. SIDECAR_CPU and LOAD_CPU choose other cores; PORT and
-# REDIS_PORT other ports.
+# REDIS_PORT other ports. LOAD_RT=1 runs pscload at real-time priority
+# (chrt -f 1; root or CAP_SYS_NICE) so that other processes on its core do
+# not delay the schedule on a shared machine.
 set -eu
 out=$1
 shift
@@ -42,7 +44,11 @@ done
 
 uptime >"$out/load-before"
 status=0
-taskset -c "$load_cpu" "$out/pscload" --target "http://127.0.0.1:$port" "$@" \
+rt=()
+if [ "${LOAD_RT:-0}" = 1 ]; then
+	rt=(chrt -f 1)
+fi
+"${rt[@]}" taskset -c "$load_cpu" "$out/pscload" --target "http://127.0.0.1:$port" "$@" \
 	--json "$out/report.json" --plot "$out/plot.png" >"$out/summary.txt" 2>&1 || status=$?
 uptime >"$out/load-after"
 cat "$out/load-before" "$out/summary.txt" "$out/load-after"
