@@ -67,27 +67,53 @@ type batchCall struct {
 	cmd *redis.StatusCmd
 
 	done  chan struct{}   // receives once when the answer is in (waited calls)
-	then  func(err error) // answered calls: run by the flush, must not block
+	then  func(err error) // answered calls: run once, by the flush or at the deadline; must not block
 	timer *time.Timer     // the waiter's timeout, reused with the call
+
+	// answered calls: answered is set by whoever answers (the flush, or
+	// expiry at the deadline when a round trip hangs, say while go-redis
+	// dials a Redis that does not answer).
+	answered atomic.Bool
+	expiry   *time.Timer
 }
 
 var callPool = sync.Pool{New: func() any {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
-	return &batchCall{done: make(chan struct{}, 1), timer: t}
+	c := &batchCall{done: make(chan struct{}, 1), timer: t}
+	c.expiry = time.AfterFunc(time.Hour, c.expire)
+	c.expiry.Stop()
+	return c
 }}
+
+// expire answers an answered call whose deadline passed before its round
+// trip ended. The call is not reused afterwards (the flush may hold it).
+func (c *batchCall) expire() {
+	if c.answered.CompareAndSwap(false, true) {
+		c.then(context.DeadlineExceeded)
+	}
+}
 
 func getCall() *batchCall { return callPool.Get().(*batchCall) }
 
 // putCall returns an answered call to the pool; a call whose waiter gave
 // up is left to the garbage collector instead (the flush may still hold it).
 func putCall(c *batchCall) {
-	*c = batchCall{done: c.done, timer: c.timer}
+	c.kind, c.key, c.val, c.queue = 0, "", "", nil
+	c.deadline, c.ctx, c.str, c.err, c.cmd, c.then = time.Time{}, nil, "", nil, nil, nil
+	c.answered.Store(false)
 	callPool.Put(c)
 }
 
 func newBatcher(rdb redisPipeliner, ttl time.Duration) *batcher {
 	return &batcher{rdb: rdb, ttlArg: ttl.Milliseconds()}
+}
+
+// answerLater queues c, whose answer goes to c.then: by the flush, or
+// with context.DeadlineExceeded at c.deadline if that comes first.
+func (b *batcher) answerLater(c *batchCall) {
+	c.expiry.Reset(time.Until(c.deadline))
+	b.enqueue(c)
 }
 
 func (b *batcher) enqueue(c *batchCall) {
@@ -212,8 +238,13 @@ func (b *batcher) send(calls []*batchCall) {
 // to the pool) or to its waiter.
 func (b *batcher) answer(c *batchCall) {
 	if c.then != nil {
+		if !c.answered.CompareAndSwap(false, true) {
+			return // expired: answered already, and not ours to reuse
+		}
 		then, err := c.then, c.err
-		putCall(c)
+		if c.expiry.Stop() {
+			putCall(c) // the expiry will not run: nobody else holds c
+		}
 		then(err)
 		return
 	}

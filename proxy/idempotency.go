@@ -462,7 +462,7 @@ func (s *RedisIdempotency) CompleteAsync(app, key, owner, fp string, r Result, d
 		}
 		done(err)
 	}
-	s.batch.enqueue(c)
+	s.batch.answerLater(c)
 }
 
 var recordBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
