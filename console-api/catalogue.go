@@ -13,7 +13,7 @@ const fixParam = "Fix the query."
 // openapi.yaml) and the error table equal.
 var Catalogue = apierr.Catalogue{
 	API:   "Console API (" + Prefix + "/...)",
-	Intro: "Read-only: no answer of the console changes anything.",
+	Intro: "Reads change nothing; the operations (delayed cancel and reschedule, dead-letter resend, cursor reset) need the operator role.",
 	Codes: []apierr.Code{
 		apierr.C(http.StatusBadRequest, CodeInvalidParameter, "a query parameter is malformed, out of range or unknown", fixParam),
 		apierr.C(http.StatusBadRequest, CodeInvalidTimeRange, "from/to are not times, or from is not before to", fixParam),
@@ -30,6 +30,9 @@ var Catalogue = apierr.Catalogue{
 		apierr.C(http.StatusNotFound, CodeNotFound, "no such route", "Check the path."),
 		apierr.C(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "wrong method for the route", "Use GET."),
 		apierr.C(http.StatusConflict, CodeAmbiguousMessageID, "several messages carry this id", "Pass topic, or use the uid."),
+		apierr.C(http.StatusBadRequest, CodeInvalidTime, "a cursor-reset or reschedule time that is not RFC 3339 or out of range (a reset in the future, a reschedule in the past or beyond limits.maxDelay)", "Send an RFC 3339 time in range."),
+		apierr.C(http.StatusConflict, CodeNotReschedulable, "a delay-level message cannot be moved (it waits in its level's topic)", "Cancel it and produce it again with the new time."),
+		apierr.C(http.StatusConflict, CodeMessageInFlight, "a replica is forwarding the delayed message right now", "It is being delivered; check the message's timeline."),
 		apierr.C(http.StatusInternalServerError, CodeInternal, "a bug; details are logged, never returned", "Report it with the sidecar's log."),
 		apierr.C(http.StatusServiceUnavailable, CodeBrokerUnavailable, "no broker admin URL configured, or the broker failed", "Configure pulsar.adminURL, or retry."),
 		apierr.C(http.StatusServiceUnavailable, CodeStoreUnavailable, "the trace store failed or is closed", "Retry; check the trace store."),

@@ -36,6 +36,11 @@ const (
 	CodeRegistryError        = "REGISTRY_UNAVAILABLE" // 503
 	CodeStatsUnavailable     = "STATS_UNAVAILABLE"    // 503: a stats provider failed
 	CodeInternal             = apierr.CodeInternal    // 500: details are logged, never returned
+
+	// Operations (issue 15).
+	CodeInvalidTime      = "INVALID_TIME"      // 400: a reset or reschedule time that is malformed or out of range
+	CodeNotReschedulable = "NOT_RESCHEDULABLE" // 409: a delay level message cannot be moved
+	CodeMessageInFlight  = "MESSAGE_IN_FLIGHT" // 409: a replica is forwarding the delayed message right now
 )
 
 // ErrorCodes lists every code the console answers with (openapi.yaml's

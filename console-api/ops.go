@@ -64,6 +64,8 @@ type Ops struct {
 	Delayed     DelayedProvider
 	Trace       TraceStatsProvider
 	DeadLetters DeadLetterProvider // ops_deadletters.go
+	Cursors     CursorResetter     // ops_reset.go
+	Alerts      AlertsProvider     // ops_alerts.go
 }
 
 // DelayedProvider lists scheduled (delayed) messages.

@@ -247,6 +247,13 @@ func (s *Service) Ack(ctx context.Context, ref SubscriptionRef, req AckRequest, 
 	if err != nil {
 		return nil, err
 	}
+	ids, toks, stale, err := s.withoutStale(ctx, ref, ids, req.AckIDs) // reset.go
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) == 0 {
+		return &AckResponse{Ignored: stale}, nil
+	}
 	args := make([]any, 0, 1+2*len(ids))
 	args = append(args, s.states.widthArg())
 	for i := range ids {
@@ -260,7 +267,7 @@ func (s *Service) Ack(ctx context.Context, ref SubscriptionRef, req AckRequest, 
 		s.metrics.addStoreError()
 		return nil, storeError(err)
 	}
-	resp := &AckResponse{}
+	resp := &AckResponse{Ignored: stale}
 	var local []copyKey
 	remote := map[uint64][]string{}
 	for i, v := range vals {
@@ -273,7 +280,7 @@ func (s *Service) Ack(ctx context.Context, ref SubscriptionRef, req AckRequest, 
 		if v == ackDone || v == ackAlready {
 			local = append(local, ids[i].copy())
 			if ids[i].Node != s.node {
-				remote[ids[i].Node] = append(remote[ids[i].Node], req.AckIDs[i])
+				remote[ids[i].Node] = append(remote[ids[i].Node], toks[i])
 			}
 		}
 	}
@@ -317,10 +324,23 @@ func (s *Service) Nack(ctx context.Context, ref SubscriptionRef, req NackRequest
 	if err != nil {
 		return nil, err
 	}
-	if req.Retry {
-		return s.nackRetry(ctx, ref, cfg, ids, req.AckIDs, caller)
+	ids, toks, stale, err := s.withoutStale(ctx, ref, ids, req.AckIDs) // reset.go
+	if err != nil {
+		return nil, err
 	}
-	return s.nackIDs(ctx, ref, cfg, ids, req.AckIDs, caller, delay)
+	if len(ids) == 0 {
+		return &NackResponse{Ignored: stale}, nil
+	}
+	var resp *NackResponse
+	if req.Retry {
+		resp, err = s.nackRetry(ctx, ref, cfg, ids, toks, caller)
+	} else {
+		resp, err = s.nackIDs(ctx, ref, cfg, ids, toks, caller, delay)
+	}
+	if resp != nil {
+		resp.Ignored += stale
+	}
+	return resp, err
 }
 
 // nackIDs runs the nack script for ids and ends their leases at now+delay.
@@ -371,7 +391,7 @@ func (s *Service) nackIDs(ctx context.Context, ref SubscriptionRef, cfg *Subscri
 // delays the broker ack (or the redelivery) until the holder's lease timer
 // looks at the delivery state.
 type peerMessage struct {
-	Op     string   `json:"op"` // ack, nack or retry
+	Op     string   `json:"op"` // ack, nack, retry or reset
 	Path   string   `json:"path"`
 	AckIDs []string `json:"ackIds"`
 	Due    int64    `json:"due,omitempty"` // nack: Unix ms
@@ -417,6 +437,10 @@ func (s *Service) handlePeer(pm peerMessage) {
 		return
 	}
 	var keys []copyKey
+	if pm.Op == peerReset { // reset.go
+		s.dropEngine(pm.Path)
+		return
+	}
 	for _, t := range pm.AckIDs {
 		a, err := s.signer.Decode(t)
 		if err != nil || a.Binding != e.binding {

@@ -56,6 +56,12 @@
 // idempotencyKey and duplicateRisk so a consumer can deduplicate itself.
 // docs/adr/060-consume.md has the reasoning and what was rejected.
 //
+// A cursor reset (Service.ResetCursor, reset.go; the console's "replay
+// from a time") is an explicit replay: it drops what every replica holds
+// of the subscription, moves the broker's cursor, clears the delivery
+// state (so acknowledged and dead-lettered messages are delivered again,
+// as new) and makes ackIds handed out before it stale.
+//
 // # Wiring
 //
 //	svc, err := consume.New(consume.Options{

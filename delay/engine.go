@@ -850,6 +850,13 @@ func (e *Engine) List(ctx context.Context, q Query) ([]Scheduled, error) {
 // Index.Reschedule: ErrNotFound, ErrInFlight). Level and native messages
 // cannot be moved; cancel them and schedule again.
 func (e *Engine) Reschedule(ctx context.Context, uid string, due time.Time) error {
+	return e.RescheduleBy(ctx, uid, due, "")
+}
+
+// RescheduleBy is Reschedule naming who asked (the console's operator):
+// its scheduled trace event carries rescheduledBy and the previous due
+// time (previousDeliverAt).
+func (e *Engine) RescheduleBy(ctx context.Context, uid string, due time.Time, by string) error {
 	if e.index == nil {
 		return ErrNotFound
 	}
@@ -865,8 +872,13 @@ func (e *Engine) Reschedule(ctx context.Context, uid string, due time.Time) erro
 	if err := e.wheel.Reschedule(ctx, uid, due); err != nil {
 		return err
 	}
+	props := map[string]string{"mode": string(ModeWheel),
+		"deliverAt": time.Unix(dueSeconds(due), 0).UTC().Format(time.RFC3339Nano), "rescheduled": "true"}
+	if by != "" {
+		props["rescheduledBy"] = by
+		props["previousDeliverAt"] = m.Due.UTC().Format(time.RFC3339Nano)
+	}
 	e.rec.Record(tracer.Event{Type: tracer.Scheduled, UID: uid, Topic: m.Topic, Key: m.Key, Tags: m.Tags, App: m.App,
-		Node: e.cfg.Node, Time: e.clock.Now(), Properties: map[string]string{"mode": string(ModeWheel),
-			"deliverAt": time.Unix(dueSeconds(due), 0).UTC().Format(time.RFC3339Nano), "rescheduled": "true"}})
+		Node: e.cfg.Node, Time: e.clock.Now(), Properties: props})
 	return nil
 }

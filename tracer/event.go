@@ -41,9 +41,18 @@ var Types = []Type{
 	Delivered, Filtered, Acked, Nacked, Redelivered, DeadLettered,
 }
 
-// Valid reports whether t is one of the known lifecycle steps.
+// CursorReset is an operation, not a step of one message's life: a
+// subscription's cursor was reset from the console (issue 15). Its UID is
+// the operation's id; Topic, Subscription, App (who asked) and Properties
+// (resetTo) say what was done. It has no status rank.
+const CursorReset Type = "cursor_reset"
+
+// Valid reports whether t is one of the known lifecycle steps or
+// operations (CursorReset).
 func (t Type) Valid() bool {
 	switch t {
+	case CursorReset:
+		return true
 	case Accepted, Persisted, Retried, FailedOver, Spooled, Replayed,
 		Scheduled, Fired, Cancelled,
 		Delivered, Filtered, Acked, Nacked, Redelivered, DeadLettered:

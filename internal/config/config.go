@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -52,11 +53,22 @@ type Config struct {
 	Management Management `yaml:"management"`
 	// Secrets says how often secrets read from files are re-read.
 	Secrets Secrets `yaml:"secrets"`
+	// Console configures the console's extras (issue 15).
+	Console Console `yaml:"console"`
 
 	// Apps are the producer groups allowed to call the data plane. With
 	// none, a loopback listener serves everyone as app "dev" and any other
 	// listener refuses to start.
 	Apps []App `yaml:"apps"`
+}
+
+// Console configures the console beyond its API.
+type Console struct {
+	// PrometheusURL is the Prometheus server (http://host:9090) that
+	// scrapes this sidecar with docs/alerts/pulsar-sidecar.rules.yml
+	// loaded: the health page shows its firing and pending alerts. Empty:
+	// the page says how to set it.
+	PrometheusURL string `yaml:"prometheusURL"`
 }
 
 // Log configures the process logger.
@@ -526,6 +538,11 @@ func (c *Config) Validate() error {
 	positive("producer.idleTimeout", c.Producer.IdleTimeout)
 	positive("producer.batchingMaxPublishDelay", c.Producer.BatchingMaxPublishDelay)
 	positive("limits.maxDelay", c.Limits.MaxDelay)
+	if u := c.Console.PrometheusURL; u != "" {
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" || pu.RawQuery != "" {
+			bad("console.prometheusURL %q: want http(s)://host[:port][/path]", u)
+		}
+	}
 	positive("idempotency.ttl", c.Idempotency.TTL)
 	positive("idempotency.pollInterval", c.Idempotency.PollInterval)
 	if c.Idempotency.Lease < 3*c.Idempotency.PollInterval || c.Idempotency.Lease < 100*time.Millisecond {

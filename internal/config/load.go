@@ -118,6 +118,7 @@ func bind(c *Config) []Setting {
 	add("log.access", "one info line per HTTP request (method, route, status, code, app, duration, request id)", &c.Log.Access)
 	add("pulsar.url", "primary Pulsar service URL (pulsar://host:6650); empty runs the embedded broker", &c.Pulsar.URL)
 	add("pulsar.adminURL", "primary cluster's admin REST URL (http://host:8080) for the console; the embedded broker's is used in embedded mode", &c.Pulsar.AdminURL)
+	add("console.prometheusURL", "Prometheus server (http://host:9090) scraping this sidecar with the alert rules loaded; the console's health page shows its firing and pending alerts", &c.Console.PrometheusURL)
 	add("pulsar.drURL", "disaster-recovery cluster's service URL; while the primary is unhealthy messages go there (status failover)", &c.Pulsar.DRURL)
 	add("pulsar.drCluster", "name of the disaster-recovery cluster in results (default dr)", &c.Pulsar.DRCluster)
 	add("pulsar.drAuthToken", "Pulsar JWT for the disaster-recovery cluster (prefer the environment variable)", &c.Pulsar.DRAuthToken)

@@ -2,6 +2,7 @@
 // all), by due time.
 import { api } from "./api.js";
 import { h, field, table, fmtTime, state } from "./dom.js";
+import { rescheduleCell } from "./ops.js";
 
 export async function delayedPage(main, { query, ctx }) {
   const topic = query.get("topic") || "";
@@ -26,7 +27,7 @@ export async function delayedPage(main, { query, ctx }) {
       { v: h("a", { href: "#/message/" + encodeURIComponent(d.uid) }, d.uid), class: "mono" }, { v: d.topic, class: "mono" }, d.key || "",
       (d.tags || []).join(", "), fmtTime(d.due), d.mode + (d.level ? " " + d.level : ""), d.inFlight ? state("firing", "warn") : "",
     ];
-    if (operator) row.push(d.inFlight ? "" : cancelCell(d, ctx));
+    if (operator) row.push(d.inFlight ? "" : h("div", {}, cancelCell(d, ctx), d.mode === "wheel" ? rescheduleCell(d, ctx) : null));
     return row;
   });
   const headers = ["uid", "topic", "business key", "tags", "due", "mode", "state"];

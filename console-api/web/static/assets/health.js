@@ -2,6 +2,7 @@
 // messages fire, and how far the trace store is behind.
 import { api } from "./api.js";
 import { h, table, kv, fmtTime, state } from "./dom.js";
+import { alertsCard } from "./ops.js";
 
 export async function healthPage(main) {
   main.append(h("h1", {}, "Health"));
@@ -9,6 +10,7 @@ export async function healthPage(main) {
     ["/stats/clusters", "/stats/spool", "/stats/delay", "/stats/trace"].map((p) => api(p).catch((e) => ({ data: null, note: e.message }))));
   const card = (id, title, ans, body) => h("section", { class: "card", "aria-labelledby": id }, h("h2", { id }, title),
     ans.note ? h("p", { class: "note" }, ans.note) : null, ans.data ? body(ans.data) : null);
+  const alerts = alertsCard();
   main.append(h("div", { class: "cards" },
     card("h-clusters", "Clusters", clusters, (d) => table("Pulsar clusters", ["cluster", "role", "state"],
       d.map((c) => [c.name, c.role, state((c.healthy ? "healthy" : "unhealthy") + (c.breaker ? ", breaker " + c.breaker : ""), c.healthy ? "good" : "bad")]))),
@@ -21,6 +23,7 @@ export async function healthPage(main) {
       ["Waiting on disk", d.outboxBytes + " bytes"], ["Recorded", d.recorded], ["Written", d.written], ["Dropped", d.dropped],
       ["Store", d.storeDegraded ? state("behind", "warn") : state("keeping up", "good")]])),
   ));
+  main.append(await alerts);
 }
 
 // delayLag is how far behind the earliest scheduled message is: overdue

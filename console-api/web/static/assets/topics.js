@@ -2,8 +2,9 @@
 // and the backlog per tag from the consume engine.
 import { api } from "./api.js";
 import { h, table, fmtTime } from "./dom.js";
+import { resetCursorForm } from "./ops.js";
 
-export async function topicsPage(main) {
+export async function topicsPage(main, { ctx }) {
   main.append(h("h1", {}, "Topics and subscriptions"));
   const [topics, subs, backlog] = await Promise.all([
     api("/registry/topics"), api("/registry/subscriptions"), api("/stats/backlog"),
@@ -29,6 +30,8 @@ export async function topicsPage(main) {
             { v: b ? rate(b.msgRateOut) : "—", class: "num" }, fmtTime(b?.oldestBacklogPublishTime),
             (b?.consumers || []).map((c) => c.name).join(", ")];
         })),
+      ctx.can("operator") && regs.length ? h("div", { class: "resets" }, h("h3", {}, "Replay a subscription"),
+        regs.map((s) => h("div", { class: "reset-row" }, h("span", { class: "mono" }, s.name), resetCursorForm(name, s.name, ctx)))) : null,
       h("h3", {}, "Backlog per tag"),
       tags.note ? h("p", { class: "note" }, tags.note) : null,
       tags.data ? table("Backlog per tag on " + name, ["subscription", "tag", "messages", "ready", "in flight", "oldest", "exact"],
