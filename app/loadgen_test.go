@@ -93,11 +93,11 @@ func putSeq(buf []byte, at int, n uint64) {
 // rawHTTPLoad sends req to addr (host:port) from conc keep-alive
 // connections, one per worker, b.N requests in all, and reports req/s,
 // p50-ms and p99-ms. Every answer must be 200.
-func rawHTTPLoad(b *testing.B, conc int, addr string, req *rawRequest) {
+func rawHTTPLoad(b *testing.B, conc int, addr string, req *rawRequest) loadStats {
 	nonce := make([]byte, 4)
 	_, _ = rand.Read(nonce)
 	nonceHex := hex.EncodeToString(nonce)
-	runWorkers(b, conc, func(w int) (func() error, func(), error) {
+	return runWorkers(b, conc, func(w int) (func() error, func(), error) {
 		c, err := newRawConn(addr, req, nonceHex, w)
 		if err != nil {
 			return nil, nil, err
@@ -217,8 +217,8 @@ func atoiBytes(b []byte) (int, error) {
 // before the clock starts and returns its operation and cleanup. Workers
 // take operations from a shared atomic counter, with no channel or
 // goroutine per operation. (b.Loop cannot be shared between goroutines,
-// hence b.N.)
-func runWorkers(b *testing.B, conc int, newWorker func(w int) (op func() error, cleanup func(), err error)) {
+// hence b.N.) It also returns what it reported.
+func runWorkers(b *testing.B, conc int, newWorker func(w int) (op func() error, cleanup func(), err error)) loadStats {
 	ops := make([]func() error, conc)
 	for w := range conc {
 		op, cleanup, err := newWorker(w)
@@ -291,6 +291,15 @@ func runWorkers(b *testing.B, conc int, newWorker func(w int) (op func() error, 
 	// This process only; a child broker's faults are broker-minflt/op.
 	b.ReportMetric(float64(flt)/float64(all.count), "minflt/op")
 	runtime.KeepAlive(ops)
+	return loadStats{reqPerSec: float64(all.count) / elapsed.Seconds(), p50: all.quantile(0.50), p99: all.quantile(0.99),
+		cpuPerOp: (cpu + ccpu) / time.Duration(max(all.count, 1))}
+}
+
+// loadStats is what runWorkers measured.
+type loadStats struct {
+	reqPerSec float64
+	p50, p99  time.Duration
+	cpuPerOp  time.Duration // this process (and a child broker), per request
 }
 
 // minorFaults is the number of minor page faults this process has taken.

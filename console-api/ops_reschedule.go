@@ -1,9 +1,7 @@
 package consoleapi
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"time"
@@ -40,20 +38,9 @@ func init() { routes = append(routes, rescheduleRoutes...) }
 // ParseRescheduleBody reads {"deliverAt":"<RFC 3339>"}: the new due time,
 // which must be after now.
 func ParseRescheduleBody(body []byte, now time.Time) (time.Time, error) {
-	var req struct {
-		DeliverAt string `json:"deliverAt"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return time.Time{}, badParam("the body must be {\"deliverAt\":\"2026-01-02T15:04:05Z\"}: %s", truncate(err.Error(), 120))
-	}
-	if dec.More() {
-		return time.Time{}, badParam("the body holds more than one JSON value")
-	}
-	due, err := time.Parse(time.RFC3339Nano, req.DeliverAt)
+	due, err := parseTimeBody(body, "deliverAt")
 	if err != nil {
-		return time.Time{}, errorf(http.StatusBadRequest, CodeInvalidTime, "deliverAt %q is not an RFC 3339 time such as 2026-01-02T15:04:05Z", truncate(req.DeliverAt, 60))
+		return time.Time{}, err
 	}
 	if !due.After(now) {
 		return time.Time{}, errorf(http.StatusBadRequest, CodeInvalidTime, "deliverAt %s is not in the future", due.UTC().Format(time.RFC3339))

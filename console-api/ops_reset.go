@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"time"
@@ -70,20 +71,9 @@ func readOpBody(c *gin.Context) ([]byte, error) {
 // must not be later than now (plus a minute of clock skew): a reset to the
 // future would skip messages, which is not what a replay is for.
 func ParseResetBody(body []byte, now time.Time) (time.Time, error) {
-	var req struct {
-		Time string `json:"time"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return time.Time{}, badParam("the body must be {\"time\":\"2026-01-02T15:04:05Z\"}: %s", truncate(err.Error(), 120))
-	}
-	if dec.More() {
-		return time.Time{}, badParam("the body holds more than one JSON value")
-	}
-	at, err := time.Parse(time.RFC3339Nano, req.Time)
+	at, err := parseTimeBody(body, "time")
 	if err != nil {
-		return time.Time{}, errorf(http.StatusBadRequest, CodeInvalidTime, "time %q is not an RFC 3339 time such as 2026-01-02T15:04:05Z", truncate(req.Time, 60))
+		return time.Time{}, err
 	}
 	if at.After(now.Add(time.Minute)) {
 		return time.Time{}, errorf(http.StatusBadRequest, CodeInvalidTime, "time %s is in the future: a reset replays from a past time", at.UTC().Format(time.RFC3339))
@@ -92,6 +82,35 @@ func ParseResetBody(body []byte, now time.Time) (time.Time, error) {
 		return time.Time{}, errorf(http.StatusBadRequest, CodeInvalidTime, "time %s is before 1970", at.UTC().Format(time.RFC3339))
 	}
 	return at.UTC(), nil
+}
+
+// parseTimeBody reads a body that is one JSON object with one field, an
+// RFC 3339 time: {"<field>":"2026-01-02T15:04:05Z"}. It is the body of the
+// reset and reschedule operations.
+func parseTimeBody(body []byte, field string) (time.Time, error) {
+	var req map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(body))
+	example := fmt.Sprintf("{%q:\"2026-01-02T15:04:05Z\"}", field)
+	if err := dec.Decode(&req); err != nil {
+		return time.Time{}, badParam("the body must be %s: %s", example, truncate(err.Error(), 120))
+	}
+	if dec.More() {
+		return time.Time{}, badParam("the body holds more than one JSON value")
+	}
+	var value string
+	for k, v := range req {
+		if k != field {
+			return time.Time{}, badParam("the body must be %s: unknown field %q", example, truncate(k, 60))
+		}
+		if err := json.Unmarshal(v, &value); err != nil {
+			return time.Time{}, badParam("the body must be %s: %s is not a string", example, field)
+		}
+	}
+	t, err := time.Parse(time.RFC3339Nano, value)
+	if err != nil {
+		return time.Time{}, errorf(http.StatusBadRequest, CodeInvalidTime, "%s %q is not an RFC 3339 time such as 2026-01-02T15:04:05Z", field, truncate(value, 60))
+	}
+	return t, nil
 }
 
 // POST /subscriptions/reset-cursor?topic=&subscription= (operator) with

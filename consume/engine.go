@@ -83,6 +83,9 @@ type engine struct {
 	cfg     atomic.Pointer[Subscription]
 	stats   *subStats
 	log     *slog.Logger
+	// filtered remembers the copies filtered out lately, so that one the
+	// broker sends again is counted once.
+	filtered *filteredSeen
 
 	mu        sync.Mutex
 	records   map[copyKey]*record
@@ -126,6 +129,7 @@ func newEngine(svc *Service, cfg *Subscription) *engine {
 			e.consumers = append(e.consumers, &clusterConsumer{idx: i, cluster: c})
 		}
 	}
+	e.filtered = newFilteredSeen(len(e.consumers) * (2*svc.opts.Consumers.ReceiverQueueSize + filteredMemoryPerConsumer))
 	return e
 }
 
@@ -289,6 +293,12 @@ func (e *engine) incoming(cc *clusterConsumer, msg pulsar.Message) {
 	cfg := e.cfg.Load()
 	if !cfg.filter.Match(tags) {
 		cc.ack(id)
+		if !e.filtered.first(key) {
+			// Filtered here before: the broker sent it again because
+			// the ack was lost (a reconnect). Acknowledged again, counted
+			// and traced once.
+			return
+		}
 		e.stats.add(outFiltered, tags)
 		if !e.svc.opts.SkipFilteredEvents {
 			e.svc.trace(traceFiltered, e, msg, cc, tags, 0, Caller{}, "")

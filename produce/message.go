@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/wire"
@@ -130,38 +131,54 @@ func NormalizeTags(tags []string) []string {
 // fingerprint is a conflict. A relative delay counts as given, so the retry
 // of a request with deliverAfter matches.
 func (m *Message) Fingerprint() string {
-	h := sha256.New()
-	var n [binary.MaxVarintLen64]byte
-	str := func(s string) {
-		h.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))])
-		h.Write([]byte(s))
+	bp := hashBufs.Get().(*[]byte)
+	b := m.appendFingerprintInput((*bp)[:0])
+	sum := sha256.Sum256(b)
+	*bp = b
+	hashBufs.Put(bp)
+	var out [2 * sha256.Size]byte
+	hex.Encode(out[:], sum[:])
+	return string(out[:])
+}
+
+// hashBufs are the buffers Fingerprint and KeyedUID hash: one Write of
+// the whole input instead of a call (and a conversion) per field.
+var hashBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+// appendFingerprintInput appends what Fingerprint hashes. The bytes must
+// never change: stored records hold fingerprints, and a retry after an
+// upgrade must still match its first attempt (TestFingerprintIsStable).
+func (m *Message) appendFingerprintInput(b []byte) []byte {
+	str := func(b []byte, s string) []byte {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		return append(b, s...)
 	}
-	num := func(v int64) { h.Write(n[:binary.PutVarint(n[:], v)]) }
-	str("psc-fingerprint-v1")
-	str(m.Topic)
-	str(m.Key)
-	num(int64(len(m.Tags)))
+	b = str(b, "psc-fingerprint-v1")
+	b = str(b, m.Topic)
+	b = str(b, m.Key)
+	b = binary.AppendVarint(b, int64(len(m.Tags)))
 	for _, t := range m.Tags {
-		str(t)
+		b = str(b, t)
 	}
-	keys := slices.Sorted(maps.Keys(m.Properties))
-	num(int64(len(keys)))
-	for _, k := range keys {
-		str(k)
-		str(m.Properties[k])
+	b = binary.AppendVarint(b, int64(len(m.Properties)))
+	if len(m.Properties) > 0 {
+		for _, k := range slices.Sorted(maps.Keys(m.Properties)) {
+			b = str(b, k)
+			b = str(b, m.Properties[k])
+		}
 	}
-	num(timeMillis(m.EventTime))
-	num(int64(m.DeliverAfter))
-	num(timeMillis(m.DeliverAt))
-	str(m.DelayLevel)
-	num(int64(len(m.Payload)))
-	h.Write(m.Payload)
+	b = binary.AppendVarint(b, timeMillis(m.EventTime))
+	b = binary.AppendVarint(b, int64(m.DeliverAfter))
+	b = binary.AppendVarint(b, timeMillis(m.DeliverAt))
+	b = str(b, m.DelayLevel)
+	b = binary.AppendVarint(b, int64(len(m.Payload)))
+	b = append(b, m.Payload...)
 	// Last and only when set, so fingerprints stored before retry plans
 	// existed still match the same requests.
 	if m.RetryPlan != "" {
-		str(m.RetryPlan)
+		b = str(b, m.RetryPlan)
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	return b
 }
 
 func timeMillis(t time.Time) int64 {

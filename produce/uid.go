@@ -2,6 +2,7 @@ package produce
 
 import (
 	"crypto/rand"
+	"crypto/sha1" //nolint:gosec // UUID version 5 is SHA-1 by definition (RFC 9562); not a security use
 	"encoding/hex"
 	"sync"
 	"time"
@@ -23,17 +24,7 @@ import (
 func NewUID() string {
 	var u [16]byte
 	uidGen.next(&u)
-	var b [36]byte
-	hex.Encode(b[0:8], u[0:4])
-	b[8] = '-'
-	hex.Encode(b[9:13], u[4:6])
-	b[13] = '-'
-	hex.Encode(b[14:18], u[6:8])
-	b[18] = '-'
-	hex.Encode(b[19:23], u[8:10])
-	b[23] = '-'
-	hex.Encode(b[24:36], u[10:16])
-	return string(b[:])
+	return formatUUID(&u)
 }
 
 var uidGen = uidGenerator{now: time.Now}
@@ -92,11 +83,36 @@ var keyedUIDSpace = uuid.MustParse("6f1d2a3e-4b7c-4e58-9a0d-2c5b8e7f1a94")
 // record expired, never shares a uid with the first one. Unlike NewUID's
 // ids these do not sort by time.
 func KeyedUID(app, key, fingerprint string) string {
-	name := make([]byte, 0, len(app)+len(key)+len(fingerprint)+2)
-	name = append(name, app...)
-	name = append(name, 0)
-	name = append(name, key...)
-	name = append(name, 0)
-	name = append(name, fingerprint...)
-	return uuid.NewSHA1(keyedUIDSpace, name).String()
+	// uuid.NewSHA1(keyedUIDSpace, app 0 key 0 fingerprint), hashed from one
+	// pooled buffer and formatted in one allocation.
+	bp := hashBufs.Get().(*[]byte)
+	b := append((*bp)[:0], keyedUIDSpace[:]...)
+	b = append(b, app...)
+	b = append(b, 0)
+	b = append(b, key...)
+	b = append(b, 0)
+	b = append(b, fingerprint...)
+	sum := sha1.Sum(b) //nolint:gosec // UUID version 5 is SHA-1 by definition (RFC 9562); not a security use
+	*bp = b
+	hashBufs.Put(bp)
+	var u [16]byte
+	copy(u[:], sum[:])
+	u[6] = u[6]&0x0f | 0x50 // version 5
+	u[8] = u[8]&0x3f | 0x80 // variant 10 (RFC 9562)
+	return formatUUID(&u)
+}
+
+// formatUUID writes u in the canonical 36-character form.
+func formatUUID(u *[16]byte) string {
+	var b [36]byte
+	hex.Encode(b[0:8], u[0:4])
+	b[8] = '-'
+	hex.Encode(b[9:13], u[4:6])
+	b[13] = '-'
+	hex.Encode(b[14:18], u[6:8])
+	b[18] = '-'
+	hex.Encode(b[19:23], u[8:10])
+	b[23] = '-'
+	hex.Encode(b[24:36], u[10:16])
+	return string(b[:])
 }

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
@@ -68,6 +70,11 @@ type IdempotencyStore interface {
 	Renew(ctx context.Context, app, key, owner string) (bool, error)
 	// Complete stores the result of an acquired key for TTL.
 	Complete(ctx context.Context, app, key, owner, fingerprint string, r Result) error
+	// CompleteAsync is Complete without waiting: done receives Complete's
+	// error once the result is stored (or not). It is called exactly once,
+	// on any goroutine, and must not block; CompleteAsync itself does not
+	// block, so a Sender's callback may call it.
+	CompleteAsync(app, key, owner, fingerprint string, r Result, done func(error))
 	// Release gives an acquired key up: forget deletes a fresh claim (nothing
 	// was sent), otherwise the key becomes failed and keeps its uid.
 	Release(ctx context.Context, app, key, owner string, forget bool) error
@@ -93,6 +100,9 @@ type RedisIdempotency struct {
 	timeout time.Duration
 	now     func() time.Time
 	batch   *batcher
+
+	ownerPrefix string        // random per store: owners of two processes never collide
+	owners      atomic.Uint64 // the rest of an owner: a counter
 }
 
 // redisPipeliner is what the store needs of a go-redis client
@@ -109,7 +119,10 @@ var _ IdempotencyStore = (*RedisIdempotency)(nil)
 // whose owner died is taken over after at most lease; each call gives up
 // after timeout.
 func NewRedisIdempotency(rdb redisPipeliner, ttl, lease, timeout time.Duration) *RedisIdempotency {
-	return &RedisIdempotency{rdb: rdb, ttl: ttl, lease: lease, timeout: timeout, now: time.Now, batch: newBatcher(rdb)}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return &RedisIdempotency{rdb: rdb, ttl: ttl, lease: lease, timeout: timeout, now: time.Now, batch: newBatcher(rdb, ttl),
+		ownerPrefix: hex.EncodeToString(b[:]) + "-"}
 }
 
 // Lease is how long a claim stays its owner's without a Renew.
@@ -136,7 +149,8 @@ func (r record) encode() string {
 	b.WriteByte('|')
 	b.WriteString(r.owner)
 	b.WriteByte('|')
-	b.WriteString(strconv.FormatInt(r.leaseUntil, 10))
+	var n [20]byte
+	b.Write(strconv.AppendInt(n[:0], r.leaseUntil, 10))
 	b.WriteByte('|')
 	b.WriteString(r.fp)
 	b.WriteByte('|')
@@ -234,10 +248,22 @@ type storedResult struct {
 	DeliverAt string `json:"deliverAt,omitempty"`
 }
 
-func newOwner() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+// newOwner names a claim's owner: the store's random prefix and a
+// counter, one allocation (it was 12 bytes of crypto/rand per claim).
+func (s *RedisIdempotency) newOwner() string {
+	var b [48]byte
+	o := append(b[:0], s.ownerPrefix...)
+	return string(strconv.AppendUint(o, s.owners.Add(1), 36))
+}
+
+// deadline is when a call made now gives up: the store's timeout, or
+// ctx's deadline when that comes first.
+func (s *RedisIdempotency) deadline(ctx context.Context) time.Time {
+	d := time.Now().Add(s.timeout)
+	if cd, ok := ctx.Deadline(); ok && cd.Before(d) {
+		return cd
+	}
+	return d
 }
 
 func (s *RedisIdempotency) unavailable(err error) error {
@@ -248,17 +274,16 @@ func (s *RedisIdempotency) leaseUntil() int64 { return s.now().Add(s.lease).Unix
 
 // Begin implements IdempotencyStore.
 func (s *RedisIdempotency) Begin(ctx context.Context, app, key, fp, uid string) (Claim, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
+	dl := s.deadline(ctx)
 	k := redisKey(app, key)
-	owner := newOwner()
+	owner := s.newOwner()
 	mine := record{state: 'i', owner: owner, leaseUntil: s.leaseUntil(), fp: fp, uid: uid}
-	old, err := s.setNXGet(ctx, k, mine.encode())
+	old, err := s.setNXGet(ctx, dl, k, mine.encode())
 	switch {
 	case errors.Is(err, redis.Nil):
 		return Claim{State: ClaimAcquired, UID: uid, Owner: owner, Fresh: true}, nil
 	case err != nil && strings.HasPrefix(err.Error(), "WRONGTYPE"):
-		return s.beginLegacy(ctx, k, owner, fp)
+		return s.beginLegacy(ctx, dl, k, owner, fp)
 	case err != nil:
 		return Claim{}, s.unavailable(err)
 	}
@@ -282,7 +307,7 @@ func (s *RedisIdempotency) Begin(ctx context.Context, app, key, fp, uid string) 
 		// up or died. Take over, keeping the key's uid.
 		mine.uid = r.uid
 		mine.leaseUntil = s.leaseUntil()
-		found, err := s.eval(ctx, casScript, k, old, mine.encode())
+		found, err := s.evalUntil(ctx, dl, casScript, k, old, mine.encode())
 		if errors.Is(err, redis.Nil) {
 			return Claim{State: ClaimAcquired, UID: r.uid, Owner: owner}, nil
 		}
@@ -296,7 +321,7 @@ func (s *RedisIdempotency) Begin(ctx context.Context, app, key, fp, uid string) 
 		if v == "" {
 			// The key expired or was deleted meanwhile: claim it afresh.
 			mine.uid = uid
-			old, err = s.setNXGet(ctx, k, mine.encode())
+			old, err = s.setNXGet(ctx, dl, k, mine.encode())
 			if errors.Is(err, redis.Nil) {
 				return Claim{State: ClaimAcquired, UID: uid, Owner: owner, Fresh: true}, nil
 			}
@@ -312,22 +337,21 @@ func (s *RedisIdempotency) Begin(ctx context.Context, app, key, fp, uid string) 
 
 // setNXGet is SET k v NX GET PX ttl: redis.Nil when it set the key, else
 // the value found.
-func (s *RedisIdempotency) setNXGet(ctx context.Context, k, v string) (string, error) {
+func (s *RedisIdempotency) setNXGet(ctx context.Context, dl time.Time, k, v string) (string, error) {
 	if !s.batch.oldServer.Load() {
-		var cmd *redis.StatusCmd
-		err := s.batch.do(ctx, func(p redis.Pipeliner) {
-			cmd = p.SetArgs(ctx, k, v, redis.SetArgs{Mode: "NX", Get: true, TTL: s.ttl})
-		})
-		if err != nil {
+		c := getCall()
+		c.kind, c.key, c.val, c.deadline = callSetNXGet, k, v, dl
+		if err := s.batch.wait(ctx, c); err != nil {
 			return "", err
 		}
-		old, err := cmd.Result()
+		old, err := c.str, c.err
+		putCall(c)
 		if err == nil || errors.Is(err, redis.Nil) || !strings.Contains(strings.ToLower(err.Error()), "syntax") {
 			return old, err
 		}
 		s.batch.oldServer.Store(true) // Redis before 7.0
 	}
-	res, err := s.eval(ctx, beginScript, k, v, strconv.FormatInt(s.ttl.Milliseconds(), 10))
+	res, err := s.evalUntil(ctx, dl, beginScript, k, v, strconv.FormatInt(s.ttl.Milliseconds(), 10))
 	if err != nil {
 		return "", err
 	}
@@ -341,13 +365,20 @@ func (s *RedisIdempotency) setNXGet(ctx context.Context, k, v string) (string, e
 // eval runs a script through the batcher: EVALSHA, and EVAL when Redis
 // does not know the script yet.
 func (s *RedisIdempotency) eval(ctx context.Context, sc *redis.Script, k string, args ...any) (any, error) {
+	return s.evalUntil(ctx, s.deadline(ctx), sc, k, args...)
+}
+
+// evalUntil is eval giving up at dl.
+func (s *RedisIdempotency) evalUntil(ctx context.Context, dl time.Time, sc *redis.Script, k string, args ...any) (any, error) {
 	var cmd *redis.Cmd
-	err := s.batch.do(ctx, func(p redis.Pipeliner) { cmd = sc.EvalSha(ctx, p, []string{k}, args...) })
+	err := s.batch.do(ctx, dl, func(p redis.Pipeliner) { cmd = sc.EvalSha(ctx, p, []string{k}, args...) })
 	if err != nil {
 		return nil, err
 	}
 	res, err := cmd.Result()
 	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		ctx, cancel := context.WithDeadline(ctx, dl)
+		defer cancel()
 		return sc.Run(ctx, s.rdb, []string{k}, args...).Result()
 	}
 	return res, err
@@ -363,9 +394,9 @@ func (s *RedisIdempotency) done(stored string) (Claim, error) {
 }
 
 // beginLegacy answers a key stored as a hash by an earlier version.
-func (s *RedisIdempotency) beginLegacy(ctx context.Context, k, owner, fp string) (Claim, error) {
+func (s *RedisIdempotency) beginLegacy(ctx context.Context, dl time.Time, k, owner, fp string) (Claim, error) {
 	prefix := "i|" + owner + "|" + strconv.FormatInt(s.leaseUntil(), 10) + "|"
-	res, err := s.eval(ctx, legacyScript, k, prefix, fp)
+	res, err := s.evalUntil(ctx, dl, legacyScript, k, prefix, fp)
 	if err != nil {
 		return Claim{}, s.unavailable(err)
 	}
@@ -392,8 +423,6 @@ func (s *RedisIdempotency) beginLegacy(ctx context.Context, k, owner, fp string)
 
 // Renew implements IdempotencyStore.
 func (s *RedisIdempotency) Renew(ctx context.Context, app, key, owner string) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
 	res, err := s.eval(ctx, ownerScript, redisKey(app, key), owner, "renew", strconv.FormatInt(s.leaseUntil(), 10))
 	if err != nil {
 		return false, s.unavailable(err)
@@ -409,27 +438,54 @@ func (s *RedisIdempotency) Renew(ctx context.Context, app, key, owner string) (b
 // describe a copy carrying the key's uid, so either answers a retry
 // truthfully.
 func (s *RedisIdempotency) Complete(ctx context.Context, app, key, owner, fp string, r Result) error {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	data, err := json.Marshal(storedResult{UID: r.UID, MessageID: r.MessageID, Status: string(r.Status), Cluster: r.Cluster, DeliverAt: r.DeliverAt})
-	if err != nil {
-		return err
-	}
-	rec := record{state: 'd', fp: fp, uid: r.UID, result: string(data)}
-	var cmd *redis.StatusCmd
-	if err := s.batch.do(ctx, func(p redis.Pipeliner) { cmd = p.Set(ctx, redisKey(app, key), rec.encode(), s.ttl) }); err != nil {
+	c := getCall()
+	c.kind, c.key, c.val, c.deadline = callSet, redisKey(app, key), doneRecord(fp, &r), s.deadline(ctx)
+	if err := s.batch.wait(ctx, c); err != nil {
 		return s.unavailable(err)
 	}
-	if err := cmd.Err(); err != nil {
+	err := c.err
+	putCall(c)
+	if err != nil {
 		return s.unavailable(err)
 	}
 	return nil
 }
 
+// CompleteAsync implements IdempotencyStore: Complete answered through
+// done, which the batcher's flush calls (ADR 030, "Group commit").
+func (s *RedisIdempotency) CompleteAsync(app, key, owner, fp string, r Result, done func(error)) {
+	c := getCall()
+	c.kind, c.key, c.val, c.deadline = callSet, redisKey(app, key), doneRecord(fp, &r), time.Now().Add(s.timeout)
+	c.then = func(err error) {
+		if err != nil {
+			err = s.unavailable(err)
+		}
+		done(err)
+	}
+	s.batch.answerLater(c)
+}
+
+var recordBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// doneRecord is the done record of r, "d||0|fp|uid|{storedResult JSON}",
+// built in one allocation (the JSON as encoding/json would write
+// storedResult: appendResult of the same fields).
+func doneRecord(fp string, r *Result) string {
+	bp := recordBufs.Get().(*[]byte)
+	b := append((*bp)[:0], "d||0|"...)
+	b = append(b, fp...)
+	b = append(b, '|')
+	b = append(b, r.UID...)
+	b = append(b, '|')
+	b = appendResult(b, &Result{UID: r.UID, MessageID: r.MessageID, Status: r.Status, Cluster: r.Cluster, DeliverAt: r.DeliverAt})
+	v := string(b)
+	*bp = b
+	recordBufs.Put(bp)
+	return v
+}
+
 // Release implements IdempotencyStore.
 func (s *RedisIdempotency) Release(ctx context.Context, app, key, owner string, forget bool) error {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
 	op := "fail"
 	if forget {
 		op = "forget"

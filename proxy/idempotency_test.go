@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -257,4 +258,73 @@ func TestRedisIdempotencyRace(t *testing.T) {
 	}
 	wg.Wait()
 	assert.Equal(t, map[ClaimState]int{ClaimAcquired: 1, ClaimBusy: 49}, states)
+}
+
+// TestRedisIdempotencyPausedRedis: while Redis does not answer, a waiting
+// call gives up at its own deadline (redis.timeout) and an answered one
+// (CompleteAsync) is told within the round trip's bound; nothing blocks the
+// caller of CompleteAsync; once Redis answers again both work, and the
+// result stored late is there.
+func TestRedisIdempotencyPausedRedis(t *testing.T) {
+	srv := testredis.Start(t)
+	const timeout = 300 * time.Millisecond
+	s := NewRedisIdempotency(srv.Client(), time.Hour, 3*time.Second, timeout)
+	ctx := context.Background()
+	c, err := s.Begin(ctx, "app", "k", "fp", "uid")
+	require.NoError(t, err)
+	require.Equal(t, ClaimAcquired, c.State)
+
+	srv.Pause()
+	paused := true
+	defer func() {
+		if paused {
+			srv.Resume()
+		}
+	}()
+	t0 := time.Now()
+	_, err = s.Begin(ctx, "app", "other", "fp", "uid2")
+	took := time.Since(t0)
+	require.ErrorIs(t, err, ErrIdempotencyUnavailable)
+	assert.GreaterOrEqual(t, took, timeout-10*time.Millisecond)
+	assert.Less(t, took, timeout+200*time.Millisecond, "a waiting call gives up at its own deadline")
+
+	done := make(chan error, 1)
+	t0 = time.Now()
+	s.CompleteAsync("app", "k", c.Owner, "fp", Result{UID: "uid", MessageID: "1:2:0:0", Status: produce.StatusPersisted}, func(err error) { done <- err })
+	assert.Less(t, time.Since(t0), 50*time.Millisecond, "CompleteAsync does not wait")
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, ErrIdempotencyUnavailable)
+		assert.Less(t, time.Since(t0), 2*timeout+300*time.Millisecond, "bounded by the round trip's deadline")
+	case <-time.After(5 * time.Second):
+		t.Fatal("CompleteAsync never answered while Redis was paused")
+	}
+
+	srv.Resume()
+	paused = false
+	require.Eventually(t, func() bool {
+		done := make(chan error, 1)
+		s.CompleteAsync("app", "k", c.Owner, "fp", Result{UID: "uid", MessageID: "1:2:0:0", Status: produce.StatusPersisted}, func(err error) { done <- err })
+		return <-done == nil
+	}, 5*time.Second, 50*time.Millisecond)
+	d, err := s.Begin(ctx, "app", "k", "fp", "x")
+	require.NoError(t, err)
+	assert.Equal(t, Claim{State: ClaimDone, Result: Result{UID: "uid", MessageID: "1:2:0:0", Status: produce.StatusPersisted, Duplicate: true}}, d)
+}
+
+// TestDoneRecordIsStoredResultJSON: the done record's result is what
+// encoding/json writes for storedResult, so records of this version and
+// the previous one read alike.
+func TestDoneRecordIsStoredResultJSON(t *testing.T) {
+	for _, r := range []Result{
+		{UID: "u", MessageID: "1:2:-1:0", Status: produce.StatusPersisted, Cluster: "primary"},
+		{UID: "u\"<&>", Status: produce.StatusScheduled, DeliverAt: "2026-12-06T10:00:00Z", DuplicateRisk: true, Duplicate: true},
+		{UID: "u", Status: produce.StatusSpooled},
+	} {
+		want, err := json.Marshal(storedResult{UID: r.UID, MessageID: r.MessageID, Status: string(r.Status), Cluster: r.Cluster, DeliverAt: r.DeliverAt})
+		require.NoError(t, err)
+		rec, err := parseRecord(doneRecord("fp", &r))
+		require.NoError(t, err)
+		assert.Equal(t, record{state: 'd', fp: "fp", uid: r.UID, result: string(want)}, rec)
+	}
 }

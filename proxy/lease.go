@@ -56,6 +56,9 @@ func (k *leaseKeeper) renew(ctx context.Context) {
 	var lost []*pendingMessage
 	var wg sync.WaitGroup
 	for p := range k.held {
+		if p.settled.Load() {
+			continue // its answer is in and its record on the way: nothing to renew
+		}
 		wg.Go(func() {
 			ok, err := k.s.opts.Idempotency.Renew(ctx, k.app, p.m.IdempotencyKey, p.claim.Owner)
 			switch {

@@ -126,9 +126,12 @@ func reportDrops(b *testing.B, p *Pipeline) {
 // batch one transaction of new events (ids computed as the pipeline does,
 // outside the timer's share: the pipeline computes them before the sink).
 // schema=v1 is the layout before schema version 2 (rowid table, unique text
-// id, five secondary indexes), schema=v2 the current one, so that one run
-// compares them on the same machine state. Run with a fixed count, e.g.
-// -benchtime 200x, so every sub-benchmark writes the same number of events.
+// id, five secondary indexes), schema=v2 the (ts, id) table with an index on
+// (topic) alone, schema=v3 the current one (the topic index carries the
+// uid), so that one run compares them on the same machine state.
+// cpu-us/event is the writer thread's CPU time, steadier than events/s on a
+// busy machine. Run with a fixed count, e.g. -benchtime 200x, so every
+// sub-benchmark writes the same number of events.
 func BenchmarkSQLiteWrite(b *testing.B) {
 	type writer interface {
 		Write(context.Context, []Event) error
@@ -139,7 +142,8 @@ func BenchmarkSQLiteWrite(b *testing.B) {
 		open func(path string) (writer, error)
 	}{
 		{"v1", func(path string) (writer, error) { return openSQLiteV1(context.Background(), path) }},
-		{"v2", func(path string) (writer, error) { return OpenSQLite(context.Background(), path) }},
+		{"v2", func(path string) (writer, error) { return openSQLiteV2(context.Background(), path) }},
+		{"v3", func(path string) (writer, error) { return OpenSQLite(context.Background(), path) }},
 	}
 	for _, size := range []int{500, 2000} {
 		for _, sc := range schemas {
@@ -152,7 +156,7 @@ func BenchmarkSQLiteWrite(b *testing.B) {
 				defer func() { _ = s.Close() }()
 				batch := make([]Event, size)
 				n := 0
-				var elapsed time.Duration
+				var elapsed, cpu time.Duration
 				for b.Loop() {
 					b.StopTimer()
 					for i := range batch {
@@ -162,12 +166,17 @@ func BenchmarkSQLiteWrite(b *testing.B) {
 					}
 					b.StartTimer()
 					t0 := time.Now()
-					if err := s.Write(context.Background(), batch); err != nil {
+					var err error
+					cpu += measureCPU(func() { err = s.Write(context.Background(), batch) })
+					if err != nil {
 						b.Fatal(err)
 					}
 					elapsed += time.Since(t0)
 				}
 				b.ReportMetric(float64(n)/elapsed.Seconds(), "events/s")
+				// The writer thread's CPU time: what the write costs, even
+				// when other processes share the cores.
+				b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(n), "cpu-us/event")
 				b.ReportMetric(float64(dirSize(b, dir))/float64(n), "disk-B/event")
 			})
 		}

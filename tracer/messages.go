@@ -100,10 +100,10 @@ func searchMessages(ctx context.Context, src messageSource, q MessageQuery, page
 		return MessagePage{}, err
 	}
 	limit := min(page.limit(), MaxMessagePageSize)
+	// The first batch is what a page needs when every candidate passes
+	// (the usual case: most messages are consumed); once a status filter
+	// has rejected some, later batches are larger.
 	batch := limit + 1
-	if len(q.Statuses) > 0 {
-		batch = min(max(4*limit, 100), maxCandidates)
-	}
 	want := map[Status]bool{}
 	for _, s := range q.Statuses {
 		want[s] = true
@@ -135,6 +135,9 @@ func searchMessages(ctx context.Context, src messageSource, q MessageQuery, page
 		}
 		if len(uids) < batch {
 			return out, nil
+		}
+		if len(want) > 0 {
+			batch = min(max(4*limit, 100), maxCandidates)
 		}
 	}
 	out.Next = encodeMessageCursor(after) // the candidates this page may read are used up

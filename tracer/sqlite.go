@@ -37,8 +37,9 @@ var _ Store = (*SQLite)(nil)
 
 // sqliteSchemaVersion is kept in PRAGMA user_version. Version 1 (no
 // user_version) had a rowid table, a unique text id and five secondary
-// indexes; OpenSQLite migrates it in place (see migrateV1). See ADR 020.
-const sqliteSchemaVersion = 2
+// indexes; version 2 the table below with an index on (topic) alone.
+// OpenSQLite migrates both in place (migrateSQLite). See ADR 020.
+const sqliteSchemaVersion = 3
 
 // The events table is clustered on (ts, id): events arrive roughly in time
 // order, so inserts append to the right edge of the table's b-tree instead
@@ -49,7 +50,11 @@ const sqliteSchemaVersion = 2
 // (uid) is in effect (uid, ts, id): each query's ORDER BY ts, id comes from
 // the index. message_id and key are empty on many events (accepted events
 // have no broker id, many messages no key): their indexes leave those rows
-// out. No index on ts alone: the table itself is in time order.
+// out. No index on ts alone: the table itself is in time order. The topic
+// index also carries the uid (schema version 3): a grouped search of a
+// topic's time window (SearchMessages) reads the uids from the index alone
+// instead of looking every event of the window up in the table, and
+// (topic, ts, id) still serves ByTopic's order.
 const sqliteSchema = `
 CREATE TABLE IF NOT EXISTS events (
 	ts           INTEGER NOT NULL, -- microseconds since the Unix epoch
@@ -75,7 +80,7 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_uid        ON events (uid);
 CREATE INDEX IF NOT EXISTS events_message_id ON events (message_id) WHERE message_id <> '';
 CREATE INDEX IF NOT EXISTS events_key        ON events (key) WHERE key <> '';
-CREATE INDEX IF NOT EXISTS events_topic      ON events (topic);
+CREATE INDEX IF NOT EXISTS events_topic_uid  ON events (topic, ts, id, uid);
 `
 
 const sqliteColumns = `ts, id, type, uid, message_id, topic, key, tags, app, client_ip, node, cluster,
@@ -83,6 +88,12 @@ const sqliteColumns = `ts, id, type, uid, message_id, topic, key, tags, app, cli
 
 // OpenSQLite opens (creating if needed) the store in the file at path.
 func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
+	return openSQLite(ctx, path, migrateSQLite)
+}
+
+// openSQLite is OpenSQLite with the step that brings the file's schema up
+// to date; tests pass one that writes an older schema.
+func openSQLite(ctx context.Context, path string, migrate func(context.Context, *sql.DB) error) (*SQLite, error) {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "journal_mode(WAL)")
@@ -95,7 +106,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	}
 	db.SetMaxOpenConns(4)
 	db.SetMaxIdleConns(4)
-	if err := migrateSQLite(ctx, db); err != nil {
+	if err := migrate(ctx, db); err != nil {
 		_ = db.Close()
 		return nil, err
 	}
@@ -349,16 +360,8 @@ func (s *SQLite) SearchMessages(ctx context.Context, q MessageQuery, page Page) 
 }
 
 func (s *SQLite) uidsAfter(ctx context.Context, q *Query, after string, n int) ([]string, error) {
-	where, args := searchWhere(q)
-	// "+uid": the uid index would give the order but read every event of
-	// every later message; the other conditions' indexes read far fewer.
-	if q.UID == "" {
-		where += " AND +uid > ?"
-	} else {
-		where += " AND uid > ?"
-	}
-	args = append(args, after, n)
-	rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT uid FROM events WHERE `+where+` ORDER BY 1 LIMIT ?`, args...) //nolint:gosec // where is built from our column names; values are parameters
+	query, args := uidsAfterSQL(q, after, n)
+	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, s.queryError(err)
 	}
@@ -377,17 +380,42 @@ func (s *SQLite) uidsAfter(ctx context.Context, q *Query, after string, n int) (
 	return out, nil
 }
 
+// uidsAfterSQL is the query of uidsAfter. With a topic, its plan is a
+// search of the covering index events_topic_uid over the time range, with a
+// temporary b-tree for DISTINCT (TestSQLiteQueryPlans): the table itself is
+// not read. The window is read to its end whatever the page size: the page
+// is in uid order and an event late in the window may belong to an early
+// uid.
+func uidsAfterSQL(q *Query, after string, n int) (string, []any) {
+	where, args := searchWhere(q)
+	// "+uid": the uid index would give the order but read every event of
+	// every later message; the other conditions' indexes read far fewer.
+	if q.UID == "" {
+		where += " AND +uid > ?"
+	} else {
+		where += " AND uid > ?"
+	}
+	args = append(args, after, n)
+	return `SELECT DISTINCT uid FROM events WHERE ` + where + ` ORDER BY 1 LIMIT ?`, args
+}
+
 func (s *SQLite) eventsOf(ctx context.Context, uids []string) (map[string][]Event, error) {
-	marks := strings.TrimSuffix(strings.Repeat("?,", len(uids)), ",")
 	args := make([]any, len(uids))
 	for i, u := range uids {
 		args[i] = u
 	}
-	events, err := s.query(ctx, `SELECT `+sqliteColumns+` FROM events WHERE uid IN (`+marks+`) ORDER BY ts, id`, args...)
+	// Ordered by uid first: the uid index gives that order without a sort,
+	// and groupByUID only needs each uid's events in (ts, id) order.
+	events, err := s.query(ctx, eventsOfSQL(len(uids)), args...)
 	if err != nil {
 		return nil, err
 	}
 	return groupByUID(events), nil
+}
+
+func eventsOfSQL(n int) string {
+	marks := strings.TrimSuffix(strings.Repeat("?,", n), ",")
+	return `SELECT ` + sqliteColumns + ` FROM events WHERE uid IN (` + marks + `) ORDER BY uid, ts, id`
 }
 
 func (s *SQLite) list(ctx context.Context, where string, args []any, page Page) (Result, error) {

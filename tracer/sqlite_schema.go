@@ -33,9 +33,10 @@ func idBytes(id string) ([]byte, error) {
 }
 
 // migrateSQLite brings the database to sqliteSchemaVersion: it creates the
-// schema in an empty file, or rewrites a version-1 table (rowid, text id)
-// into the version-2 one in one transaction. A database newer than this
-// code is refused rather than misread.
+// schema in an empty file, rewrites a version-1 table (rowid, text id) into
+// the current one, or replaces version 2's topic index, each in one
+// transaction. A database newer than this code is refused rather than
+// misread.
 func migrateSQLite(ctx context.Context, db *sql.DB) error {
 	var version int
 	if err := db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
@@ -62,7 +63,12 @@ func migrateSQLite(ctx context.Context, db *sql.DB) error {
 	}
 	defer func() { _ = tx.Rollback() }()
 	steps := []string{sqliteSchema}
-	if v1 > 0 {
+	switch {
+	case version == 2:
+		// The table is version 3's; only the topic index gains the uid.
+		// Building it reads the whole table once.
+		steps = []string{`DROP INDEX IF EXISTS events_topic`, sqliteSchema}
+	case v1 > 0:
 		steps = []string{
 			`ALTER TABLE events RENAME TO events_v1`,
 			`DROP INDEX IF EXISTS events_uid`,
