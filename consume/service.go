@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
@@ -65,7 +66,8 @@ type Service struct {
 	states   *states
 	rec      tracer.Recorder
 	metrics  *Metrics
-	node     uint64 // this process's replica id in ackIds, random
+	node     uint64        // this process's replica id in ackIds, random
+	flushSeq atomic.Uint64 // names stats flushes (flushStats)
 
 	backlog backlogCache
 

@@ -128,6 +128,8 @@ type subStats struct {
 	seen    map[string]struct{} // tags counted under their own name since the engine started
 	total   counts
 	tags    map[string]*counts
+	pending []statsBatch // flushes that failed, sent again as they were
+	applied []string     // guard fields of applied batches, deleted by the next flush
 }
 
 func newSubStats(maxTags int) *subStats {
@@ -163,82 +165,138 @@ func (s *subStats) bump(tag string, o int) {
 	c[o]++
 }
 
-// drain returns and resets what was counted since the last drain.
-func (s *subStats) drain() (counts, map[string]*counts) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	total, tags := s.total, s.tags
-	s.total, s.tags = counts{}, map[string]*counts{}
-	return total, tags
+// statsBatch is one flush's counts, kept with the guard field and rate key
+// it was first sent with until Redis is known to have applied it, so that a
+// flush whose answer was lost (a timeout after Redis ran it) is sent again
+// as the same batch and applied once.
+type statsBatch struct {
+	guard string
+	rkey  string
+	total counts
+	tags  map[string]*counts
 }
 
-func (s *subStats) undrain(total counts, tags map[string]*counts) {
+// takeFlush returns the batches to send: those whose earlier flush failed,
+// then what was counted since the last flush (as a new batch named guard,
+// whose counts go to rkey's rate slot), and the guard fields of applied
+// batches that can now be deleted.
+func (s *subStats) takeFlush(guard, rkey string) (batches []statsBatch, applied []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i := range total {
-		s.total[i] += total[i]
+	batches, s.pending = s.pending, nil
+	applied, s.applied = s.applied, nil
+	b := statsBatch{guard: guard, rkey: rkey, total: s.total, tags: s.tags}
+	s.total, s.tags = counts{}, map[string]*counts{}
+	if !b.empty() {
+		batches = append(batches, b)
 	}
-	for t, c := range tags {
-		for i := range c {
-			if c[i] != 0 {
-				s.bumpN(t, i, c[i])
-			}
+	return batches, applied
+}
+
+// putBack keeps batches whose flush failed, and guards not yet deleted,
+// for the next flush.
+func (s *subStats) putBack(batches []statsBatch, applied []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pending = append(batches, s.pending...)
+	s.applied = append(applied, s.applied...)
+}
+
+// flushed records that batches were applied: their guard fields are
+// deleted by the next flush.
+func (s *subStats) flushed(batches []statsBatch) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, b := range batches {
+		s.applied = append(s.applied, b.guard)
+	}
+}
+
+func (b *statsBatch) empty() bool {
+	for _, v := range b.total {
+		if v != 0 {
+			return false
 		}
 	}
-}
-
-func (s *subStats) bumpN(tag string, o int, n int64) {
-	c := s.tags[tag]
-	if c == nil {
-		c = &counts{}
-		s.tags[tag] = c
-	}
-	c[o] += n
+	return len(b.tags) == 0
 }
 
 func (s *Service) statsKey(ref SubscriptionRef) string {
 	return s.opts.State.KeyPrefix + "cstats:" + ref.Path()
 }
 
+// statsGuardPrefix starts the guard fields flushStatsScript keeps in a
+// counts hash; addCounts ignores them (no outcome has this name).
+const statsGuardPrefix = "~flush:"
+
+// flushStatsScript adds one batch of counts to one hash, once: the batch's
+// guard field (ARGV[1]) is set with the counts, and a batch whose guard is
+// already there was applied before and is skipped. ARGV[2] is the hash's
+// expiry in milliseconds (0: none); then field and increment pairs. One key
+// per call, so that it runs on Redis Cluster where the totals and the rate
+// slots live in different slots.
+var flushStatsScript = redis.NewScript(flushStatsScriptSource)
+
+const flushStatsScriptSource = `
+if redis.call('HSETNX', KEYS[1], ARGV[1], '1') == 0 then
+  return 0
+end
+for i = 3, #ARGV, 2 do
+  redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+local ttl = tonumber(ARGV[2])
+if ttl > 0 then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+end
+return 1
+`
+
 // flushStats adds an engine's counts to Redis and Prometheus. Counts that
-// cannot be written to Redis are kept for the next flush.
+// cannot be written to Redis are kept for the next flush, as the same batch:
+// a flush that timed out after Redis applied it is not counted twice.
 func (s *Service) flushStats(ctx context.Context, e *engine) {
-	total, tags := e.stats.drain()
-	empty := true
-	for _, v := range total {
-		if v != 0 {
-			empty = false
-		}
-	}
-	if empty && len(tags) == 0 {
+	guard := statsGuardPrefix + strconv.FormatUint(s.node, 36) + ":" + strconv.FormatUint(s.flushSeq.Add(1), 36)
+	batches, applied := e.stats.takeFlush(guard, s.rateKey(e.ref, s.rateSlotNow()))
+	if len(batches) == 0 && len(applied) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.State.RedisTimeout)
 	defer cancel()
 	key := s.statsKey(e.ref)
-	rkey := s.rateKey(e.ref, s.rateSlotNow())
+	rateTTL := ((rateSlots + 12) * s.opts.Stats.rateSlot).Milliseconds()
 	pipe := s.rdb.Pipeline()
-	for o, v := range total {
-		if v != 0 {
-			pipe.HIncrBy(ctx, key, outcomeNames[o], v)
-			pipe.HIncrBy(ctx, rkey, outcomeNames[o], v)
-		}
+	if len(applied) > 0 {
+		pipe.HDel(ctx, key, applied...)
 	}
-	for t, c := range tags {
-		for o, v := range c {
+	for i := range batches {
+		b := &batches[i]
+		var incr []any
+		for o, v := range b.total {
 			if v != 0 {
-				pipe.HIncrBy(ctx, key, outcomeNames[o]+"|"+t, v)
-				pipe.HIncrBy(ctx, rkey, outcomeNames[o]+"|"+t, v)
+				incr = append(incr, outcomeNames[o], v)
 			}
 		}
+		for t, c := range b.tags {
+			for o, v := range c {
+				if v != 0 {
+					incr = append(incr, outcomeNames[o]+"|"+t, v)
+				}
+			}
+		}
+		// Eval, not EvalSha: a pipeline cannot fall back when the script
+		// is not loaded, and a flush is one call per stats interval.
+		flushStatsScript.Eval(ctx, pipe, []string{key}, append([]any{b.guard, 0}, incr...)...)
+		flushStatsScript.Eval(ctx, pipe, []string{b.rkey}, append([]any{b.guard, rateTTL}, incr...)...)
 	}
-	pipe.PExpire(ctx, rkey, (rateSlots+12)*s.opts.Stats.rateSlot)
 	if _, err := pipe.Exec(ctx); err != nil {
 		s.log.Warn("stats flush failed; kept for the next one", "subscription", e.path, "err", err)
-		e.stats.undrain(total, tags)
+		e.stats.putBack(batches, applied)
 		return
 	}
-	s.metrics.observe(e.path, total, tags)
+	e.stats.flushed(batches)
+	for i := range batches {
+		s.metrics.observe(e.path, batches[i].total, batches[i].tags)
+	}
 }
 
 // Stats returns a subscription's counts and backlog.
