@@ -126,7 +126,7 @@ func requestError(c *gin.Context, err error) *Error {
 }
 
 // errorWriter is the data plane's apierr.Writer: requestError's mapping,
-// each answer counted in m's psc_http_errors_total (none when m is nil).
+// each answer counted in m's psc_http_errors_total.
 func errorWriter(log *slog.Logger, m *Metrics) *apierr.Writer {
 	return &apierr.Writer{API: "produce", Log: log, Map: requestError,
 		Count: func(_ *gin.Context, e *Error) { m.AddError(e.Code) }}

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -47,7 +48,7 @@ func TestErrorContextMapping(t *testing.T) {
 				req = req.WithContext(ctx)
 			}
 			c.Request = req
-			errorWriter(log, nil).Write(c, tc.err)
+			errorWriter(log, NewMetrics(prometheus.NewRegistry())).Write(c, tc.err)
 			require.Equal(t, tc.status, w.Code)
 			assert.Contains(t, w.Body.String(), `"code":"`+tc.code+`"`)
 			if tc.level == "" {

@@ -1,16 +1,15 @@
 package proxy
 
 import (
-	"sync"
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/metrics"
 	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
 )
 
-// Metrics are the data plane's Prometheus collectors. A nil *Metrics
-// records nothing, which keeps tests that do not care short.
+// Metrics are the data plane's Prometheus collectors. A Server always has
+// them (New makes them on a registry nobody reads when Options.Metrics is
+// nil), so the methods do not check for nil (ADR 070, one metrics pattern).
 type Metrics struct {
 	produced       *prometheus.CounterVec
 	results        *prometheus.CounterVec
@@ -26,7 +25,7 @@ type Metrics struct {
 	// producedBy caches produced's and results' children by app and
 	// status: every message counts one, and a vec lookup hashes its labels
 	// each time.
-	producedBy sync.Map // [2]string{app, status} -> [2]prometheus.Counter
+	producedBy *metrics.Children[[2]string, [2]prometheus.Counter]
 }
 
 // produceStatuses are the values of the status label of
@@ -66,6 +65,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "rate_limited_total",
 			Help: "Requests refused by an app's rate limit."}, []string{"app"}),
 	}
+	m.producedBy = metrics.NewChildren(func(k [2]string) [2]prometheus.Counter {
+		return [2]prometheus.Counter{m.produced.WithLabelValues(k[1]), m.results.WithLabelValues(k[0], k[1])}
+	})
 	for _, st := range produceStatuses {
 		m.produced.WithLabelValues(st)
 	}
@@ -78,9 +80,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 // at zero for the apps of the configuration, so the per-app alert rules
 // count an app's first failure or refusal.
 func (m *Metrics) KnownApps(apps ...string) {
-	if m == nil {
-		return
-	}
 	for _, app := range apps {
 		for _, st := range produceStatuses {
 			m.results.WithLabelValues(app, st)
@@ -91,15 +90,7 @@ func (m *Metrics) KnownApps(apps ...string) {
 
 // addProduced counts one message of app with result status.
 func (m *Metrics) addProduced(app, status string) {
-	if m == nil {
-		return
-	}
-	k := [2]string{app, status}
-	c, ok := m.producedBy.Load(k)
-	if !ok {
-		c, _ = m.producedBy.LoadOrStore(k, [2]prometheus.Counter{m.produced.WithLabelValues(status), m.results.WithLabelValues(app, status)})
-	}
-	cs := c.([2]prometheus.Counter)
+	cs := m.producedBy.Get([2]string{app, status})
 	cs[0].Inc()
 	cs[1].Inc()
 }
@@ -109,49 +100,33 @@ func (m *Metrics) addProduced(app, status string) {
 // answer errors themselves (consume, console). Codes are constants of
 // those APIs, so the label is bounded.
 func (m *Metrics) AddError(code string) {
-	if m != nil {
-		m.errors.WithLabelValues(code).Inc()
-	}
+	m.errors.WithLabelValues(code).Inc()
 }
 
 func (m *Metrics) observeAck(seconds float64) {
-	if m != nil {
-		m.ackLatency.Observe(seconds)
-	}
+	m.ackLatency.Observe(seconds)
 }
 
 func (m *Metrics) addIdemHit() {
-	if m != nil {
-		m.idemHits.Inc()
-	}
+	m.idemHits.Inc()
 }
 
 func (m *Metrics) addIdemConflict(reason string) {
-	if m != nil {
-		m.idemConflicts.WithLabelValues(reason).Inc()
-	}
+	m.idemConflicts.WithLabelValues(reason).Inc()
 }
 
 func (m *Metrics) addIdemUnavailable() {
-	if m != nil {
-		m.idemUnavail.Inc()
-	}
+	m.idemUnavail.Inc()
 }
 
 func (m *Metrics) addIdemTakeover() {
-	if m != nil {
-		m.idemTakeovers.Inc()
-	}
+	m.idemTakeovers.Inc()
 }
 
 func (m *Metrics) addIdemRecordError() {
-	if m != nil {
-		m.idemCompleteEr.Inc()
-	}
+	m.idemCompleteEr.Inc()
 }
 
 func (m *Metrics) addRateLimited(app string) {
-	if m != nil {
-		m.rateLimited.WithLabelValues(app).Inc()
-	}
+	m.rateLimited.WithLabelValues(app).Inc()
 }

@@ -60,7 +60,8 @@ type Options struct {
 	// the broker) while produce is still served.
 	DegradedChecks map[string]Check
 	// Metrics records data-plane metrics; HTTPMetrics request counts and
-	// latency. Either may be nil. Gatherer serves /metrics when set.
+	// latency. Either may be nil (Metrics are then made on a registry nobody
+	// reads). Gatherer serves /metrics when set.
 	Metrics     *Metrics
 	HTTPMetrics *metrics.HTTP
 	Gatherer    http.Handler
@@ -113,6 +114,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = 20 * time.Millisecond
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(metrics.OrDiscard(nil))
 	}
 	s := &Server{opts: opts, log: opts.Logger, now: opts.Now, rec: opts.Recorder, metrics: opts.Metrics}
 	if s.log == nil {
