@@ -77,21 +77,20 @@ func BenchmarkProduce(b *testing.B) {
 		return &rawRequest{Method: http.MethodPost, Path: "/v1/topics/bench/" + topic + "/t/messages",
 			Headers: []string{"Content-Type: application/octet-stream"}, Body: payload, SeqHeader: seqHeader, Check: persisted}
 	}
-	redisPID := redisServerPID(b, rds)
 	for _, conc := range []int{1, 32, 64} {
 		// The last (longest) run of each, for the side-by-side line.
 		var unkeyed, keyed loadStats
 		var unkeyedRedis, keyedRedis time.Duration
 		b.Run(fmt.Sprintf("sidecar/conc=%d", conc), func(b *testing.B) {
-			r0 := procCPU(redisPID)
+			r0 := rds.CPU()
 			unkeyed = rawHTTPLoad(b, conc, a.Addr(), produce("sidecar", ""))
-			unkeyedRedis = (procCPU(redisPID) - r0) / time.Duration(b.N)
+			unkeyedRedis = (rds.CPU() - r0) / time.Duration(b.N)
 			b.ReportMetric(float64(unkeyedRedis.Nanoseconds())/1000, "redis-cpu-us/op")
 		})
 		b.Run(fmt.Sprintf("sidecar-idem/conc=%d", conc), func(b *testing.B) {
-			r0 := procCPU(redisPID)
+			r0 := rds.CPU()
 			keyed = rawHTTPLoad(b, conc, a.Addr(), produce("idem", proxy.HeaderIdempotencyKey))
-			keyedRedis = (procCPU(redisPID) - r0) / time.Duration(b.N)
+			keyedRedis = (rds.CPU() - r0) / time.Duration(b.N)
 			b.ReportMetric(float64(keyedRedis.Nanoseconds())/1000, "redis-cpu-us/op")
 			if unkeyed.reqPerSec > 0 && b.N >= 1000 {
 				// Issue 12's target, side by side: keyed >= 0.7x unkeyed, p99 <= 10 ms
@@ -122,40 +121,6 @@ func BenchmarkProduce(b *testing.B) {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
-
-// redisServerPID is the process id of the redis-server (INFO server).
-func redisServerPID(b *testing.B, rds *testredis.Server) int {
-	c := rds.Client()
-	defer c.Close()
-	info, err := c.Info(context.Background(), "server").Result()
-	require.NoError(b, err)
-	for line := range strings.SplitSeq(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
-			pid, err := strconv.Atoi(v)
-			require.NoError(b, err)
-			return pid
-		}
-	}
-	b.Fatal("no process_id in INFO server")
-	return 0
-}
-
-// procCPU is the user plus system CPU time process pid has used
-// (/proc/<pid>/stat, in clock ticks of 10 ms).
-func procCPU(pid int) time.Duration {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(raw)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 13 {
-		return 0
-	}
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * 10 * time.Millisecond
-}
 
 // httpLoad posts payload to url from conc keep-alive connections.
 func httpLoad(b *testing.B, conc int, url string, payload []byte, edit func(*http.Request)) {

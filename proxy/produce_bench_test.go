@@ -4,15 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/testredis"
 	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
@@ -65,7 +61,6 @@ func BenchmarkProduceStep(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	redisPID := redisServerPID(b, rdb)
 	payload := bytes.Repeat([]byte("x"), 1024)
 	for _, keyed := range []bool{false, true} {
 		name := "unkeyed"
@@ -78,7 +73,7 @@ func BenchmarkProduceStep(b *testing.B) {
 			b.SetParallelism(32) // 64 goroutines on 2 CPUs
 			pipelines.Store(0)
 			cmds.Store(0)
-			cpu0, rcpu0 := processCPU(), pidCPU(redisPID)
+			cpu0, rcpu0 := processCPU(), srv.CPU()
 			start := time.Now()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
@@ -101,27 +96,9 @@ func BenchmarkProduceStep(b *testing.B) {
 				b.ReportMetric(float64(cmds.Load())/float64(n), "cmds/pipeline")
 			}
 			b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(b.N), "cpu-us/op")
-			b.ReportMetric(float64((pidCPU(redisPID)-rcpu0).Microseconds())/float64(b.N), "redis-cpu-us/op")
+			b.ReportMetric(float64((srv.CPU()-rcpu0).Microseconds())/float64(b.N), "redis-cpu-us/op")
 		})
 	}
-}
-
-// redisServerPID is the process id redis-server reports (INFO server).
-func redisServerPID(b *testing.B, rdb *redis.Client) int {
-	info, err := rdb.Info(context.Background(), "server").Result()
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
-			pid, err := strconv.Atoi(v)
-			if err == nil {
-				return pid
-			}
-		}
-	}
-	b.Fatal("no process_id in INFO server")
-	return 0
 }
 
 // processCPU is the user plus system CPU time this process has used.
@@ -131,21 +108,4 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// pidCPU is the user plus system CPU time process pid has used
-// (/proc/<pid>/stat, clock ticks of 10 ms).
-func pidCPU(pid int) time.Duration {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(raw)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 13 {
-		return 0
-	}
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
