@@ -163,6 +163,10 @@ func (e *engine) close() {
 	e.mu.Unlock()
 	_ = e.bg.Wait(context.Background())
 	e.svc.flushStats(context.Background(), e)
+	// Once more, for the guard fields of the batches just applied: no later
+	// flush of this engine would delete them, and they would stay in the
+	// subscription's stats hash for good.
+	e.svc.flushStats(context.Background(), e)
 	e.svc.forgetHeld(e.path)
 }
 

@@ -82,4 +82,26 @@ func TestStatsFlushAppliedOnce(t *testing.T) {
 	for _, f := range fields {
 		require.NotContains(t, f, statsGuardPrefix, "an applied batch's guard is deleted by the next flush")
 	}
+
+	// The last flush, when the engine closes, leaves no guard behind either.
+	more := []testMsg{newMsg("PAY_1"), newMsg("PAY_2")}
+	produce(t, e.client, ref.TopicName(), more)
+	var last []Message
+	deadline = time.Now().Add(10 * time.Second)
+	for len(last) < 1 && time.Now().Before(deadline) {
+		last = append(last, n.receive(ref, 10, 500)...)
+	}
+	require.Len(t, last, 1)
+	require.Equal(t, AckResponse{Acked: 1}, n.ack(ref, last...))
+	require.NoError(t, n.svc.Close(context.Background()))
+	fields, err = e.rdb.HKeys(context.Background(), n.svc.statsKey(ref)).Result()
+	require.NoError(t, err)
+	for _, f := range fields {
+		require.NotContains(t, f, statsGuardPrefix, "the closing engine's guard is deleted")
+	}
+	all, err := e.rdb.HGetAll(context.Background(), n.svc.statsKey(ref)).Result()
+	require.NoError(t, err)
+	var total Counts
+	addCounts(&total, map[string]Counts{}, all)
+	require.Equal(t, Counts{Delivered: 4, Filtered: 3, Acked: 4}, total)
 }
