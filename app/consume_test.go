@@ -67,6 +67,21 @@ func testConsumeOverHTTPWithTrace(t *testing.T, h *harness) {
 	forged := h.do(http.MethodPost, sub+"/ack", jsonHeader(), []byte(`{"ackIds":["not-an-ack-id"]}`))
 	require.Equal(t, http.StatusBadRequest, forged.Status, forged.Raw)
 
+	// The subscription's counts, flushed to Redis (one script call per
+	// hash, so also on Redis Cluster, where this test runs too).
+	var stats struct {
+		Totals struct {
+			Delivered, Filtered, Acked int
+		} `json:"totals"`
+	}
+	var statsRaw string
+	require.Eventually(t, func() bool {
+		r := h.do(http.MethodGet, sub+"/stats", nil, nil)
+		statsRaw = r.Raw
+		return r.Status == http.StatusOK && json.Unmarshal([]byte(r.Raw), &stats) == nil &&
+			stats.Totals.Delivered == 2 && stats.Totals.Filtered == 1 && stats.Totals.Acked == 2
+	}, 15*time.Second, 100*time.Millisecond, "2 delivered and acked, 1 filtered; last answer %s", statsRaw)
+
 	var consumption struct {
 		Subscriptions []struct {
 			Subscription string `json:"subscription"`
