@@ -10,24 +10,40 @@ import (
 // while they wait for the broker, so a live owner keeps its keys however
 // long the broker takes and a dead one loses them within one lease (ADR
 // 030). Renewals run every third of the lease; a request answered within
-// that (the normal case) renews nothing. Used by one goroutine at a time.
+// that (the normal case) renews nothing. Used by one goroutine at a time
+// (the request's, then the straggler's it is handed over to).
+//
+// It allocates nothing per request: the held claims are the request's own
+// slice, marked through pendingMessage.leaseHeld, and the timer comes from
+// a pool (a map and a ticker per keyed request showed in issue 12's
+// profile).
 type leaseKeeper struct {
-	s    *Server
-	app  string
-	held map[*pendingMessage]struct{}
-	t    *time.Ticker
+	s     *Server
+	app   string
+	held  []*pendingMessage // the claims; those with leaseHeld still count
+	n     int               // how many of held are still held
+	every time.Duration
+	t     *time.Timer // nil when nothing is held
 }
 
-func (s *Server) newLeaseKeeper(app string, acquired []*pendingMessage) *leaseKeeper {
-	k := &leaseKeeper{s: s, app: app}
+var leaseTimers = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}}
+
+func (s *Server) newLeaseKeeper(app string, acquired []*pendingMessage) leaseKeeper {
+	k := leaseKeeper{s: s, app: app}
 	if len(acquired) == 0 || s.opts.Idempotency == nil {
 		return k
 	}
-	k.held = make(map[*pendingMessage]struct{}, len(acquired))
 	for _, p := range acquired {
-		k.held[p] = struct{}{}
+		p.leaseHeld = true
 	}
-	k.t = time.NewTicker(max(s.opts.Idempotency.Lease()/3, time.Millisecond))
+	k.held, k.n = acquired, len(acquired)
+	k.every = max(s.opts.Idempotency.Lease()/3, time.Millisecond)
+	k.t = leaseTimers.Get().(*time.Timer)
+	k.t.Reset(k.every)
 	return k
 }
 
@@ -39,25 +55,29 @@ func (k *leaseKeeper) tick() <-chan time.Time {
 	return k.t.C
 }
 
-// drop stops renewing p's claim (its outcome is known).
+// drop stops renewing p's claim (its outcome is known); p need not be held.
 func (k *leaseKeeper) drop(p *pendingMessage) {
-	delete(k.held, p)
-	if len(k.held) == 0 {
+	if !p.leaseHeld {
+		return
+	}
+	p.leaseHeld = false
+	k.n--
+	if k.n == 0 {
 		k.stop()
 	}
 }
 
-// renew extends every held claim, concurrently (the store batches them).
-// A claim that is no longer ours (taken over after a Redis pause longer
-// than the lease) is logged and dropped: the other owner produces the
-// same uid, flagged duplicateRisk.
+// renew extends every held claim, concurrently (the store batches them),
+// and sets the next tick. A claim that is no longer ours (taken over after
+// a Redis pause longer than the lease) is logged and dropped: the other
+// owner produces the same uid, flagged duplicateRisk.
 func (k *leaseKeeper) renew(ctx context.Context) {
 	var mu sync.Mutex
 	var lost []*pendingMessage
 	var wg sync.WaitGroup
-	for p := range k.held {
-		if p.settled.Load() {
-			continue // its answer is in and its record on the way: nothing to renew
+	for _, p := range k.held {
+		if !p.leaseHeld || p.settled.Load() {
+			continue // dropped, or its answer is in and its record on the way: nothing to renew
 		}
 		wg.Go(func() {
 			ok, err := k.s.opts.Idempotency.Renew(ctx, k.app, p.m.IdempotencyKey, p.claim.Owner)
@@ -77,19 +97,25 @@ func (k *leaseKeeper) renew(ctx context.Context) {
 	for _, p := range lost {
 		k.drop(p)
 	}
+	if k.t != nil {
+		k.t.Reset(k.every)
+	}
 }
 
 // handOver moves the held claims to a new keeper (for the goroutine that
 // waits for stragglers) and leaves this one empty.
-func (k *leaseKeeper) handOver() *leaseKeeper {
-	nk := &leaseKeeper{s: k.s, app: k.app, held: k.held, t: k.t}
-	k.held, k.t = nil, nil
+func (k *leaseKeeper) handOver() leaseKeeper {
+	nk := *k
+	k.held, k.n, k.t = nil, 0, nil
 	return nk
 }
 
+// stop ends the renewals and returns the timer to the pool (Go 1.23
+// timers: after Stop no stale tick is received from a reused timer).
 func (k *leaseKeeper) stop() {
 	if k.t != nil {
 		k.t.Stop()
+		leaseTimers.Put(k.t)
 		k.t = nil
 	}
 }

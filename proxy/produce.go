@@ -167,6 +167,9 @@ type pendingMessage struct {
 	// settled is set when the broker's answer is in and the claim's
 	// record is being written: the lease needs no renewal any more.
 	settled atomic.Bool
+	// leaseHeld: the request's leaseKeeper still renews this claim (read
+	// and written only by the goroutine holding the keeper).
+	leaseHeld bool
 }
 
 // outcome is one message's answer from the sender and, for a claimed
@@ -425,7 +428,7 @@ func (r *produceRun) complete(o outcome) {
 // with n messages still unacknowledged. Their outcome still matters: a
 // late success must reach the idempotency store so a retry does not
 // produce twice. The claims stay ours (renewed) until then.
-func (r *produceRun) straggle(n int, leases *leaseKeeper) {
+func (r *produceRun) straggle(n int, leases leaseKeeper) {
 	s, ch := r.s, r.ch
 	s.goStraggler(func() {
 		defer leases.stop()
