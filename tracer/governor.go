@@ -150,6 +150,20 @@ func (g *governor) hold(now time.Time) time.Duration {
 // throttling reports whether the governor is holding the sink back now.
 func (g *governor) throttling(now time.Time) bool { return g.hold(now) > 0 }
 
+// dataPlaneActive reports whether the process outside the sink used at
+// least activeShare of its CPUs lately, or its CPU time cannot be read. A
+// sink write then yields between its pieces (Pipeline.yield); an idle
+// process lets it run at full speed.
+func (g *governor) dataPlaneActive() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.lastProc < 0 || g.share >= activeShare
+}
+
+// activeShare is the share of the CPUs outside the sink above which the
+// data plane counts as active for dataPlaneActive.
+const activeShare = 0.05
+
 // atLimit reports whether a deferral limit is reached now, and how many
 // times one was reached so far.
 func (g *governor) atLimit() (bool, uint64) {

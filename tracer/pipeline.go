@@ -56,6 +56,7 @@ type Pipeline struct {
 	now       func() time.Time
 	measure   func(func()) time.Duration // CPU time of a sink write
 	procCPU   func() time.Duration       // the process's CPU time so far; < 0: unknown
+	sleep     func(time.Duration)        // Pipeline.yield's pause
 	deferring atomic.Bool                // the outbox holds batches parked by the budget, not by a failure
 	draining  atomic.Bool                // Close is draining deferred batches: no budget
 	stalls    atomic.Uint64              // replay passes stopped by a sink that did not take a record
@@ -90,6 +91,7 @@ func NewPipeline(opts Options) (*Pipeline, error) {
 		now:        time.Now,
 		measure:    measureCPU,
 		procCPU:    processCPU,
+		sleep:      time.Sleep,
 	}
 	p.gov = newGovernor(opts.IngestBudget, opts.DeferMaxBytes, opts.DeferMaxAge, opts.BusyCPUShare, p.now())
 	if opts.Registerer != nil {

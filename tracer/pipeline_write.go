@@ -140,6 +140,7 @@ func (w *batcher) flush(ctx context.Context) {
 // deterministic (ComputeID), so when they are computed does not matter.
 func (p *Pipeline) sinkWrite(ctx context.Context, events []Event) error {
 	var err error
+	ctx = withYield(ctx, p.yield)
 	cpu := p.measure(func() {
 		for i := range events {
 			ensureID(&events[i])
@@ -150,6 +151,30 @@ func (p *Pipeline) sinkWrite(ctx context.Context, events []Event) error {
 	p.gov.charge(p.now(), cpu, len(events))
 	return err
 }
+
+// yield is called by the sink between the pieces of a write (yieldPoint);
+// took is how long the piece just written took. While the data plane is
+// active it sleeps sinkYieldFactor times as long, so the sink takes at most
+// a third of a CPU in pieces of about a millisecond.
+//
+// A sleep, not runtime.Gosched: with one P (GOMAXPROCS=1, a sidecar given
+// one CPU) a goroutine that only yields is put back on the run queue and
+// picked again before the scheduler polls the network, so requests whose
+// sockets became readable wait for sysmon's poll, up to 10 ms. A sleeping
+// sink leaves the P free, the scheduler polls the network and the requests
+// run first. Without it, a sink write of 500 events held the P for 5-16 ms
+// at a time, and a drain of the outbox for 0.2-1 s (docs/benchmarks.md).
+func (p *Pipeline) yield(took time.Duration) {
+	if took <= 0 || p.draining.Load() || !p.gov.dataPlaneActive() {
+		return
+	}
+	p.sleep(min(sinkYieldFactor*took, maxSinkYield))
+}
+
+const (
+	sinkYieldFactor = 2
+	maxSinkYield    = 20 * time.Millisecond
+)
 
 // sampleLoad feeds the governor the arrival count and the outbox's state.
 func (p *Pipeline) sampleLoad() {
