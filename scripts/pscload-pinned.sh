@@ -12,7 +12,10 @@
 # before and after. SIDECAR_CPU and LOAD_CPU choose other cores; PORT and
 # REDIS_PORT other ports. LOAD_RT=1 runs pscload at real-time priority
 # (chrt -f 1; root or CAP_SYS_NICE) so that other processes on its core do
-# not delay the schedule on a shared machine.
+# not delay the schedule on a shared machine. pscload always runs with
+# GOMAXPROCS=1 (its one core): at real-time priority, a second P on the same
+# core spun against the first and the run never ended. Other variables (for
+# example GOMAXPROCS, GOGC or PSC_*) reach the sidecar.
 set -eu
 out=$1
 shift
@@ -48,7 +51,7 @@ rt=()
 if [ "${LOAD_RT:-0}" = 1 ]; then
 	rt=(chrt -f 1)
 fi
-"${rt[@]}" taskset -c "$load_cpu" "$out/pscload" --target "http://127.0.0.1:$port" "$@" \
+"${rt[@]}" env GOMAXPROCS=1 taskset -c "$load_cpu" "$out/pscload" --target "http://127.0.0.1:$port" "$@" \
 	--json "$out/report.json" --plot "$out/plot.png" >"$out/summary.txt" 2>&1 || status=$?
 uptime >"$out/load-after"
 cat "$out/load-before" "$out/summary.txt" "$out/load-after"
