@@ -150,18 +150,27 @@ func (g *governor) hold(now time.Time) time.Duration {
 // throttling reports whether the governor is holding the sink back now.
 func (g *governor) throttling(now time.Time) bool { return g.hold(now) > 0 }
 
-// dataPlaneActive reports whether the process outside the sink used at
-// least activeShare of its CPUs lately, or its CPU time cannot be read. A
-// sink write then yields between its pieces (Pipeline.yield); an idle
-// process lets it run at full speed.
-func (g *governor) dataPlaneActive() bool {
+// yieldFactor is how many times as long as its last piece a sink write
+// should pause before the next one, so that the data plane keeps the CPUs
+// it is using: 0 while the process outside the sink used less than
+// activeShare of its CPUs (an idle process: full speed), otherwise
+// 2*share/(1-share), at least 2. At a share of 0.5 that is 2 (the sink takes
+// at most a third of a CPU), at 0.8 it is 8 (a ninth), at 0.9 it is 18. When
+// the process's CPU time cannot be read, 2.
+func (g *governor) yieldFactor() float64 {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.lastProc < 0 || g.share >= activeShare
+	if g.lastProc < 0 {
+		return 2
+	}
+	if g.share < activeShare {
+		return 0
+	}
+	return max(2, 2*g.share/max(1-g.share, 0.01))
 }
 
-// activeShare is the share of the CPUs outside the sink above which the
-// data plane counts as active for dataPlaneActive.
+// activeShare is the share of the CPUs outside the sink below which the
+// process counts as idle for yieldFactor.
 const activeShare = 0.05
 
 // atLimit reports whether a deferral limit is reached now, and how many

@@ -154,8 +154,10 @@ func (p *Pipeline) sinkWrite(ctx context.Context, events []Event) error {
 
 // yield is called by the sink between the pieces of a write (yieldPoint);
 // took is how long the piece just written took. While the data plane is
-// active it sleeps sinkYieldFactor times as long, so the sink takes at most
-// a third of a CPU in pieces of about a millisecond.
+// active it sleeps governor.yieldFactor times as long (at most
+// maxSinkYield), so the sink takes what the data plane leaves: a third of a
+// CPU when the data plane uses half of them, a ninth when it uses 80%, in
+// pieces of about a millisecond.
 //
 // A sleep, not runtime.Gosched: with one P (GOMAXPROCS=1, a sidecar given
 // one CPU) a goroutine that only yields is put back on the run queue and
@@ -165,16 +167,15 @@ func (p *Pipeline) sinkWrite(ctx context.Context, events []Event) error {
 // run first. Without it, a sink write of 500 events held the P for 5-16 ms
 // at a time, and a drain of the outbox for 0.2-1 s (docs/benchmarks.md).
 func (p *Pipeline) yield(took time.Duration) {
-	if took <= 0 || p.draining.Load() || !p.gov.dataPlaneActive() {
+	if took <= 0 || p.draining.Load() {
 		return
 	}
-	p.sleep(min(sinkYieldFactor*took, maxSinkYield))
+	if f := p.gov.yieldFactor(); f > 0 {
+		p.sleep(min(time.Duration(f*float64(took)), maxSinkYield))
+	}
 }
 
-const (
-	sinkYieldFactor = 2
-	maxSinkYield    = 20 * time.Millisecond
-)
+const maxSinkYield = 20 * time.Millisecond
 
 // sampleLoad feeds the governor the arrival count and the outbox's state.
 func (p *Pipeline) sampleLoad() {

@@ -78,9 +78,10 @@ func TestSQLiteWriteStopsBetweenChunks(t *testing.T) {
 	require.EqualValues(t, 96, n)
 }
 
-// The pipeline's yield sleeps twice as long as the piece took while the
-// data plane is active, at most maxSinkYield, and not at all when the
-// process is idle or Close is draining.
+// The pipeline's yield sleeps longer the more of the CPUs the data plane
+// uses (twice as long as the piece took at half of them, eight times at
+// 80%), at most maxSinkYield, and not at all when the process is idle or
+// Close is draining.
 func TestPipelineYield(t *testing.T) {
 	sink := &cpuSink{stored: map[string]bool{}}
 	p := deferralPipeline(t, sink, Options{})
@@ -100,6 +101,18 @@ func TestPipelineYield(t *testing.T) {
 	p.yield(time.Second)
 	p.yield(0)
 	require.Equal(t, []time.Duration{2 * time.Millisecond, maxSinkYield}, slept)
+
+	slept = nil
+	setShare(0.2, true)
+	p.yield(time.Millisecond)
+	setShare(0.8, true)
+	p.yield(time.Millisecond)
+	setShare(1, true)
+	p.yield(time.Millisecond)
+	require.Len(t, slept, 3)
+	require.Equal(t, 2*time.Millisecond, slept[0], "at least twice as long")
+	require.InDelta(t, float64(8*time.Millisecond), float64(slept[1]), float64(time.Microsecond))
+	require.Equal(t, maxSinkYield, slept[2], "a saturated data plane: the longest pause")
 
 	slept = nil
 	setShare(0.01, true)
