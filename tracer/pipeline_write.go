@@ -164,8 +164,9 @@ func (p *Pipeline) sinkWrite(ctx context.Context, events []Event) error {
 // picked again before the scheduler polls the network, so requests whose
 // sockets became readable wait for sysmon's poll, up to 10 ms. A sleeping
 // sink leaves the P free, the scheduler polls the network and the requests
-// run first. Without it, a sink write of 500 events held the P for 5-16 ms
-// at a time, and a drain of the outbox for 0.2-1 s (docs/benchmarks.md).
+// run first. Before the store wrote in chunks and paused, a commit of 500
+// events held the P for 5-16 ms at a time, and a drain of the outbox for
+// 0.2-1 s (docs/benchmarks.md, ADR 020).
 func (p *Pipeline) yield(took time.Duration) {
 	if took <= 0 || p.draining.Load() {
 		return

@@ -98,8 +98,8 @@ func openSQLite(ctx context.Context, path string, migrate func(context.Context, 
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(NORMAL)")
-	q.Add("_pragma", "wal_autocheckpoint(128)")
-	q.Add("_pragma", "cache_size(-32768)") // 32 MiB per connection: the id index takes random inserts
+	q.Add("_pragma", "wal_autocheckpoint(128)") // a checkpoint runs inside a commit: keep it a small piece too
+	q.Add("_pragma", "cache_size(-32768)")      // 32 MiB per connection: the id index takes random inserts
 	q.Add("_txlock", "immediate")
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {
@@ -155,12 +155,13 @@ func (s *SQLite) Close() error {
 // inserts are idempotent on the key (INSERT OR IGNORE).
 //
 // Chunks, not one transaction per batch: committing writes every page the
-// transaction changed to the WAL, and the random uid and key indexes change
-// about two pages per row, so a 500-row commit took 5-16 ms of CPU in one
-// piece, which the data plane waited behind on a busy core. A chunk's
-// commit changes as many pages per row, so the total is about the same, but
-// no piece is longer than about a millisecond, and between chunks the write
-// yields to the data plane (yieldPoint, set by the Pipeline).
+// transaction changed to the WAL, and the uid and key indexes take random
+// inserts, so a 500-row commit took 5-16 ms (wall time, on a busy core) in
+// one piece, which the data plane waited behind. A 32-row chunk took a
+// median of 1.3 ms of CPU with its commit, and between chunks the write
+// yields to the data plane (yieldPoint, set by the Pipeline). The price is
+// about half as much CPU again per event (BenchmarkSQLiteWrite; ADR 020,
+// "Revision: pieces of a millisecond").
 //
 // Transactions are begun and ended with plain statements on the write
 // connection rather than with database/sql's Tx: Tx.Stmt prepares a
@@ -252,7 +253,7 @@ func (s *SQLite) insertChunk(ctx context.Context, args []any, rows int) error {
 
 // Rows per INSERT statement and per transaction: one statement for many
 // rows costs far less than one per row in the pure-Go driver; 32 rows (576
-// parameters) take about a millisecond with their commit (see Write).
+// parameters) take a little over a millisecond with their commit (see Write).
 const (
 	sqliteInsertShift = 5
 	sqliteInsertRows  = 1 << sqliteInsertShift

@@ -3,6 +3,7 @@ package tracer
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
@@ -10,15 +11,21 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+func openTestSQLite(t *testing.T) *SQLite {
+	t.Helper()
+	s, err := OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "trace.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
 // A Write is stored in transactions of at most sqliteInsertRows rows, and
 // the sink yields after each one: 100 events are four chunks (32, 32, 32,
 // 4), every event is stored, and an invalid event is reported without
 // stopping the others.
 func TestSQLiteWriteYieldsBetweenChunks(t *testing.T) {
 	ctx := context.Background()
-	s, err := OpenSQLite(ctx, filepath.Join(t.TempDir(), "trace.db"))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = s.Close() })
+	s := openTestSQLite(t)
 
 	events := make([]Event, 101)
 	for i := range 100 {
@@ -27,7 +34,7 @@ func TestSQLiteWriteYieldsBetweenChunks(t *testing.T) {
 	events[100] = benchEvent(100)
 	events[100].UID = "" // invalid: no uid
 	var took []time.Duration
-	err = s.Write(withYield(ctx, func(d time.Duration) { took = append(took, d) }), events)
+	err := s.Write(withYield(ctx, func(d time.Duration) { took = append(took, d) }), events)
 	var be *BatchError
 	require.ErrorAs(t, err, &be)
 	require.Len(t, be.Items, 1)
@@ -52,9 +59,7 @@ func TestSQLiteWriteYieldsBetweenChunks(t *testing.T) {
 // open: the chunks before it are stored and the next Write works.
 func TestSQLiteWriteStopsBetweenChunks(t *testing.T) {
 	ctx := context.Background()
-	s, err := OpenSQLite(ctx, filepath.Join(t.TempDir(), "trace.db"))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = s.Close() })
+	s := openTestSQLite(t)
 
 	events := make([]Event, 96)
 	for i := range events {
@@ -62,7 +67,7 @@ func TestSQLiteWriteStopsBetweenChunks(t *testing.T) {
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	chunks := 0
-	err = s.Write(withYield(wctx, func(time.Duration) {
+	err := s.Write(withYield(wctx, func(time.Duration) {
 		if chunks++; chunks == 2 {
 			cancel()
 		}
@@ -83,8 +88,12 @@ func TestSQLiteWriteStopsBetweenChunks(t *testing.T) {
 // 80%), at most maxSinkYield, and not at all when the process is idle or
 // Close is draining.
 func TestPipelineYield(t *testing.T) {
-	sink := &cpuSink{stored: map[string]bool{}}
-	p := deferralPipeline(t, sink, Options{})
+	// Not started: a running writer would sample the governor and
+	// overwrite the share the test sets.
+	p, err := NewPipeline(Options{Sink: &cpuSink{stored: map[string]bool{}}, Dir: t.TempDir(),
+		Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Close(context.Background()) })
 	var slept []time.Duration
 	p.sleep = func(d time.Duration) { slept = append(slept, d) }
 	setShare := func(share float64, known bool) {
