@@ -270,7 +270,7 @@ func (a *admin) collectStats(t *topic) *topicStats {
 	var total int64
 	sizes := make([]int64, len(t.entries)+1) // cumulative bytes by entry index
 	for i := range t.entries {
-		total += int64(len(t.entries[i].data))
+		total += int64(t.entries[i].size)
 		sizes[i+1] = total
 	}
 	st.StorageSize = total
@@ -357,12 +357,12 @@ func (a *admin) subStats(sub *subscription, now time.Time) subStats {
 			continue
 		}
 		e := &t.entries[id-t.first]
-		if e.data == nil {
+		if e.void() {
 			continue
 		}
 		n := sub.unackedInEntry(id, e)
 		ss.MsgBacklog += n
-		ss.BacklogSize += int64(len(e.data))
+		ss.BacklogSize += int64(e.size)
 		if ss.EarliestMsgPublishTimeInBacklog == 0 {
 			ss.EarliestMsgPublishTimeInBacklog = e.publishTime
 		}
@@ -444,7 +444,7 @@ func (a *admin) internalStats(w http.ResponseWriter, r *http.Request) error {
 	t.mu.Lock()
 	var size int64
 	for i := range t.entries {
-		size += int64(len(t.entries[i].data))
+		size += int64(t.entries[i].size)
 	}
 	is := internalStatsJSON{
 		EntriesAddedCounter:  int64(t.next),

@@ -343,7 +343,7 @@ func (sub *subscription) skip(n int64) {
 			continue
 		}
 		e := t.entryAt(id)
-		if e == nil || e.data == nil {
+		if e == nil || e.void() {
 			continue
 		}
 		left := sub.unackedInEntry(id, e)

@@ -415,6 +415,7 @@ func (t *topic) publish(p *producer, seq, highest uint64, f frame, done func(id 
 		t.mu.Lock()
 		if err != nil {
 			if e := t.entryAt(id); e != nil {
+				t.uncache(e)
 				*e = entry{} // never dispatched; the client re-sends
 				delete(t.delays, id)
 			}
@@ -442,6 +443,7 @@ func (t *topic) publish(p *producer, seq, highest uint64, f frame, done func(id 
 		if id+1 > t.dispatchable {
 			t.dispatchable = id + 1
 		}
+		t.evictLocked(false)
 		t.notifyAll()
 		t.mu.Unlock()
 	})

@@ -96,8 +96,13 @@ func (s *Server) Messages(topicName string) ([]Message, error) {
 		t.mu.Lock()
 		snap := make([]stored, 0, len(t.entries))
 		for id := t.first; id < t.visible; id++ {
-			if e := t.entryAt(id); e != nil && e.data != nil {
-				snap = append(snap, stored{id: id, data: e.data})
+			if e := t.entryAt(id); e != nil && !e.void() {
+				data, ok := t.entryBytes(id, e)
+				if !ok {
+					t.mu.Unlock()
+					return nil, fmt.Errorf("minipulsar: %s entry %d cannot be read back from the data directory", t.full, id)
+				}
+				snap = append(snap, stored{id: id, data: data})
 			}
 		}
 		t.mu.Unlock()

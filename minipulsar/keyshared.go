@@ -34,25 +34,26 @@ const keyHashRange = 65535
 // partition key.
 var noneKey = []byte("NONE_KEY")
 
+// stickyHashes returns, for a message's sticky key, Pulsar's
+// makeStickyKeyHash over the full range (1..65535, matched against the
+// auto-split ring) and the hash sticky (consumer-chosen) ranges are matched
+// against: HashRangeExclusiveStickyKeyConsumerSelector hashes over 0..65535,
+// 0 taken as 1. Both are kept in the entry, so dispatch never decodes the
+// metadata again (the bytes may be on disk only).
 // stickyKeyHash is Pulsar's makeStickyKeyHash over the full range.
 func stickyKeyHash(key []byte) uint16 {
-	return uint16((murmur3(key)&0x7fffffff)%keyHashRange + 1)
+	h, _ := stickyHashes(key)
+	return h
 }
 
-// stickyRangeHash is the hash sticky (consumer-chosen) ranges are matched
-// against: Pulsar's HashRangeExclusiveStickyKeyConsumerSelector hashes over
-// 0..65535 (0 taken as 1). It is computed from the stored metadata, only
-// for subscriptions with sticky consumers.
-func stickyRangeHash(e *entry) uint16 {
-	key := noneKey
-	if md, _, err := parsePayload(e.data); err == nil {
-		key = stickyKey(md)
+func stickyHashes(key []byte) (keyHash, rangeHash uint16) {
+	h := murmur3(key) & 0x7fffffff
+	keyHash = uint16(h%keyHashRange + 1)
+	rangeHash = uint16(h % 65536)
+	if rangeHash == 0 {
+		rangeHash = 1
 	}
-	h := uint16((murmur3(key) & 0x7fffffff) % 65536)
-	if h == 0 {
-		h = 1
-	}
-	return h
+	return keyHash, rangeHash
 }
 
 // stickyKey is the key Key_Shared dispatch hashes for a message.

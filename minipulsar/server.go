@@ -59,6 +59,13 @@ type Options struct {
 	// accepts every client, as minipulsar always did. Either way Connects
 	// records what clients sent.
 	Authenticate func(Credentials) error
+	// EntryCacheSize bounds, with a DataDir, the bytes of persistent
+	// topics' entries kept in memory (as Pulsar's managedLedgerCacheSizeMB):
+	// entries every subscription has read, and the oldest ones once the
+	// bound is passed, are read back from the segment files when needed.
+	// 0 means DefaultEntryCacheSize. Without a DataDir everything stays in
+	// memory, as there is no other copy.
+	EntryCacheSize int64
 }
 
 // Server is an in-process broker that speaks the Pulsar binary protocol and
@@ -95,6 +102,7 @@ type Server struct {
 	dedupTopic  map[string]bool     // topic -> deduplication override
 	nextLedger  uint64
 	store       store
+	cacheBytes  atomic.Int64 // bytes of entries in memory (entrycache.go)
 
 	schemas     schemaRegistry
 	producerSeq atomic.Uint64
@@ -111,6 +119,9 @@ func NewServer(opts Options) *Server {
 	}
 	if opts.KeepAlive <= 0 {
 		opts.KeepAlive = 30 * time.Second
+	}
+	if opts.EntryCacheSize <= 0 {
+		opts.EntryCacheSize = DefaultEntryCacheSize
 	}
 	s := &Server{opts: opts, clock: opts.Clock, log: opts.Logger, keepAliveClock: realClock{}}
 	if s.clock == nil {

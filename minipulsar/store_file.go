@@ -121,11 +121,26 @@ type topicLog struct {
 
 	buf []byte // encode buffer, reused between groups
 
+	// Where each entry's record starts, for reading an entry back once the
+	// broker has dropped it from memory (entrycache.go). Guarded by idxMu,
+	// not mu, so that a read never waits for the writer's fsync.
+	idxMu sync.Mutex
+	segs  []segIndex
+	rfile *os.File // read handle of segment rfirst, opened on demand
+	rseg  uint64
+
 	// writer goroutine only
 	batch    uint64
 	reqs     []*appendReq
 	batchErr error
 	lastUsed uint64
+}
+
+// segIndex locates the records of one segment: offs[i] is where the record
+// of entry first+i starts.
+type segIndex struct {
+	first uint64
+	offs  []uint32
 }
 
 // appendReq is one appendEntry call.
@@ -270,6 +285,7 @@ func (fs *fileStore) sync() error {
 			tl.file = nil
 		}
 		tl.mu.Unlock()
+		tl.closeReader()
 	}
 	clear(fs.open)
 	fs.mu.Lock()
@@ -429,6 +445,10 @@ func (fs *fileStore) removeTopicFiles(tl *topicLog) {
 		_ = tl.file.Close()
 		tl.file = nil
 	}
+	tl.idxMu.Lock()
+	tl.segs = nil
+	tl.idxMu.Unlock()
+	tl.closeReader()
 	if tl.volatile {
 		return
 	}

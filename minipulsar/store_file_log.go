@@ -157,7 +157,7 @@ func readRecord(b []byte) (logRecord, int, error) {
 // each valid record and returns the length of the valid prefix and the id
 // after the last valid record. err says why the scan stopped before the end
 // of b; it is nil when all of b is valid.
-func scanSegment(b []byte, ledger, first uint64, fn func(logRecord)) (valid int, next uint64, err error) {
+func scanSegment(b []byte, ledger, first uint64, fn func(rec logRecord, off int)) (valid int, next uint64, err error) {
 	if err := checkSegmentHeader(b, ledger, first); err != nil {
 		return 0, first, err
 	}
@@ -171,7 +171,7 @@ func scanSegment(b []byte, ledger, first uint64, fn func(logRecord)) (valid int,
 			return off, next, fmt.Errorf("at offset %d: %w: entry id %d, want %d", off, errCorrupt, rec.id, next)
 		}
 		if fn != nil {
-			fn(rec)
+			fn(rec, off)
 		}
 		off += n
 		next++

@@ -93,7 +93,9 @@ func (fs *fileStore) loadTopic(name string, ledger uint64) (storedTopic, *topicL
 	_ = os.Remove(filepath.Join(tl.dir, cursorsName+".tmp"))
 
 	lastSeq := map[string]*int64{}
-	onRecord := func(r logRecord) {
+	var seg uint64
+	onRecord := func(r logRecord, off int) {
+		tl.index(seg, int64(off))
 		st.entries = append(st.entries, r.data)
 		if p := lastSeq[string(r.producer)]; p != nil {
 			*p = max(*p, r.lastSeq)
@@ -116,6 +118,7 @@ func (fs *fileStore) loadTopic(name string, ledger uint64) (storedTopic, *topicL
 			break
 		}
 		path := filepath.Join(tl.dir, segmentName(first))
+		seg = first
 		buf, err := os.ReadFile(path)
 		if err != nil {
 			return st, nil, fmt.Errorf("minipulsar: %w", err)

@@ -534,7 +534,7 @@ func FuzzFileStoreDecode(f *testing.F) {
 	f.Add(appendSegmentHeader(nil, 3, 10))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var recs []logRecord
-		valid, next, err := scanSegment(b, 3, 10, func(r logRecord) { recs = append(recs, r) })
+		valid, next, err := scanSegment(b, 3, 10, func(r logRecord, _ int) { recs = append(recs, r) })
 		if valid < 0 || valid > len(b) {
 			t.Fatalf("valid prefix %d of %d bytes", valid, len(b))
 		}

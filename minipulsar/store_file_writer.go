@@ -105,6 +105,7 @@ func (fs *fileStore) writeTopic(tl *topicLog) error {
 			}
 			buf = appendSegmentHeader(buf[:0], tl.ledger, r.id)
 		}
+		tl.index(tl.segFirst, tl.segSize+int64(len(buf)))
 		buf = appendRecord(buf, r.id, r.lastSeq, r.producer, r.data)
 	}
 	err := fs.writeActive(tl, buf)

@@ -133,6 +133,7 @@ func (sub *subscription) dispatchLoop(quit chan struct{}) {
 			sub.sendMu.Lock()
 			sub.t.mu.Lock()
 			batch = sub.collect(batch[:0], dispatchBatch)
+			sub.t.evictLocked(false)
 			sub.t.mu.Unlock()
 			if len(batch) == 0 {
 				sub.sendMu.Unlock()
@@ -177,7 +178,7 @@ func (sub *subscription) collect(out []delivery, limit int) []delivery {
 	for i := 0; i < len(sub.replay) && len(out) < limit; {
 		id := sub.replay[i]
 		e := t.entryAt(id)
-		if e == nil || e.data == nil || sub.isAcked(id) || sub.pending[id] != nil {
+		if e == nil || e.void() || sub.isAcked(id) || sub.pending[id] != nil {
 			sub.replay = append(sub.replay[:i], sub.replay[i+1:]...)
 			continue
 		}
@@ -190,7 +191,9 @@ func (sub *subscription) collect(out []delivery, limit int) []delivery {
 			return out
 		}
 		sub.replay = append(sub.replay[:i], sub.replay[i+1:]...)
-		out = sub.deliver(out, c, id, e)
+		if data, ok := t.entryBytes(id, e); ok {
+			out = sub.deliver(out, c, id, e, data)
+		}
 	}
 	if len(sub.replay) > 0 && !keyShared {
 		return out
@@ -203,7 +206,7 @@ func (sub *subscription) collect(out []delivery, limit int) []delivery {
 			continue
 		}
 		e := t.entryAt(id)
-		if e == nil || e.data == nil || sub.isAcked(id) || sub.pending[id] != nil {
+		if e == nil || e.void() || sub.isAcked(id) || sub.pending[id] != nil {
 			sub.readPos++
 			continue
 		}
@@ -222,19 +225,21 @@ func (sub *subscription) collect(out []delivery, limit int) []delivery {
 			return out
 		}
 		sub.readPos++
-		out = sub.deliver(out, c, id, e)
+		if data, ok := t.entryBytes(id, e); ok {
+			out = sub.deliver(out, c, id, e, data)
+		}
 	}
 	return out
 }
 
-func (sub *subscription) deliver(out []delivery, c *consumer, id uint64, e *entry) []delivery {
+func (sub *subscription) deliver(out []delivery, c *consumer, id uint64, e *entry, data []byte) []delivery {
 	c.permits -= int64(e.numMsgs)
 	c.unacked++
 	c.msgOut += uint64(e.numMsgs)
 	sub.pending[id] = c
 	sub.msgOut += uint64(e.numMsgs)
-	sub.bytesOut += uint64(len(e.data))
-	return append(out, delivery{c: c, id: id, data: e.data, redelivered: sub.redeliveries[id], ackSet: sub.partial[id]})
+	sub.bytesOut += uint64(e.size)
+	return append(out, delivery{c: c, id: id, data: data, redelivered: sub.redeliveries[id], ackSet: sub.partial[id]})
 }
 
 func (sub *subscription) anyPermits() bool {
@@ -282,7 +287,7 @@ func (sub *subscription) keyOwner(e *entry) *consumer {
 			continue
 		}
 		if slot < 0 {
-			slot = int32(stickyRangeHash(e))
+			slot = int32(e.rangeHash)
 		}
 		for _, r := range c.ranges {
 			if slot >= r.GetStart() && slot <= r.GetEnd() {
@@ -469,7 +474,7 @@ func (sub *subscription) advance() {
 	for sub.ackedUpTo < t.next {
 		if _, ok := sub.acked[sub.ackedUpTo]; ok {
 			delete(sub.acked, sub.ackedUpTo)
-		} else if e := t.entryAt(sub.ackedUpTo); e == nil || e.data != nil {
+		} else if e := t.entryAt(sub.ackedUpTo); e == nil || !e.void() {
 			break
 		}
 		sub.ackedUpTo++
@@ -555,7 +560,7 @@ func (sub *subscription) backlog() (msgs, delayedMsgs int64) {
 			continue
 		}
 		e := &t.entries[id-t.first]
-		if e.data == nil {
+		if e.void() {
 			continue
 		}
 		n := int64(e.numMsgs)

@@ -23,20 +23,29 @@ var (
 // bytes received from the producer (from the 0x0e01 magic on). Its fields
 // beyond data are what dispatch needs without decoding metadata again.
 //
-// It is 40 bytes: the few delayed entries keep their delivery time in
-// topic.delays rather than in every entry.
+// It is 48 bytes: the few delayed entries keep their delivery time in
+// topic.delays rather than in every entry. With a data directory, data is
+// dropped once no reader needs it soon and read back from the segment files
+// on demand (entrycache.go); everything else stays.
 type entry struct {
-	data        []byte
-	publishTime int64 // ms since epoch
+	data        []byte // nil when evicted (entryEvicted) or void
+	publishTime int64  // ms since epoch
+	size        uint32 // len(data) as stored
 	numMsgs     int32
 	keyHash     uint16 // Key_Shared sticky-key hash, 1..65535 (keyshared.go)
+	rangeHash   uint16 // hash matched against sticky ranges, 1..65535 (keyshared.go)
 	flags       uint16
 }
 
 const (
 	entryBatched uint16 = 1 << iota // metadata carries num_messages_in_batch
 	entryDelayed                    // topic.delays holds its delivery time
+	entryEvicted                    // data is in the store only (entrycache.go)
 )
+
+// void tells an entry whose append failed (never dispatched) from a stored
+// one, whether its bytes are in memory or evicted.
+func (e *entry) void() bool { return e.data == nil && e.flags&entryEvicted == 0 }
 
 // batched tells whether the entry is a batch (even of one message).
 func (e *entry) batched() bool { return e.flags&entryBatched != 0 }
@@ -52,8 +61,12 @@ type topic struct {
 	mu      sync.Mutex
 	entries []entry
 	first   uint64 // entry id of entries[0]
-	next    uint64 // id the next entry gets
-	visible uint64 // entries below this id are durable (the last message id)
+	// cachedFrom: entries below it have their bytes in the store only;
+	// cached is the bytes of entries from it on (entrycache.go).
+	cachedFrom uint64
+	cached     int64
+	next       uint64 // id the next entry gets
+	visible    uint64 // entries below this id are durable (the last message id)
 	// dispatchable trails visible by the moment between an entry's
 	// durability and its send receipt being queued: entries below it may
 	// be dispatched.
@@ -134,7 +147,7 @@ func (s *Server) loadState() (err error) {
 			return fmt.Errorf("minipulsar: stored topic %q: %w", pt.name, err)
 		}
 		t := s.newTopic(name, pt.ledger)
-		t.first = pt.first
+		t.first, t.cachedFrom = pt.first, pt.first
 		t.entries = make([]entry, 0, len(pt.entries))
 		for _, data := range pt.entries {
 			md, _, err := parsePayload(data)
@@ -147,7 +160,7 @@ func (s *Server) loadState() (err error) {
 		t.visible, t.dispatchable = t.next, t.next
 		for _, e := range t.entries {
 			t.msgIn += uint64(e.numMsgs)
-			t.bytesIn += uint64(len(e.data))
+			t.bytesIn += uint64(e.size)
 		}
 		for subName, cur := range pt.cursors {
 			sub := newSubscription(t, subName, true, pb.CommandSubscribe_SubType(cur.Type))
@@ -158,6 +171,9 @@ func (s *Server) loadState() (err error) {
 			t.lastSeq[name] = seq
 			t.persisted[name] = seq
 		}
+		// Loaded entries are read back from the segments when needed:
+		// nothing of a large data directory stays in memory.
+		t.evictLocked(true)
 		s.topics[t.full] = t
 	}
 	s.initNamespacesLocked()
@@ -188,7 +204,8 @@ func (s *Server) closeState() error {
 // t during loading).
 func (t *topic) addEntry(data []byte, md *pb.MessageMetadata) *entry {
 	n := md.GetNumMessagesInBatch()
-	e := entry{data: data, publishTime: int64(md.GetPublishTime()), numMsgs: max(n, 1), keyHash: stickyKeyHash(stickyKey(md))}
+	keyHash, rangeHash := stickyHashes(stickyKey(md))
+	e := entry{data: data, publishTime: int64(md.GetPublishTime()), size: uint32(len(data)), numMsgs: max(n, 1), keyHash: keyHash, rangeHash: rangeHash}
 	if md.NumMessagesInBatch != nil {
 		e.flags |= entryBatched
 	}
@@ -198,6 +215,8 @@ func (t *topic) addEntry(data []byte, md *pb.MessageMetadata) *entry {
 		t.delays[id] = at
 	}
 	t.entries = append(t.entries, e)
+	t.cached += int64(e.size)
+	t.s.cacheBytes.Add(int64(e.size))
 	return &t.entries[len(t.entries)-1]
 }
 
@@ -422,6 +441,8 @@ func (t *topic) inUse() bool {
 func (t *topic) markDeleted() {
 	t.mu.Lock()
 	t.deleted = true
+	t.s.cacheBytes.Add(-t.cached)
+	t.cached = 0
 	prods := make([]*producer, 0, len(t.producers)+len(t.waiting))
 	for p := range t.producers {
 		prods = append(prods, p)

@@ -21,6 +21,7 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:6650", "binary protocol listen address")
 	adminAddr := flag.String("admin-addr", "127.0.0.1:8080", "HTTP admin and lookup listen address")
 	dataDir := flag.String("data-dir", "", "directory that keeps topics, messages and cursors across restarts (empty: in memory)")
+	cacheMB := flag.Int64("entry-cache-mb", minipulsar.DefaultEntryCacheSize>>20, "with --data-dir: MiB of message bytes kept in memory; entries every subscription has read, and the oldest past this bound, are read back from disk when needed")
 	dedup := flag.Bool("dedup", false, "enable broker deduplication by producer name and sequence id")
 	autoNS := flag.Bool("auto-create-namespaces", false, "create a topic's tenant and namespace on first use (Pulsar does not; by default they must be created, public/default exists)")
 	level := flag.String("log-level", "info", "log level: debug, info, warn, error")
@@ -45,13 +46,14 @@ func main() {
 		namespaces = minipulsar.AutoCreateNamespaces
 	}
 	s := minipulsar.NewServer(minipulsar.Options{
-		Addr:          *addr,
-		AdminAddr:     *adminAddr,
-		DataDir:       *dataDir,
-		Deduplication: *dedup,
-		Namespaces:    namespaces,
-		Logger:        log,
-		TLS:           tlsConfig,
+		Addr:           *addr,
+		AdminAddr:      *adminAddr,
+		DataDir:        *dataDir,
+		EntryCacheSize: *cacheMB << 20,
+		Deduplication:  *dedup,
+		Namespaces:     namespaces,
+		Logger:         log,
+		TLS:            tlsConfig,
 	})
 	if err := s.Start(); err != nil {
 		log.Error("start failed", "err", err)
