@@ -9,7 +9,8 @@
 #
 # Needs redis-server, taskset and curl; builds the sidecar and pscload into
 # <out-dir>. Writes summary.txt, report.json, plot.png and the load average
-# before and after. SIDECAR_CPU and LOAD_CPU choose other cores; PORT and
+# before and after, and removes the sidecar's data directory at the end
+# (KEEP_DATA=1 keeps it). SIDECAR_CPU and LOAD_CPU choose other cores; PORT and
 # REDIS_PORT other ports. LOAD_RT=1 runs pscload at real-time priority
 # (chrt -f 1; root or CAP_SYS_NICE) so that other processes on its core do
 # not delay the schedule on a shared machine. pscload always runs with
@@ -38,6 +39,12 @@ cleanup() {
 	kill "$sidecar" 2>/dev/null || true
 	wait "$sidecar" 2>/dev/null || true
 	redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true
+	# A run writes about 0.4 GB of data; on tmpfs (/dev/shm) that is RAM
+	# until removed, and a few dozen runs filled this machine's memory and
+	# slowed the runs after. KEEP_DATA=1 keeps it for inspection.
+	if [ "${KEEP_DATA:-0}" != 1 ]; then
+		rm -rf "$out/data"
+	fi
 }
 trap cleanup EXIT
 for _ in $(seq 100); do
