@@ -63,10 +63,13 @@ chart-rules:
 
 # The second line runs the fault tests that kill brokers under load without
 # -race (files tagged !race): pulsar-client-go v0.19 races on its own
-# reconnect paths, which the race detector would report.
+# reconnect paths, which the race detector would report. The third runs the
+# broker conformance suite again with a data directory and a one-byte entry
+# cache, so every delivery reads the entry back from disk.
 test:
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./app/ ./durable/
+	MINIPULSAR_CONFORMANCE_DATADIR=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./minipulsar/conformance
 
 # Installs the pinned golangci-lint when it is missing.
 GOLANGCI_LINT_VERSION ?= v2.15.0

@@ -29,7 +29,7 @@ func faultyBrokerOptions(t *testing.T, opts minipulsar.Options) *minipulsar.Serv
 		t.Skipf("fault injection needs minipulsar; %s is set, so this test cannot run against a real Pulsar", envServiceURL)
 	}
 	opts.Namespaces = minipulsar.RequireNamespaces
-	return minipulsar.RunOptionsT(t, opts)
+	return minipulsar.RunOptionsT(t, withDataDir(t, opts))
 }
 
 // steadyBackoff retries every 100 ms instead of the client's doubling

@@ -109,6 +109,11 @@ const (
 	envServiceURL = "PULSAR_SERVICE_URL"
 	envAdminURL   = "PULSAR_ADMIN_URL"
 	envLog        = "PULSAR_CONFORMANCE_LOG"
+	// envDataDir runs every minipulsar of the suite with a data directory
+	// and an entry cache of one byte, so that every dispatch, redelivery,
+	// seek and peek reads the entry back from disk (ADR 001, "Revision: an
+	// entry cache"); make test runs the suite both ways.
+	envDataDir = "MINIPULSAR_CONFORMANCE_DATADIR"
 )
 
 // Timeouts shared by the tests. A broker that answers at all answers well
@@ -135,8 +140,17 @@ func target(t *testing.T) (serviceURL, adminURL string) {
 		return os.Getenv(envServiceURL), os.Getenv(envAdminURL)
 	}
 	// As Pulsar, tenants and namespaces must exist (public/default does).
-	s := minipulsar.RunOptionsT(t, minipulsar.Options{Namespaces: minipulsar.RequireNamespaces})
+	s := minipulsar.RunOptionsT(t, withDataDir(t, minipulsar.Options{Namespaces: minipulsar.RequireNamespaces}))
 	return s.ServiceURL(), s.AdminURL()
+}
+
+// withDataDir gives opts a data directory and a one-byte entry cache when
+// MINIPULSAR_CONFORMANCE_DATADIR is set.
+func withDataDir(t *testing.T, opts minipulsar.Options) minipulsar.Options {
+	if os.Getenv(envDataDir) != "" {
+		opts.DataDir, opts.EntryCacheSize = t.TempDir(), 1
+	}
+	return opts
 }
 
 // clientLogger discards the client's logs unless PULSAR_CONFORMANCE_LOG asks
