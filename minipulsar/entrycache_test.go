@@ -214,3 +214,43 @@ func TestReadEntryDamaged(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, bytes.Contains(data, payload(4)))
 }
+
+// TestEntryCacheRestartKeepsDelays: a restart loads entries' metadata only,
+// delivery times included: a delayed message still waits for its time.
+func TestEntryCacheRestartKeepsDelays(t *testing.T) {
+	dir := t.TempDir()
+	s1 := NewServer(Options{DataDir: dir})
+	require.NoError(t, s1.Start())
+	c1 := persistClient(t, s1.ServiceURL())
+	const topic = "cache-restart-delays"
+	opts := pulsar.ConsumerOptions{Topic: topic, SubscriptionName: "s", Type: pulsar.Shared}
+	cons, err := c1.Subscribe(opts)
+	require.NoError(t, err)
+	cons.Close()
+	p, err := c1.CreateProducer(pulsar.ProducerOptions{Topic: topic, DisableBatching: true})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	due := time.Now().Add(2 * time.Second)
+	_, err = p.Send(ctx, &pulsar.ProducerMessage{Payload: []byte("later"), DeliverAt: due})
+	require.NoError(t, err)
+	_, err = p.Send(ctx, &pulsar.ProducerMessage{Payload: []byte("now")})
+	require.NoError(t, err)
+	p.Close()
+	c1.Close()
+	require.NoError(t, s1.Close())
+
+	s2 := startPersist(t, Options{DataDir: dir})
+	c2 := persistClient(t, s2.ServiceURL())
+	cons2, err := c2.Subscribe(opts)
+	require.NoError(t, err)
+	defer cons2.Close()
+	m, err := cons2.Receive(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "now", string(m.Payload()))
+	require.NoError(t, cons2.Ack(m))
+	m, err = cons2.Receive(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "later", string(m.Payload()))
+	require.False(t, time.Now().Before(due.Add(-50*time.Millisecond)), "a delayed message came %v early", time.Until(due))
+}

@@ -35,6 +35,11 @@ type storedTopic struct {
 	ledger  uint64
 	first   uint64
 	entries [][]byte
+	// metas replaces entries when the store loads metadata only
+	// (fileStoreConfig.metaOnly): every entry evicted, its bytes left on
+	// disk, and delays holds the delivery times of delayed ones.
+	metas   []entry
+	delays  map[uint64]int64
 	cursors map[string]cursorState
 	lastSeq map[string]int64
 }

@@ -88,6 +88,10 @@ type fileStoreConfig struct {
 	segmentSize int64         // a segment is closed once it would grow past this
 	cursorEvery time.Duration // cursor flush interval
 	maxOpen     int           // open segment files kept beyond one batch
+	// metaOnly: load keeps each entry's metadata, not its bytes (the
+	// broker reads them back when needed), so that loading holds one
+	// segment in memory at a time. The store's own tests load bytes.
+	metaOnly bool
 }
 
 var defaultFileStoreConfig = fileStoreConfig{
@@ -156,7 +160,9 @@ type appendReq struct {
 
 // openFileStore opens (or creates) the persistent store in dir.
 func openFileStore(dir string, log *slog.Logger) (store, *snapshot, error) {
-	fs, snap, err := openFileStoreConfig(dir, log, defaultFileStoreConfig)
+	cfg := defaultFileStoreConfig
+	cfg.metaOnly = true
+	fs, snap, err := openFileStoreConfig(dir, log, cfg)
 	if err != nil {
 		return nil, nil, err
 	}

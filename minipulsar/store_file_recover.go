@@ -1,6 +1,7 @@
 package minipulsar
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -93,10 +94,29 @@ func (fs *fileStore) loadTopic(name string, ledger uint64) (storedTopic, *topicL
 	_ = os.Remove(filepath.Join(tl.dir, cursorsName+".tmp"))
 
 	lastSeq := map[string]*int64{}
-	var seg uint64
+	var (
+		seg      uint64
+		n        uint64 // records loaded
+		parseErr error
+	)
 	onRecord := func(r logRecord, off int) {
 		tl.index(seg, int64(off))
-		st.entries = append(st.entries, r.data)
+		n++
+		if !fs.cfg.metaOnly {
+			st.entries = append(st.entries, r.data)
+		} else if md, _, err := parsePayload(r.data); err != nil {
+			parseErr = cmp.Or(parseErr, fmt.Errorf("minipulsar: stored entry %d of %s: %w", r.id, name, err))
+		} else {
+			e, at := newEntry(r.data, md)
+			e.data, e.flags = nil, e.flags|entryEvicted
+			st.metas = append(st.metas, e)
+			if at > 0 {
+				if st.delays == nil {
+					st.delays = map[uint64]int64{}
+				}
+				st.delays[r.id] = at
+			}
+		}
 		if p := lastSeq[string(r.producer)]; p != nil {
 			*p = max(*p, r.lastSeq)
 		} else {
@@ -161,7 +181,10 @@ func (fs *fileStore) loadTopic(name string, ledger uint64) (storedTopic, *topicL
 	for p, v := range lastSeq {
 		st.lastSeq[p] = *v
 	}
-	tl.nextID = st.first + uint64(len(st.entries))
+	if parseErr != nil {
+		return st, nil, parseErr
+	}
+	tl.nextID = st.first + n
 
 	cursors, err := fs.readCursors(tl)
 	if err != nil {

@@ -3,6 +3,8 @@ package minipulsar
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -148,13 +150,18 @@ func (s *Server) loadState() (err error) {
 		}
 		t := s.newTopic(name, pt.ledger)
 		t.first, t.cachedFrom = pt.first, pt.first
-		t.entries = make([]entry, 0, len(pt.entries))
-		for _, data := range pt.entries {
-			md, _, err := parsePayload(data)
-			if err != nil {
-				return fmt.Errorf("minipulsar: stored entry of %s: %w", pt.name, err)
+		if pt.metas != nil {
+			t.entries = pt.metas
+			maps.Copy(t.delays, pt.delays)
+		} else {
+			t.entries = make([]entry, 0, len(pt.entries))
+			for _, data := range pt.entries {
+				md, _, err := parsePayload(data)
+				if err != nil {
+					return fmt.Errorf("minipulsar: stored entry of %s: %w", pt.name, err)
+				}
+				t.addEntry(data, md)
 			}
-			t.addEntry(data, md)
 		}
 		t.next = t.first + uint64(len(t.entries))
 		t.visible, t.dispatchable = t.next, t.next
@@ -172,11 +179,16 @@ func (s *Server) loadState() (err error) {
 			t.persisted[name] = seq
 		}
 		// Loaded entries are read back from the segments when needed:
-		// nothing of a large data directory stays in memory.
+		// nothing of a large data directory stays in memory (the store
+		// loads metadata only; evict covers a store that loaded bytes).
 		t.evictLocked(true)
 		s.topics[t.full] = t
 	}
 	s.initNamespacesLocked()
+	// Loading read every segment whole; none of it is kept. Give the
+	// buffers back to the system now rather than over the scavenger's
+	// minutes, so a large data directory does not leave the process large.
+	debug.FreeOSMemory()
 	return nil
 }
 
@@ -203,21 +215,31 @@ func (s *Server) closeState() error {
 // addEntry appends an entry with the next id; caller holds t.mu (or owns
 // t during loading).
 func (t *topic) addEntry(data []byte, md *pb.MessageMetadata) *entry {
-	n := md.GetNumMessagesInBatch()
-	keyHash, rangeHash := stickyHashes(stickyKey(md))
-	e := entry{data: data, publishTime: int64(md.GetPublishTime()), size: uint32(len(data)), numMsgs: max(n, 1), keyHash: keyHash, rangeHash: rangeHash}
-	if md.NumMessagesInBatch != nil {
-		e.flags |= entryBatched
-	}
+	e, at := newEntry(data, md)
 	id := t.first + uint64(len(t.entries))
-	if at := md.GetDeliverAtTime(); at > 0 {
-		e.flags |= entryDelayed
+	if at > 0 {
 		t.delays[id] = at
 	}
 	t.entries = append(t.entries, e)
 	t.cached += int64(e.size)
 	t.s.cacheBytes.Add(int64(e.size))
 	return &t.entries[len(t.entries)-1]
+}
+
+// newEntry makes the entry of data, whose metadata is md, and returns its
+// delivery time (0 when it is not delayed), which the topic keeps apart.
+func newEntry(data []byte, md *pb.MessageMetadata) (entry, int64) {
+	n := md.GetNumMessagesInBatch()
+	keyHash, rangeHash := stickyHashes(stickyKey(md))
+	e := entry{data: data, publishTime: int64(md.GetPublishTime()), size: uint32(len(data)), numMsgs: max(n, 1), keyHash: keyHash, rangeHash: rangeHash}
+	if md.NumMessagesInBatch != nil {
+		e.flags |= entryBatched
+	}
+	at := md.GetDeliverAtTime()
+	if at > 0 {
+		e.flags |= entryDelayed
+	}
+	return e, at
 }
 
 // deliverAt is an entry's delivery time in ms, 0 when it is not delayed;
