@@ -133,13 +133,19 @@ func TestEntryCacheBound(t *testing.T) {
 	require.Equal(t, 20, nacked)
 }
 
+// startToRestart starts a broker on a new data directory that the test
+// closes itself (to start another on the same directory), and a client.
+func startToRestart(t *testing.T) (string, *Server, pulsar.Client) {
+	dir := t.TempDir()
+	s := NewServer(Options{DataDir: dir})
+	require.NoError(t, s.Start())
+	return dir, s, persistClient(t, s.ServiceURL())
+}
+
 // TestEntryCacheRestart: after a restart nothing of the data directory is
 // held in memory, and cursors and messages are as they were.
 func TestEntryCacheRestart(t *testing.T) {
-	dir := t.TempDir()
-	s1 := NewServer(Options{DataDir: dir})
-	require.NoError(t, s1.Start())
-	c1 := persistClient(t, s1.ServiceURL())
+	dir, s1, c1 := startToRestart(t)
 	const topic = "cache-restart"
 	cons, err := c1.Subscribe(pulsar.ConsumerOptions{Topic: topic, SubscriptionName: "s", Type: pulsar.Exclusive})
 	require.NoError(t, err)
@@ -218,10 +224,7 @@ func TestReadEntryDamaged(t *testing.T) {
 // TestEntryCacheRestartKeepsDelays: a restart loads entries' metadata only,
 // delivery times included: a delayed message still waits for its time.
 func TestEntryCacheRestartKeepsDelays(t *testing.T) {
-	dir := t.TempDir()
-	s1 := NewServer(Options{DataDir: dir})
-	require.NoError(t, s1.Start())
-	c1 := persistClient(t, s1.ServiceURL())
+	dir, s1, c1 := startToRestart(t)
 	const topic = "cache-restart-delays"
 	opts := pulsar.ConsumerOptions{Topic: topic, SubscriptionName: "s", Type: pulsar.Shared}
 	cons, err := c1.Subscribe(opts)
