@@ -443,7 +443,7 @@ func (t *topic) publish(p *producer, seq, highest uint64, f frame, done func(id 
 		if id+1 > t.dispatchable {
 			t.dispatchable = id + 1
 		}
-		t.evictLocked(false)
+		t.evictLocked()
 		t.notifyAll()
 		t.mu.Unlock()
 	})

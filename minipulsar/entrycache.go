@@ -30,10 +30,9 @@ func (t *topic) reader() entryReader {
 }
 
 // evictLocked drops the bytes of durable entries that every subscription
-// has read, or, when the server's cache is over its bound (or all is set),
-// of every durable entry of t, oldest first. Caller holds t.mu (or owns t
-// during loading).
-func (t *topic) evictLocked(all bool) {
+// has read, or, when the server's cache is over its bound, of every durable
+// entry of t, oldest first. Caller holds t.mu.
+func (t *topic) evictLocked() {
 	if t.cachedFrom >= t.dispatchable || t.reader() == nil {
 		return
 	}
@@ -43,7 +42,7 @@ func (t *topic) evictLocked(all bool) {
 	}
 	limit := t.s.opts.EntryCacheSize
 	for t.cachedFrom < t.dispatchable {
-		if t.cachedFrom >= read && !all && t.s.cacheBytes.Load() <= limit {
+		if t.cachedFrom >= read && t.s.cacheBytes.Load() <= limit {
 			return
 		}
 		if e := &t.entries[t.cachedFrom-t.first]; e.data != nil {
@@ -58,11 +57,21 @@ func (t *topic) evictLocked(all bool) {
 // uncache takes an entry that is about to lose its bytes off the cache's
 // count. Caller holds t.mu.
 func (t *topic) uncache(e *entry) {
-	if e.data == nil {
-		return
+	if e.data != nil {
+		t.s.cacheBytes.Add(-int64(e.size))
 	}
-	t.cached -= int64(e.size)
-	t.s.cacheBytes.Add(-int64(e.size))
+}
+
+// cachedBytes is what t holds of the server's cacheBytes: the bytes of its
+// entries from cachedFrom on. Caller holds t.mu.
+func (t *topic) cachedBytes() int64 {
+	var n int64
+	for i := t.cachedFrom - t.first; i < uint64(len(t.entries)); i++ {
+		if t.entries[i].data != nil {
+			n += int64(t.entries[i].size)
+		}
+	}
+	return n
 }
 
 // entryBytes returns an entry's bytes, reading them back from the store when

@@ -31,7 +31,7 @@ func cachedEntries(t *testing.T, s *Server, name string) (n int, bytes int64) {
 			bytes += int64(e.size)
 		}
 	}
-	require.Equal(t, bytes, tp.cached, "the topic's count of cached bytes")
+	require.Equal(t, bytes, tp.cachedBytes(), "no entry below cachedFrom holds its bytes")
 	return n, bytes
 }
 
@@ -256,4 +256,28 @@ func TestEntryCacheRestartKeepsDelays(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "later", string(m.Payload()))
 	require.False(t, time.Now().Before(due.Add(-50*time.Millisecond)), "a delayed message came %v early", time.Until(due))
+}
+
+// TestEntryCacheTopicDeleted: deleting a topic takes its cached bytes off
+// the server's count.
+func TestEntryCacheTopicDeleted(t *testing.T) {
+	s := startPersist(t, Options{DataDir: t.TempDir()})
+	c := persistClient(t, s.ServiceURL())
+	const topic = "cache-deleted"
+	cons, err := c.Subscribe(pulsar.ConsumerOptions{Topic: topic, SubscriptionName: "unread", Type: pulsar.Shared})
+	require.NoError(t, err)
+	cons.Close()
+	sendN(t, c, topic, 0, 20)
+	_, b := cachedEntries(t, s, topic)
+	require.Positive(t, b, "the subscription has read nothing: the entries stay cached")
+	require.Equal(t, b, s.cacheBytes.Load())
+
+	req, err := http.NewRequest(http.MethodDelete, s.AdminURL()+"/admin/v2/persistent/public/default/"+topic+"?force=true", nil)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Less(t, resp.StatusCode, 300, "%s", body)
+	require.Zero(t, s.cacheBytes.Load())
 }

@@ -34,18 +34,18 @@ const keyHashRange = 65535
 // partition key.
 var noneKey = []byte("NONE_KEY")
 
-// stickyHashes returns, for a message's sticky key, Pulsar's
-// makeStickyKeyHash over the full range (1..65535, matched against the
-// auto-split ring) and the hash sticky (consumer-chosen) ranges are matched
-// against: HashRangeExclusiveStickyKeyConsumerSelector hashes over 0..65535,
-// 0 taken as 1. Both are kept in the entry, so dispatch never decodes the
-// metadata again (the bytes may be on disk only).
 // stickyKeyHash is Pulsar's makeStickyKeyHash over the full range.
 func stickyKeyHash(key []byte) uint16 {
 	h, _ := stickyHashes(key)
 	return h
 }
 
+// stickyHashes returns, for a message's sticky key, Pulsar's
+// makeStickyKeyHash over the full range (1..65535, matched against the
+// auto-split ring) and the hash sticky (consumer-chosen) ranges are matched
+// against: HashRangeExclusiveStickyKeyConsumerSelector hashes over 0..65535,
+// 0 taken as 1. Both are kept in the entry, so dispatch never decodes the
+// metadata again (the bytes may be on disk only).
 func stickyHashes(key []byte) (keyHash, rangeHash uint16) {
 	h := murmur3(key) & 0x7fffffff
 	keyHash = uint16(h%keyHashRange + 1)

@@ -31,13 +31,14 @@ type snapshot struct {
 }
 
 type storedTopic struct {
-	name    string
-	ledger  uint64
-	first   uint64
+	name   string
+	ledger uint64
+	first  uint64
+	// entries: every entry's bytes, loaded only for the store's own tests;
+	// the broker's store loads metas instead (fileStoreConfig.metaOnly):
+	// every entry evicted, its bytes left on disk, and delays holds the
+	// delivery times of delayed ones.
 	entries [][]byte
-	// metas replaces entries when the store loads metadata only
-	// (fileStoreConfig.metaOnly): every entry evicted, its bytes left on
-	// disk, and delays holds the delivery times of delayed ones.
 	metas   []entry
 	delays  map[uint64]int64
 	cursors map[string]cursorState

@@ -133,7 +133,7 @@ func (sub *subscription) dispatchLoop(quit chan struct{}) {
 			sub.sendMu.Lock()
 			sub.t.mu.Lock()
 			batch = sub.collect(batch[:0], dispatchBatch)
-			sub.t.evictLocked(false)
+			sub.t.evictLocked()
 			sub.t.mu.Unlock()
 			if len(batch) == 0 {
 				sub.sendMu.Unlock()

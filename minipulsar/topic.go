@@ -63,10 +63,9 @@ type topic struct {
 	mu      sync.Mutex
 	entries []entry
 	first   uint64 // entry id of entries[0]
-	// cachedFrom: entries below it have their bytes in the store only;
-	// cached is the bytes of entries from it on (entrycache.go).
+	// cachedFrom: entries below it have their bytes in the store only
+	// (entrycache.go).
 	cachedFrom uint64
-	cached     int64
 	next       uint64 // id the next entry gets
 	visible    uint64 // entries below this id are durable (the last message id)
 	// dispatchable trails visible by the moment between an entry's
@@ -143,32 +142,25 @@ func (s *Server) loadState() (err error) {
 	for name, n := range snap.partitioned {
 		s.partitioned[name] = n
 	}
+	var loaded uint64 // bytes of the stored entries
 	for _, pt := range snap.topics {
 		name, err := parseTopic(pt.name)
 		if err != nil {
 			return fmt.Errorf("minipulsar: stored topic %q: %w", pt.name, err)
 		}
 		t := s.newTopic(name, pt.ledger)
-		t.first, t.cachedFrom = pt.first, pt.first
-		if pt.metas != nil {
-			t.entries = pt.metas
-			maps.Copy(t.delays, pt.delays)
-		} else {
-			t.entries = make([]entry, 0, len(pt.entries))
-			for _, data := range pt.entries {
-				md, _, err := parsePayload(data)
-				if err != nil {
-					return fmt.Errorf("minipulsar: stored entry of %s: %w", pt.name, err)
-				}
-				t.addEntry(data, md)
-			}
-		}
+		// The store loaded each entry's metadata, not its bytes
+		// (fileStoreConfig.metaOnly): they are read back when needed, so
+		// nothing of a large data directory stays in memory.
+		t.first, t.entries = pt.first, pt.metas
+		maps.Copy(t.delays, pt.delays)
 		t.next = t.first + uint64(len(t.entries))
-		t.visible, t.dispatchable = t.next, t.next
+		t.visible, t.dispatchable, t.cachedFrom = t.next, t.next, t.next
 		for _, e := range t.entries {
 			t.msgIn += uint64(e.numMsgs)
 			t.bytesIn += uint64(e.size)
 		}
+		loaded += t.bytesIn
 		for subName, cur := range pt.cursors {
 			sub := newSubscription(t, subName, true, pb.CommandSubscribe_SubType(cur.Type))
 			sub.restore(cur)
@@ -178,17 +170,17 @@ func (s *Server) loadState() (err error) {
 			t.lastSeq[name] = seq
 			t.persisted[name] = seq
 		}
-		// Loaded entries are read back from the segments when needed:
-		// nothing of a large data directory stays in memory (the store
-		// loads metadata only; evict covers a store that loaded bytes).
-		t.evictLocked(true)
 		s.topics[t.full] = t
 	}
 	s.initNamespacesLocked()
-	// Loading read every segment whole; none of it is kept. Give the
-	// buffers back to the system now rather than over the scavenger's
-	// minutes, so a large data directory does not leave the process large.
-	debug.FreeOSMemory()
+	// Loading read every segment whole and kept none of it. Past one
+	// segment's worth, give the buffers back to the system now rather than
+	// over the scavenger's minutes, so that a large data directory does not
+	// leave the process large; below it, a forced collection is not worth
+	// its start-up time.
+	if loaded > uint64(defaultFileStoreConfig.segmentSize) {
+		debug.FreeOSMemory()
+	}
 	return nil
 }
 
@@ -212,8 +204,7 @@ func (s *Server) closeState() error {
 	return s.store.sync()
 }
 
-// addEntry appends an entry with the next id; caller holds t.mu (or owns
-// t during loading).
+// addEntry appends an entry with the next id; caller holds t.mu.
 func (t *topic) addEntry(data []byte, md *pb.MessageMetadata) *entry {
 	e, at := newEntry(data, md)
 	id := t.first + uint64(len(t.entries))
@@ -221,7 +212,6 @@ func (t *topic) addEntry(data []byte, md *pb.MessageMetadata) *entry {
 		t.delays[id] = at
 	}
 	t.entries = append(t.entries, e)
-	t.cached += int64(e.size)
 	t.s.cacheBytes.Add(int64(e.size))
 	return &t.entries[len(t.entries)-1]
 }
@@ -463,8 +453,7 @@ func (t *topic) inUse() bool {
 func (t *topic) markDeleted() {
 	t.mu.Lock()
 	t.deleted = true
-	t.s.cacheBytes.Add(-t.cached)
-	t.cached = 0
+	t.s.cacheBytes.Add(-t.cachedBytes())
 	prods := make([]*producer, 0, len(t.producers)+len(t.waiting))
 	for p := range t.producers {
 		prods = append(prods, p)
