@@ -292,7 +292,7 @@ func runWorkers(b *testing.B, conc int, newWorker func(w int) (op func() error, 
 	b.ReportMetric(float64(flt)/float64(all.count), "minflt/op")
 	runtime.KeepAlive(ops)
 	return loadStats{reqPerSec: float64(all.count) / elapsed.Seconds(), p50: all.quantile(0.50), p99: all.quantile(0.99),
-		cpuPerOp: (cpu + ccpu) / time.Duration(max(all.count, 1))}
+		cpuPerOp: (cpu + ccpu) / time.Duration(max(all.count, 1)), hist: &all}
 }
 
 // loadStats is what runWorkers measured.
@@ -300,6 +300,7 @@ type loadStats struct {
 	reqPerSec float64
 	p50, p99  time.Duration
 	cpuPerOp  time.Duration // this process (and a child broker), per request
+	hist      *latencyHist  // every request's latency
 }
 
 // minorFaults is the number of minor page faults this process has taken.
