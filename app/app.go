@@ -57,7 +57,9 @@ type App struct {
 
 	broker *minipulsar.Server // embedded mode only
 	mredis *embedredis.Server // embedded Redis only
-	client pulsar.Client
+	// localIdem: the embedded mode's idempotency store (embedded.go).
+	localIdem *proxy.LocalIdempotency
+	client    pulsar.Client
 	// consumerClient serves the consume service and the delay engine.
 	consumerClient pulsar.Client
 	rdb            redis.UniversalClient
@@ -160,6 +162,10 @@ func (a *App) start(ctx context.Context) error {
 	redisLogOnce.Do(func() { redis.SetLogger(redisLogger{}) })
 	cfg := &a.cfg
 	if err := a.startEmbedded(); err != nil {
+		return err
+	}
+	// Early, so that it closes late: after every sender whose results it records.
+	if err := a.startIdempotency(ctx); err != nil {
 		return err
 	}
 	if !cfg.EmbeddedPulsar() {
@@ -267,7 +273,7 @@ func (a *App) start(ctx context.Context) error {
 		Sender:      a.durable,
 		Scheduler:   proxy.DelayScheduler{Engine: a.delay, Cluster: cfg.ClusterName()},
 		Delay:       a.delay,
-		Idempotency: proxy.NewRedisIdempotency(a.rdb, cfg.Idempotency.TTL, cfg.Idempotency.Lease, cfg.Redis.Timeout),
+		Idempotency: a.idempotency(),
 		Recorder:    a.rec,
 		// Apps come from the registry (attachProxy below); a sidecar with no
 		// configured app may serve the dev app while the registry has none.

@@ -7,12 +7,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	pulsarlog "github.com/apache/pulsar-client-go/pulsar/log"
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/config"
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/embedredis"
 	"github.com/pulsar-sidecar/pulsar-sidecar/minipulsar"
+	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
 )
 
 // startBroker starts the embedded minipulsar, persistent in
@@ -127,4 +129,71 @@ func (m minLevel) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (m minLevel) WithGroup(name string) slog.Handler {
 	return minLevel{m.Handler.WithGroup(name), m.min, m.errText}
+}
+
+// startIdempotency makes the embedded mode's idempotency store: the
+// records in this process, logged in <dataDir>/idempotency unless
+// embedded.persist is off (proxy.LocalIdempotency, ADR 080's revision).
+// Records an earlier version left in the embedded Redis move over. With a
+// real Redis it does nothing: the store is Redis.
+func (a *App) startIdempotency(ctx context.Context) error {
+	if a.mredis == nil {
+		return nil
+	}
+	cfg := &a.cfg
+	var l *proxy.IdempotencyLog
+	if cfg.Embedded.Persist {
+		var err error
+		if l, err = proxy.OpenIdempotencyLog(filepath.Join(cfg.DataDir, "idempotency"), cfg.Embedded.RedisSnapshotInterval, a.log); err != nil {
+			return err
+		}
+	}
+	s := proxy.NewLocalIdempotency(cfg.Idempotency.TTL, cfg.Idempotency.Lease, l)
+	a.localIdem = s
+	a.stops.Push("idempotency store", func(context.Context) error { return s.Close() })
+	return a.importIdempotency(ctx, s)
+}
+
+// importIdempotency moves the idempotency records an earlier version kept
+// in the embedded Redis into s, keeping their TTLs.
+func (a *App) importIdempotency(ctx context.Context, s *proxy.LocalIdempotency) error {
+	rdb, err := a.newRedis(nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = rdb.Close() }()
+	n := 0
+	iter := rdb.Scan(ctx, 0, proxy.KeyPrefix+"*", 1000).Iterator()
+	for iter.Next(ctx) {
+		k := iter.Val()
+		v, err := rdb.Get(ctx, k).Result()
+		if err != nil {
+			continue // gone meanwhile, or a hash of a much older version: left alone
+		}
+		ttl, err := rdb.PTTL(ctx, k).Result()
+		if err != nil || ttl <= 0 {
+			continue
+		}
+		s.Import(k, v, time.Now().Add(ttl))
+		if err := rdb.Del(ctx, k).Err(); err != nil {
+			return fmt.Errorf("app: move idempotency records out of the embedded redis: %w", err)
+		}
+		n++
+	}
+	if err := iter.Err(); err != nil {
+		return fmt.Errorf("app: move idempotency records out of the embedded redis: %w", err)
+	}
+	if n > 0 {
+		a.log.Info("idempotency records moved from the embedded redis to the idempotency store", "keys", n)
+	}
+	return nil
+}
+
+// idempotency is the produce path's idempotency store: the local one in
+// the embedded mode, Redis otherwise.
+func (a *App) idempotency() proxy.IdempotencyStore {
+	if a.localIdem != nil {
+		return a.localIdem
+	}
+	return proxy.NewRedisIdempotency(a.rdb, a.cfg.Idempotency.TTL, a.cfg.Idempotency.Lease, a.cfg.Redis.Timeout)
 }

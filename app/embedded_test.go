@@ -13,6 +13,7 @@ import (
 
 	"github.com/pulsar-sidecar/pulsar-sidecar/internal/config"
 	"github.com/pulsar-sidecar/pulsar-sidecar/produce"
+	"github.com/pulsar-sidecar/pulsar-sidecar/proxy"
 )
 
 // startEmbedded runs the sidecar in its default mode (no Pulsar, no
@@ -170,4 +171,46 @@ func TestEmbeddedRestartKeepsState(t *testing.T) {
 		}
 		require.NotEqual(t, "timeout-check", string(m.Payload()), "the wheel message fired twice")
 	}
+}
+
+// TestEmbeddedIdempotencyOutOfRedis: the default mode keeps idempotency
+// records in its own store, not in the embedded Redis (whose snapshots and
+// TTL sweeps pass over every key), and records an earlier version left in
+// the embedded Redis move to that store at start, TTL and all.
+func TestEmbeddedIdempotencyOutOfRedis(t *testing.T) {
+	dir := t.TempDir()
+	h := startEmbedded(t, dir, nil)
+	path, _ := newTopic(t)
+	first := h.produceOK(path, `{"messages":[{"payload":"charge-1","idempotencyKey":"bill-1"}]}`)
+	c := redis.NewClient(&redis.Options{Addr: h.app.RedisAddr(), DisableIdentity: true})
+	ctx := context.Background()
+	keys, err := c.Keys(ctx, proxy.KeyPrefix+"*").Result()
+	require.NoError(t, err)
+	require.Empty(t, keys, "no idempotency record in the embedded redis")
+	require.Equal(t, 1, h.app.localIdem.Len())
+
+	// What an earlier version left: a done record with 30 minutes to live.
+	old := proxy.NewRedisIdempotency(c, time.Hour, time.Minute, 2*time.Second)
+	cl, err := old.Begin(ctx, "dev", "from-before", "fp", "the-old-uid")
+	require.NoError(t, err)
+	require.NoError(t, old.Complete(ctx, "dev", "from-before", cl.Owner, "fp", proxy.Result{UID: "the-old-uid", Status: produce.StatusPersisted}))
+	require.NoError(t, c.PExpire(ctx, proxy.KeyPrefix+"dev:from-before", 30*time.Minute).Err())
+	require.NoError(t, c.Close())
+	h.stoppedByTest = true
+	require.NoError(t, h.app.Stop(ctx))
+
+	h = startEmbedded(t, dir, nil)
+	c = redis.NewClient(&redis.Options{Addr: h.app.RedisAddr(), DisableIdentity: true})
+	t.Cleanup(func() { _ = c.Close() })
+	keys, err = c.Keys(ctx, proxy.KeyPrefix+"*").Result()
+	require.NoError(t, err)
+	require.Empty(t, keys, "the earlier record left the embedded redis")
+	require.Equal(t, 2, h.app.localIdem.Len())
+	done, err := h.app.localIdem.Begin(ctx, "dev", "from-before", "fp", "x")
+	require.NoError(t, err)
+	require.Equal(t, proxy.ClaimDone, done.State)
+	require.Equal(t, "the-old-uid", done.Result.UID)
+	again := h.produceOK(path, `{"messages":[{"payload":"charge-1","idempotencyKey":"bill-1"}]}`)
+	require.True(t, again.Results[0].Duplicate)
+	require.Equal(t, first.Results[0].UID, again.Results[0].UID)
 }

@@ -101,8 +101,29 @@ type RedisIdempotency struct {
 	now     func() time.Time
 	batch   *batcher
 
-	ownerPrefix string        // random per store: owners of two processes never collide
-	owners      atomic.Uint64 // the rest of an owner: a counter
+	owners ownerNames
+}
+
+// ownerNames names claims' owners: a random prefix per store, so owners of
+// two processes never collide, and a counter.
+type ownerNames struct {
+	prefix string
+	n      atomic.Uint64
+}
+
+// ownerPrefix is a new random prefix for ownerNames.
+func ownerPrefix() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:]) + "-"
+}
+
+// next is a new owner's name, one allocation (it was 12 bytes of
+// crypto/rand per claim).
+func (o *ownerNames) next() string {
+	var b [48]byte
+	n := append(b[:0], o.prefix...)
+	return string(strconv.AppendUint(n, o.n.Add(1), 36))
 }
 
 // redisPipeliner is what the store needs of a go-redis client
@@ -119,10 +140,8 @@ var _ IdempotencyStore = (*RedisIdempotency)(nil)
 // whose owner died is taken over after at most lease; each call gives up
 // after timeout.
 func NewRedisIdempotency(rdb redisPipeliner, ttl, lease, timeout time.Duration) *RedisIdempotency {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
 	return &RedisIdempotency{rdb: rdb, ttl: ttl, lease: lease, timeout: timeout, now: time.Now, batch: newBatcher(rdb, ttl),
-		ownerPrefix: hex.EncodeToString(b[:]) + "-"}
+		owners: ownerNames{prefix: ownerPrefix()}}
 }
 
 // Lease is how long a claim stays its owner's without a Renew.
@@ -248,14 +267,6 @@ type storedResult struct {
 	DeliverAt string `json:"deliverAt,omitempty"`
 }
 
-// newOwner names a claim's owner: the store's random prefix and a
-// counter, one allocation (it was 12 bytes of crypto/rand per claim).
-func (s *RedisIdempotency) newOwner() string {
-	var b [48]byte
-	o := append(b[:0], s.ownerPrefix...)
-	return string(strconv.AppendUint(o, s.owners.Add(1), 36))
-}
-
 // deadline is when a call made now gives up: the store's timeout, or
 // ctx's deadline when that comes first.
 func (s *RedisIdempotency) deadline(ctx context.Context) time.Time {
@@ -276,7 +287,7 @@ func (s *RedisIdempotency) leaseUntil() int64 { return s.now().Add(s.lease).Unix
 func (s *RedisIdempotency) Begin(ctx context.Context, app, key, fp, uid string) (Claim, error) {
 	dl := s.deadline(ctx)
 	k := redisKey(app, key)
-	owner := s.newOwner()
+	owner := s.owners.next()
 	mine := record{state: 'i', owner: owner, leaseUntil: s.leaseUntil(), fp: fp, uid: uid}
 	old, err := s.setNXGet(ctx, dl, k, mine.encode())
 	switch {
@@ -294,14 +305,8 @@ func (s *RedisIdempotency) Begin(ctx context.Context, app, key, fp, uid string) 
 		if err != nil {
 			return Claim{}, err
 		}
-		if r.fp != fp {
-			return Claim{State: ClaimMismatch}, nil
-		}
-		switch {
-		case r.state == 'd':
-			return s.done(r.result)
-		case r.state == 'i' && r.leaseUntil > s.now().UnixMilli():
-			return Claim{State: ClaimBusy}, nil
+		if c, takeover, err := judge(r, fp, s.now().UnixMilli()); !takeover {
+			return c, err
 		}
 		// Failed, or in flight under a lease that ran out: the owner gave
 		// up or died. Take over, keeping the key's uid.
@@ -384,7 +389,24 @@ func (s *RedisIdempotency) evalUntil(ctx context.Context, dl time.Time, sc *redi
 	return res, err
 }
 
-func (s *RedisIdempotency) done(stored string) (Claim, error) {
+// judge answers Begin from the record a key holds: mismatch, done or busy;
+// or takeover when the record is failed, or in flight under a lease that
+// ran out before nowMs.
+func judge(r record, fp string, nowMs int64) (c Claim, takeover bool, err error) {
+	switch {
+	case r.fp != fp:
+		return Claim{State: ClaimMismatch}, false, nil
+	case r.state == 'd':
+		c, err := doneClaim(r.result)
+		return c, false, err
+	case r.state == 'i' && r.leaseUntil > nowMs:
+		return Claim{State: ClaimBusy}, false, nil
+	}
+	return Claim{}, true, nil
+}
+
+// doneClaim is the answer to a key whose stored result is stored.
+func doneClaim(stored string) (Claim, error) {
 	var sr storedResult
 	if err := json.Unmarshal([]byte(stored), &sr); err != nil {
 		return Claim{}, fmt.Errorf("%w: stored result: %w", ErrIdempotencyUnavailable, err)
@@ -416,7 +438,7 @@ func (s *RedisIdempotency) beginLegacy(ctx context.Context, dl time.Time, k, own
 	case st == "acquired":
 		return Claim{State: ClaimAcquired, UID: uid, Owner: owner}, nil
 	case st == "done":
-		return s.done(result)
+		return doneClaim(result)
 	}
 	return Claim{State: ClaimBusy}, nil // in flight: the old version's hash expires after its one-minute claim
 }

@@ -24,12 +24,35 @@ func TestRedisIdempotency(t *testing.T) {
 	rdb := srv.Client()
 	s := NewRedisIdempotency(rdb, time.Hour, time.Minute, 2*time.Second)
 	ctx := context.Background()
+	testStoreSemantics(t, s, storeAccess{
+		ttl:    func(k string) time.Duration { return rdb.PTTL(ctx, k).Val() },
+		exists: func(k string) bool { return rdb.Exists(ctx, k).Val() == 1 },
+		del:    func(k string) { require.NoError(t, rdb.Del(ctx, k).Err()) },
+	})
+
+	srv.Close()
+	_, err := s.Begin(ctx, "app", "k", "fp1", "u")
+	assert.True(t, errors.Is(err, ErrIdempotencyUnavailable), "%v", err)
+}
+
+// storeAccess reaches a store's records beside its interface: a key's
+// remaining TTL, whether it exists, and deleting it.
+type storeAccess struct {
+	ttl    func(key string) time.Duration
+	exists func(key string) bool
+	del    func(key string)
+}
+
+// testStoreSemantics is what every IdempotencyStore does (ADR 030), for
+// a store with a one-hour TTL and a one-minute lease.
+func testStoreSemantics(t *testing.T, s IdempotencyStore, raw storeAccess) {
+	ctx := context.Background()
 	res := Result{UID: "u1", MessageID: "1:2:-1:0", Status: produce.StatusPersisted, Cluster: "primary"}
 
 	c, err := s.Begin(ctx, "app", "k", "fp1", "u1")
 	require.NoError(t, err)
 	assert.Equal(t, Claim{State: ClaimAcquired, UID: "u1", Owner: c.Owner, Fresh: true}, c)
-	ttl := rdb.PTTL(ctx, KeyPrefix+"app:k").Val()
+	ttl := raw.ttl(KeyPrefix + "app:k")
 	assert.InDelta(t, time.Hour.Seconds(), ttl.Seconds(), 2, "a key's record lives ttl from its first claim on; the lease is inside it")
 
 	busy, err := s.Begin(ctx, "app", "k", "fp1", "u2")
@@ -55,7 +78,7 @@ func TestRedisIdempotency(t *testing.T) {
 	want := res
 	want.Duplicate = true
 	assert.Equal(t, Claim{State: ClaimDone, Result: want}, done)
-	ttl = rdb.PTTL(ctx, KeyPrefix+"app:k").Val()
+	ttl = raw.ttl(KeyPrefix + "app:k")
 	assert.InDelta(t, time.Hour.Seconds(), ttl.Seconds(), 2, "a result lives ttl")
 	ok, err = s.Renew(ctx, "app", "k", c.Owner)
 	require.NoError(t, err)
@@ -72,14 +95,14 @@ func TestRedisIdempotency(t *testing.T) {
 	assert.Equal(t, "first-uid", again.UID)
 	assert.False(t, again.Fresh)
 	require.NoError(t, s.Release(ctx, "app", "f", "not-the-owner", true), "a stranger's release is ignored")
-	assert.Equal(t, int64(1), rdb.Exists(ctx, KeyPrefix+"app:f").Val())
+	assert.True(t, raw.exists(KeyPrefix+"app:f"))
 	require.NoError(t, s.Release(ctx, "app", "f", again.Owner, true))
-	assert.Zero(t, rdb.Exists(ctx, KeyPrefix+"app:f").Val())
+	assert.False(t, raw.exists(KeyPrefix+"app:f"))
 
 	// A late Complete after the key vanished still stores the result.
 	c, err = s.Begin(ctx, "app", "late", "fp", "u")
 	require.NoError(t, err)
-	require.NoError(t, rdb.Del(ctx, KeyPrefix+"app:late").Err())
+	raw.del(KeyPrefix + "app:late")
 	require.NoError(t, s.Complete(ctx, "app", "late", c.Owner, "fp", res))
 	done, err = s.Begin(ctx, "app", "late", "fp", "u")
 	require.NoError(t, err)
@@ -92,10 +115,6 @@ func TestRedisIdempotency(t *testing.T) {
 	done, err = s.Begin(ctx, "app", "taken", "fp", "u")
 	require.NoError(t, err)
 	assert.Equal(t, ClaimDone, done.State)
-
-	srv.Close()
-	_, err = s.Begin(ctx, "app", "k", "fp1", "u")
-	assert.True(t, errors.Is(err, ErrIdempotencyUnavailable), "%v", err)
 }
 
 // TestRedisIdempotencyLeaseTakeover: a claim whose owner stopped renewing
@@ -107,6 +126,12 @@ func TestRedisIdempotencyLeaseTakeover(t *testing.T) {
 	s := NewRedisIdempotency(srv.Client(), time.Hour, time.Minute, 2*time.Second)
 	clock := fakeclock.New(time.Now())
 	s.now = clock.Now
+	testLeaseTakeover(t, s, clock)
+}
+
+// testLeaseTakeover: the lease takeover of a store with a one-minute
+// lease whose clock is clock.
+func testLeaseTakeover(t *testing.T, s IdempotencyStore, clock *fakeclock.Clock) {
 	ctx := context.Background()
 
 	first, err := s.Begin(ctx, "app", "k", "fp", "the-uid")
@@ -243,7 +268,10 @@ func (h countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 // TestRedisIdempotencyRace: of many concurrent claims, exactly one wins.
 func TestRedisIdempotencyRace(t *testing.T) {
 	srv := testredis.Start(t)
-	s := NewRedisIdempotency(srv.Client(), time.Hour, time.Minute, 5*time.Second)
+	testRace(t, NewRedisIdempotency(srv.Client(), time.Hour, time.Minute, 5*time.Second))
+}
+
+func testRace(t *testing.T, s IdempotencyStore) {
 	var mu sync.Mutex
 	states := map[ClaimState]int{}
 	var wg sync.WaitGroup

@@ -154,7 +154,7 @@ func bind(c *Config) []Setting {
 	add("embedded.pulsarListen", "embedded broker's binary-protocol address (port 0: any free port)", &c.Embedded.PulsarListen)
 	add("embedded.pulsarAdminListen", "embedded broker's admin REST address (\"-\" disables it)", &c.Embedded.PulsarAdminListen)
 	add("embedded.persist", "keep the embedded broker's messages in <dataDir>/minipulsar and the embedded Redis's keyspace in <dataDir>/redis", &c.Embedded.Persist)
-	add("embedded.redisSnapshotInterval", "how often the embedded Redis's keyspace is written to <dataDir>/redis (also on a clean stop): what a crash can lose", &c.Embedded.RedisSnapshotInterval)
+	add("embedded.redisSnapshotInterval", "how often the embedded Redis's keyspace is written to <dataDir>/redis and the idempotency log in <dataDir>/idempotency fsynced (also on a clean stop): what a crash can lose", &c.Embedded.RedisSnapshotInterval)
 	add("redis.addr", "Redis host:port for idempotency keys, the delay index and consume state; empty (and no redis.addrs) runs an in-process Redis", &c.Redis.Addr)
 	add("redis.addrs", "comma-separated Redis addresses: the sentinels with redis.masterName, else more than one means Redis Cluster seed nodes", &c.Redis.Addrs)
 	add("redis.masterName", "Redis Sentinel master name; redis.addrs are then the sentinels", &c.Redis.MasterName)
