@@ -121,9 +121,7 @@ func (s *LocalIdempotency) reclaim(nowMs int64) {
 			delete(s.recs, e.key) // expired: not logged, the log's record expires too
 		}
 	}
-	if cap(s.expiries) > 1024 && len(s.expiries) < cap(s.expiries)/4 {
-		s.expiries = append([]localExpiry(nil), s.expiries...) // give the popped front back
-	}
+	// The popped front is given back when append next grows the slice.
 }
 
 func (s *LocalIdempotency) leaseUntil() int64 { return s.now().Add(s.lease).UnixMilli() }
