@@ -14,9 +14,7 @@ import (
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pulsar-sidecar/pulsar-sidecar/internal/testredis"
 	"github.com/pulsar-sidecar/pulsar-sidecar/minipulsar"
-	"github.com/pulsar-sidecar/pulsar-sidecar/tracer"
 )
 
 // BenchmarkFsyncBroker is BenchmarkProduce's comparison against a broker
@@ -40,13 +38,7 @@ import (
 //	go test ./app -run '^$' -bench 'FsyncBroker' -benchtime 3s -count 3
 func BenchmarkFsyncBroker(b *testing.B) {
 	dataDir := b.TempDir()
-	broker := minipulsar.RunOptionsT(b, minipulsar.Options{DataDir: dataDir})
-	rds := testredis.Start(b)
-	cfg := testConfig(b, broker, rds)
-	a, err := New(cfg, WithLogger(testLogger(b)), WithRecorder(tracer.Nop{}))
-	require.NoError(b, err)
-	require.NoError(b, a.Start(context.Background()))
-	b.Cleanup(func() { _ = a.Stop(context.Background()) })
+	broker, _, cfg, a := startProduceBench(b, minipulsar.Options{DataDir: dataDir})
 	payload := bytes.Repeat([]byte("x"), 1024)
 
 	client := nativeClient(b, broker.ServiceURL())

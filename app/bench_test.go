@@ -46,7 +46,7 @@ import (
 //
 //	go test ./app -run '^$' -bench 'Produce/.*/conc=64' -benchtime 3s -count 3
 func BenchmarkProduce(b *testing.B) {
-	broker, rds, cfg, a := startProduceBench(b)
+	broker, rds, cfg, a := startProduceBench(b, minipulsar.Options{})
 	payload := bytes.Repeat([]byte("x"), 1024)
 
 	client := nativeClient(b, broker.ServiceURL())
@@ -105,9 +105,9 @@ func BenchmarkProduce(b *testing.B) {
 }
 
 // startProduceBench starts what the produce benchmarks load: a sidecar
-// (tracing off) on a minipulsar and a real redis-server.
-func startProduceBench(b *testing.B) (*minipulsar.Server, *testredis.Server, config.Config, *App) {
-	broker := minipulsar.RunT(b)
+// (tracing off) on a minipulsar with brokerOpts and a real redis-server.
+func startProduceBench(b *testing.B, brokerOpts minipulsar.Options) (*minipulsar.Server, *testredis.Server, config.Config, *App) {
+	broker := minipulsar.RunOptionsT(b, brokerOpts)
 	rds := testredis.Start(b)
 	cfg := testConfig(b, broker, rds)
 	a, err := New(cfg, WithLogger(testLogger(b)), WithRecorder(tracer.Nop{}))
@@ -144,7 +144,7 @@ func produceRequest(topic, seqHeader string, payload []byte) *rawRequest {
 //
 //	go test ./app -run '^$' -bench '^BenchmarkProduceKeyedRounds$' -benchtime 20000x   # PSC_BENCH_ROUNDS, default 10
 func BenchmarkProduceKeyedRounds(b *testing.B) {
-	_, rds, _, a := startProduceBench(b)
+	_, rds, _, a := startProduceBench(b, minipulsar.Options{})
 	payload := bytes.Repeat([]byte("x"), 1024)
 	rounds := 10
 	if v, err := strconv.Atoi(os.Getenv("PSC_BENCH_ROUNDS")); err == nil && v > 0 {
