@@ -134,13 +134,8 @@ func (r *runner) send(ctx context.Context) {
 		connBound := r.inHTTP.Load() >= int64(r.opts.connections-1)
 		k, off := r.sched.slot(i)
 		intended := r.start.Add(off)
-		if d := intended.Sub(picked); d > 0 {
-			timer.Reset(d)
-			select {
-			case <-timer.C:
-			case <-ctx.Done():
-				return
-			}
+		if intended.After(picked) && !waitUntil(ctx, timer, intended) {
+			return
 		}
 		o := r.do(ctx, i, k, intended, picked)
 		o.connBound = connBound
@@ -234,7 +229,9 @@ const hiccupTick = time.Millisecond
 
 // measureHiccups records, until stop closes, how late a 1 ms sleep wakes
 // up: the generator's own scheduling delay (jHiccup's idea). When it is
-// large, the machine or the Go runtime, not the target, delayed sends. A
+// large, the machine or the Go runtime, not the target, delayed sends. It
+// sleeps the way the senders' last stretch does (sleepPrecise), so it
+// measures the delays their sends see, not the Go timers' resolution. A
 // 100 ms freeze is recorded as the 100 samples it swallowed (100, 99, ...
 // 1 ms), as jHiccup does, so the percentiles are shares of time, not of
 // wake-ups.
@@ -247,7 +244,7 @@ func measureHiccups(h *hdr.Histogram, stop <-chan struct{}) {
 		default:
 		}
 		t := time.Now()
-		time.Sleep(hiccupTick)
+		sleepPrecise(hiccupTick)
 		us := min(max(0, (time.Since(t)-hiccupTick).Microseconds()), histMax)
 		_ = h.RecordCorrectedValue(us, tick) // within range: cannot fail
 	}
