@@ -28,6 +28,30 @@ import (
 // Binary is the redis-server executable; tests may override it before Start.
 var Binary = "redis-server"
 
+// CPUsEnv names the environment variable that, when set to a
+// comma-separated list of CPU numbers, restricts every started
+// redis-server to those CPUs: for benchmarks that give Redis cores of its
+// own, as a production Redis on another machine has
+// (docs/benchmarks.md, "Keyed against unkeyed in alternating rounds").
+const CPUsEnv = "PSC_TESTREDIS_CPUS"
+
+// pin applies CPUsEnv to process pid, if set.
+func pin(pid int) error {
+	spec := os.Getenv(CPUsEnv)
+	if spec == "" {
+		return nil
+	}
+	var cpus []int
+	for f := range strings.SplitSeq(spec, ",") {
+		c, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || c < 0 {
+			return fmt.Errorf("testredis: %s=%q: want CPU numbers separated by commas", CPUsEnv, spec)
+		}
+		cpus = append(cpus, c)
+	}
+	return setAffinity(pid, cpus)
+}
+
 const (
 	startTimeout = 10 * time.Second
 	startTries   = 3
@@ -209,6 +233,12 @@ func (s *Server) launch() error {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
+	if err := pin(cmd.Process.Pid); err != nil {
+		_ = cmd.Process.Kill()
+		<-exited //nolint:errcheck // a killed server exits with "signal: killed"
+		_ = logf.Close()
+		return err
+	}
 
 	if err := waitPing(s.Addr(), s.tlsClient, exited); err != nil {
 		_ = cmd.Process.Kill()
