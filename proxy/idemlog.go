@@ -38,9 +38,10 @@ import (
 // not check out (a crash tears the last one), logs what it skipped, and
 // goes on with the next segment.
 type IdempotencyLog struct {
-	dir      string
-	interval time.Duration
-	log      *slog.Logger
+	dir          string
+	interval     time.Duration
+	segmentBytes int64 // a segment past this size is retired
+	log          *slog.Logger
 	// loaded: the live records replay found, for NewLocalIdempotency.
 	loaded map[string]localRecord
 
@@ -80,13 +81,18 @@ var idemCRC = crc32.MakeTable(crc32.Castagnoli)
 // a new segment and the flusher. Pass it to NewLocalIdempotency, and close
 // the store when done.
 func OpenIdempotencyLog(dir string, interval time.Duration, log *slog.Logger) (*IdempotencyLog, error) {
+	return openIdempotencyLog(dir, interval, log, idemSegmentBytes)
+}
+
+// openIdempotencyLog is OpenIdempotencyLog with segments of segmentBytes.
+func openIdempotencyLog(dir string, interval time.Duration, log *slog.Logger, segmentBytes int64) (*IdempotencyLog, error) {
 	if interval <= 0 {
 		interval = time.Second
 	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("proxy: idempotency log dir: %w", err)
 	}
-	l := &IdempotencyLog{dir: dir, interval: interval, log: log.With("component", "idempotency-log", "dir", dir),
+	l := &IdempotencyLog{dir: dir, interval: interval, segmentBytes: segmentBytes, log: log.With("component", "idempotency-log", "dir", dir),
 		loaded: map[string]localRecord{}, quit: make(chan struct{}), done: make(chan struct{})}
 	seqs, err := idemSegments(dir)
 	if err != nil {
@@ -294,7 +300,7 @@ func (l *IdempotencyLog) append(op byte, key string, expireAt int64, val string)
 	_, err := l.w.Write(l.buf)
 	l.size += int64(len(l.buf))
 	l.maxExp = max(l.maxExp, expireAt)
-	if err == nil && l.size >= idemSegmentBytes {
+	if err == nil && l.size >= l.segmentBytes {
 		err = l.rollLocked()
 	}
 	l.noteLocked(err)

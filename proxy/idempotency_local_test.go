@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -288,4 +289,67 @@ func FuzzIdempotencyLogRecord(f *testing.F) {
 			read += len(enc)
 		}
 	})
+}
+
+// TestLocalIdempotencyConcurrentWithLog: many goroutines claim, renew,
+// complete and release while the log flushes every millisecond and rolls
+// small segments; after a close and a new start every key is as it was
+// left (run with -race).
+func TestLocalIdempotencyConcurrentWithLog(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	l, err := openIdempotencyLog(dir, time.Millisecond, discardLogger(), 4<<10)
+	require.NoError(t, err)
+	s := NewLocalIdempotency(time.Hour, time.Minute, l)
+	const workers, keys = 8, 150
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range keys {
+				k := fmt.Sprintf("w%d-k%d", w, i)
+				c, err := s.Begin(ctx, "app", k, "fp", "uid-"+k)
+				if !assert.NoError(t, err) || !assert.Equal(t, ClaimAcquired, c.State) {
+					return
+				}
+				ok, err := s.Renew(ctx, "app", k, c.Owner)
+				assert.NoError(t, err)
+				assert.True(t, ok)
+				switch i % 3 {
+				case 0:
+					assert.NoError(t, s.Complete(ctx, "app", k, c.Owner, "fp", Result{UID: c.UID, Status: produce.StatusPersisted}))
+				case 1:
+					assert.NoError(t, s.Release(ctx, "app", k, c.Owner, false))
+				case 2:
+					assert.NoError(t, s.Release(ctx, "app", k, c.Owner, true))
+				}
+			}
+		})
+	}
+	wg.Wait()
+	require.NoError(t, s.Close())
+	segs, err := idemSegments(dir)
+	require.NoError(t, err)
+	require.Greater(t, len(segs), 10, "the 4 KiB segments rolled")
+
+	l, err = OpenIdempotencyLog(dir, time.Hour, discardLogger())
+	require.NoError(t, err)
+	s = NewLocalIdempotency(time.Hour, time.Minute, l)
+	t.Cleanup(func() { _ = s.Close() })
+	require.Equal(t, workers*keys*2/3, s.Len(), "done and failed keys; forgotten ones are gone")
+	for w := range workers {
+		for i := range keys {
+			k := fmt.Sprintf("w%d-k%d", w, i)
+			c, err := s.Begin(ctx, "app", k, "fp", "other")
+			require.NoError(t, err)
+			switch i % 3 {
+			case 0:
+				require.Equal(t, ClaimDone, c.State, k)
+				require.Equal(t, "uid-"+k, c.Result.UID)
+			case 1:
+				require.Equal(t, Claim{State: ClaimAcquired, UID: "uid-" + k, Owner: c.Owner}, c, "%s: failed, taken over with its uid", k)
+			case 2:
+				require.True(t, c.Fresh, "%s: forgotten", k)
+			}
+		}
+	}
 }
