@@ -293,39 +293,64 @@ func (l *IdempotencyLog) del(key string)                      { l.append('d', ke
 func (l *IdempotencyLog) append(op byte, key string, expireAt int64, val string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.f == nil {
-		return // closed
+	if l.f == nil || l.failed {
+		return // closed; or failed, and the next flush tries a new segment
 	}
 	l.buf = appendIdemRecord(l.buf[:0], op, key, expireAt, val)
 	_, err := l.w.Write(l.buf)
 	l.size += int64(len(l.buf))
 	l.maxExp = max(l.maxExp, expireAt)
 	if err == nil && l.size >= l.segmentBytes {
-		err = l.rollLocked()
+		if err = l.w.Flush(); err == nil {
+			err = l.switchLocked()
+		}
 	}
 	l.noteLocked(err)
 }
 
-// rollLocked retires the current segment (the flusher fsyncs and closes
-// it) and starts the next.
-func (l *IdempotencyLog) rollLocked() error {
-	if err := l.w.Flush(); err != nil {
+// switchLocked starts the next segment and retires the current one (the
+// flusher fsyncs and closes it); if the next cannot be created, the
+// current one stays.
+func (l *IdempotencyLog) switchLocked() error {
+	old, oldSeq, oldMax := l.f, l.seq, l.maxExp
+	if err := l.startSegment(l.seq + 1); err != nil {
 		return err
 	}
-	l.retired = append(l.retired, l.f)
-	l.segs = append(l.segs, idemSeg{seq: l.seq, maxExp: l.maxExp})
-	return l.startSegment(l.seq + 1)
+	l.retired = append(l.retired, old)
+	l.segs = append(l.segs, idemSeg{seq: oldSeq, maxExp: oldMax})
+	return nil
 }
 
-// noteLocked logs the first of a run of failures and the recovery.
+// noteLocked records a write or fsync failure, logging the first of a run
+// and the recovery. While failed, appends are dropped: the segment may end
+// in a torn record (a full disk) and bufio keeps its error, so the flusher
+// moves to a new segment (recoverLocked) before anything is written again.
 func (l *IdempotencyLog) noteLocked(err error) {
 	switch {
 	case err != nil && !l.failed:
-		l.log.Error("idempotency log write failed: a crash now loses idempotency records (a retry is then produced again, with the same uid)", "err", err)
+		l.log.Error("idempotency log write failed: idempotency records are kept in memory only until it works again, so a crash loses them (a retry is then produced again, with the same uid)", "err", err)
 	case err == nil && l.failed:
 		l.log.Info("idempotency log written again")
 	}
 	l.failed = err != nil
+}
+
+// recoverLocked moves a failed log to a new segment; what the failed one
+// held up to its last good record stays readable.
+func (l *IdempotencyLog) recoverLocked() {
+	if !l.failed {
+		return
+	}
+	old, oldSeq, oldMax := l.f, l.seq, l.maxExp
+	if err := l.startSegment(l.seq + 1); err != nil {
+		return // still failed: the next flush tries again
+	}
+	// Not fsynced again: its writes or its fsync failed. What it holds up
+	// to its last good record is read at the next start.
+	_ = old.Close()
+	l.segs = append(l.segs, idemSeg{seq: oldSeq, maxExp: oldMax})
+	l.failed = false
+	l.log.Info("idempotency log written again, in a new segment: the records of the failure's time are in memory only")
 }
 
 // run writes out and fsyncs every interval, and drops expired segments.
@@ -351,7 +376,11 @@ func (l *IdempotencyLog) flush() {
 		l.mu.Unlock()
 		return
 	}
-	err := l.w.Flush()
+	l.recoverLocked()
+	var err error
+	if !l.failed {
+		err = l.w.Flush()
+	}
 	cur, retired, newFile := l.f, l.retired, l.newFile
 	l.retired, l.newFile = nil, false
 	l.mu.Unlock()
@@ -363,7 +392,9 @@ func (l *IdempotencyLog) flush() {
 		err = errors.Join(err, syncDir(l.dir))
 	}
 	l.mu.Lock()
-	l.noteLocked(err)
+	if err != nil || !l.failed {
+		l.noteLocked(err)
+	}
 	l.dropExpired(time.Now().UnixMilli())
 	l.mu.Unlock()
 }

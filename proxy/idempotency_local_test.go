@@ -353,3 +353,43 @@ func TestLocalIdempotencyConcurrentWithLog(t *testing.T) {
 		}
 	}
 }
+
+// TestIdempotencyLogWriteFailure: when the segment's writes fail (here:
+// its file closed under it, as a failing device would answer), the log
+// says so, drops records until the next flush moves it to a new segment,
+// and then writes again; a new start reads what was written before and
+// after.
+func TestIdempotencyLogWriteFailure(t *testing.T) {
+	dir := t.TempDir()
+	l, err := OpenIdempotencyLog(dir, time.Hour, discardLogger())
+	require.NoError(t, err)
+	exp := time.Now().Add(time.Hour).UnixMilli()
+	l.set("before", "v", exp)
+	l.flush()
+	l.mu.Lock()
+	require.NoError(t, l.f.Close())
+	l.mu.Unlock()
+	l.set("lost", "v", exp)
+	l.flush()
+	l.mu.Lock()
+	failed := l.failed
+	l.mu.Unlock()
+	require.True(t, failed, "the flush's write failed")
+	l.set("dropped", "v", exp)
+	l.flush() // moves to a new segment
+	l.mu.Lock()
+	failed = l.failed
+	l.mu.Unlock()
+	require.False(t, failed, "a new segment")
+	l.set("after", "v", exp)
+	require.NoError(t, l.close())
+
+	l, err = OpenIdempotencyLog(dir, time.Hour, discardLogger())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = l.close() })
+	keys := make([]string, 0, len(l.loaded))
+	for k := range l.loaded {
+		keys = append(keys, k)
+	}
+	assert.ElementsMatch(t, []string{"before", "after"}, keys)
+}
