@@ -107,11 +107,6 @@ func openIdempotencyLog(dir string, interval time.Duration, log *slog.Logger, se
 		l.segs = append(l.segs, idemSeg{seq: seq, maxExp: maxExp})
 		l.seq = seq
 	}
-	for k, r := range l.loaded {
-		if r.expireAt <= now {
-			delete(l.loaded, k)
-		}
-	}
 	l.dropExpired(now)
 	if err := l.startSegment(l.seq + 1); err != nil {
 		return nil, err

@@ -405,7 +405,7 @@ func judge(r record, fp string, nowMs int64) (c Claim, takeover bool, err error)
 	return Claim{}, true, nil
 }
 
-// doneClaim is the answer to a key whose stored result is stored.
+// doneClaim is the answer to a key that holds a result (stored: its JSON).
 func doneClaim(stored string) (Claim, error) {
 	var sr storedResult
 	if err := json.Unmarshal([]byte(stored), &sr); err != nil {

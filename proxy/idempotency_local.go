@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"sync"
 	"time"
 )
@@ -57,6 +59,9 @@ func NewLocalIdempotency(ttl, lease time.Duration, log *IdempotencyLog) *LocalId
 			}
 		}
 		log.loaded = nil
+		// In expiry order, as reclaim needs: the map gave them in any order,
+		// and one far expiry at the front would hold back every later one.
+		slices.SortFunc(s.expiries, func(a, b localExpiry) int { return cmp.Compare(a.at, b.at) })
 	}
 	return s
 }

@@ -393,3 +393,34 @@ func TestIdempotencyLogWriteFailure(t *testing.T) {
 	}
 	assert.ElementsMatch(t, []string{"before", "after"}, keys)
 }
+
+// TestLocalIdempotencyReclaimAfterRestart: records loaded at start are
+// reclaimed in expiry order, so one far expiry does not hold back the
+// memory of nearer ones.
+func TestLocalIdempotencyReclaimAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	l, err := OpenIdempotencyLog(dir, time.Hour, discardLogger())
+	require.NoError(t, err)
+	now := time.Now()
+	for i := range 50 {
+		ttl := time.Minute // half soon, half in two hours, interleaved
+		if i%2 == 1 {
+			ttl = 2 * time.Hour
+		}
+		l.set(fmt.Sprint("k", i), "f||0|fp|uid|", now.Add(ttl).UnixMilli())
+	}
+	require.NoError(t, l.close())
+
+	l, err = OpenIdempotencyLog(dir, time.Hour, discardLogger())
+	require.NoError(t, err)
+	s := NewLocalIdempotency(time.Hour, time.Minute, l)
+	t.Cleanup(func() { _ = s.Close() })
+	require.Equal(t, 50, s.Len())
+	clock := fakeclock.New(now.Add(2 * time.Minute))
+	s.now = clock.Now
+	for i := range 10 { // each write reclaims up to 4 expired records
+		_, err := s.Begin(context.Background(), "app", fmt.Sprint("new-", i), "fp", "u")
+		require.NoError(t, err)
+	}
+	assert.Equal(t, 25+10, s.Len(), "the 25 records past their minute were reclaimed")
+}
