@@ -47,7 +47,8 @@ func startChildBroker(b *testing.B) *childBroker {
 		b.Fatalf("build minipulsar: %v\n%s", err, out)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--log-level", "info")
+	cmd := exec.CommandContext(ctx, bin, "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--log-level", "info",
+		"--auto-create-namespaces") // as minipulsar.RunT: the benchmarks use tenant "bench"
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
 	stderr, err := cmd.StderrPipe()
